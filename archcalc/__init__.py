@@ -14,11 +14,12 @@ JSON_SCHEMA = 1
 from .errors import ArchcalcError, CheckFailed, SpecError, UsageError  # noqa: E402
 
 
-def load(ref, values=None, input_override=None):
-    """Load a zoo name or a spec path into a Network (``values`` sets symbols)."""
+def load(ref, values=None, input_override=None, free=()):
+    """Load a zoo name or a spec path into a Network (``values`` sets symbols, ``free`` keeps
+    the named symbols symbolic)."""
     from . import spec, zoo
 
-    return spec.load(zoo.resolve(str(ref)), values, input_override)
+    return spec.load(zoo.resolve(str(ref)), values, input_override, free)
 
 
 def analyze(net, **kwargs):

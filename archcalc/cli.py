@@ -55,6 +55,7 @@ class Optim(str, Enum):
 
 
 SetOpt = typer.Option(None, "--set", "-s", help="Give a symbol a value, NAME=VALUE (repeatable, or comma-separated).")
+FreeOpt = typer.Option(None, "--symbolic", help="Keep these symbols symbolic (comma-separated), e.g. H,W: closed-form results.")
 InputOpt = typer.Option(None, "--input", "-i", help="Input shape CxHxW, e.g. 3x299x299 (replaces the spec's input).")
 BatchOpt = typer.Option("1", "--batch", "-b", help="Batch size for the memory totals (an integer or a symbol name).")
 DTypeOpt = typer.Option(DType.fp32, "--dtype", help="Element type for bytes.")
@@ -103,11 +104,21 @@ def parse_batch(text: str):
     raise UsageError(f"--batch {text}: expected a positive integer or a symbol name such as N")
 
 
-def load_report(ref, sets=None, input_=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1):
+def parse_free(text: Optional[str]) -> tuple:
+    if not text:
+        return ()
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", n):
+            raise UsageError(f"--symbolic {text}: '{n}' is not a symbol name")
+    return names
+
+
+def load_report(ref, sets=None, input_=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1, free=None):
     from . import load
     from .engine import analyze
 
-    net = load(ref, parse_sets(sets), parse_input(input_))
+    net = load(ref, parse_sets(sets), parse_input(input_), parse_free(free))
     return analyze(net, dtype=_val(dtype), batch=parse_batch(batch), optimizer=_val(optimizer), ensemble=ensemble, crops=crops)
 
 
@@ -121,6 +132,7 @@ def summary(
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
+    symbolic: Optional[str] = FreeOpt,
     batch: str = BatchOpt,
     dtype: DType = DTypeOpt,
     optimizer: Optim = OptimOpt,
@@ -132,7 +144,7 @@ def summary(
     """Per-layer table and totals for one network."""
     from . import render
 
-    report = load_report(spec, set, input, batch, dtype, optimizer, ensemble, crops)
+    report = load_report(spec, set, input, batch, dtype, optimizer, ensemble, crops, symbolic)
     fit_info = None
     if fit is not None:
         from .engine import max_batch
@@ -167,6 +179,7 @@ def compare(
     format: Format = typer.Option(Format.table, "--format", "-f"),
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
+    symbolic: Optional[str] = FreeOpt,
     batch: str = BatchOpt,
     dtype: DType = DTypeOpt,
     ensemble: int = EnsembleOpt,
@@ -177,7 +190,7 @@ def compare(
 
     if len(specs) < 2:
         raise UsageError("compare needs at least two specs")
-    reports = [load_report(s, set, input, batch, dtype, Optim.sgd, ensemble, crops) for s in specs]
+    reports = [load_report(s, set, input, batch, dtype, Optim.sgd, ensemble, crops, symbolic) for s in specs]
     fmt = _val(format)
     if fmt == "json":
         import json
@@ -317,26 +330,18 @@ cli_torch.register(app)
 
 
 def main(argv=None) -> int:
+    """Run the CLI; returns the exit code. The one place where ArchcalcError is caught."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="archcalc")  # typer/click handle usage errors themselves (exit 2)
     except ArchcalcError as err:
         sys.stderr.write(f"archcalc: error: {err}\n")
         return err.exit_code
-    except typer.Exit as e:  # pragma: no cover - raised by typer for --help in some versions
-        return e.exit_code
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 0
+        if e.code is None:
+            return 0
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         return 130
-    except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.Abort):
-            return 1
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        raise
     return 0
 
 

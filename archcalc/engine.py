@@ -61,6 +61,7 @@ class Report:
     warnings: list
     budget: dict
     notes: str = ""
+    optimizer: str = "sgd"
 
     @property
     def symbolic(self) -> bool:
@@ -149,19 +150,21 @@ def analyze(
             src = rfs[node.inputs[0]]
             rf = tuple(_rf_step(a, w) for a, w in zip(src, win))
             extent[i] = None
-            for axis, size, w in (("rows", xs[0][1], win[0]), ("columns", xs[0][2], win[1])):
-                lost = _unused(size, w)
-                if lost:
-                    row_warn.append(
-                        f"window {w.k}/{w.s} leaves the last {lost} input {axis if lost > 1 else axis[:-1]} "
-                        f"unused ({size} + padding {w.before}+{w.after} does not tile)"
-                    )
+            lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
+            if any(lost):
+                row_warn.append(_tiling_note(xs[0], win, lost))
         rfs[i] = rf
 
         # memory
         new_eval = ltype.new_tensor(node.args, xs, y, False)
-        values = numel[i] if new_eval else 0
-        tensor[i] = i if ltype.new_tensor(node.args, xs, y, True) else tensor[node.inputs[0]]
+        if isinstance(new_eval, bool):
+            values = numel[i] if new_eval else 0
+        else:  # depends on unresolved sizes: exact as a piecewise expression
+            from .expr import sympy
+
+            values = sympy().Piecewise((numel[i], new_eval), (0, True))
+        new_train = ltype.new_tensor(node.args, xs, y, True)
+        tensor[i] = i if (new_train is not False) else tensor[node.inputs[0]]
         for what in ltype.saves(node.args, True):
             if what == "input":
                 for j in node.inputs[:1]:
@@ -208,6 +211,7 @@ def analyze(
         warnings=warnings,
         budget=dict(net.budget),
         notes=net.notes,
+        optimizer=optimizer,
     )
 
 
@@ -302,6 +306,19 @@ def _gt(a, b):
 def _centre(rf: RF):
     # centre of the first output's window in input coordinates, doubled to stay an integer
     return as_int(rf.size - 1 - 2 * rf.padding)
+
+
+def _tiling_note(x, win, lost) -> str:
+    h, w = win
+    parts = []
+    for n, what in zip(lost, ("row", "column")):
+        if n:
+            parts.append(f"{n} {what}{'s' if n > 1 else ''}")
+    pads = f"padding {h.before}+{h.after}, {w.before}+{w.after}"
+    return (
+        f"{h.k}x{w.k}/{h.s} window does not tile its {x[1]}x{x[2]} input ({pads}): "
+        f"the last {' and '.join(parts)} of real input are never seen"
+    )
 
 
 def _unused(size, w: L.Axis) -> int:

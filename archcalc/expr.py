@@ -182,7 +182,18 @@ def vmax(*values):
 
 
 def floordiv(a, b):
-    """floor(a / b) for ints or sympy expressions."""
+    """floor(a / b) for ints or sympy expressions; floor(floor(n/p)/q) becomes floor(n/(p*q)),
+    an identity for integer n and positive integers p, q (keeps stacked pools readable)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    sp = sympy()
+    if isinstance(b, int) and b > 0 and not isinstance(a, int):
+        c, rest = a.as_coeff_Add()
+        if c.is_Integer and isinstance(rest, sp.floor):
+            # floor(n/p) + c == floor((n + c p)/p)
+            num, den = sp.fraction(sp.together(rest.args[0]))
+            if den.is_Integer and den > 0 and num.is_integer:
+                return as_int(sp.floor((num + c * den) / (den * b)))
     return as_int(a // b)
 
 

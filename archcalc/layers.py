@@ -377,7 +377,13 @@ class AdaptiveAvgPool(LayerType):
         return (x[0], a["size"][0], a["size"][1])
 
     def new_tensor(self, a, xs, y, training):
-        return tuple(xs[0]) != tuple(y)
+        pairs = list(zip(xs[0][1:], y[1:]))
+        if not any(is_symbolic(v) for pair in pairs for v in pair):
+            return any(i != o for i, o in pairs)
+        from .expr import sympy
+
+        sp = sympy()
+        return sp.Or(*(sp.Ne(i, o) for i, o in pairs))  # a condition; the engine keeps it exact
 
     def window(self, a, xs, y):
         # windows of size ceil(I/O) (+1 where I is not a multiple of O) at stride ~ I/O; exact
@@ -608,14 +614,27 @@ class Linear(LayerType):
 class _Join(LayerType):
     joins = True
 
-    def same_spatial(self, xs, what):
+    def mismatch(self, a, xs, i):
+        names = a.get("branches") or [f"b{k + 1}" for k in range(len(xs))]
+        return f"branch '{names[0]}' gives {shape_text(xs[0])} but branch '{names[i]}' gives {shape_text(xs[i])}"
+
+    def same_spatial(self, a, xs):
         first = xs[0]
-        for i, x in enumerate(xs[1:], start=2):
+        for i, x in enumerate(xs[1:], start=1):
             if len(x) != len(first) or tuple(x[1:]) != tuple(first[1:]):
-                raise ShapeError(
-                    f"{what}: branch 1 gives {shape_text(first)} but branch {i} gives {shape_text(x)}",
-                    hint="branches must agree on spatial size",
-                )
+                raise ShapeError(self.mismatch(a, xs, i), hint="branches must agree on spatial size")
+
+    def same_shape(self, a, xs):
+        first = xs[0]
+        for i, x in enumerate(xs[1:], start=1):
+            if tuple(x) != tuple(first):
+                hint = "branches must agree on shape"
+                if len(x) == len(first) == 3 and x[0] != first[0]:
+                    hint = "project the shortcut with a 1x1 conv (stride to match) so channels agree"
+                elif len(x) == len(first) == 3:
+                    hint = "give the shortcut the same stride as the other branch"
+                raise ShapeError(self.mismatch(a, xs, i), hint=hint)
+        return first
 
 
 @register
@@ -625,7 +644,7 @@ class Concat(_Join):
     formulas = {"shape": "(C_1 + C_2 + ...) x H x W", "params": "0", "macs": "0"}
 
     def out(self, a, xs):
-        self.same_spatial(xs, "concat")
+        self.same_spatial(a, xs)
         return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
 
     def torch(self, a, xs, y):
@@ -639,18 +658,7 @@ class Add(_Join):
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (additions are not MACs)"}
 
     def out(self, a, xs):
-        first = xs[0]
-        for i, x in enumerate(xs[1:], start=2):
-            if tuple(x) != tuple(first):
-                hint = "branches must agree on shape"
-                if len(x) == len(first) == 3 and x[0] != first[0]:
-                    hint = "project the shortcut with a 1x1 conv (stride to match) so channels agree"
-                elif len(x) == len(first) == 3:
-                    hint = "give the shortcut the same stride as the residual branch"
-                raise ShapeError(
-                    f"add: branch 1 gives {shape_text(first)} but branch {i} gives {shape_text(x)}", hint=hint
-                )
-        return first
+        return self.same_shape(a, xs)
 
     def torch(self, a, xs, y):
         return [("Add", {})]
@@ -684,14 +692,7 @@ class Mean(_Join):
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
 
     def out(self, a, xs):
-        first = xs[0]
-        for i, x in enumerate(xs[1:], start=2):
-            if tuple(x) != tuple(first):
-                raise ShapeError(
-                    f"mean: branch 1 gives {shape_text(first)} but branch {i} gives {shape_text(x)}",
-                    hint="branches must agree on shape",
-                )
-        return first
+        return self.same_shape(a, xs)
 
     def torch(self, a, xs, y):
         return [("Mean", {})]

@@ -159,11 +159,13 @@ def rf_text(rf) -> str:
 
 
 def ratio(a, b) -> str:
-    """b / a as text ('3.15x'); exact fraction for symbolic values."""
+    """b / a as text: '3.15x'; for symbolic sizes the exact quotient, '49/27 = 1.81x' when it is a
+    number."""
     if is_symbolic(a) or is_symbolic(b):
         from .expr import sympy
 
-        return str(sympy().simplify(b / a))
+        q = sympy().simplify(b / a)
+        return f"{q} = {float(q):.3g}x" if q.is_number else str(q)
     if a == 0:
         return "-" if b == 0 else "inf"
     return f"{b / a:.3g}x"

@@ -108,8 +108,9 @@ def _join(scope, name):
 # --------------------------------------------------------------------------- entry points
 
 
-def load(path, values: dict | None = None, input_override=None) -> Network:
-    """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``."""
+def load(path, values: dict | None = None, input_override=None, free=()) -> Network:
+    """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``;
+    ``free`` names symbols to keep symbolic even where the spec gives a default."""
     from pathlib import Path
 
     p = Path(path)
@@ -119,10 +120,10 @@ def load(path, values: dict | None = None, input_override=None) -> Network:
         raise SpecError(f"no such file '{path}'") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot read '{path}': {err}") from None
-    return loads(text, str(path), values, input_override)
+    return loads(text, str(path), values, input_override, free)
 
 
-def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None) -> Network:
+def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None, free=()) -> Network:
     doc = load_text(text, file)
     if not isinstance(doc, LMap):
         raise SpecError("a spec is a mapping with at least 'input' and 'layers'", Where(file=file, line=1))
@@ -164,6 +165,16 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
             )
             raise SpecError(f"--set {name}: the spec has no symbol '{name}'", Where(file=file), hint)
         used[name] = value
+    for name in free:
+        if name not in symbols:
+            raise SpecError(
+                f"--symbolic {name}: the spec has no symbol '{name}'",
+                Where(file=file),
+                did_you_mean(name, symbols) or ("declared: " + ", ".join(sorted(symbols)) if symbols else "this spec declares no symbols"),
+            )
+        if name in (values or {}):
+            raise SpecError(f"symbol '{name}' is both given a value and kept symbolic", Where(file=file))
+        used.pop(name, None)
     env = {k: used.get(k, None) for k in symbols}
     env = {k: (v if v is not None else symbol(k)) for k, v in env.items()}
 
@@ -503,6 +514,8 @@ def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
                 "repeat",
                 hint="give its symbols values with --set",
             )
+        if times > MAX_NODES:
+            ctx.fail(f"repeat count {times} is above the limit of {MAX_NODES} layers", line, ypath, "repeat")
         body = opts.get("layers")
         if body is None:
             ctx.fail("repeat needs 'layers'", line, ypath, "repeat", hint="write {repeat: N, layers: [...]}")

@@ -13,7 +13,8 @@ from .errors import SpecError, Where
 MAX_ALIASES = 100
 MAX_BYTES = 2_000_000
 
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The pure-Python safe loader: libyaml's composer would bypass the alias count below.
+_Base = yaml.SafeLoader
 
 
 class LMap(dict):
@@ -40,7 +41,7 @@ class _Loader(_Base):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 mark = self.peek_event().start_mark
-                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1})")
+                raise SpecError(f"invalid YAML: more than {MAX_ALIASES} aliases", Where(line=mark.line + 1))
         return super().compose_node(parent, index)
 
 

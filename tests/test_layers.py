@@ -1,0 +1,106 @@
+"""Every registered layer type: one hand-checked case (shape, params, buffers, MACs), run through
+the loader and the engine. Adding a layer type without a case here fails the guard test."""
+
+import textwrap
+
+import pytest
+
+from archcalc import analyze, layers
+from archcalc.spec import loads
+
+# type: (input, layer YAML, output shape, params, buffers, MACs) -- arithmetic in the comments
+CASES = {
+    # (32 + 1 + 1 - 3) // 2 + 1 = 16; params 16*(8/2)*3*3 + 16 = 592; MACs 16*16*16*4*9
+    "conv": ([8, 32, 32], "conv: {out: 16, kernel: 3, stride: 2, padding: 1, groups: 2}", (16, 16, 16), 592, 0, 16 * 256 * 36),
+    # dilation 2: k_eff = 5, (32 - 5) + 1 = 28; no bias: 4*8*9
+    "conv2": ([8, 32, 32], "conv: {out: 4, kernel: 3, dilation: 2, bias: false}", (4, 28, 28), 288, 0, 4 * 28 * 28 * 72),
+    # depthwise: groups = 8, out defaults to 8: 8*1*9 + 8
+    "conv3": ([8, 10, 10], "conv: {kernel: 3, padding: 1, groups: depthwise}", (8, 10, 10), 80, 0, 8 * 100 * 9),
+    # same, stride 2 (TF): ceil(7/2) = 4, total pad (4-1)*2 + 3 - 7 = 2 -> 1 + 1
+    "conv4": ([1, 7, 7], "conv: {out: 1, kernel: 3, stride: 2, padding: same, bias: false}", (1, 4, 4), 9, 0, 16 * 9),
+    # asymmetric [top, bottom, left, right]: H (5+0+1-3)+1 = 4, W (5+2+0-3)+1 = 5
+    "conv5": ([1, 5, 5], "conv: {out: 2, kernel: 3, padding: [0, 1, 2, 0]}", (2, 4, 5), 20, 0, 2 * 20 * 9),
+    # (55 - 3) // 2 + 1 = 27
+    "maxpool": ([4, 55, 55], "maxpool: {kernel: 3, stride: 2}", (4, 27, 27), 0, 0, 0),
+    # ceil mode: ceil((112 - 3) / 2) + 1 = 56 (GoogLeNet)
+    "maxpool2": ([4, 112, 112], "maxpool: {kernel: 3, stride: 2, ceil_mode: true}", (4, 56, 56), 0, 0, 0),
+    # ceil mode, last window would start in the padding: ceil((5+1+1-2)/2)+1 = 4, (4-1)*2 = 6 >= 5+1 -> 3
+    "maxpool3": ([1, 5, 5], "maxpool: {kernel: 2, stride: 2, padding: 1, ceil_mode: true}", (1, 3, 3), 0, 0, 0),
+    "avgpool": ([4, 8, 8], "avgpool: {kernel: 2}", (4, 4, 4), 0, 0, 0),
+    "adaptive_avgpool": ([4, 13, 13], "adaptive_avgpool: {size: [6, 6]}", (4, 6, 6), 0, 0, 0),
+    "global_avgpool": ([4, 7, 7], "global_avgpool", (4, 1, 1), 0, 0, 0),
+    # BN: 2C params (scale, shift) and 2C buffers (running mean, var)
+    "batchnorm": ([16, 4, 4], "batchnorm", (16, 4, 4), 32, 32, 0),
+    "bn_noaffine": ([16, 4, 4], "bn: {affine: false}", (16, 4, 4), 0, 32, 0),
+    "lrn": ([16, 4, 4], "lrn: {size: 5}", (16, 4, 4), 0, 0, 0),
+    "flatten": ([4, 3, 3], "flatten", (36,), 0, 0, 0),
+    "dropout": ([10], "dropout: {p: 0.5}", (10,), 0, 0, 0),
+    "identity": ([4, 3, 3], "identity", (4, 3, 3), 0, 0, 0),
+    "softmax": ([10], "softmax", (10,), 0, 0, 0),
+    # pad_channels: ceil(9/2) = 5; channels 4 -> 8
+    "pad_channels": ([4, 9, 9], "pad_channels: {out: 8, stride: 2}", (8, 5, 5), 0, 0, 0),
+    "concat": ([4, 6, 6], "concat: [identity, [{conv: {out: 2, kernel: 1}}]]", (6, 6, 6), 10, 0, 2 * 36 * 4),
+    "add": ([4, 6, 6], "add: [identity, [{conv: {out: 4, kernel: 3, padding: 1}}]]", (4, 6, 6), 148, 0, 4 * 36 * 36),
+    "mean": ([4, 6, 6], "mean: [identity, [relu], [sigmoid]]", (4, 6, 6), 0, 0, 0),
+}
+for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "sigmoid", "tanh", "gelu"):
+    CASES[act] = ([3, 5, 5], act, (3, 5, 5), 0, 0, 0)
+
+
+def run(inp, item):
+    text = f"input: {inp}\nlayers:\n  - {item}\n"
+    return analyze(loads(text, "case.yaml"))
+
+
+def test_linear():
+    # 36*10 + 10 params; 360 MACs
+    r = run([4, 3, 3], "flatten\n  - linear: {out: 10}")
+    assert (r.output, r.totals["params"], r.totals["macs"]) == ((10,), 370, 360)
+    r = run([36], "fc: {out: 10, bias: false}")
+    assert (r.totals["params"], r.totals["macs"]) == (360, 360)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_layer_case(case):
+    inp, item, shape, params, buffers, macs = CASES[case]
+    r = run(inp, item)
+    assert r.output == shape
+    assert (r.totals["params"], r.totals["buffers"], r.totals["macs"]) == (params, buffers, macs)
+
+
+def test_every_layer_type_has_a_case():
+    tested = {c if c in layers.REGISTRY else c.rstrip("0123456789").replace("bn_noaffine", "batchnorm") for c in CASES}
+    tested.add("linear")
+    assert set(layers.REGISTRY) <= tested, set(layers.REGISTRY) - tested
+
+
+def test_receptive_field_composition():
+    # conv 3 (s1), conv 3 dilation 2 (k_eff 5), pool 2/2, conv 3:  r = 1+2+4 = 7 -> 8 -> 8 + 2*2 = 12
+    r = run([1, 64, 64], textwrap.dedent("""\
+        conv: {kernel: 3, padding: 1}
+          - conv: {kernel: 3, dilation: 2, padding: 2}
+          - maxpool: {kernel: 2}
+          - conv: {kernel: 3, padding: 1}"""))
+    rf = [row.rf[0] for row in r.rows]
+    assert [(x.size, x.stride, x.padding) for x in rf] == [(3, 1, 1), (7, 1, 3), (8, 2, 3), (12, 2, 5)]
+
+
+def test_misaligned_branches_are_flagged():
+    # a 3x3 conv without padding is centred one pixel in; the identity branch is not
+    r = run([4, 8, 8], "concat: [[{maxpool: {kernel: 2, stride: 1}}], [{avgpool: {kernel: 2, stride: 1}}]]")
+    assert r.warnings == []
+    r = run([4, 8, 8], "concat: [[{conv: {out: 4, kernel: 3, padding: [0, 2, 0, 2]}}], [{conv: {out: 4, kernel: 3, padding: 1}}]]")
+    assert r.warnings == ["concat1: branches' receptive fields are not centre-aligned"]
+
+
+def test_compare_lines_up_layers(cli, tmp_path):
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text("input: [3, 16, 16]\nlayers:\n  - {conv: {out: 8, kernel: 3}, name: c1}\n  - relu\n")
+    b.write_text("input: [3, 16, 16]\nlayers:\n  - {conv: {out: 16, kernel: 3}, name: c1}\n  - relu\n")
+    code, out, _ = cli("compare", str(a), str(b))
+    assert code == 0
+    assert "layers that differ" in out
+    # 8*3*9+8 = 224 vs 16*3*9+16 = 448 params; MACs 8*14*14*27 = 42,336 vs 84,672
+    assert "8x14x14 / 224 / 42,336" in out and "16x14x14 / 448 / 84,672" in out
+    assert "2x" in out

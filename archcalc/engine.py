@@ -325,5 +325,7 @@ def _unused(size, w: L.Axis) -> int:
     """Input rows (not padding) that no window reaches; 0 when it tiles or sizes are symbolic."""
     if not w.tiles or any(is_symbolic(v) for v in (size, w.k, w.s, w.before, w.after)):
         return 0
+    if w.k < w.s:  # a subsampling window (1x1/2 shortcut) skips rows by design, not by accident
+        return 0
     rem = (size + w.before + w.after - w.k) % w.s
     return max(rem - w.after, 0)

@@ -428,24 +428,29 @@ class BatchNorm(LayerType):
         Key("eps", "float", 1e-5, "epsilon"),
         Key("momentum", "float", 0.1, "running-statistics momentum"),
         Key("affine", "bool", True, "learnable scale and shift"),
+        Key("scale", "bool", True, "with affine: learnable scale (false: shift only, as Keras' scale=False)"),
     )
     formulas = {
         "shape": "unchanged",
-        "params": "2 * C (scale and shift, when affine)",
+        "params": "2 * C (scale and shift, when affine; C with scale: false)",
         "buffers": "2 * C (running mean and variance; PyTorch's num_batches_tracked counter is not counted)",
         "macs": "0",
     }
 
     def count(self, a, xs, y):
         c = xs[0][0]
-        return (2 * c if a["affine"] else 0), 2 * c
+        if not a["affine"]:
+            return 0, 2 * c
+        return (2 * c if a["scale"] else c), 2 * c
 
     def saves(self, a, training):
         return ("input",)
 
     def torch(self, a, xs, y):
         cls = "BatchNorm2d" if len(xs[0]) == 3 else "BatchNorm1d"
-        return [(cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"]})]
+        shift_only = a["affine"] and not a["scale"]
+        bn = (cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"] and not shift_only})
+        return [bn, ("ChannelBias", {"num_features": xs[0][0]})] if shift_only else [bn]
 
 
 @register
@@ -532,6 +537,17 @@ class Softmax(LayerType):
 
     def torch(self, a, xs, y):
         return [("Softmax", {"dim": 1})]
+
+
+@register
+class Scale(LayerType):
+    name = "scale"
+    doc = "Multiplies by a constant, no parameters (Inception-ResNet's residual scaling)."
+    keys = (Key("factor", "float", REQUIRED, "the constant"),)
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def torch(self, a, xs, y):
+        return [("Scale", {"factor": a["factor"]})]
 
 
 @register
@@ -632,7 +648,10 @@ class _Join(LayerType):
                 if len(x) == len(first) == 3 and x[0] != first[0]:
                     hint = "project the shortcut with a 1x1 conv (stride to match) so channels agree"
                 elif len(x) == len(first) == 3:
-                    hint = "give the shortcut the same stride as the other branch"
+                    hint = (
+                        "give the shortcut the same stride as the other branch "
+                        "(a strided 1x1 conv projection, or pad_channels)"
+                    )
                 raise ShapeError(self.mismatch(a, xs, i), hint=hint)
         return first
 

@@ -74,7 +74,8 @@ class _Ctx:
         self.file = file
         self.blocks = blocks
         self.nodes: list[Node] = []
-        self.names: dict[str, int] = {}
+        self.names: dict[str, int] = {}  # name -> line
+        self.index: dict[str, int] = {}  # name -> node index
         self.counters: dict = {}
         self.values = values
 
@@ -97,6 +98,7 @@ class _Ctx:
         if len(self.nodes) >= MAX_NODES:
             self.fail(f"the network expands to more than {MAX_NODES} layers", line, ypath)
         self.names[name] = line
+        self.index[name] = len(self.nodes)
         self.nodes.append(Node(name, type_, args, tuple(inputs), self.where(line, f"{ypath} '{name}'", type_), aux))
         return len(self.nodes) - 1
 
@@ -354,7 +356,10 @@ def _size(value, env, where, minimum=1):
 
 def _key_value(key: L.Key, value, env, where: Where):
     kind = key.kind
-    if isinstance(value, str) and value.strip().startswith("$"):
+    ref = env.get(value.strip()) if isinstance(value, str) else None
+    if isinstance(ref, _Raw):  # a block argument holding a list, e.g. kernel: [1, 7]
+        value, env = ref.value, ref.env
+    elif isinstance(value, str) and value.strip().startswith("$"):
         value = _evaluate(value, env, where, allow_words=True)
         if isinstance(value, str) and value.strip().startswith("$"):
             raise SpecError(f"unknown argument {value}", where)
@@ -567,14 +572,45 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
             ends.append(_expand_raw(ctx, branch, cur, env, bscope, bpath, aux, line))
         elif isinstance(branch, list):
             ends.append(_expand_list(ctx, branch, cur, env, bscope, bpath, aux))
+        elif isinstance(branch, dict) and "from" in branch:
+            bline = getattr(branch, "line", line)
+            for key in branch:
+                if key not in ("from", "layers"):
+                    ctx.fail(f"unknown branch key '{key}'", bline, bpath, ltype.name, hint=expected_one_of(key, ("from", "layers")))
+            start = _tap(ctx, branch["from"], env, scope, bline, bpath, ltype.name)
+            body = branch.get("layers") or []
+            ends.append(_expand_list(ctx, body, start, env, bscope, bpath, aux) if body else start)
         else:
             ctx.fail(
-                f"branch {bname} of {ltype.name} is a list of layers or 'identity', got {branch!r}",
+                f"branch {bname} of {ltype.name} is a list of layers, 'identity' or {{from: LAYER, layers: [...]}}, got {branch!r}",
                 getattr(branch, "line", line),
                 bpath,
                 ltype.name,
             )
     return ctx.add(name, ltype.name, {"branches": [b for b, _ in branches]}, ends, line, ypath, aux)
+
+
+def _tap(ctx, ref, env, scope, line, ypath, layer):
+    """The node a branch starts from: an earlier layer named relative to the current scope (or
+    any enclosing one), or 'input' for the network input."""
+    if not isinstance(ref, str) or not ref:
+        ctx.fail(f"'from' names an earlier layer, got {ref!r}", line, ypath, layer)
+    name = re.sub(r"\{([^{}]*)\}", lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref)
+    parts = scope.split(".") if scope else []
+    for k in range(len(parts), -1, -1):
+        full = _join(".".join(parts[:k]), name)
+        if full in ctx.index:
+            return ctx.index[full]
+    if name == "input":
+        return -1
+    local = [n[len(scope) + 1:] for n in ctx.index if scope and n.startswith(scope + ".")] or list(ctx.index)
+    ctx.fail(
+        f"'from: {name}' names no earlier layer",
+        line,
+        ypath,
+        layer,
+        hint=did_you_mean(name, local) or "name the layer with name: and branch from it after it",
+    )
 
 
 def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
@@ -601,7 +637,10 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         else:
             ctx.fail(f"block '{kind}' needs argument '{arg}'", line, ypath, kind)
         aline = given.lines.get(arg, line) if isinstance(given, LMap) else line
-        if isinstance(raw, (list, dict)):
+        passed = source_env.get(raw.strip()) if isinstance(raw, str) else None
+        if isinstance(passed, _Raw):  # a layers argument handed on to a nested block
+            benv["$" + arg] = passed
+        elif isinstance(raw, (list, dict)):
             benv["$" + arg] = _Raw(raw, source_env, aline)
         elif isinstance(raw, (bool, float)):
             benv["$" + arg] = raw

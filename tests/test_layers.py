@@ -32,7 +32,9 @@ CASES = {
     # BN: 2C params (scale, shift) and 2C buffers (running mean, var)
     "batchnorm": ([16, 4, 4], "batchnorm", (16, 4, 4), 32, 32, 0),
     "bn_noaffine": ([16, 4, 4], "bn: {affine: false}", (16, 4, 4), 0, 32, 0),
+    "bn_shift": ([16, 4, 4], "bn: {scale: false}", (16, 4, 4), 16, 32, 0),  # beta only, as Keras scale=False
     "lrn": ([16, 4, 4], "lrn: {size: 5}", (16, 4, 4), 0, 0, 0),
+    "scale": ([16, 4, 4], "scale: {factor: 0.17}", (16, 4, 4), 0, 0, 0),
     "flatten": ([4, 3, 3], "flatten", (36,), 0, 0, 0),
     "dropout": ([10], "dropout: {p: 0.5}", (10,), 0, 0, 0),
     "identity": ([4, 3, 3], "identity", (4, 3, 3), 0, 0, 0),
@@ -69,7 +71,7 @@ def test_layer_case(case):
 
 
 def test_every_layer_type_has_a_case():
-    tested = {c if c in layers.REGISTRY else c.rstrip("0123456789").replace("bn_noaffine", "batchnorm") for c in CASES}
+    tested = {c if c in layers.REGISTRY else c.rstrip("0123456789").replace("bn_noaffine", "batchnorm").replace("bn_shift", "batchnorm") for c in CASES}
     tested.add("linear")
     assert set(layers.REGISTRY) <= tested, set(layers.REGISTRY) - tested
 
@@ -93,6 +95,21 @@ def test_misaligned_branches_are_flagged():
     assert r.warnings == ["concat1: branches' receptive fields are not centre-aligned"]
 
 
+def test_list_argument_as_kernel():
+    text = textwrap.dedent("""\
+        input: [4, 17, 17]
+        blocks:
+          basic:
+            args: [out, kernel, padding]
+            layers: [{conv: {out: $out, kernel: $kernel, padding: $padding, bias: false}}]
+        layers:
+          - basic: {out: 8, kernel: [1, 7], padding: [0, 3]}
+        """)
+    r = analyze(loads(text, "k.yaml"))
+    # 8 * 4 * 1 * 7 weights; the 1x7 kernel keeps 17x17 with padding (0, 3)
+    assert (r.output, r.totals["params"]) == ((8, 17, 17), 224)
+
+
 def test_compare_lines_up_layers(cli, tmp_path):
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"
@@ -104,3 +121,35 @@ def test_compare_lines_up_layers(cli, tmp_path):
     # 8*3*9+8 = 224 vs 16*3*9+16 = 448 params; MACs 8*14*14*27 = 42,336 vs 84,672
     assert "8x14x14 / 224 / 42,336" in out and "16x14x14 / 448 / 84,672" in out
     assert "2x" in out
+
+
+FROM_SPEC = """\
+input: [4, 8, 8]
+layers:
+  - {identity: {}, name: x}
+  - {conv: {out: 4, kernel: 3, padding: 1}, name: c1}
+  - mean:
+      - [{conv: {out: 4, kernel: 3, padding: 1}, name: c2}]
+      - {from: x, layers: [{conv: {out: 4, kernel: 1}, name: c3}]}
+      - {from: %s}
+    name: j
+"""
+
+
+def test_branch_from_an_earlier_layer():
+    r = analyze(loads(FROM_SPEC % "c1", "f.yaml"))
+    j = r.row("j")
+    assert j.inputs == ["j.b1.c2", "j.b2.c3", "c1"]
+    assert r.row("j.b2.c3").inputs == ["x"]
+    # 3 convs: 2 x (4*4*9 + 4) + (4*4 + 4)
+    assert r.totals["params"] == 2 * 148 + 20
+    # largest receptive field over the three paths: c1 then c2 = 5
+    assert j.rf[0].size == 5
+
+
+def test_branch_from_unknown_layer(cli, tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_text(FROM_SPEC % "c11")
+    code, out, err = cli("summary", str(path))
+    assert code == 2
+    assert err == f"archcalc: error: {path}:8: layers[2].mean[3] (mean): 'from: c11' names no earlier layer; did you mean 'c1'?\n"

@@ -209,7 +209,7 @@ def list_(format: Format = typer.Option(Format.table, "--format", "-f")):
     """The bundled zoo with each network's totals."""
     from . import zoo
     from .engine import analyze
-    from .report import exact, human, jsonable, shape_text
+    from .report import both, jsonable, shape_text
     from .spec import load
 
     rows = []
@@ -249,8 +249,7 @@ def list_(format: Format = typer.Option(Format.table, "--format", "-f")):
     for col, just in (("name", "left"), ("input", "left"), ("params", "right"), ("MACs", "right"), ("title", "left")):
         table.add_column(col, justify=just)
     for n, t, r in rows:
-        table.add_row(n, shape_text(r.input), f"{exact(r.totals['params'])} ({human(r.totals['params'])})",
-                      f"{exact(r.totals['macs'])} ({human(r.totals['macs'])})", t)
+        table.add_row(n, shape_text(r.input), both(r.totals["params"]), both(r.totals["macs"]), t)
     _console().print(table)
 
 

@@ -8,7 +8,7 @@ import json
 
 from .engine import Report
 from .expr import is_symbolic
-from .report import exact, fold, human, jsonable, ratio, rf_text, shape_text, to_dict
+from .report import both, exact, fold, human, jsonable, ratio, rf_text, shape_text, to_dict
 
 COLUMNS = ("#", "layer", "type", "output", "params", "MACs", "activations", "RF size/stride/pad")
 CONVENTIONS = (
@@ -50,29 +50,21 @@ def summary_csv(report: Report, depth=None) -> str:
     return buf.getvalue()
 
 
-def _both(value, unit=""):
-    """'138,357,544 (138.36M)'; a symbolic value once."""
-    tail = " bytes" if unit == "B" else ""
-    if is_symbolic(value):
-        return exact(value) + tail
-    return f"{exact(value)}{tail} ({human(value, unit)})"
-
-
 def _total_lines(report: Report, fit=None):
     t = report.totals
     lines = [
-        ("params", _both(t["params"])
+        ("params", both(t["params"])
          + (f", of which aux heads {exact(t['params_aux'])}" if t["params_aux"] else "")),
         ("buffers", f"{exact(t['buffers'])} (BN running statistics)"),
-        ("MACs", _both(t["macs"]) + "; FLOPs = 2 x MACs"
+        ("MACs", both(t["macs"]) + "; FLOPs = 2 x MACs"
          + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else "")),
-        ("activations / image", f"{exact(t['activations'])} values = {_both(t['activation_bytes'], 'B')}, "
+        ("activations / image", f"{exact(t['activations'])} values = {both(t['activation_bytes'], 'B')}, "
          f"{report.dtype}"),
-        ("saved for backward / image", f"{_both(t['train_saved_bytes'], 'B')}"),
-        (f"weights+grads+optimizer ({report.optimizer})", f"{_both(t['train_state_bytes'], 'B')}"),
+        ("saved for backward / image", f"{both(t['train_saved_bytes'], 'B')}"),
+        (f"weights+grads+optimizer ({report.optimizer})", f"{both(t['train_state_bytes'], 'B')}"),
     ]
     if str(report.batch) != "1":
-        lines.append((f"training, batch {report.batch}", f"{_both(t['batch_train_bytes'], 'B')}"))
+        lines.append((f"training, batch {report.batch}", f"{both(t['batch_train_bytes'], 'B')}"))
     if t.get("ensemble", 1) != 1 or t.get("crops", 1) != 1:
         lines.append(("test-time cost", f"ensemble of {t['ensemble']} x {t['crops']} crop(s): MACs x{t['ensemble'] * t['crops']}, "
                       f"params and memory x{t['ensemble']}"))

@@ -127,6 +127,14 @@ def human(value: Any, unit: str = "") -> str:
     return str(value)
 
 
+def both(value: Any, unit: str = "") -> str:
+    """'138,357,544 (138.36M)'; bytes as '60,950,432 bytes (58.13 MiB)'; a symbolic value once."""
+    tail = " bytes" if unit == "B" else ""
+    if is_symbolic(value):
+        return exact(value) + tail
+    return f"{exact(value)}{tail} ({human(value, unit)})"
+
+
 def exact(value: Any) -> str:
     """138357544 -> '138,357,544'; symbolic values as their closed form."""
     if value is None:

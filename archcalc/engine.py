@@ -104,6 +104,10 @@ def analyze(
     saved: dict = {}  # tensor id -> elements, saved for backward
     extra_bytes = 0
     numel = {-1: L.prod(net.input)}
+    readers: dict = {}  # how many nodes read each node's output (-1: the network input)
+    for node in net.nodes:
+        for j in node.inputs:
+            readers[j] = readers.get(j, 0) + 1
 
     for i, node in enumerate(net.nodes):
         ltype = L.REGISTRY[node.type]
@@ -156,14 +160,21 @@ def analyze(
         rfs[i] = rf
 
         # memory
-        new_eval = ltype.new_tensor(node.args, xs, y, False)
+        shared = bool(node.inputs) and (node.inputs[0] == -1 or readers.get(node.inputs[0], 0) > 1)
+        if node.args.get("inplace") and shared:
+            # an in-place layer must not overwrite a tensor another layer (or the caller) still
+            # reads: it runs out of place and produces a new tensor
+            node_args = {**node.args, "inplace": False}
+        else:
+            node_args = node.args
+        new_eval = ltype.new_tensor(node_args, xs, y, False)
         if isinstance(new_eval, bool):
             values = numel[i] if new_eval else 0
         else:  # depends on unresolved sizes: exact as a piecewise expression
             from .expr import sympy
 
             values = sympy().Piecewise((numel[i], new_eval), (0, True))
-        new_train = ltype.new_tensor(node.args, xs, y, True)
+        new_train = ltype.new_tensor(node_args, xs, y, True)
         tensor[i] = i if (new_train is not False) else tensor[node.inputs[0]]
         for what in ltype.saves(node.args, True):
             if what == "input":

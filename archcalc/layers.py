@@ -288,6 +288,11 @@ class _Pool(LayerType):
         tiles = not a["ceil_mode"]
         return Axis(k[0], s[0], t, b, tiles), Axis(k[1], s[1], l, r, tiles)
 
+    def _crop(self, a, y):
+        # with the padding made explicit, torch's ceil rule counts the trailing padding as input
+        # and may add a window PyTorch's rule (the engine's) drops: crop to the engine's size
+        return [("Crop2d", {"size": (y[1], y[2])})] if a["ceil_mode"] else []
+
     def _torch_pad(self, a, xs):
         return _pads({**a, "stride": self.stride(a)}, xs[0], _eff(a))
 
@@ -322,7 +327,7 @@ class MaxPool(_Pool):
         }
         if t == b and l == r:
             return [("MaxPool2d", {**pool, "padding": (t, l)})]
-        return [("NegInfPad2d", {"padding": (l, r, t, b)}), ("MaxPool2d", {**pool, "padding": (0, 0)})]
+        return [("NegInfPad2d", {"padding": (l, r, t, b)}), ("MaxPool2d", {**pool, "padding": (0, 0)})] + self._crop(a, y)
 
 
 @register
@@ -355,7 +360,7 @@ class AvgPool(_Pool):
         }
         if t == b and l == r:
             return [("AvgPool2d", {**pool, "padding": (t, l)})]
-        return [("ZeroPad2d", {"padding": (l, r, t, b)}), ("AvgPool2d", {**pool, "padding": (0, 0)})]
+        return [("ZeroPad2d", {"padding": (l, r, t, b)}), ("AvgPool2d", {**pool, "padding": (0, 0)})] + self._crop(a, y)
 
 
 @register

@@ -153,3 +153,13 @@ def test_branch_from_unknown_layer(cli, tmp_path):
     code, out, err = cli("summary", str(path))
     assert code == 2
     assert err == f"archcalc: error: {path}:8: layers[2].mean[3] (mean): 'from: c11' names no earlier layer; did you mean 'c1'?\n"
+
+
+def test_inplace_relu_on_a_shared_tensor_is_a_new_tensor():
+    # relu in place on the conv output, which the identity branch also reads: it cannot overwrite
+    # it, so it produces 4*6*6 = 144 new values; the relu after the add can (and adds none)
+    r = run([4, 6, 6], "conv: {out: 4, kernel: 3, padding: 1}\n  - add: [identity, [relu, {conv: {out: 4, kernel: 1}}]]\n  - relu")
+    assert r.row("add1.b2.relu1").values == 144
+    assert r.row("relu1").values == 0
+    # on the network input, likewise
+    assert run([4, 6, 6], "relu").rows[0].values == 144

@@ -1,0 +1,534 @@
+"""The torch verifier: the engine's numbers against a real PyTorch model built from the same spec.
+
+Everything here returns plain data (dicts and lists); :mod:`archcalc.cli_torch` renders it.
+
+* :func:`check`   -- per layer and in total: output shapes (forward hooks), params and buffers
+  (numel; BN's ``num_batches_tracked`` counter excluded), MACs (``FlopCounterMode``, 2 FLOPs per
+  MAC, counted per hook) and new activation values. On the ``meta`` device nothing is allocated.
+* :func:`receptive_fields` -- empirical receptive fields: one output position is backpropagated
+  through a linearised copy of the network (positive constant weights, max-pool replaced by an
+  average pool of the same geometry, normalisations and activations by identities) and the extent
+  of nonzero input gradient is measured per axis.
+* :func:`memory` -- the bytes of tensors autograd saves for backward (distinct storages,
+  parameters and buffers excluded) beside the engine's ``train_saved_bytes``; on CUDA also the
+  peak allocated bytes of a forward and of a forward+backward.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+from . import layers as L
+from .errors import SpecError, UsageError
+from .torch import ArchNet, build, plan
+
+OK, NOTE, BAD = "ok", "note", "mismatch"
+METRICS = ("shape", "params", "buffers", "macs", "values")
+
+
+def _device(name: str):
+    if name not in ("meta", "cpu", "cuda"):
+        raise UsageError(f"--device {name}: expected meta, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to torch", hint="use --device cpu or meta")
+    return torch.device(name)
+
+
+def _storage(t):
+    return t.untyped_storage()._cdata
+
+
+def _concrete(net):
+    if net.symbolic:
+        raise UsageError(
+            f"{net.name}: verify needs concrete sizes; unresolved: {', '.join(net.free_symbols()) or 'input'}",
+            hint="give them values with --set NAME=VALUE or --input CxHxW",
+        )
+
+
+def _cmp(engine, measured, note=None):
+    if engine == measured:
+        status = OK
+    elif note:
+        status = NOTE
+    else:
+        status = BAD
+    out = {"engine": engine, "torch": measured, "status": status}
+    if status == NOTE:
+        out["note"] = note
+    return out
+
+
+# --------------------------------------------------------------------------- per-layer check
+
+
+def check(net, report, device="meta", batch=1) -> dict:
+    """Engine against torch for every node (aux heads included). ``report`` is ``analyze(net)``."""
+    _concrete(net)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"--batch {batch}: verify needs a positive integer batch")
+    dev = _device(device)
+    steps = plan(net)
+    model = build(net, device=dev).eval()
+    x = torch.zeros(batch, *net.input, device=dev) if dev.type != "meta" else torch.empty(batch, *net.input, device=dev)
+    seen: dict = {}
+    counter = FlopCounterMode(display=False)
+
+    def pre(i):
+        def hook(mod, args):
+            seen[i] = {"flops0": counter.get_total_flops(), "inputs": {_storage(a) for a in args}}
+
+        return hook
+
+    def post(i):
+        def hook(mod, args, out):
+            rec = seen[i]
+            rec["flops"] = counter.get_total_flops() - rec.pop("flops0")
+            rec["shape"] = tuple(out.shape[1:])
+            rec["numel"] = out[0].numel()
+            rec["new"] = _storage(out) not in rec.pop("inputs")
+
+        return hook
+
+    handles = []
+    for i, (_, mod) in enumerate(model.node_modules()):
+        handles.append(mod.register_forward_pre_hook(pre(i)))
+        handles.append(mod.register_forward_hook(post(i)))
+    try:
+        with torch.no_grad(), counter:
+            outs = model.run(x, aux=True)
+    finally:
+        for h in handles:
+            h.remove()
+
+    rows = []
+    for i, (node, row) in enumerate(zip(net.nodes, report.rows)):
+        mod = getattr(model, model.attrs[i])
+        rec = seen[i]
+        params = sum(p.numel() for p in mod.parameters())
+        buffers = sum(b.numel() for n, b in mod.named_buffers() if not n.endswith("num_batches_tracked"))
+        flops = rec["flops"]
+        macs = flops // (2 * batch) if flops % (2 * batch) == 0 else flops / (2 * batch)
+        values = rec["numel"] if rec["new"] else 0
+        note = None
+        if values and not row.values:
+            if node.type == "adaptive_avgpool" and _same_as_input(net, report, i):
+                note = "identity: torch copies, the engine counts no new values (convention)"
+            elif node.args.get("inplace") and any(
+                kw.get("inplace") is False for cls, kw in steps[i]["ops"]
+            ):
+                note = "built out of place: its input is read elsewhere, so in-place would be wrong"
+        checks = {
+            "shape": _cmp(list(row.shape), list(rec["shape"])),
+            "params": _cmp(row.params, params),
+            "buffers": _cmp(row.buffers, buffers),
+            "macs": _cmp(row.macs, macs),
+            "values": _cmp(row.values, values, note),
+        }
+        rows.append({"name": node.name, "type": node.type, "aux": node.aux,
+                     "torch": " + ".join(cls for cls, _ in steps[i]["ops"]), "checks": checks})
+
+    t = report.totals
+    main = [r for r in rows if not r["aux"]]
+    torch_values = _prod(net.input) + sum(r["checks"]["values"]["torch"] for r in main)
+    noted = sum(r["checks"]["values"]["torch"] - r["checks"]["values"]["engine"] for r in main
+                if r["checks"]["values"]["status"] == NOTE)
+    totals = {
+        "output": _cmp(list(report.output), list(outs[0].shape[1:])),
+        "params": _cmp(t["params"], sum(p.numel() for p in model.parameters())),
+        "buffers": _cmp(t["buffers"], sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))),
+        "macs": _cmp(t["macs"], sum(r["checks"]["macs"]["torch"] for r in main)),
+        "macs_aux": _cmp(t["macs_aux"], sum(r["checks"]["macs"]["torch"] for r in rows if r["aux"])),
+        "activations": _cmp(t["activations"], torch_values,
+                            "see the noted layers" if noted and torch_values - noted == t["activations"] else None),
+    }
+    mismatches = sum(1 for r in rows for c in r["checks"].values() if c["status"] == BAD)
+    mismatches += sum(1 for c in totals.values() if c["status"] == BAD)
+    return {"layers": rows, "totals": totals, "mismatches": mismatches}
+
+
+def _same_as_input(net, report, i):
+    j = net.nodes[i].inputs[0]
+    shape_in = tuple(net.input) if j < 0 else tuple(report.rows[j].shape)
+    return shape_in == tuple(report.rows[i].shape)
+
+
+def _prod(shape):
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+# --------------------------------------------------------------------------- receptive fields
+
+SIZE_DEPENDENT = ("adaptive_avgpool", "global_avgpool", "flatten", "linear")
+
+
+class _SumPool(nn.Module):
+    """A max-pool's geometry with every window position weighted 1 (dilated pools, ceil mode)."""
+
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x):
+        p = self.pool
+        k, s, pad, d = (_pair(v) for v in (p.kernel_size, p.stride, p.padding, p.dilation))
+        with torch.device("meta"):
+            want = nn.functional.max_pool2d(torch.empty(x.shape, device="meta"), k, s, pad, d, p.ceil_mode).shape[2:]
+        x = nn.functional.pad(x, (pad[1], pad[1] + s[1] * 2, pad[0], pad[0] + s[0] * 2))
+        w = torch.ones(x.shape[1], 1, *k, dtype=x.dtype, device=x.device)
+        y = nn.functional.conv2d(x, w, stride=s, dilation=d, groups=x.shape[1])
+        return y[:, :, : want[0], : want[1]]
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+class _SpatialConv(nn.Module):
+    """A convolution's geometry on one channel: sum the input channels, then a constant kernel.
+
+    The receptive field depends only on the geometry, so every conv of the linearised network can
+    work on channel sums (grouped and depthwise convs included: the measured output position sums
+    all its channels, so the union over groups is what is measured either way)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+        self.kernel_size = conv.kernel_size
+
+    def forward(self, x):
+        kh, kw = self.kernel_size
+        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+        return nn.functional.conv2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.dilation)
+
+
+def linearise(model: nn.Module, collapse: bool = False) -> nn.Module:
+    """In place: positive constant weights, zero biases, max-pools as average pools of the same
+    geometry, -inf padding as zero padding, every activation/normalisation/dropout an identity.
+    With ``collapse`` every conv works on one channel (see :class:`_SpatialConv`): feed it a
+    one-channel input; joins broadcast over channels."""
+    identity = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LocalResponseNorm, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU,
+                nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Softmax, nn.Dropout)
+    from .torch import ChannelBias, NegInfPad2d, Scale
+
+    identity = identity + (ChannelBias, Scale)
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            new = None
+            if isinstance(child, identity):
+                new = nn.Identity()
+            elif collapse and isinstance(child, nn.Conv2d):
+                new = _SpatialConv(child)
+            elif isinstance(child, NegInfPad2d):
+                new = nn.ZeroPad2d(child.padding)
+            elif isinstance(child, nn.MaxPool2d):
+                d = _pair(child.dilation)
+                if d == (1, 1):
+                    new = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode, True)
+                else:
+                    new = _SumPool(child)
+            if new is not None:
+                setattr(parent, name, new)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.Conv2d):
+                kh, kw = mod.kernel_size
+                mod.weight.fill_(1.0 / (mod.out_channels // mod.groups * kh * kw))
+                if mod.bias is not None:
+                    mod.bias.zero_()
+            elif isinstance(mod, nn.Linear):
+                mod.weight.fill_(1.0 / mod.out_features)
+                if mod.bias is not None:
+                    mod.bias.zero_()
+    return model
+
+
+def _resolve(net, names):
+    idx = []
+    for name in names:
+        hits = [i for i, n in enumerate(net.nodes) if n.name == name]
+        if not hits:
+            hits = [i for i, n in enumerate(net.nodes) if n.name.endswith("." + name)]
+        if len(hits) != 1:
+            from .errors import expected_one_of
+
+            raise UsageError(f"--rf-at {name}: no such layer" if not hits else f"--rf-at {name}: ambiguous",
+                             hint=expected_one_of(name, [n.name for n in net.nodes], "a layer name"))
+        idx.append(hits[0])
+    return idx
+
+
+def default_rf_layers(net, report) -> list:
+    """The last main-path feature map at each effective stride (the end of each stage)."""
+    chosen: dict = {}
+    for i, row in enumerate(report.rows):
+        if row.aux or row.rf is None or len(row.shape) != 3:
+            continue
+        chosen[(row.rf[0].stride, row.rf[1].stride)] = i
+    return sorted(chosen.values())
+
+
+def _ancestors(net, targets):
+    need = set()
+    stack = list(targets)
+    while stack:
+        i = stack.pop()
+        if i < 0 or i in need:
+            continue
+        need.add(i)
+        stack.extend(net.nodes[i].inputs)
+    return need
+
+
+def _resizable(net, need):
+    for i in need:
+        n = net.nodes[i]
+        if n.type in SIZE_DEPENDENT:
+            return False
+        if n.args.get("padding") == "same" and tuple(n.args.get("stride") or (1, 1)) != (1, 1):
+            return False
+    return True
+
+
+def _plan_position(rf_axis, out_size):
+    """The first output position whose whole receptive field lies at or after input index 0."""
+    c = -(-rf_axis.padding // rf_axis.stride) if rf_axis.padding > 0 else 0
+    return c, c * rf_axis.stride - rf_axis.padding
+
+
+def receptive_fields(net, layers=None, report=None, max_side=2048, resize=True) -> list:
+    """Measure receptive fields empirically at ``layers`` (names; default: the end of each stage).
+
+    Where the layers' ancestors do not depend on the input size, the input is enlarged so that the
+    measured output position's whole field (padding included) lies inside the image; the measured
+    extent then equals the engine's size r exactly, starting at c*j - p. Otherwise the spec's input
+    is used and the field is compared clipped to the image.
+    """
+    from .engine import analyze
+
+    _concrete(net)
+    report = report or analyze(net)
+    targets = default_rf_layers(net, report) if layers is None else _resolve(net, layers)
+    targets = [i for i in targets if report.rows[i].rf is not None and len(report.rows[i].shape) == 3]
+    if not targets:
+        return []
+    # layers whose ancestors allow another input size are measured apart, on an enlarged input
+    free = [i for i in targets if resize and _resizable(net, _ancestors(net, [i]))]
+    fixed = [i for i in targets if i not in free]
+    found = {}
+    for group, enlarge in ((free, True), (fixed, False)):
+        if group:
+            found.update(zip(group, _measure(net, report, group, enlarge, max_side)))
+    return [found[i] for i in targets]
+
+
+def _measure(net, report, targets, resize, max_side):
+    from .engine import analyze
+
+    need = _ancestors(net, targets)
+    sized_net, sized_report = net, report
+    if resize:
+        want = []
+        for axis in (0, 1):
+            size = 1
+            for i in targets:
+                a = report.rows[i].rf[axis]
+                c, start = _plan_position(a, None)
+                size = max(size, start + a.size + a.stride)
+            want.append(size)
+        cand = (net.input[0], max(want[0], net.input[1]), max(want[1], net.input[2]))
+        if max(cand[1:]) <= max_side:
+            for extra in range(0, 64):
+                trial = replace(net, input=(cand[0], cand[1] + extra, cand[2] + extra))
+                try:
+                    r2 = analyze(trial)
+                except SpecError:
+                    continue
+                fits = True
+                for i in targets:
+                    for axis in (0, 1):
+                        a = r2.rows[i].rf[axis]
+                        c, start = _plan_position(a, None)
+                        if c >= r2.rows[i].shape[1 + axis] or start + a.size > trial.input[1 + axis]:
+                            fits = False
+                if fits:
+                    sized_net, sized_report = trial, r2
+                    break
+    H, W = sized_net.input[1], sized_net.input[2]
+    collapse = not any(net.nodes[i].type == "linear" for i in need)
+    model = build(sized_net, device="meta")
+    for i, attr in enumerate(model.attrs):
+        if i not in need:
+            setattr(model, attr, nn.Identity())  # never run: free its parameters
+    model = linearise(model.to_empty(device="cpu"), collapse)
+    model = model.to(torch.float64).eval()
+    channels = 1 if collapse else sized_net.input[0]
+    x = torch.ones(len(targets), channels, H, W, dtype=torch.float64, requires_grad=True)
+    values = {-1: x}
+    for i in sorted(need):
+        values[i] = getattr(model, model.attrs[i])(*[values[j] for j in model.inputs[i]])
+    loss = 0
+    plans = []
+    for b, i in enumerate(targets):
+        pos = []
+        for axis in (0, 1):
+            a = sized_report.rows[i].rf[axis]
+            c, start = _plan_position(a, None)
+            c = min(c, sized_report.rows[i].shape[1 + axis] - 1)
+            pos.append((c, c * a.stride - a.padding))
+        plans.append(pos)
+        loss = loss + values[i][b, :, pos[0][0], pos[1][0]].sum()
+    loss.backward()
+    out = []
+    for b, i in enumerate(targets):
+        g = x.grad[b].abs().sum(0)
+        row = sized_report.rows[i]
+        res = {"layer": net.nodes[i].name, "input": [H, W], "position": [plans[b][0][0], plans[b][1][0]], "axes": {}}
+        ok = True
+        for axis, name in ((0, "h"), (1, "w")):
+            nz = torch.nonzero(g.sum(1 - axis) > 0).flatten().tolist()
+            a = row.rf[axis]
+            start = plans[b][axis][1]
+            end = start + a.size - 1
+            size_in = (H, W)[axis]
+            clipped = start < 0 or end > size_in - 1
+            exp_lo, exp_hi = max(start, 0), min(end, size_in - 1)
+            lo, hi = (nz[0], nz[-1]) if nz else (None, None)
+            good = (lo, hi) == (exp_lo, exp_hi)
+            ok = ok and good
+            res["axes"][name] = {
+                "engine": {"size": a.size, "stride": a.stride, "padding": a.padding, "start": start},
+                "measured": {"size": None if lo is None else hi - lo + 1, "start": lo},
+                "expected_extent": [exp_lo, exp_hi],
+                "clipped": clipped,
+                "status": OK if good else BAD,
+            }
+        res["status"] = OK if ok else BAD
+        out.append(res)
+    return out
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def saved_bytes(model: nn.Module, x) -> dict:
+    """Bytes of the distinct storages autograd saves for backward in one training forward
+    (parameters and buffers excluded). Works on the meta device too (no allocation)."""
+    state = {_storage(p) for p in model.parameters()} | {_storage(b) for b in model.buffers()}
+    storages: dict = {}
+    kinds: dict = {}
+
+    def pack(t):
+        key = _storage(t)
+        if key not in state:
+            st = t.untyped_storage()
+            storages[key] = st.nbytes()
+            kinds[key] = str(t.dtype).replace("torch.", "")
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outs = model(x)
+    by_dtype: dict = {}
+    for k, n in storages.items():
+        by_dtype[kinds[k]] = by_dtype.get(kinds[k], 0) + n
+    del outs
+    return {"bytes": sum(storages.values()), "storages": len(storages), "by_dtype": by_dtype}
+
+
+def memory(net, report, device="cpu", batch=1) -> dict:
+    """Saved-for-backward bytes (any device) and, on CUDA, peak allocated bytes."""
+    _concrete(net)
+    dev = _device(device)
+    notes = []
+    run_batch = batch
+    if batch == 1 and any(cls == "BatchNorm1d" for st in plan(net) for cls, _ in st["ops"]):
+        run_batch = 2
+        notes.append("measured at batch 2 (BatchNorm1d cannot train on one sample) and reported per 1")
+    model = build(net, device=dev).train()
+    x = (torch.empty if dev.type == "meta" else torch.randn)(run_batch, *net.input, device=dev)
+    measured = saved_bytes(model, x)
+    per = measured["bytes"] * batch // run_batch
+    est = report.totals["train_saved_bytes"] * batch
+    out = {
+        "device": dev.type,
+        "batch": batch,
+        "dtype": report.dtype,
+        "saved_bytes": {"engine": est, "torch": per, "ratio": (per / est) if est else None,
+                        "storages": measured["storages"], "by_dtype": measured["by_dtype"]},
+        "notes": notes,
+    }
+    if dev.type == "cuda":
+        out["cuda"] = _cuda_peaks(net, report, batch)
+    return out
+
+
+def _cuda_peaks(net, report, batch):
+    cuda = torch.cuda
+    del_model = build(net, device="cuda")
+    x = torch.randn(batch, *net.input, device="cuda")
+    cuda.synchronize()
+    base = cuda.memory_allocated()
+    del_model.eval()
+    cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        y = del_model(x)
+    cuda.synchronize()
+    fwd = cuda.max_memory_allocated() - base
+    del y
+    del_model.train()
+    cuda.reset_peak_memory_stats()
+    outs = del_model(x)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    sum(o.float().sum() for o in outs).backward()
+    cuda.synchronize()
+    train = cuda.max_memory_allocated() - base
+    t = report.totals
+    est_fwd = t["activation_bytes"] * batch
+    est_train = t["train_saved_bytes"] * batch + t["param_bytes"]  # activations saved + gradients
+    return {
+        "forward_peak_bytes": {"engine": est_fwd, "torch": fwd, "ratio": fwd / est_fwd if est_fwd else None,
+                               "engine_is": "activation_bytes x batch (every new tensor kept)"},
+        "train_peak_bytes": {"engine": est_train, "torch": train, "ratio": train / est_train if est_train else None,
+                             "engine_is": "train_saved_bytes x batch + gradients (param_bytes)"},
+    }
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def verify(net, report=None, device="meta", batch=1, rf=False, rf_layers=None, mem=False) -> dict:
+    """Everything the CLI prints, as plain data. ``ok`` is False on any mismatch."""
+    from .engine import analyze
+
+    _concrete(net)
+    report = report or analyze(net, batch=batch)
+    result = {
+        "network": net.name,
+        "file": str(net.file),
+        "device": device,
+        "input": list(net.input),
+        "batch": batch,
+        "torch": torch.__version__,
+        **check(net, report, device, batch),
+    }
+    result["rf"] = None
+    if rf or rf_layers:
+        result["rf"] = receptive_fields(net, rf_layers, analyze(net))
+        result["mismatches"] += sum(1 for r in result["rf"] if r["status"] == BAD)
+    result["memory"] = None
+    if mem:
+        result["memory"] = memory(net, report, device, batch)
+    result["ok"] = result["mismatches"] == 0
+    return result

@@ -1,0 +1,95 @@
+"""archcalc export: a standalone PyTorch source file (same params and outputs as build()), ONNX."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import archcalc  # noqa: E402
+from archcalc import analyze, zoo  # noqa: E402
+from archcalc.spec import loads  # noqa: E402
+from archcalc.torch import build, export_source, onnx_available  # noqa: E402
+
+SMALL = """
+name: small-net
+input: [3, 20, 20]
+layers:
+  - {conv: {out: 6, kernel: 3, padding: [0, 1, 0, 1]}}
+  - bn
+  - relu
+  - {maxpool: {kernel: 3, stride: 2, padding: [1, 0, 1, 0]}}
+  - add:
+      - [{conv: {out: 6, kernel: 3, padding: 1}}, relu]
+      - identity
+  - concat:
+      - [{conv: {out: 4, kernel: 1}}]
+      - [{avgpool: {kernel: 3, stride: 1, padding: 1}}]
+  - aux: [global_avgpool, flatten, {linear: {out: 3}}]
+  - {pad_channels: {out: 14, stride: 2}}
+  - global_avgpool
+  - flatten
+  - {linear: {out: 5}}
+"""
+
+
+@pytest.mark.parametrize("ref", ["small", "vgg16", "googlenet-paper", "resnet18", "inception_resnet_v2", "mobilenet_v2"])
+def test_export_runs_and_matches(ref, tmp_path):
+    net = loads(SMALL) if ref == "small" else (archcalc.load(ref) if ref in zoo.names() else None)
+    if net is None:
+        pytest.skip(f"{ref} not in the zoo")
+    source = export_source(net)
+    assert "archcalc" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
+    path = tmp_path / "model.py"
+    path.write_text(source)
+    space: dict = {"__name__": "exported"}
+    exec(compile(source, str(path), "exec"), space)
+    cls = next(v for k, v in space.items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and k not in ("Concat", "Add", "Mean", "NegInfPad2d", "PadChannels", "ChannelBias", "Scale", "Crop2d"))
+    exported = cls() if ref == "small" else None
+    if exported is None:
+        with torch.device("meta"):
+            exported = cls()
+    assert sum(p.numel() for p in exported.parameters()) == analyze(net).totals["params"]
+    if ref == "small":  # same forward as build() with the same weights, aux heads in training only
+        model = build(net)
+        exported.load_state_dict(model.state_dict())
+        torch.manual_seed(0)
+        x = torch.randn(2, *net.input)
+        model.eval(), exported.eval()
+        with torch.no_grad():
+            assert torch.equal(model(x), exported(x))
+        model.train(), exported.train()
+        a, b = model(x), exported(x)
+        assert isinstance(b, tuple) and len(a) == len(b) == 2
+
+
+def test_export_cli_file_runs_standalone(cli, tmp_path):
+    out = tmp_path / "vgg16_model.py"
+    code, _, err = cli("export", "vgg16", "--to", "torch", "-o", str(out))
+    assert code == 0, err
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "138357544 parameters" in proc.stdout
+
+
+def test_export_onnx(cli, tmp_path):
+    path = tmp_path / "m.onnx"
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL)
+    code, _, err = cli("export", str(spec), "--to", "onnx", "-o", str(path))
+    if not onnx_available():
+        assert code == 2 and "pip install onnx" in err and err.count("\n") == 1
+    else:
+        assert code == 0, err
+        assert path.stat().st_size > 0
+
+
+def test_export_bad_input(cli, tmp_path):
+    code, _, err = cli("export", "vgg16", "--to", "keras")
+    assert code == 2
+    code, _, err = cli("export", "vgg16", "--to", "torch", "-o", str(tmp_path / "no" / "such" / "dir.py"))
+    assert code == 2 and "cannot write" in err

@@ -106,8 +106,8 @@ def register(app):
                 sys.stderr.write(f"wrote {output}\n")
         else:
             path = output or f"{net.name}.onnx"
-            T.export_onnx(net, path)
-            sys.stderr.write(f"wrote {path}\n")
+            for written in T.export_onnx(net, path):
+                sys.stderr.write(f"wrote {written}\n")
 
 
 def _write(path, text):

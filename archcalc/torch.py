@@ -456,7 +456,12 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnx") is not None
 
 
-def export_onnx(network, path) -> None:
+ONNX_SINGLE_FILE_LIMIT = 1 << 30  # protobuf caps a file at 2 GiB: larger weights go to PATH.data
+
+
+def export_onnx(network, path) -> list:
+    """Write an ONNX file through torch.onnx.export; returns the files written (the weights go to
+    a PATH.data file beside it when they exceed 1 GiB)."""
     if not onnx_available():
         raise UsageError(
             "--to onnx needs the 'onnx' package, which is not installed",
@@ -465,8 +470,15 @@ def export_onnx(network, path) -> None:
     net = load_network(network)
     model = build(net).eval()
     x = torch.zeros(1, *net.input)
+    big = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_SINGLE_FILE_LIMIT
     try:
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"])
+        torch.onnx.export(
+            model, (x,), str(path), input_names=["input"], output_names=["output"],
+            external_data=big, verbose=False,
+        )
     except Exception as err:  # noqa: BLE001 - surface the exporter's reason as one line
         raise UsageError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
                          hint="pip install onnx onnxscript (the exporter needs both)") from None
+    from pathlib import Path
+
+    return [str(p) for p in (Path(path), Path(f"{path}.data")) if p.exists()]

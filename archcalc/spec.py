@@ -76,6 +76,7 @@ class _Ctx:
         self.nodes: list[Node] = []
         self.names: dict[str, int] = {}  # name -> line
         self.index: dict[str, int] = {}  # name -> node index
+        self.calls: list[str] = []  # blocks being expanded, outermost first
         self.counters: dict = {}
         self.values = values
 
@@ -648,10 +649,17 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             benv["$" + arg] = _Raw("identity", source_env, aline)
         else:
             benv["$" + arg] = _evaluate(raw, source_env, ctx.where(aline, ypath, kind), allow_words=True)
+    if kind in ctx.calls:
+        cycle = " -> ".join(ctx.calls[ctx.calls.index(kind):] + [kind])
+        ctx.fail(f"block '{kind}' calls itself ({cycle})", line, ypath, kind, hint="a block may only use blocks that do not lead back to it")
     if block["scope"]:
         inner = _name(ctx, opts, env, scope, kind, line, ypath)
     else:
         if "name" in opts:
             ctx.fail(f"block '{kind}' has scope: false, so its call takes no name", line, ypath, kind)
         inner = scope
-    return _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
+    ctx.calls.append(kind)
+    try:
+        return _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
+    finally:
+        ctx.calls.pop()

@@ -219,6 +219,20 @@ CASES = [
         "{f}:3: key 'kernel' appears twice in one mapping; first at line 3",
     ),
     (
+        "block calling itself",
+        """
+        input: [3, 32, 32]
+        blocks:
+          a:
+            layers: [relu, b]
+          b:
+            layers: [a]
+        layers: [a]
+        """,
+        "{f}:6: blocks.b.layers[0] (a): block 'a' calls itself (a -> b -> a); "
+        "a block may only use blocks that do not lead back to it",
+    ),
+    (
         "not a mapping",
         """
         - conv

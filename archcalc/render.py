@@ -168,7 +168,6 @@ def compare_dict(reports) -> dict:
 
 
 def _ratio_value(a, b):
-    from .expr import is_symbolic
 
     if is_symbolic(a) or is_symbolic(b):
         return ratio(a, b)

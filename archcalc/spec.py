@@ -15,7 +15,7 @@ from typing import Any
 from . import layers as L
 from .errors import SpecError, Where, did_you_mean, expected_one_of
 from .expr import ExprError, evaluate, is_symbolic, parse, symbol
-from .yamlio import LList, LMap, load_text
+from .yamlio import LMap, load_text
 
 MAX_NODES = 200_000
 TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget")
@@ -401,7 +401,7 @@ def _key_value(key: L.Key, value, env, where: Where):
     raise AssertionError(kind)  # pragma: no cover - registry declares only the kinds above
 
 
-def _layer_args(ltype: L.LayerType, raw, env, where: Where, key_lines) -> dict:
+def _layer_args(ltype: L.LayerType, raw, env, where: Where) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -541,7 +541,7 @@ def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
     if ltype is not None:
         name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
         w = ctx.where(line, f"{ypath} '{name}'", ltype.name)
-        args = _layer_args(ltype, value, env, w, None)
+        args = _layer_args(ltype, value, env, w)
         return ctx.add(name, ltype.name, args, [cur], line, ypath, aux)
 
     if kind in ctx.blocks:

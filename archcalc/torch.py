@@ -34,7 +34,6 @@ with warnings.catch_warnings():  # torch warns at import when numpy is absent; i
 
 from . import layers as L
 from .errors import SpecError, UsageError
-from .expr import is_symbolic
 
 # --------------------------------------------------------------------------- project-specific modules
 

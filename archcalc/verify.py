@@ -16,7 +16,6 @@ Everything here returns plain data (dicts and lists); :mod:`archcalc.cli_torch` 
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import replace
 
@@ -26,9 +25,8 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-from . import layers as L
 from .errors import SpecError, UsageError
-from .torch import ArchNet, build, plan
+from .torch import build, plan
 
 OK, NOTE, BAD = "ok", "note", "mismatch"
 METRICS = ("shape", "params", "buffers", "macs", "values")

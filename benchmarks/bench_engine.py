@@ -49,7 +49,7 @@ def main():
     print()
     rows = []
     for name in zoo.names():
-        rows.append((inproc(lambda: analyze(load(name))), name, len(load(name).nodes)))
+        rows.append((inproc(lambda n=name: analyze(load(n))), name, len(load(name).nodes)))
     rows.sort(reverse=True)
     print("load + analyze per zoo spec (median of 5):")
     for t, name, n in rows[:10]:

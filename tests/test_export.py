@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 import archcalc  # noqa: E402
 from archcalc import analyze, zoo  # noqa: E402
 from archcalc.spec import loads  # noqa: E402
-from archcalc.torch import build, export_source, onnx_available  # noqa: E402
+from archcalc.torch import build, export_source  # noqa: E402
 
 SMALL = """
 name: small-net

@@ -14,7 +14,7 @@ import archcalc  # noqa: E402
 from archcalc import analyze, zoo  # noqa: E402
 from archcalc.spec import loads  # noqa: E402
 from archcalc.torch import build  # noqa: E402
-from archcalc.verify import check, memory, receptive_fields, verify  # noqa: E402
+from archcalc.verify import memory, receptive_fields, verify  # noqa: E402
 
 from conftest import run_subprocess  # noqa: E402
 

@@ -181,3 +181,24 @@ def test_wheel_ships_the_zoo(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(Path(n).stem for n in names if n.startswith("archcalc/specs/") and n.endswith(".yaml"))
     assert shipped == zoo.names()
+
+
+def test_compare_json_csv_markdown(cli):
+    code, out, _ = cli("compare", "resnet50", "resnet50-v1", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    a, b = doc["networks"]
+    assert (a["name"], b["name"]) == ("resnet50", "resnet50-v1")
+    assert a["totals"]["params"] == b["totals"]["params"] == 25_557_032
+    # the paper's stride on the first 1x1 saves 3 stages x 77,070,336 MACs
+    assert a["totals"]["macs"] - b["totals"]["macs"] == 3 * 77_070_336
+    assert b["ratios"]["macs"] == 3_857_973_248 / 4_089_184_256
+    assert doc["layers_line_up"] is True  # same layer types in the same order
+    diffs = {g[0]["name"] for g in doc["layer_differences"]}
+    assert "layer2.0.residual.conv1" in diffs and "layer1.0.residual.conv1" not in diffs
+    code, out, _ = cli("compare", "resnet50", "resnet50-v1", "-f", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["metric", "resnet50", "resnet50-v1"]
+    assert ["macs", "4089184256", "3857973248"] in rows
+    code, out, _ = cli("compare", "resnet50", "resnet50-v1", "-f", "markdown")
+    assert "| MACs | 4,089,184,256 | 3,857,973,248 | 0.943x |" in out

@@ -189,7 +189,7 @@ def render(console, result):
                       f"({human(s['engine'], 'B')}); ratio torch/engine {ratio}")
         for k, v in (m.get("cuda") or {}).items():
             r = "-" if v["ratio"] is None else f"{v['ratio']:.3f}"
-            console.print(f"  [bold]{k.replace('_', ' ')}[/]: torch {_num(v['torch'])} bytes, engine {_num(v['engine'])} "
+            console.print(f"  [bold]{k.replace('_', ' ')}[/] (batch {v['batch']}): torch {_num(v['torch'])} bytes, engine {_num(v['engine'])} "
                           f"({v['engine_is']}); ratio {r}")
         for n in m["notes"]:
             console.print(f"  note: {n}")

@@ -104,6 +104,7 @@ def analyze(
     saved: dict = {}  # tensor id -> elements, saved for backward
     extra_bytes = 0
     numel = {-1: L.prod(net.input)}
+    grad = {-1: False}  # does a node's output need a gradient (autograd records its layers)?
     readers: dict = {}  # how many nodes read each node's output (-1: the network input)
     for node in net.nodes:
         for j in node.inputs:
@@ -176,8 +177,15 @@ def analyze(
             values = sympy().Piecewise((numel[i], new_eval), (0, True))
         new_train = ltype.new_tensor(node_args, xs, y, True)
         tensor[i] = i if (new_train is not False) else tensor[node.inputs[0]]
-        for what in ltype.saves(node.args, True):
-            if what == "input":
+        # a layer with no parameters on inputs that need no gradient is not recorded: it keeps nothing
+        grad[i] = _positive(params) or any(grad[j] for j in node.inputs)
+        kept = ltype.saves(node_args, True) if grad[i] else ()
+        if grad[i]:
+            extra_bytes += ltype.workspace(node_args, xs, y) * nbytes
+        for what in kept:
+            if what == "input_copy":
+                extra_bytes += numel[node.inputs[0]] * nbytes
+            elif what == "input":
                 for j in node.inputs[:1]:
                     saved[tensor[j]] = numel[j]
             elif what == "output":
@@ -224,6 +232,10 @@ def analyze(
         notes=net.notes,
         optimizer=optimizer,
     )
+
+
+def _positive(value) -> bool:
+    return is_symbolic(value) or value > 0
 
 
 def _sum(values):

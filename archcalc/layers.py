@@ -153,9 +153,15 @@ class LayerType:
         return not self.view
 
     def saves(self, a: dict, training: bool) -> tuple[str, ...]:
-        """What backward keeps: 'input', 'output', 'indices' (int64 per output element),
-        'mask' (one byte per output element)."""
+        """What backward keeps: 'input', 'output' (those tensors, each counted once however many
+        layers keep it), 'input_copy' (a private copy of the input: an in-place op whose backward
+        needs the original), 'indices' (int64 per output element), 'mask' (one byte per output
+        element)."""
         return ()
+
+    def workspace(self, a: dict, xs: list, y) -> Any:
+        """Elements of work tensors (of the dtype) that backward keeps besides those above."""
+        return 0
 
     def torch(self, a: dict, xs: list, y) -> list[tuple[str, dict]]:
         return [("Identity", {})]
@@ -348,7 +354,7 @@ class AvgPool(_Pool):
     }
 
     def saves(self, a, training):
-        return ()
+        return ("input",)
 
     def torch(self, a, xs, y):
         t, b, l, r = self._torch_pad(a, xs)
@@ -382,6 +388,8 @@ class AdaptiveAvgPool(LayerType):
         return (x[0], a["size"][0], a["size"][1])
 
     def new_tensor(self, a, xs, y, training):
+        if training:
+            return True  # PyTorch copies even at the same size; only the inference count treats it as an identity
         pairs = list(zip(xs[0][1:], y[1:]))
         if not any(is_symbolic(v) for pair in pairs for v in pair):
             return any(i != o for i, o in pairs)
@@ -398,6 +406,10 @@ class AdaptiveAvgPool(LayerType):
             k = ceildiv(size, n)
             axes.append(Axis(k, floordiv(size, n), 0, 0, False))
         return tuple(axes)
+
+    def saves(self, a, training):
+        # PyTorch computes a 1x1 adaptive pool as a mean, whose backward keeps nothing
+        return () if tuple(a["size"]) == (1, 1) else ("input",)
 
     def torch(self, a, xs, y):
         return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]
@@ -451,6 +463,9 @@ class BatchNorm(LayerType):
     def saves(self, a, training):
         return ("input",)
 
+    def workspace(self, a, xs, y):
+        return 2 * xs[0][0]  # the batch mean and inverse standard deviation per channel
+
     def torch(self, a, xs, y):
         cls = "BatchNorm2d" if len(xs[0]) == 3 else "BatchNorm1d"
         shift_only = a["affine"] and not a["scale"]
@@ -470,8 +485,17 @@ class LRN(LayerType):
     )
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
 
+    def out(self, a, xs):
+        return _hw(xs[0], self.name)
+
     def saves(self, a, training):
-        return ("input", "output")
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        # PyTorch composes LRN from elementwise ops: backward keeps the squared input padded to
+        # C + size - 1 channels, and the scale before and after the power
+        c, h, w = xs[0]
+        return as_int((c + a["size"] - 1) * h * w + 2 * c * h * w)
 
     def torch(self, a, xs, y):
         return [("LocalResponseNorm", {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "k": a["k"]})]
@@ -491,6 +515,8 @@ class _Activation(LayerType):
         return not a.get("inplace", False)
 
     def saves(self, a, training):
+        if self.saved == "input" and a.get("inplace"):
+            return ("input_copy",)  # backward needs the input the op overwrites: autograd keeps a copy
         return (self.saved,)
 
     def torch(self, a, xs, y):

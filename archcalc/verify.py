@@ -451,9 +451,12 @@ def memory(net, report, device="cpu", batch=1) -> dict:
     dev = _device(device)
     notes = []
     run_batch = batch
-    if batch == 1 and any(cls == "BatchNorm1d" for st in plan(net) for cls, _ in st["ops"]):
+    if batch == 1 and _bn_on_single_values(report):
         run_batch = 2
-        notes.append("measured at batch 2 (BatchNorm1d cannot train on one sample) and reported per 1")
+        notes.append(
+            "measured at batch 2 (batch norm cannot train on one value per channel: a flat vector "
+            "or a 1x1 map at batch 1) and reported per 1"
+        )
     model = build(net, device=dev).train()
     x = (torch.empty if dev.type == "meta" else torch.randn)(run_batch, *net.input, device=dev)
     measured = saved_bytes(model, x)
@@ -468,37 +471,47 @@ def memory(net, report, device="cpu", batch=1) -> dict:
         "notes": notes,
     }
     if dev.type == "cuda":
-        out["cuda"] = _cuda_peaks(net, report, batch)
+        out["cuda"] = _cuda_peaks(net, report, batch, run_batch)
     return out
 
 
-def _cuda_peaks(net, report, batch):
+def _bn_on_single_values(report) -> bool:
+    """Does a batch-norm layer see one value per channel per image (flat input, or 1x1 maps)?"""
+    return any(r.type == "batchnorm" and (len(r.shape) == 1 or tuple(r.shape[1:]) == (1, 1)) for r in report.rows)
+
+
+def _cuda_peaks(net, report, batch, run_batch):
+    """Peak allocated bytes above the model and input: an inference forward at ``batch`` and a
+    training forward+backward at ``run_batch`` (``batch``, or 2 where batch norm needs it)."""
     cuda = torch.cuda
-    del_model = build(net, device="cuda")
-    x = torch.randn(batch, *net.input, device="cuda")
-    cuda.synchronize()
-    base = cuda.memory_allocated()
-    del_model.eval()
-    cuda.reset_peak_memory_stats()
-    with torch.no_grad():
-        y = del_model(x)
-    cuda.synchronize()
-    fwd = cuda.max_memory_allocated() - base
-    del y
-    del_model.train()
-    cuda.reset_peak_memory_stats()
-    outs = del_model(x)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    sum(o.float().sum() for o in outs).backward()
-    cuda.synchronize()
-    train = cuda.max_memory_allocated() - base
+    model = build(net, device="cuda")
     t = report.totals
+
+    def peak(n, train):
+        x = torch.randn(n, *net.input, device="cuda")
+        cuda.synchronize()
+        base = cuda.memory_allocated()
+        cuda.reset_peak_memory_stats()
+        if train:
+            outs = model.train()(x)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            sum(o.float().sum() for o in outs).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model.eval()(x)
+        cuda.synchronize()
+        return cuda.max_memory_allocated() - base
+
+    fwd = peak(batch, False)
+    train = peak(run_batch, True)
     est_fwd = t["activation_bytes"] * batch
-    est_train = t["train_saved_bytes"] * batch + t["param_bytes"]  # activations saved + gradients
+    est_train = t["train_saved_bytes"] * run_batch + t["param_bytes"]  # activations saved + gradients
     return {
-        "forward_peak_bytes": {"engine": est_fwd, "torch": fwd, "ratio": fwd / est_fwd if est_fwd else None,
+        "forward_peak_bytes": {"batch": batch, "engine": est_fwd, "torch": fwd, "ratio": fwd / est_fwd if est_fwd else None,
                                "engine_is": "activation_bytes x batch (every new tensor kept)"},
-        "train_peak_bytes": {"engine": est_train, "torch": train, "ratio": train / est_train if est_train else None,
+        "train_peak_bytes": {"batch": run_batch, "engine": est_train, "torch": train,
+                             "ratio": train / est_train if est_train else None,
                              "engine_is": "train_saved_bytes x batch + gradients (param_bytes)"},
     }
 

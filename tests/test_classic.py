@@ -59,3 +59,11 @@ def test_compare_symbolic_ratio(cli):
     code, out, _ = cli("compare", "stack3x3", "conv7x7")
     assert code == 0
     assert "27*C**2" in out and "49*C**2" in out and "49/27 = 1.81x" in out
+
+
+def test_inception_naive_saved_for_backward():
+    # the convs keep the module input X (256*28*28, once); each in-place ReLU keeps its conv's
+    # output; the max-pool reads X, which needs no gradient, so autograd records nothing for it
+    r = analyze(load("inception-naive"))
+    s = 28 * 28
+    assert r.totals["train_saved_bytes"] == 4 * (256 * s + 128 * s + 192 * s + 96 * s) == 2_107_392

@@ -32,3 +32,13 @@ def test_zoo_doc_lists_every_spec_with_its_numbers():
         assert row is not None, f"{name} missing from docs/zoo.md"
         t = analyze(load(name)).totals
         assert f"| {exact(t['params'])} | {exact(t['macs'])} |" in row, name
+
+
+def test_readme_summary_output_is_current(cli):
+    """The README's resnet18 example is what the command prints now (title and caption aside)."""
+    block = README.split("$ archcalc summary resnet18 --depth 1\n", 1)[1].split("```", 1)[0]
+    code, out, _ = cli("summary", "resnet18", "--depth", "1")
+    assert code == 0
+    printed = [line.rstrip() for line in out.splitlines()]
+    for line in block.splitlines():
+        assert line.rstrip() in printed, line

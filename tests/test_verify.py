@@ -323,3 +323,48 @@ def test_cli_import_does_not_import_torch():
     code = "import sys, archcalc.cli; print('torch' in sys.modules, 'archcalc.verify' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     assert out == "False False"
+
+
+def test_memory_with_batch_norm_on_1x1_maps(cli):
+    """inception_v3's aux head normalises a 768x1x1 map: training at batch 1 is impossible, so the
+    saved bytes are measured at batch 2 and reported per image (this used to be a traceback)."""
+    code, out, err = cli("verify", "inception_v3", "--memory", "--format", "json")
+    assert code == 0, err
+    mem = json.loads(out)["memory"]
+    assert mem["notes"] and "batch 2" in mem["notes"][0]
+    s = mem["saved_bytes"]
+    assert s["engine"] == analyze(archcalc.load("inception_v3")).totals["train_saved_bytes"]
+    assert 0.95 < s["torch"] / s["engine"] < 1.05
+
+
+SAVED_CASES = {  # layer after a 16->32 1x1 conv on 8x8 maps, then flatten + linear
+    "relu": "relu", "relu6": "relu6", "leaky_relu": "leaky_relu", "elu": "elu", "silu": "silu",
+    "hardswish": "hardswish", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "lrn": "lrn",
+    "softmax": "softmax", "maxpool": "maxpool: {kernel: 2}", "avgpool": "avgpool: {kernel: 2}",
+    "adaptive": "adaptive_avgpool: {size: 4}", "adaptive_same_size": "adaptive_avgpool: {size: 8}",
+    "adaptive_1x1": "adaptive_avgpool: {size: 1}", "global": "global_avgpool", "bn": "bn",
+    "concat": "concat: [identity, [{conv: {out: 8, kernel: 1}}]]",
+    "add": "add: [identity, [{conv: {out: 32, kernel: 1}}]]",
+    "mean": "mean: [identity, [{conv: {out: 32, kernel: 1}}]]",
+    "pad_channels": "pad_channels: {out: 48, stride: 2}", "scale": "scale: {factor: 0.5}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAVED_CASES))
+def test_saved_bytes_per_layer_type_equal_torch(case):
+    """The engine's saved-for-backward bytes equal what autograd keeps, to the byte, per layer type."""
+    text = (f"input: [16, 8, 8]\nlayers:\n  - {{conv: {{out: 32, kernel: 1, bias: false}}}}\n"
+            f"  - {SAVED_CASES[case]}\n  - flatten\n  - {{linear: {{out: 10}}}}\n")
+    net = loads(text)
+    report = analyze(net)
+    s = memory(net, report, device="cpu")["saved_bytes"]
+    assert s["torch"] == s["engine"] == report.totals["train_saved_bytes"]
+
+
+def test_saved_bytes_dropout_mask_on_cpu():
+    # the estimate keeps one byte per element for the mask (CUDA's bool mask); PyTorch's CPU
+    # dropout keeps a float mask: 3 more bytes for each of the 32*8*8 elements
+    net = loads("input: [16, 8, 8]\nlayers:\n  - {conv: {out: 32, kernel: 1, bias: false}}\n  - dropout\n"
+                "  - flatten\n  - {linear: {out: 10}}\n")
+    s = memory(net, analyze(net), device="cpu")["saved_bytes"]
+    assert s["torch"] - s["engine"] == 3 * 32 * 8 * 8

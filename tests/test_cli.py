@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from archcalc import zoo
 from conftest import ROOT, run_subprocess
@@ -162,8 +161,7 @@ def test_summary_imports_neither_sympy_nor_torch():
 
 def test_console_script_installed():
     exe = Path(sys.executable).with_name("archcalc")
-    if not exe.exists():
-        pytest.skip("archcalc console script not on this interpreter's bin path")
+    assert exe.exists(), "the archcalc console script is installed beside the interpreter"
     proc = subprocess.run([str(exe), "summary", "alexnet", "-f", "json"], capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads(proc.stdout)["totals"]["params"] == 61_100_840
 

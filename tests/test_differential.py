@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
-yaml = pytest.importorskip("yaml")
+import yaml  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

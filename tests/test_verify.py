@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (a test extra: missing torch must fail, not skip)
 
 import archcalc  # noqa: E402
 from archcalc import analyze, zoo  # noqa: E402

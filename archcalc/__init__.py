@@ -19,7 +19,8 @@ def load(ref, values=None, input_override=None, free=()):
     the named symbols symbolic)."""
     from . import spec, zoo
 
-    return spec.load(zoo.resolve(str(ref)), values, input_override, free)
+    path, variant = zoo.resolve_ref(str(ref))
+    return spec.load(path, values, input_override, free, variant)
 
 
 def analyze(net, **kwargs):

@@ -8,10 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from .errors import CheckFailed, UsageError
+from .errors import CheckFailed, UsageError, Where
 
-MARK = {"ok": "[green]✓[/]", "note": "[yellow]≈[/]", "mismatch": "[bold red]✗[/]"}
-PLAIN = {"ok": "ok", "note": "~", "mismatch": "MISMATCH"}
 
 
 class Device(str, Enum):
@@ -46,151 +44,186 @@ def _torch_modules(*names):
 
 
 def _load_net(spec, sets, input_):
-    from . import load
-    from .cli import parse_input, parse_sets
+    from .cli import load_net
 
-    return load(spec, parse_sets(sets), parse_input(input_))
+    return load_net(spec, sets, input_)
+
+
+def _memory_limit(text, device="cpu"):
+    """--max-memory: bytes, or the default (half the memory available now; on CUDA the free
+    device memory)."""
+    from .limits import default_memory_limit
+
+    if text is not None:
+        from .errors import plain
+        from .spec import parse_amount
+
+        try:
+            return parse_amount(text)
+        except ValueError:
+            raise UsageError(f"--max-memory {plain(text)}: expected a size such as 8GiB or 500M") from None
+    if device == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0] * 0.9)
+    return default_memory_limit()
+
+
+def _forward_bytes(report, batch, elem=4):
+    """Upper bound of a forward pass: weights and buffers, the input and every new tensor."""
+    t = report.totals
+    return (t["params"] + t["buffers"]) * elem + (t["activations"] * batch) * elem
+
+
+def estimate_verify(net, report, device, batch, memory):
+    """Bytes the verify run's forward (and --memory) stages would allocate at most, from the
+    engine's own figures, before torch is imported. Returns (bytes, what)."""
+    t = report.totals
+    stages = []
+    if device != "meta":
+        stages.append((_forward_bytes(report, batch), f"verify --device {device}"))
+        if memory:
+            run = max(batch, 2)
+            train = (t["params"] + t["buffers"]) * 4 * 2 + (t["activations"] * 4 + t["train_saved_bytes"]) * run
+            stages.append((train, f"verify --memory on {device}"))
+    return max(stages, default=(0, "verify"))
 
 
 def register(app):
-    from .cli import InputOpt, SetOpt
+    from .cli import InputOpt, SetOpt, SpecArg
+
+    MemOpt = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse to run torch when the estimate exceeds this size (default: half the memory available).")
 
     @app.command()
     def verify(
-        spec: str = typer.Argument(..., help="A zoo name (archcalc list) or a path to a spec .yaml file."),
-        device: Device = typer.Option(Device.meta, "--device", help="meta (shapes, params, MACs; no allocation), cpu or cuda."),
+        spec: str = SpecArg,
+        device: Device = typer.Option(Device.meta, "--device", metavar="meta|cpu|cuda", help="meta (shapes, params, MACs; no allocation), cpu or cuda."),
         rf: bool = typer.Option(False, "--rf", help="Measure receptive fields empirically (CPU, float64) at the end of each stage."),
-        rf_at: Optional[List[str]] = typer.Option(None, "--rf-at", help="Measure the receptive field at this layer (repeatable; implies --rf)."),
+        rf_at: Optional[List[str]] = typer.Option(None, "--rf-at", metavar="LAYER", help="Measure the receptive field at this layer (repeatable; implies --rf)."),
         memory: bool = typer.Option(False, "--memory", help="Saved-for-backward bytes (and CUDA peaks) beside the engine's estimate."),
         set: Optional[List[str]] = SetOpt,
         input: Optional[str] = InputOpt,
-        batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size of the torch run."),
-        format: VFormat = typer.Option(VFormat.table, "--format", "-f", help="table or json."),
+        batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size of the torch run."),
+        format: VFormat = typer.Option(VFormat.table, "--format", "-f", metavar="table|json", help="Output format."),
+        max_memory: Optional[str] = MemOpt,
     ):
         """Check the engine against a real PyTorch model: shapes, params, buffers, MACs, values per layer."""
+        from .limits import MAX_SIZE, check_allocation, check_torch_sizes
+
+        if batch > MAX_SIZE:
+            raise UsageError(f"--batch {batch}: the limit is {MAX_SIZE:,}")
         net = _load_net(spec, set, input)
         from .engine import analyze
 
         report = analyze(net, batch=batch)
+        if report.symbolic:
+            raise UsageError(
+                f"{net.name}: verify needs concrete sizes; unresolved: {', '.join(net.free_symbols()) or 'input'}",
+                hint="give them values with --set NAME=VALUE or --input CxHxW",
+            )
+        check_torch_sizes(report, Where(file=net.file))
+        names = [n.strip() for item in (rf_at or []) for n in item.split(",") if n.strip()]
+        limit = _memory_limit(max_memory, device.value)
+        hint = "use --device meta, a smaller --input or --batch"
+        # the stages that need no torch to estimate are checked before torch is even imported
+        need, what = estimate_verify(net, report, device.value, batch, memory)
+        check_allocation(need, limit, what, hint, Where(file=net.file))
         (V,) = _torch_modules("verify")
-        names = [n for item in (rf_at or []) for n in item.split(",") if n.strip()]
+        if rf or names:
+            # the probe's own estimate: float64 channel sums on the input it enlarges to
+            need = V.probe_bytes(net, names or None, report)
+            check_allocation(need, limit, "verify --rf (float64 on the CPU)", hint, Where(file=net.file))
         result = V.verify(net, report, device=device.value, batch=batch, rf=rf, rf_layers=names or None, mem=memory)
         if format.value == "json":
             import json
 
             sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
         else:
-            from .cli import _console
+            from .render import verify_table
 
-            render(_console(), result)
+            verify_table(result)
         if not result["ok"]:
             raise CheckFailed(f"{result['network']}: {result['mismatches']} mismatch(es) between the engine and torch")
 
     @app.command()
     def export(
-        spec: str = typer.Argument(..., help="A zoo name or a spec path."),
-        to: Target = typer.Option(..., "--to", help="torch: a standalone PyTorch source file; onnx: an ONNX model."),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="File to write (default: stdout for torch, NAME.onnx for onnx)."),
+        spec: str = SpecArg,
+        to: Target = typer.Option(..., "--to", metavar="torch|onnx", help="torch: a standalone PyTorch source file; onnx: an ONNX model."),
+        output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="File to write (default: stdout for torch; for onnx NAME.onnx in the current directory, NAME made a plain file name)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
         set: Optional[List[str]] = SetOpt,
         input: Optional[str] = InputOpt,
+        max_memory: Optional[str] = MemOpt,
     ):
         """Write the spec as a PyTorch module source file or an ONNX model."""
+        from .engine import analyze
+        from .limits import check_allocation, check_torch_sizes
+
         net = _load_net(spec, set, input)
-        (T,) = _torch_modules("torch")
+        report = analyze(net)
+        if report.symbolic:
+            raise UsageError(
+                f"{net.name}: export needs concrete sizes; unresolved: {', '.join(net.free_symbols()) or 'input'}",
+                hint="give them values with --set NAME=VALUE or --input CxHxW",
+            )
+        check_torch_sizes(report, Where(file=net.file))
         if to.value == "torch":
+            if output is not None:
+                _check_target(output, force)
+            (T,) = _torch_modules("torch")
             text = T.export_source(net)
             if output is None:
                 sys.stdout.write(text)
             else:
-                _write(output, text)
+                _write(output, text, force)
                 sys.stderr.write(f"wrote {output}\n")
         else:
-            path = output or f"{net.name}.onnx"
+            path = output or default_output_name(net.name, ".onnx")
+            _check_target(path, force)
+            _check_target(f"{path}.data", force)
+            need = 2 * (report.totals["params"] + report.totals["buffers"]) * 4 + report.totals["activations"] * 4
+            check_allocation(need, _memory_limit(max_memory), "export --to onnx", "export --to torch (no allocation) or a smaller --input",
+                             Where(file=net.file))
+            (T,) = _torch_modules("torch")
             for written in T.export_onnx(net, path):
                 sys.stderr.write(f"wrote {written}\n")
 
 
-def _write(path, text):
+def default_output_name(name: str, suffix: str) -> str:
+    """A plain file name in the current directory from a spec's name (untrusted: '../../x' and
+    '/abs/path' must not choose where the file lands).
+
+    >>> default_output_name("../../etc/passwd", ".onnx")
+    'etc_passwd.onnx'
+    >>> default_output_name("resnet50", ".onnx")
+    'resnet50.onnx'
+    """
+    import re
+
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:100] or "model"
+    return base + suffix
+
+
+def _check_target(path, force):
+    """Refuse to overwrite an existing file without --force, and to write into a directory."""
+    import os
+
+    from .errors import short
+
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {short(str(path))}: it is a directory")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{short(str(path))} exists", hint="pass --force to overwrite it, or choose another file with -o")
+
+
+def _write(path, text, force=False):
+    from .errors import short
+
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(path, "w" if force else "x", encoding="utf-8") as fh:
             fh.write(text)
-    except OSError as err:
-        raise UsageError(f"cannot write '{path}': {err.strerror or err}") from None
-
-
-def _num(v):
-    from .report import exact
-
-    return exact(v) if isinstance(v, int) else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
-def _cell(c, fmt=_num):
-    e, t = c["engine"], c["torch"]
-    text = fmt(e) if c["status"] == "ok" else f"{fmt(e)} ≠ {fmt(t)}"
-    return f"{text} {MARK[c['status']]}"
-
-
-def _shape(v):
-    return "x".join(str(d) for d in v)
-
-
-def render(console, result):
-    """The verify table: a mark per metric per layer (✓ agrees, ≈ a documented convention, ✗ differs)."""
-    from rich.table import Table
-
-    title = f"[bold]verify {result['network']}[/] — engine vs torch {result['torch']} on {result['device']}"
-    table = Table(title=title, header_style="bold", show_footer=True)
-    t = result["totals"]
-    footer = {"layer": "total", "output": _cell(t["output"], _shape), "params": _cell(t["params"]),
-              "buffers": _cell(t["buffers"]), "MACs": _cell(t["macs"]), "values": _cell(t["activations"])}
-    cols = ("#", "layer", "type", "torch", "output", "params", "buffers", "MACs", "values")
-    for col in cols:
-        table.add_column(col, footer=footer.get(col, ""), justify="right" if col in ("#", "params", "buffers", "MACs", "values") else "left",
-                         no_wrap=col not in ("layer", "torch"))
-    notes = []
-    for i, r in enumerate(result["layers"], 1):
-        c = r["checks"]
-        bad = any(x["status"] == "mismatch" for x in c.values())
-        for k, x in c.items():
-            if x["status"] == "note":
-                notes.append(f"{r['name']} ({k}): {x['note']}")
-        table.add_row(str(i), r["name"] + (" (aux)" if r["aux"] else ""), r["type"], r["torch"],
-                      _cell(c["shape"], _shape), _cell(c["params"]), _cell(c["buffers"]), _cell(c["macs"]), _cell(c["values"]),
-                      style="red" if bad else ("dim" if r["aux"] else None))
-    console.print(table)
-    console.print(f"input {_shape(result['input'])}, batch {result['batch']}; MACs = FlopCounterMode FLOPs / 2; "
-                  "buffers exclude num_batches_tracked; values = elements of each new tensor (0 for views and in-place)")
-    if t["macs_aux"]["engine"] or t["macs_aux"]["torch"]:
-        console.print(f"  [bold]aux-head MACs[/]: {_cell(t['macs_aux'])}")
-    for n in notes:
-        console.print(f"  [yellow]≈[/] {n}")
-    if result.get("rf") is not None:
-        rt = Table(title="receptive fields (empirical: gradient extent of one output position)", header_style="bold")
-        for col in ("layer", "input", "position", "engine r / j / p", "expected extent", "measured extent", "size", ""):
-            rt.add_column(col)
-        for r in result["rf"]:
-            for ax in ("h", "w"):
-                a = r["axes"][ax]
-                e, m = a["engine"], a["measured"]
-                ext = "-" if m["start"] is None else f"[{m['start']}, {m['start'] + m['size'] - 1}]"
-                size = f"{m['size']} vs {e['size']}" + (" (clipped by the image)" if a["clipped"] else "")
-                rt.add_row(f"{r['layer']} ({ax})", "x".join(map(str, r["input"])), str(r["position"][0 if ax == "h" else 1]),
-                           f"{e['size']} / {e['stride']} / {e['padding']}",
-                           f"[{a['expected_extent'][0]}, {a['expected_extent'][1]}]", ext, size, MARK[a["status"]])
-        console.print(rt)
-    if result.get("memory"):
-        m = result["memory"]
-        s = m["saved_bytes"]
-        from .report import human
-
-        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.3f}"
-        console.print(f"  [bold]saved for backward[/] (batch {m['batch']}, {m['device']}): torch {_num(s['torch'])} bytes "
-                      f"({human(s['torch'], 'B')}) in {s['storages']} storages; engine estimate {_num(s['engine'])} bytes "
-                      f"({human(s['engine'], 'B')}); ratio torch/engine {ratio}")
-        for k, v in (m.get("cuda") or {}).items():
-            r = "-" if v["ratio"] is None else f"{v['ratio']:.3f}"
-            console.print(f"  [bold]{k.replace('_', ' ')}[/] (batch {v['batch']}): torch {_num(v['torch'])} bytes, engine {_num(v['engine'])} "
-                          f"({v['engine_is']}); ratio {r}")
-        for n in m["notes"]:
-            console.print(f"  note: {n}")
-    console.print("[green]engine and torch agree[/]" if result["ok"] else f"[bold red]{result['mismatches']} mismatch(es)[/]")
+    except FileExistsError:
+        raise UsageError(f"{short(str(path))} exists", hint="pass --force to overwrite it") from None
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot write {short(str(path))}: {getattr(err, 'strerror', None) or err}") from None

@@ -68,12 +68,59 @@ class CheckFailed(ArchcalcError):
     exit_code = 1
 
 
+MAX_QUOTE = 80
+
+
+def plain(text: str, limit: int = MAX_QUOTE) -> str:
+    """A command-line argument as typed when it is short and printable, else :func:`short`.
+
+    >>> plain("H=abc")
+    'H=abc'
+    """
+    if isinstance(text, str) and len(text) <= limit and text.isprintable() and text.isascii():
+        return text
+    return short(text, limit)
+
+
+def short(value, limit: int = MAX_QUOTE) -> str:
+    """At most ``limit`` characters of a user's value for an error message, control characters
+    escaped, never expanding a large structure (a YAML alias bomb stays a few bytes here).
+
+    >>> short("x" * 200)[-25:]
+    "xxxxxx…' (200 characters)"
+    >>> short("kernal")
+    "'kernal'"
+    >>> short([1, [2, 3]])
+    'a list of 2 items'
+    """
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 2]
+        shown = repr(text)
+        if len(value) > limit:
+            return shown[:-1] + "…" + shown[-1] + f" ({len(value)} characters)"
+        return shown
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        digits = len(str(value)) if value.bit_length() < 4000 else None
+        if digits is not None and digits <= limit:
+            return str(value)
+        return f"an integer of {digits or 'more than 1,200'} digits"
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    return f"a {type(value).__name__}"
+
+
 def did_you_mean(word: str, choices) -> str | None:
     """A ``did you mean 'x'?`` hint, or None when nothing is close.
 
     >>> did_you_mean("kernal", ["kernel", "stride"])
     "did you mean 'kernel'?"
     """
+    if len(str(word)) > 100:  # nothing is close to a very long word, and comparing would be slow
+        return None
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
@@ -83,4 +130,6 @@ def expected_one_of(word: str, choices, what: str = "one of") -> str:
     hint = did_you_mean(word, choices)
     if hint:
         return hint
-    return f"expected {what}: " + ", ".join(sorted(str(c) for c in choices))
+    names = sorted(str(c) for c in choices)
+    shown = ", ".join(short(n, 40)[1:-1] if len(n) > 40 else n for n in names[:30])
+    return f"expected {what}: {shown}" + (f" and {len(names) - 30} more" if len(names) > 30 else "")

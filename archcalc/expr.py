@@ -1,26 +1,48 @@
 """Safe arithmetic on sizes: plain ints on the fast path, sympy only when a symbol is unresolved.
 
 Spec text is untrusted. Expressions such as ``2*C`` or ``$width // 2`` are parsed with :mod:`ast`
-into a whitelist (integers, names, ``+ - * // / % **``, parentheses, ``min``/``max``) and then
-evaluated on ints or on sympy expressions. Nothing here ever calls ``eval``, ``sympify`` or
-``parse_expr`` on spec text.
+into a whitelist and then evaluated on ints, exact rationals (:class:`fractions.Fraction`) or sympy
+expressions. Nothing here ever calls ``eval``, ``sympify`` or ``parse_expr`` on spec text.
+
+The whitelist: integers and decimals (read exactly: ``1.2`` is 6/5), names (ASCII identifiers),
+``$argument``, ``+ - * / // % **`` (``/`` is exact division), comparisons ``< <= > >= == !=``,
+``and``, ``or``, ``not``, the conditional ``a if c else b`` (only the chosen branch is evaluated),
+and the functions ``min``, ``max``, ``floor``, ``ceil``, ``round`` (half to even, as Python's) and
+``abs``. Limits (archcalc/limits.py) bound the text, the number of nodes, exponents and the
+magnitude of every intermediate value, so no expression can take unbounded time or memory.
 
 >>> evaluate(parse("2*C + 1"), {"C": 3})
 7
 >>> evaluate(parse("$width // 2"), {"$width": 64})
 32
+>>> evaluate(parse("ceil(3 * 1.2)"), {})
+4
+>>> v = 24 * Fraction(3, 4)   # torchvision's _make_divisible(v, 8), written out
+>>> evaluate(parse("max(8, floor(v + 4) // 8 * 8) + (8 if max(8, floor(v + 4) // 8 * 8) < 0.9 * v else 0)"), {"v": v})
+24
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
+from fractions import Fraction
 from functools import lru_cache
+
+from .limits import MAX_EXPR_CHARS, MAX_EXPR_NODES, MAX_POWER
 
 _ARG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)")
 _ARG_PREFIX = "__arg_"
 
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Div, ast.Mod, ast.Pow)
+_CMPOPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+_FUNCS = {"min": (2, None), "max": (2, None), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "abs": (1, 1)}
+MAX_BITS = 256  # magnitude of any intermediate value (numerator and denominator), about 1e77
+ALLOWED = (
+    "integers, decimals, names, + - * / // % **, comparisons, and/or/not, 'a if c else b', "
+    "parentheses, min, max, floor, ceil, round, abs"
+)
 
 
 class ExprError(ValueError):
@@ -65,42 +87,100 @@ def parse(text: str) -> ast.expr:
     >>> parse("min(3, $k)") is not None
     True
     """
+    from .errors import short
+
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(f"expression of {len(text)} characters is longer than the limit of {MAX_EXPR_CHARS}")
+    if not text.isascii() or not text.isprintable():
+        # Python folds identifiers by NFKC ('ℌ' would silently read as 'H'): only ASCII is a name
+        raise ExprError(f"{short(text)} holds a character that is not printable ASCII")
     source = _ARG.sub(lambda m: _ARG_PREFIX + m.group(1), text.strip())
     if "$" in source:
-        raise ExprError(f"'$' must be followed by an argument name in '{text}'")
+        raise ExprError(f"'$' must be followed by an argument name in {short(text)}")
     try:
         tree = ast.parse(source, mode="eval")
-    except SyntaxError:
-        raise ExprError(f"cannot parse expression '{text}'") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ExprError(f"cannot parse expression {short(text)}") from None
+    count = 0
+    for _ in ast.walk(tree):  # iterative: bounds the recursive checks below
+        count += 1
+        if count > MAX_EXPR_NODES:
+            raise ExprError(f"expression {short(text)} has more than {MAX_EXPR_NODES} parts")
     _check(tree.body, text)
     return tree.body
 
 
 def _check(node: ast.AST, text: str) -> None:
+    from .errors import short
+
     if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or not isinstance(node.value, int):
-            raise ExprError(f"only integers are allowed in expressions, got {node.value!r} in '{text}'")
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ExprError(f"only numbers are allowed in expressions, got {short(node.value)} in {short(text)}")
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise ExprError(f"{short(text)}: numbers must be finite")
+        _bounded(_const(node.value))
     elif isinstance(node, ast.Name):
         pass
     elif isinstance(node, ast.BinOp) and isinstance(node.op, _BINOPS):
         _check(node.left, text)
         _check(node.right, text)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
         _check(node.operand, text)
+    elif isinstance(node, ast.Compare) and all(isinstance(op, _CMPOPS) for op in node.ops):
+        for child in [node.left, *node.comparators]:
+            _check(child, text)
+    elif isinstance(node, ast.BoolOp):
+        for child in node.values:
+            _check(child, text)
+    elif isinstance(node, ast.IfExp):
+        for child in (node.test, node.body, node.orelse):
+            _check(child, text)
     elif (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id in ("min", "max")
+        and node.func.id in _FUNCS
         and not node.keywords
-        and len(node.args) >= 2
+        and _FUNCS[node.func.id][0] <= len(node.args) <= (_FUNCS[node.func.id][1] or len(node.args))
+        and not any(isinstance(a, ast.Starred) for a in node.args)
     ):
         for arg in node.args:
             _check(arg, text)
     else:
-        raise ExprError(
-            f"'{text}' is not a size expression (allowed: integers, names, + - * // / % **, "
-            "parentheses, min, max)"
-        )
+        raise ExprError(f"{short(text)} is not a size expression (allowed: {ALLOWED})")
+
+
+def _const(value):
+    """An exact number from a literal: 1.2 is 6/5 (the decimal as written), not the binary float."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExprError(f"numbers must be finite, got {value}")
+        return _bounded(_norm(Fraction(repr(value))))
+    return value
+
+
+def _norm(value):
+    """Fractions with denominator 1 become ints."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value.numerator)
+    return value
+
+
+def _bounded(value):
+    """Raise when a concrete value's numerator or denominator exceeds MAX_BITS bits, or a symbolic
+    one's degree exceeds MAX_DEGREE."""
+    if isinstance(value, bool):
+        return value
+    if is_symbolic(value):
+        if degree(value) > MAX_DEGREE:
+            raise ExprError(f"a symbolic value in the expression has degree above {MAX_DEGREE}")
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_BITS:
+            raise ExprError(f"a value in the expression exceeds 2**{MAX_BITS}")
+    elif isinstance(value, Fraction):
+        if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+            raise ExprError(f"a value in the expression exceeds 2**{MAX_BITS}")
+    return value
 
 
 def names(tree: ast.expr) -> list[str]:
@@ -121,48 +201,156 @@ def _display(ident: str) -> str:
 
 
 def evaluate(tree: ast.expr, env: dict):
-    """Evaluate a parsed expression; ``env`` maps names (``$arg`` or ``SYM``) to ints or sympy.
+    """Evaluate a parsed expression; ``env`` maps names (``$arg`` or ``SYM``) to ints, Fractions or
+    sympy expressions. Returns an int, a Fraction, a bool (comparisons) or a sympy expression.
 
     Unknown names raise :class:`ExprError` naming the variable.
     """
+    return _norm(_eval(tree, env))
+
+
+def _eval(tree, env):
     if isinstance(tree, ast.Constant):
-        return tree.value
+        return _const(tree.value)
     if isinstance(tree, ast.Name):
         key = _display(tree.id)
         if key not in env:
             raise ExprError(f"unknown name '{key}'", key)
-        return env[key]
+        value = env[key]
+        return _const(value) if isinstance(value, float) else value
     if isinstance(tree, ast.UnaryOp):
-        value = evaluate(tree.operand, env)
+        value = _eval(tree.operand, env)
+        if isinstance(tree.op, ast.Not):
+            return not _truth(value)
+        _number(value, "-" if isinstance(tree.op, ast.USub) else "+")
         return -value if isinstance(tree.op, ast.USub) else value
+    if isinstance(tree, ast.BoolOp):
+        is_and = isinstance(tree.op, ast.And)
+        for child in tree.values:  # short-circuit, like Python
+            value = _truth(_eval(child, env))
+            if value != is_and:
+                return value
+        return is_and
+    if isinstance(tree, ast.IfExp):
+        return _eval(tree.body if _truth(_eval(tree.test, env)) else tree.orelse, env)
+    if isinstance(tree, ast.Compare):
+        left = _eval(tree.left, env)
+        for op, right_tree in zip(tree.ops, tree.comparators):
+            right = _eval(right_tree, env)
+            if not _compare(op, left, right):
+                return False
+            left = right
+        return True
     if isinstance(tree, ast.Call):
-        values = [evaluate(a, env) for a in tree.args]
-        return vmin(*values) if tree.func.id == "min" else vmax(*values)
-    left = evaluate(tree.left, env)
-    right = evaluate(tree.right, env)
+        values = [_eval(a, env) for a in tree.args]
+        for v in values:
+            _number(v, tree.func.id)
+        return _bounded(_call(tree.func.id, values))
+    left = _eval(tree.left, env)
+    right = _eval(tree.right, env)
     op = tree.op
+    sym = _OPS_TEXT[type(op)]
+    _number(left, sym)
+    _number(right, sym)
     if isinstance(op, ast.Add):
-        return left + right
+        return _bounded(left + right)
     if isinstance(op, ast.Sub):
-        return left - right
+        return _bounded(left - right)
     if isinstance(op, ast.Mult):
-        return left * right
+        return _bounded(left * right)
     if isinstance(op, ast.Pow):
-        if isinstance(right, int) and right < 0:
-            raise ExprError("negative powers are not sizes")
-        return left**right
+        return _power(left, right)
     if _is_zero(right):
         raise ExprError("division by zero")
     if isinstance(op, ast.FloorDiv):
-        return as_int(left // right)
+        if is_symbolic(left) or is_symbolic(right):
+            return as_int(floordiv(left, _sym(right)) if isinstance(right, int) else sympy().floor(_sym(left) / _sym(right)))
+        return _bounded(math.floor(Fraction(left) / Fraction(right)))
     if isinstance(op, ast.Mod):
-        return as_int(left % right)
-    # true division: exact for ints, rational for symbols
-    if isinstance(left, int) and isinstance(right, int):
-        if left % right:
-            raise ExprError(f"{left}/{right} is not an integer; use // for floor division")
-        return left // right
-    return as_int(left / right)
+        if is_symbolic(left) or is_symbolic(right):
+            return as_int(_sym(left) % _sym(right))
+        return _bounded(_norm(Fraction(left) % Fraction(right)))
+    # true division: exact rationals
+    if is_symbolic(left) or is_symbolic(right):
+        return as_int(_sym(left) / _sym(right))
+    return _bounded(_norm(Fraction(left) / Fraction(right)))
+
+
+_OPS_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
+
+
+def _number(value, what):
+    if isinstance(value, bool) or not (isinstance(value, (int, Fraction)) or is_symbolic(value) or _is_sym_number(value)):
+        raise ExprError(f"'{what}' needs numbers, got {'a comparison' if isinstance(value, bool) else type(value).__name__}")
+
+
+def _is_sym_number(value):
+    return getattr(value, "is_number", False) is True
+
+
+def _truth(value):
+    if isinstance(value, bool):
+        return value
+    if is_symbolic(value):
+        raise ExprError("a condition depends on an unresolved symbol", None)
+    raise ExprError("a condition must be a comparison (e.g. 'v < 0.9 * w'), not a number")
+
+
+def _compare(op, left, right):
+    _number(left, "comparison")
+    _number(right, "comparison")
+    if is_symbolic(left) or is_symbolic(right):
+        raise ExprError("cannot compare sizes that depend on unresolved symbols; give them values with --set")
+    a, b = Fraction(left), Fraction(right)
+    return {ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b, ast.GtE: a >= b, ast.Eq: a == b, ast.NotEq: a != b}[type(op)]
+
+
+def _call(name, values):
+    if name in ("min", "max"):
+        return vmin(*values) if name == "min" else vmax(*values)
+    (v,) = values
+    if is_symbolic(v):
+        sp = sympy()
+        if name == "floor":
+            return as_int(sp.floor(v))
+        if name == "ceil":
+            return as_int(sp.ceiling(v))
+        if name == "abs":
+            return as_int(sp.Abs(v))
+        raise ExprError("round() needs a concrete value; give its symbols values with --set")
+    v = Fraction(v)
+    if name == "floor":
+        return math.floor(v)
+    if name == "ceil":
+        return math.ceil(v)
+    if name == "round":
+        return round(v)  # half to even, exactly as Python's round() on the same rational
+    return _norm(abs(v))
+
+
+def _power(base, exp):
+    if is_symbolic(exp) or not isinstance(exp, int):
+        raise ExprError("an exponent must be a whole number (and not a symbol)")
+    if exp < 0:
+        raise ExprError("negative powers are not sizes")
+    if exp > MAX_POWER:
+        raise ExprError(f"exponent {exp} is above the limit of {MAX_POWER}")
+    if not is_symbolic(base):
+        f = Fraction(base)
+        bits = max(abs(f.numerator).bit_length(), f.denominator.bit_length())
+        if bits * exp > MAX_BITS + 64:
+            raise ExprError(f"a value in the expression exceeds 2**{MAX_BITS}")
+        return _bounded(_norm(f**exp))
+    if degree(base) * exp > MAX_DEGREE:
+        raise ExprError(f"a symbolic value in the expression has degree above {MAX_DEGREE}")
+    return base**exp
+
+
+def _sym(value):
+    """A Fraction becomes a sympy Rational where it meets a symbol."""
+    if isinstance(value, Fraction):
+        return sympy().Rational(value.numerator, value.denominator)
+    return value
 
 
 def _is_zero(value) -> bool:
@@ -170,44 +358,206 @@ def _is_zero(value) -> bool:
 
 
 def vmin(*values):
-    if all(isinstance(v, int) for v in values):
-        return min(values)
-    return as_int(sympy().Min(*values))
+    if all(isinstance(v, (int, Fraction)) for v in values):
+        return _norm(min(values))
+    return as_int(sympy().Min(*(_sym(v) for v in values)))
 
 
 def vmax(*values):
-    if all(isinstance(v, int) for v in values):
-        return max(values)
-    return as_int(sympy().Max(*values))
+    if all(isinstance(v, (int, Fraction)) for v in values):
+        return _norm(max(values))
+    return as_int(sympy().Max(*(_sym(v) for v in values)))
 
 
 def floordiv(a, b):
-    """floor(a / b) for ints or sympy expressions; floor(floor(n/p)/q) becomes floor(n/(p*q)),
-    an identity for integer n and positive integers p, q (keeps stacked pools readable)."""
+    """floor(a / b) for ints or sympy expressions.
+
+    Symbolic sizes keep a canonical form: an integer plus floor((N + R) / M), where N is an
+    integer-valued polynomial in the symbols (no constant term), 0 <= R < M and M a positive
+    integer. Nested floors compose exactly (floor((floor(X/p) + c)/q) = floor((X + c p)/(p q)) for
+    integer X and positive integers p, q), so a size after any number of convs and pools stays one
+    floor of an affine form and shapes compare structurally.
+
+    >>> H = symbol("H")
+    >>> floordiv(floordiv(H - 1, 2) + 1 - 1, 2) + 1      # two 3x3/2 windows, padding 1
+    floor(H/4 + 3/4)
+    >>> ceildiv(ceildiv(H, 2), 2) == ceildiv(H, 4)
+    True
+    """
     if isinstance(a, int) and isinstance(b, int):
         return a // b
-    sp = sympy()
-    if isinstance(b, int) and b > 0 and not isinstance(a, int):
-        c, rest = a.as_coeff_Add()
-        if c.is_Integer and isinstance(rest, sp.floor):
-            # floor(n/p) + c == floor((n + c p)/p)
-            num, den = sp.fraction(sp.together(rest.args[0]))
-            if den.is_Integer and den > 0 and num.is_integer:
-                return as_int(sp.floor((num + c * den) / (den * b)))
+    if isinstance(b, int) and b > 0 and not isinstance(a, (int, Fraction)):
+        form = canonical(a)
+        if form is not None:
+            n, r, m, c = form  # a == c + floor((n + r) / m)
+            return _floor_form(n, r + c * m, m * b)
     return as_int(a // b)
 
 
 def ceildiv(a, b):
-    """ceil(a / b) for ints or sympy expressions."""
+    """ceil(a / b) for ints or sympy expressions (canonical as :func:`floordiv`)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return -((-a) // b)
+    if isinstance(b, int) and b > 0 and not isinstance(a, (int, Fraction)):
+        form = canonical(a)
+        if form is not None:
+            n, r, m, c = form
+            return _floor_form(n, r + c * m + (b - 1) * m, m * b)  # ceil(a/b) = floor((a + b - 1)/b)
     return as_int(-((-a) // b))
 
 
+def _floor_form(n, r, m):
+    """c + floor((n + r') / m) with r = c m + r', 0 <= r' < m (n integer-valued)."""
+    sp = sympy()
+    c, rr = divmod(int(r), int(m))
+    if m == 1:
+        return as_int(n + r)
+    return as_int(sp.floor((n + rr) / sp.Integer(m)) + c)
+
+
+def canonical(a):
+    """(N, R, M, C) with a == C + floor((N + R) / M), N integer-valued with no constant term, R and
+    C integers, M >= 1; or None where ``a`` has no such form (a product of floors, a Max). A plain
+    integer-valued polynomial is (a - C, 0, 1, C)."""
+    sp = sympy()
+    a = sp.expand(a)
+    c, rest = a.as_coeff_Add()
+    if not c.is_Integer:
+        return None
+    if isinstance(rest, (sp.floor, sp.ceiling)):
+        u = sp.expand(rest.args[0])
+        m = 1
+        for term in sp.Add.make_args(u):
+            coeff = term.as_coeff_Mul()[0]
+            if not coeff.is_Rational:
+                return None
+            m = sp.ilcm(m, coeff.q)
+        whole = sp.expand(u * m)
+        r, n = whole.as_coeff_Add()
+        if not r.is_Integer or n.is_integer is not True or n == 0:
+            return None
+        r = int(r)
+        if isinstance(rest, sp.ceiling):  # ceil(x/m) = floor((x + m - 1)/m)
+            r += m - 1
+        return n, r, int(m), int(c)
+    if rest != 0 and rest.is_integer is True and rest.is_polynomial():
+        return rest, 0, 1, int(c)
+    return None
+
+
+@lru_cache(maxsize=8192)
 def simplify(value):
-    """A readable closed form for display (factor products of symbols)."""
-    if isinstance(value, int):
+    """A readable closed form for display, in time bounded by the expression's size: polynomials
+    are expanded and factored (27*C**2); expressions with floor/ceil or conditions are expanded and
+    collected by term, never handed to sympy's open-ended ``simplify``."""
+    if isinstance(value, (int, Fraction)):
         return value
     sp = sympy()
-    return sp.factor(sp.expand(value)) if value.is_polynomial() else sp.simplify(value)
+    if degree(value) > MAX_DEGREE:
+        return value
+    expanded = sp.expand(value)
+    if value.is_polynomial():
+        factored = sp.factor(expanded)
+        # a product of several symbolic factors reads better factored (C*(C + 2)); a constant times
+        # one sum (2*(48608*n - 10963)) reads better expanded
+        if factored.is_Mul and sum(1 for f in factored.args if not f.is_number) > 1:
+            return factored
+        return expanded
+    return expanded
+
+
+def text(value) -> str:
+    """A closed form as people write it: ``ceil(H/32)`` for floor((H + 31)/32), ``floor((H - 1)/2)``,
+    ``min``/``max``; the same text in the table, JSON, CSV and Markdown.
+
+    >>> H = symbol("H")
+    >>> text(14417920 * ceildiv(H, 32) + floordiv(H - 1, 2) + 1)   # floor((H - 1)/2) + 1 is ceil(H/2)
+    '14417920*ceil(H/32) + ceil(H/2)'
+    >>> text(floordiv(H + 1, 4))
+    'floor((H + 1)/4)'
+    """
+    if isinstance(value, (int, Fraction)):
+        return str(value)
+    return _printer().doprint(value)
+
+
+@lru_cache(maxsize=1)
+def _printer():
+    from sympy.printing.str import StrPrinter
+
+    class Printer(StrPrinter):
+        def _print_floor(self, expr):
+            return self._window(expr.args[0], floor=True)
+
+        def _print_ceiling(self, expr):
+            return self._window(expr.args[0], floor=False)
+
+        def _window(self, u, floor):
+            sp = sympy()
+            form = canonical(sp.floor(u) if floor else sp.ceiling(u))
+            if form is None or form[3] != 0:
+                return ("floor(" if floor else "ceil(") + self._print(u) + ")"
+            n, r, m, _ = form
+            num = self._print(n)
+            if r == m - 1 and m > 1:
+                return f"ceil({self._frac(num, n, m)})"
+            if r == 0:
+                return f"floor({self._frac(num, n, m)})"
+            return f"floor(({num} + {r})/{m})"
+
+        def _frac(self, num, expr, m):
+            simple = expr.is_Symbol or expr.is_Mul and len(expr.args) == 2 and expr.args[0].is_Number
+            return f"{num}/{m}" if simple else f"({num})/{m}"
+
+        def _print_Piecewise(self, expr):
+            # (a if c else b), as in a spec's own expressions
+            *pairs, last = expr.args
+            out = self._print(last[0]) if last[1] == True else "undefined"  # noqa: E712 - sympy true
+            for value, cond in reversed(pairs):
+                out = f"{self._print(value)} if {self._print(cond)} else {out}"
+            return f"({out})"
+
+        def _print_Unequality(self, expr):
+            return f"{self._print(expr.lhs)} != {self._print(expr.rhs)}"
+
+        def _print_Equality(self, expr):
+            return f"{self._print(expr.lhs)} == {self._print(expr.rhs)}"
+
+        def _print_Or(self, expr):
+            return " or ".join(self._print(a) for a in expr.args)
+
+        def _print_And(self, expr):
+            return " and ".join(self._print(a) for a in expr.args)
+
+        def _print_Min(self, expr):
+            return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Max(self, expr):
+            return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    return Printer()
+
+
+MAX_DEGREE = 64  # of a symbolic size, counting floor(...) terms as variables
+
+
+def degree(expr) -> int:
+    """Total degree of a sympy expression, every non-arithmetic subterm (a symbol, floor(...),
+    Max(...)) counting as a variable; computed in one pass over the tree.
+
+    >>> degree(symbol("H") ** 3 * symbol("W") + 1)
+    4
+    """
+    if isinstance(expr, (int, Fraction)) or getattr(expr, "is_number", False):
+        return 0
+    if expr.is_Add:
+        return max(degree(a) for a in expr.args)
+    if expr.is_Mul:
+        return sum(degree(a) for a in expr.args)
+    if expr.is_Pow:
+        e = expr.exp
+        return degree(expr.base) * (int(e) if e.is_Integer and e > 0 else 1)
+    return 1
 
 
 def substitute(value, values: dict):
@@ -218,7 +568,8 @@ def substitute(value, values: dict):
 
 
 def equal(a, b) -> bool:
-    """Exact equality of two sizes, symbolic or not."""
+    """Exact equality of two sizes, symbolic or not (structural after expansion: bounded time;
+    False where equality would need a proof beyond that)."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
-    return sympy().simplify(a - b) == 0
+    return sympy().expand(a - b) == 0

@@ -13,15 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import layers as L
-from .errors import SpecError, Where, did_you_mean, expected_one_of
+from .errors import SpecError, Where, did_you_mean, expected_one_of, short
 from .expr import ExprError, evaluate, is_symbolic, parse, symbol
+from .limits import MAX_BLOCK_DEPTH, MAX_BYTES, MAX_DEPTH, MAX_NAME, MAX_NODES, MAX_SIZE, MAX_WORK
 from .yamlio import LMap, load_text
 
-MAX_NODES = 200_000
-TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget")
+TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants")
 BLOCK_KEYS = ("args", "layers", "scope", "doc")
 BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory")
 CONTROL = ("repeat", "aux")
+
+
+class SymbolicRepeat(SpecError):
+    """A repeat count depends on a free symbol: the layer list itself depends on it. The totals can
+    still be closed forms in that symbol (:mod:`archcalc.depth`)."""
+
+    def __init__(self, fact, where, hint, symbols):
+        super().__init__(fact, where, hint)
+        self.symbols = symbols
 
 
 @dataclass
@@ -34,6 +43,7 @@ class Node:
     inputs: tuple
     where: Where
     aux: bool = False
+    trainable: bool = True  # False: `trainable: false` on the layer or an enclosing block/repeat
 
 
 @dataclass
@@ -49,6 +59,10 @@ class Network:
     output: int = -1
     budget: dict = field(default_factory=dict)
     notes: str = ""
+    lint: Any = None  # the spec's raw `lint:` mapping (validated by the check command), or None
+    lint_line: int | None = None
+    variants: list = field(default_factory=list)  # member names a family spec declares
+    budget_source: dict = field(default_factory=dict)  # budget key -> (amount as written, line)
 
     @property
     def symbolic(self) -> bool:
@@ -79,6 +93,19 @@ class _Ctx:
         self.calls: list[str] = []  # blocks being expanded, outermost first
         self.counters: dict = {}
         self.values = values
+        self.frozen = 0  # > 0 inside an item marked `trainable: false`
+        self.work = 0  # expansion steps so far (items visited, repeat rounds, branches)
+        self.args_cache: dict = {}  # (type, id of the YAML value) -> keys, for values without arguments
+        self.static: dict = {}  # (type, id of the YAML value) -> has no '$' anywhere
+        self.depth = 0  # items being expanded, outermost first
+
+    def tick(self, line, ypath, steps=1):
+        self.work += steps
+        if self.work > MAX_WORK:
+            self.fail(
+                f"expanding the spec takes more than {MAX_WORK:,} steps (blocks, repeats and branches, empty ones included)",
+                line, ypath, hint="a network this large is beyond archcalc's limits",
+            )
 
     def where(self, line, path=None, layer=None):
         return Where(file=self.file, line=line, path=path, layer=layer)
@@ -98,9 +125,17 @@ class _Ctx:
             )
         if len(self.nodes) >= MAX_NODES:
             self.fail(f"the network expands to more than {MAX_NODES} layers", line, ypath)
+        if not aux:
+            for j in inputs:
+                if j >= 0 and self.nodes[j].aux:
+                    self.fail(
+                        f"layer '{name}' on the main path reads '{self.nodes[j].name}', which belongs to an aux head",
+                        line, ypath, type_, hint="aux heads run only in training; branch from a main-path layer instead",
+                    )
         self.names[name] = line
         self.index[name] = len(self.nodes)
-        self.nodes.append(Node(name, type_, args, tuple(inputs), self.where(line, f"{ypath} '{name}'", type_), aux))
+        self.nodes.append(Node(name, type_, args, tuple(inputs), self.where(line, f"{ypath} '{name}'", type_), aux,
+                               trainable=not self.frozen))
         return len(self.nodes) - 1
 
 
@@ -111,56 +146,202 @@ def _join(scope, name):
 # --------------------------------------------------------------------------- entry points
 
 
-def load(path, values: dict | None = None, input_override=None, free=()) -> Network:
-    """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``;
-    ``free`` names symbols to keep symbolic even where the spec gives a default."""
-    from pathlib import Path
+def read_spec_file(path) -> str:
+    """The text of a spec file, read safely: only regular files (never a directory, FIFO or device,
+    which could block or never end), at most MAX_BYTES + 1 bytes read, UTF-8 checked."""
+    import errno
+    import os
 
-    p = Path(path)
+    shown = short(str(path))
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise SpecError(f"no such file '{path}'") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read '{path}': {err}") from None
-    return loads(text, str(path), values, input_override, free)
+        raise SpecError(f"no such file {shown}") from None
+    except IsADirectoryError:
+        raise SpecError(f"{shown} is a directory, not a spec file") from None
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or (
+            "file name too long" if getattr(err, "errno", None) == errno.ENAMETOOLONG else str(err)
+        )
+        raise SpecError(f"cannot read {shown}: {short(reason)[1:-1]}") from None
+    try:
+        import stat
+
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError(f"{shown} is a directory, not a spec file")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+            raise SpecError(f"{shown} is {kind}, not a spec file")
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        raise SpecError(f"cannot read {shown}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        raise SpecError(f"{shown} is larger than the limit of {MAX_BYTES:,} bytes")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise SpecError(f"not UTF-8 text (byte 0x{data[err.start]:02x})", Where(file=str(path), line=line)) from None
 
 
-def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None, free=()) -> Network:
-    doc = load_text(text, file)
-    if not isinstance(doc, LMap):
-        raise SpecError("a spec is a mapping with at least 'input' and 'layers'", Where(file=file, line=1))
-    for key in doc:
-        if key not in TOP_KEYS:
+def load(path, values: dict | None = None, input_override=None, free=(), variant=None) -> Network:
+    """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``;
+    ``free`` names symbols to keep symbolic even where the spec gives a default; ``variant`` picks a
+    member of a family (``variants:``)."""
+    return loads(read_spec_file(path), str(path), values, input_override, free, variant)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]{0,63}")
+_MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+
+def _text_field(value, key, file, line, multiline):
+    """A spec's text (name, title, source, notes): no control or format characters (escape
+    sequences, bidi overrides), a bounded length; newlines only where text may span lines."""
+    import unicodedata
+
+    if not isinstance(value, (str, type(None))):
+        raise SpecError(f"'{key}' is text, got {short(value)}", Where(file=file, line=line))
+    text = (value or "").strip()
+    limit = 20_000 if multiline else 1_000
+    if len(text) > limit:
+        raise SpecError(f"'{key}' is longer than {limit:,} characters", Where(file=file, line=line))
+    for ch in text:
+        if ch in "\n\t" and multiline:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
             raise SpecError(
-                f"unknown top-level key '{key}'", Where(file=file, line=doc.lines[key]), expected_one_of(key, TOP_KEYS)
+                f"'{key}' holds the control character U+{ord(ch):04X}",
+                Where(file=file, line=line),
+                "spec text is shown in terminals and reports: only printable characters" + (", newlines and tabs" if multiline else ""),
             )
-    for key in ("input", "layers"):
-        if key not in doc:
-            raise SpecError(f"missing top-level key '{key}'", Where(file=file, line=doc.line))
+    return text
 
-    # symbols: declared in `symbols` or used in `input`
+
+def _number(value, what, where):
+    """A symbol value: a positive integer, or an exact rational from a decimal (width: 1.2 is 6/5)."""
+    from fractions import Fraction
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{what} must be a positive number or null, got {short(value)}", where)
+    if isinstance(value, float):
+        import math
+
+        if not math.isfinite(value):
+            raise SpecError(f"{what} must be a finite number, got {short(value)}", where)
+        value = Fraction(repr(value))
+        if value.denominator == 1:
+            value = int(value)
+    if value <= 0 or value > MAX_SIZE:
+        raise SpecError(f"{what} must be a number from 1 to {MAX_SIZE:,} (or a positive fraction), got {short(value) if isinstance(value, int) else value}", where)
+    return value
+
+
+def _variants(raw, file, line, symbols):
+    if raw is None:
+        return {}
+    if not isinstance(raw, LMap) or not raw:
+        raise SpecError("'variants' maps each member's name to its symbol values, e.g. {efficientnet_b3: {width: 1.2}}",
+                        Where(file=file, line=line))
+    out = {}
+    for member, body in raw.items():
+        mline = raw.lines[member]
+        where = Where(file=file, line=mline, path=f"variants.{member}" if isinstance(member, str) and _MEMBER.fullmatch(member) else "variants")
+        if not isinstance(member, str) or not _MEMBER.fullmatch(member):
+            raise SpecError(f"variant name {short(member)} is not a plain name (letters, digits, '_', '-', '.')", where)
+        if body is None:
+            body = LMap()
+            body.lines = {}
+        if not isinstance(body, LMap):
+            raise SpecError(f"variant '{member}' is a mapping of symbol: value", where)
+        vals, title = {}, None
+        for key, value in body.items():
+            kwhere = where.at(line=body.lines.get(key))
+            if key == "title":
+                title = _text_field(value, "title", file, body.lines.get(key), False)
+                continue
+            if key not in symbols:
+                raise SpecError(f"variant '{member}': the spec has no symbol {short(key)}", kwhere,
+                                did_you_mean(str(key), symbols) or ("declared: " + ", ".join(sorted(symbols)) if symbols else None))
+            vals[key] = _number(value, f"variant '{member}': {key}", kwhere)
+        out[member] = {"values": vals, "title": title, "line": mline}
+    return out
+
+
+def family(text: str, file: str = "<spec>", doc=None) -> dict:
+    """The members a spec text declares under ``variants:`` (name -> title), without expanding layers."""
+    doc = load_text(text, file) if doc is None else doc
+    if not isinstance(doc, LMap) or "variants" not in doc:
+        return {}
+    symbols = _symbols(doc, file)
+    return {k: v["title"] for k, v in _variants(doc["variants"], file, doc.lines["variants"], symbols).items()}
+
+
+def _symbols(doc, file):
     symbols: dict = {}
     raw_symbols = doc.get("symbols") or LMap()
     if not isinstance(raw_symbols, dict):
         raise SpecError("'symbols' is a mapping of name: default (or null)", Where(file=file, line=doc.lines["symbols"]))
     for name, default in raw_symbols.items():
         line = raw_symbols.lines[name] if isinstance(raw_symbols, LMap) else doc.line
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", name):
-            raise SpecError(f"symbol name '{name}' is not an identifier", Where(file=file, line=line))
-        if default is not None and (isinstance(default, bool) or not isinstance(default, int) or default < 1):
-            raise SpecError(f"symbol '{name}' default must be a positive integer or null, got {default!r}", Where(file=file, line=line))
-        symbols[name] = default
+        if not isinstance(name, str) or not _IDENT.fullmatch(name):
+            raise SpecError(f"symbol name {short(name)} is not an identifier", Where(file=file, line=line))
+        symbols[name] = None if default is None else _number(default, f"symbol '{name}' default", Where(file=file, line=line))
+    raw_input = doc.get("input")
+    if isinstance(raw_input, list):
+        for item in raw_input:
+            if isinstance(item, str) and _IDENT.fullmatch(item):
+                symbols.setdefault(item, None)
+    return symbols
 
+
+def parse_doc(text: str, file: str = "<spec>"):
+    """The YAML document of a spec text (a :class:`LMap` with line numbers), for callers that build
+    several networks from one file (a family's members) and parse it once."""
+    return load_text(text, file)
+
+
+def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None, free=(), variant=None,
+          doc=None) -> Network:
+    """A Network from spec text (or from ``doc``, the text already parsed by :func:`parse_doc`)."""
+    doc = load_text(text, file) if doc is None else doc
+    if not isinstance(doc, LMap):
+        raise SpecError("a spec is a mapping with at least 'input' and 'layers'", Where(file=file, line=1))
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise SpecError(
+                f"unknown top-level key {short(key)}", Where(file=file, line=doc.lines[key]), expected_one_of(key, TOP_KEYS)
+            )
+    for key in ("input", "layers"):
+        if key not in doc:
+            raise SpecError(f"missing top-level key '{key}'", Where(file=file, line=doc.line))
+
+    # symbols: declared in `symbols` or used in `input`
+    symbols = _symbols(doc, file)
     raw_input = doc["input"]
     in_line = doc.lines["input"]
     if not isinstance(raw_input, list) or len(raw_input) not in (1, 3):
         raise SpecError("'input' is [C, H, W] (or [F] for a flat vector)", Where(file=file, line=in_line))
-    for item in raw_input:
-        if isinstance(item, str) and re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", item):
-            symbols.setdefault(item, None)
+    members = _variants(doc.get("variants"), file, doc.lines.get("variants"), symbols)
 
     used = {k: v for k, v in symbols.items() if v is not None}
+    member = None
+    if variant is not None:
+        member = members.get(variant)
+        if member is None:
+            raise SpecError(f"the spec declares no variant {short(variant)}", Where(file=file, line=doc.lines.get("variants", doc.line)),
+                            expected_one_of(variant, members, "a variant") if members else "it has no 'variants:'")
+        used.update(member["values"])
     for name, value in (values or {}).items():
         if name not in symbols:
             hint = did_you_mean(name, symbols) or (
@@ -178,6 +359,23 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
         if name in (values or {}):
             raise SpecError(f"symbol '{name}' is both given a value and kept symbolic", Where(file=file))
         used.pop(name, None)
+    if input_override is not None:
+        # --input gives the input's symbols their values, so what is printed is what was used
+        if len(input_override) != len(raw_input):
+            raise SpecError(
+                f"--input has {len(input_override)} entries but the spec's input has {len(raw_input)}",
+                Where(file=file, line=in_line, path="input"),
+                "give CxHxW for a feature map, F for a flat vector",
+            )
+        for item, value in zip(raw_input, input_override):
+            name = item.strip() if isinstance(item, str) else None
+            if name in symbols:
+                if name in (values or {}):
+                    raise SpecError(f"symbol '{name}' is given by both --input and --set", Where(file=file, line=in_line, path="input"),
+                                    "give it once")
+                if name in free:
+                    raise SpecError(f"symbol '{name}' is given a value by --input and kept symbolic", Where(file=file, line=in_line, path="input"))
+                used[name] = value
     env = {k: used.get(k, None) for k in symbols}
     env = {k: (v if v is not None else symbol(k)) for k, v in env.items()}
 
@@ -186,6 +384,20 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
     else:
         shape = tuple(_size(item, env, Where(file=file, line=in_line, path="input")) for item in raw_input)
 
+    meta = {}
+    for key in ("name", "title", "source", "notes"):
+        meta[key] = _text_field(doc.get(key, ""), key, file, doc.lines.get(key), key in ("source", "notes"))
+    if member is not None:
+        meta["name"] = variant
+        meta["title"] = member["title"] or (f"{meta['title']} ({variant})" if meta["title"] else variant)
+    if not meta["name"]:
+        from pathlib import Path
+
+        meta["name"] = Path(file).stem
+    if len(meta["name"]) > MAX_NAME:
+        raise SpecError(f"'name' is longer than {MAX_NAME} characters", Where(file=file, line=doc.lines.get("name")))
+    budget = _budget(doc.get("budget"), file, doc.lines.get("budget"))
+
     blocks = _blocks(doc.get("blocks"), file, doc.lines.get("blocks"))
     ctx = _Ctx(file, blocks, used)
     layers = doc["layers"]
@@ -193,16 +405,6 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
         raise SpecError("'layers' is a non-empty list", Where(file=file, line=doc.lines["layers"]))
     out = _expand_list(ctx, layers, -1, env, "", "layers", False)
 
-    meta = {}
-    for key in ("name", "title", "source", "notes"):
-        v = doc.get(key, "")
-        if not isinstance(v, (str, type(None))):
-            raise SpecError(f"'{key}' is text", Where(file=file, line=doc.lines[key]))
-        meta[key] = (v or "").strip()
-    if not meta["name"]:
-        from pathlib import Path
-
-        meta["name"] = Path(file).stem
     return Network(
         name=meta["name"],
         title=meta["title"],
@@ -214,7 +416,11 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
         values=used,
         nodes=ctx.nodes,
         output=out,
-        budget=_budget(doc.get("budget"), file, doc.lines.get("budget")),
+        budget=budget,
+        lint=doc.get("lint"),
+        lint_line=doc.lines.get("lint"),
+        budget_source=_budget_source(doc.get("budget")),
+        variants=list(members),
     )
 
 
@@ -229,8 +435,10 @@ def _blocks(raw, file, line):
     out = {}
     for name, body in raw.items():
         bline = raw.lines[name]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}", name):
+            raise SpecError(f"block name {short(name)} is not a name (letters, digits, '_', '-')", Where(file=file, line=bline, path="blocks"))
         if L.lookup(name) or name in CONTROL:
-            raise SpecError(f"block name '{name}' is already a layer type", Where(file=file, line=bline, path=f"blocks.{name}"))
+            raise SpecError(f"block name {short(name)} is already a layer type", Where(file=file, line=bline, path=f"blocks.{name}"))
         if not isinstance(body, LMap) or "layers" not in body:
             raise SpecError(
                 "a block is a mapping with 'layers' (and optional 'args', 'scope')",
@@ -239,11 +447,15 @@ def _blocks(raw, file, line):
         for key in body:
             if key not in BLOCK_KEYS:
                 raise SpecError(
-                    f"unknown block key '{key}'",
+                    f"unknown block key {short(key)}",
                     Where(file=file, line=body.lines[key], path=f"blocks.{name}"),
                     expected_one_of(key, BLOCK_KEYS),
                 )
         args = body.get("args") or []
+        if isinstance(args, list) and not all(isinstance(a, str) for a in args):
+            bad = next(a for a in args if not isinstance(a, str))
+            raise SpecError(f"block argument {short(bad)} is not a name", Where(file=file, line=bline, path=f"blocks.{name}"),
+                            "write args as a list of names or a mapping name: default")
         if isinstance(args, list):
             params = {a: L.REQUIRED for a in args}
         elif isinstance(args, dict):
@@ -252,7 +464,7 @@ def _blocks(raw, file, line):
             raise SpecError("block 'args' is a list of names or a mapping name: default", Where(file=file, line=bline))
         for a in params:
             if not isinstance(a, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", a):
-                raise SpecError(f"block argument '{a}' is not an identifier", Where(file=file, line=bline, path=f"blocks.{name}"))
+                raise SpecError(f"block argument {short(a)} is not an identifier", Where(file=file, line=bline, path=f"blocks.{name}"))
         scope = body.get("scope", True)
         if not isinstance(scope, bool):
             raise SpecError("block 'scope' is true or false", Where(file=file, line=body.lines["scope"], path=f"blocks.{name}"))
@@ -260,6 +472,7 @@ def _blocks(raw, file, line):
     return out
 
 
+MAX_AMOUNT = 10**30  # a budget amount
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
@@ -272,8 +485,12 @@ def parse_amount(text) -> int:
     if isinstance(text, bool):
         raise ValueError(text)
     if isinstance(text, int):
+        if not 0 <= text <= MAX_AMOUNT:
+            raise ValueError(text)
         return text
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?B?|B)?\s*", str(text), re.IGNORECASE)
+    if not isinstance(text, str) or len(text) > 40:
+        raise ValueError(text)
+    m = re.fullmatch(r"\s*([0-9]{1,24}(?:\.[0-9]{1,12})?)\s*([KMGT]I?B?|B)?\s*", text, re.IGNORECASE)
     if not m:
         raise ValueError(text)
     unit = (m.group(2) or "").upper()
@@ -286,9 +503,16 @@ def parse_amount(text) -> int:
     from decimal import Decimal
 
     value = Decimal(m.group(1)) * _SUFFIX[unit]
-    if value != int(value):
+    if value != int(value) or int(value) > MAX_AMOUNT:
         raise ValueError(text)
     return int(value)
+
+
+def _budget_source(raw) -> dict:
+    """The budget amounts as written, with their lines (for lints on how they are written)."""
+    if not isinstance(raw, LMap):
+        return {}
+    return {k: (v, raw.lines.get(k)) for k, v in raw.items()}
 
 
 def _budget(raw, file, line):
@@ -300,14 +524,14 @@ def _budget(raw, file, line):
     for key, value in raw.items():
         kline = raw.lines[key]
         if key not in BUDGET_KEYS:
-            raise SpecError(f"unknown budget key '{key}'", Where(file=file, line=kline, path="budget"), expected_one_of(key, BUDGET_KEYS))
+            raise SpecError(f"unknown budget key {short(key)}", Where(file=file, line=kline, path="budget"), expected_one_of(key, BUDGET_KEYS))
         try:
             out[key] = parse_amount(value)
         except ValueError:
             raise SpecError(
-                f"budget {key}: cannot read {value!r}",
+                f"{key}: cannot read {short(value)}",
                 Where(file=file, line=kline, path="budget"),
-                "write an integer with an optional K, M, G, T (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
+                "write a whole number >= 0 with an optional K, M, G, T (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
             ) from None
     return out
 
@@ -315,8 +539,10 @@ def _budget(raw, file, line):
 def _evaluate(value, env, where: Where, allow_words=False):
     """An int (or sympy expression) from a YAML scalar; strings are size expressions."""
     if isinstance(value, bool):
-        raise SpecError(f"expected a size, got {value!r}", where)
+        raise SpecError(f"expected a size, got {short(value)}", where)
     if isinstance(value, int):
+        return value
+    if isinstance(value, float) and allow_words:  # a block argument such as p: 0.2
         return value
     if isinstance(value, str):
         text = value.strip()
@@ -327,7 +553,7 @@ def _evaluate(value, env, where: Where, allow_words=False):
             result = evaluate(tree, env)
         except ExprError as err:
             hint = None
-            if err.args[1:]:
+            if len(err.args) > 1 and err.args[1]:
                 name = err.args[1]
                 pool = [k for k in env if k.startswith("$") == name.startswith("$")]
                 hint = did_you_mean(name, pool) or (
@@ -335,44 +561,79 @@ def _evaluate(value, env, where: Where, allow_words=False):
                 )
             raise SpecError(str(err.args[0]), where, hint) from None
         except TypeError:
-            raise SpecError(f"'{text}' mixes text and numbers", where) from None
+            raise SpecError(f"{short(text)} mixes text and numbers", where) from None
         if isinstance(result, _Raw):
-            raise SpecError(f"'{text}' is a list of layers, not a size", where)
+            raise SpecError(f"{short(text)} is a list of layers, not a size", where)
         return result
     if isinstance(value, _Raw):
         raise SpecError("expected a size, got a list of layers", where)
-    raise SpecError(f"expected a size, got {type(value).__name__} {value!r}", where)
+    if is_symbolic(value):  # a block argument that was already evaluated to a closed form
+        return value
+    raise SpecError(f"expected a size, got {short(value)}", where)
 
 
 def _size(value, env, where, minimum=1):
+    from fractions import Fraction
+
     v = _evaluate(value, env, where)
     if isinstance(v, str):
-        raise SpecError(f"expected a size, got '{v}'", where)
-    if isinstance(v, float):
+        raise SpecError(f"expected a size, got {short(v)}", where)
+    if isinstance(v, bool):
+        raise SpecError("expected a size, got a comparison (true/false)", where)
+    if isinstance(v, (float, Fraction)):
+        raise SpecError(f"expected an integer, got {v}", where, "round it with floor(), ceil() or round(), or use // for floor division")
+    if isinstance(v, int):
+        if v < minimum:
+            raise SpecError(f"expected an integer >= {minimum}, got {short(v)}", where)
+        if v > MAX_SIZE:
+            raise SpecError(f"size {short(v)} is above archcalc's limit of {MAX_SIZE:,}", where)
+    elif getattr(v, "is_number", False):
         raise SpecError(f"expected an integer, got {v}", where)
-    if isinstance(v, int) and v < minimum:
-        raise SpecError(f"expected an integer >= {minimum}, got {v}", where)
     return v
 
 
-def _key_value(key: L.Key, value, env, where: Where):
+def _float(key, value, env, where, expect):
+    """A float key (p, eps, ...): a finite number (or an expression), inside the key's range."""
+    import math
+    from fractions import Fraction
+
+    if isinstance(value, str):
+        value = _evaluate(value, env, where)
+    if isinstance(value, Fraction):  # an exact rational (a decimal, or a block argument computed as one)
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{expect}, got {short(value)}", where)
+    if isinstance(value, int) and abs(value) > 2**53:
+        raise SpecError(f"{key.name}: {short(value)} is too large", where)
+    value = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not math.isfinite(value):
+        raise SpecError(f"{key.name}: expected a finite number, got {value}", where)
+    lo, hi, lo_open = key.lo, key.hi, getattr(key, "lo_open", False)
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
+        bounds = [f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []
+        bounds += [f"<= {hi}"] if hi is not None else []
+        raise SpecError(f"{key.name}: expected a number {' and '.join(bounds)}, got {value}", where)
+    return value
+
+
+def _key_value(key: L.Key, value, env, where: Where, resolve=None):
     kind = key.kind
+    if kind == "ref":
+        return _ref_value(key, value, env, where, resolve)
     ref = env.get(value.strip()) if isinstance(value, str) else None
     if isinstance(ref, _Raw):  # a block argument holding a list, e.g. kernel: [1, 7]
         value, env = ref.value, ref.env
     elif isinstance(value, str) and value.strip().startswith("$"):
         value = _evaluate(value, env, where, allow_words=True)
         if isinstance(value, str) and value.strip().startswith("$"):
-            raise SpecError(f"unknown argument {value}", where)
-    expect = f"{key.name}: expected {L.KIND_TEXT[kind]}"
+            raise SpecError(f"unknown argument {short(value)}", where)
+    expect = f"{key.name}: expected {L.KIND_TEXT.get(kind, kind)}"
     if kind == "bool":
         if not isinstance(value, bool):
-            raise SpecError(f"{expect}, got {value!r}", where)
+            raise SpecError(f"{expect}, got {short(value)}", where)
         return value
     if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{expect}, got {value!r}", where)
-        return value
+        return _float(key, value, env, where, expect)
     if kind in ("size", "count"):
         return _size(value, env, where.at(), minimum=1 if kind == "size" else 0)
     if kind == "groups":
@@ -398,15 +659,34 @@ def _key_value(key: L.Key, value, env, where: Where):
             raise SpecError(f"{expect}, got a list of {len(value)}", where)
         v = _size(value, env, where, 0)
         return (v, v, v, v)
+    if kind == "choice":
+        if isinstance(value, str) and value.strip().startswith("$"):
+            value = _evaluate(value, env, where, allow_words=True)
+        if not isinstance(value, str) or value not in key.choices:
+            hint = did_you_mean(value, key.choices) if isinstance(value, str) else None
+            raise SpecError(f"{key.name}: expected one of {', '.join(key.choices)}, got {short(value)}", where, hint)
+        return value
     raise AssertionError(kind)  # pragma: no cover - registry declares only the kinds above
 
 
-def _layer_args(ltype: L.LayerType, raw, env, where: Where) -> dict:
+def _ref_value(key, value, env, where, resolve):
+    """A key of kind 'ref': the name of an earlier layer (or 'input'), resolved by ``resolve`` to a
+    node index (-1 for the input)."""
+    if isinstance(value, str) and value.strip().startswith("$"):
+        value = env.get(value.strip(), value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{key.name}: expected the name of an earlier layer (or 'input'), got {short(value)}", where)
+    if resolve is None:  # pragma: no cover - every caller that allows refs passes a resolver
+        raise SpecError(f"{key.name}: a layer reference is not allowed here", where)
+    return resolve(value.strip(), key.name)
+
+
+def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(
-            f"the keys of {ltype.name} are a mapping, got {raw!r}",
+            f"the keys of {ltype.name} are a mapping, got {short(raw)}",
             where,
             hint=("keys: " + ", ".join(k.name for k in ltype.keys)) if ltype.keys else f"{ltype.name} takes no keys",
         )
@@ -417,12 +697,12 @@ def _layer_args(ltype: L.LayerType, raw, env, where: Where) -> dict:
             hint = did_you_mean(name, known) or (
                 ("keys: " + ", ".join(known)) if known else f"{ltype.name} takes no keys"
             )
-            raise SpecError(f"unknown key '{name}'", where.at(line=line), hint)
+            raise SpecError(f"unknown key {short(name)}", where.at(line=line), hint)
     args = {}
     for key in ltype.keys:
         if key.name in raw:
             line = raw.lines.get(key.name) if isinstance(raw, LMap) else None
-            args[key.name] = _key_value(key, raw[key.name], env, where.at(line=line))
+            args[key.name] = _key_value(key, raw[key.name], env, where.at(line=line), resolve)
         elif key.required:
             raise SpecError(f"missing key '{key.name}' ({key.doc})", where)
         else:
@@ -445,8 +725,8 @@ def _item_parts(item, ctx, line, ypath):
         opts = {}
         main = []
         for k, v in item.items():
-            if k == "name":
-                opts["name"] = v
+            if k in ("name", "trainable"):
+                opts[k] = v
             elif k == "layers" and "repeat" in item:
                 opts["layers"] = v
             else:
@@ -455,20 +735,20 @@ def _item_parts(item, ctx, line, ypath):
             if "layers" in main and "repeat" not in item:
                 ctx.fail("'layers' belongs to a 'repeat'", line, ypath, hint="write {repeat: N, layers: [...]}")
             ctx.fail(
-                "one layer per list item: found " + ", ".join(f"'{k}'" for k in main),
+                "one layer per list item: found " + ", ".join(short(k, 40) for k in main[:5]) + (f" and {len(main) - 5} more" if len(main) > 5 else ""),
                 line,
                 ypath,
                 hint="give each layer its own '- ' entry",
             )
         return str(main[0]), item[main[0]], opts
-    ctx.fail(f"a layer is a name or a mapping, got {item!r}", line, ypath)
+    ctx.fail(f"a layer is a name or a mapping, got {short(item)}", line, ypath)
 
 
 def _expand_list(ctx, items, cur, env, scope, ypath, aux):
     if isinstance(items, str) and items.startswith("$"):
         return _expand_raw(ctx, items, cur, env, scope, ypath, aux, ctx_line=None)
     if not isinstance(items, list):
-        ctx.fail(f"expected a list of layers, got {items!r}", getattr(items, "line", None), ypath)
+        ctx.fail(f"expected a list of layers, got {short(items)}", getattr(items, "line", None), ypath)
     lines = getattr(items, "lines", None) or [getattr(items, "line", None)] * len(items)
     for i, item in enumerate(items):
         cur = _expand_item(ctx, item, cur, env, scope, f"{ypath}[{i}]", lines[i], aux)
@@ -479,7 +759,7 @@ def _expand_raw(ctx, ref, cur, env, scope, ypath, aux, ctx_line):
     value = env.get(ref.strip())
     if not isinstance(value, _Raw):
         hint = did_you_mean(ref.strip(), [k for k in env if k.startswith("$")])
-        ctx.fail(f"'{ref}' is not a block argument holding layers", ctx_line, ypath, hint=hint)
+        ctx.fail(f"{short(ref)} is not a block argument holding layers", ctx_line, ypath, hint=hint)
     if value.value in ("identity", None) or value.value == []:
         return cur
     return _expand_list(ctx, value.value, cur, value.env, scope, ypath, aux)
@@ -490,35 +770,58 @@ def _name(ctx, opts, env, scope, kind, line, ypath):
     if given is None:
         return ctx.derive(scope, kind)
     if not isinstance(given, (str, int)) or isinstance(given, bool):
-        ctx.fail(f"a layer name is text, got {given!r}", line, ypath)
+        ctx.fail(f"a layer name is text, got {short(given)}", line, ypath)
     text = str(given)
 
     def interp(m):
         v = _evaluate(m.group(1), env, ctx.where(line, ypath))
         return str(v)
 
+    if len(text) > MAX_NAME:
+        ctx.fail(f"layer name {short(text)} is longer than {MAX_NAME} characters", line, ypath)
     text = re.sub(r"\{([^{}]*)\}", interp, text)
-    if not re.fullmatch(r"[A-Za-z0-9_\-]+", text):
-        ctx.fail(f"layer name '{text}' may hold only letters, digits, '_' and '-'", line, ypath, hint="'.' separates scopes")
+    if len(text) > MAX_NAME or not re.fullmatch(r"[A-Za-z0-9_\-]+", text):
+        ctx.fail(f"layer name {short(text)} may hold only letters, digits, '_' and '-'", line, ypath, hint="'.' separates scopes")
     return _join(scope, text)
 
 
 def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
-    kind, value, opts = _item_parts(item, ctx, line, ypath)
-    where = ctx.where(line, ypath)
+    ctx.tick(line, ypath)
+    if ctx.depth >= MAX_DEPTH:
+        ctx.fail(f"layers are nested more than {MAX_DEPTH} deep (blocks, repeats and branches together)", line, ypath)
+    ctx.depth += 1
+    try:
+        return _expand_item_at(ctx, item, cur, env, scope, ypath, line, aux)
+    finally:
+        ctx.depth -= 1
 
+
+def _expand_item_at(ctx, item, cur, env, scope, ypath, line, aux):
+    kind, value, opts = _item_parts(item, ctx, line, ypath)
+    trainable = opts.get("trainable", True)
+    if not isinstance(trainable, bool):
+        ctx.fail(f"'trainable' is true or false, got {short(trainable)}", line, ypath)
+    if trainable:
+        return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+    ctx.frozen += 1
+    try:
+        return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+    finally:
+        ctx.frozen -= 1
+
+
+def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     if kind.startswith("$"):
         return _expand_raw(ctx, kind, cur, env, scope, ypath, aux, line)
 
     if kind == "repeat":
-        times = _size(value, env, where.at(layer="repeat"), minimum=0)
+        times = _size(value, env, ctx.where(line, ypath, "repeat"), minimum=0)
         if is_symbolic(times):
-            ctx.fail(
-                f"repeat count '{value}' must be a concrete integer",
-                line,
-                ypath,
-                "repeat",
-                hint="give its symbols values with --set",
+            raise SymbolicRepeat(
+                f"repeat count {short(value)} must be a concrete integer",
+                ctx.where(line, ypath, "repeat"),
+                "give its symbols values with --set (or keep them symbolic for totals only: archcalc.depth)",
+                sorted(str(x) for x in times.free_symbols),
             )
         if times > MAX_NODES:
             ctx.fail(f"repeat count {times} is above the limit of {MAX_NODES} layers", line, ypath, "repeat")
@@ -526,6 +829,7 @@ def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
         if body is None:
             ctx.fail("repeat needs 'layers'", line, ypath, "repeat", hint="write {repeat: N, layers: [...]}")
         for i in range(times):
+            ctx.tick(line, ypath)
             cur = _expand_list(ctx, body, cur, {**env, "$i": i + 1}, scope, f"{ypath}.layers", aux)
         return cur
 
@@ -541,14 +845,62 @@ def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
     if ltype is not None:
         name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
         w = ctx.where(line, f"{ypath} '{name}'", ltype.name)
-        args = _layer_args(ltype, value, env, w)
-        return ctx.add(name, ltype.name, args, [cur], line, ypath, aux)
+        refs: list = []
+
+        def resolve(ref, key="like"):  # a `like: LAYER` key: the layer's output becomes an extra input
+            idx = _tap(ctx, ref, env, scope, line, f"{ypath} '{name}'", ltype.name, key)
+            refs.append(idx)
+            return idx
+
+        key = _static_key(ctx, ltype, value)
+        args = ctx.args_cache.get(key) if key is not None else None
+        if args is None:
+            args = _layer_args(ltype, value, env, w, resolve)
+            if key is not None:
+                ctx.args_cache[key] = args
+        return ctx.add(name, ltype.name, args, [cur] + refs, line, ypath, aux)
 
     if kind in ctx.blocks:
         return _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
 
     choices = L.all_names() + list(ctx.blocks) + list(CONTROL)
-    ctx.fail(f"unknown layer type '{kind}'", line, ypath, hint=expected_one_of(kind, choices, "a layer type or block"))
+    ctx.fail(f"unknown layer type {short(kind)}", line, ypath, hint=expected_one_of(kind, choices, "a layer type or block"))
+
+
+def _static_key(ctx, ltype, value):
+    """A cache key for a layer's keys when they cannot differ between expansions (no '$' argument
+    or index anywhere, no layer reference): a repeat then reads them once, not once per round.
+    Symbols are fixed for the whole load, so expressions in them evaluate alike every time."""
+    if any(k.kind == "ref" for k in ltype.keys):
+        return None
+    key = (ltype.name, id(value))
+    static = ctx.static.get(key)
+    if static is None:
+        static = ctx.static[key] = _no_arguments(value)
+    return key if static else None
+
+
+def _no_arguments(value) -> bool:
+    """No '$' in any string of a YAML value; each mapping or list is visited once, so a value built
+    of aliases (a "billion laughs") costs its distinct nodes, not its expansion."""
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "$" in v:
+                return False
+        elif isinstance(v, (dict, list)):
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                stack.extend(v)
+        elif isinstance(v, _Raw):
+            return False
+    return True
 
 
 def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
@@ -565,6 +917,9 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
         ctx.fail(f"{ltype.name} needs at least two branches, got {len(branches)}", line, ypath, ltype.name)
     ends = []
     for bname, branch in branches:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", str(bname)) or isinstance(bname, bool):
+            ctx.fail(f"branch name {short(bname)} may hold only letters, digits, '_' and '-'", line, ypath, ltype.name)
+        ctx.tick(line, ypath)
         bscope = _join(scope, str(bname)) if named else _join(name, bname)
         bpath = f"{ypath}.{ltype.name}.{bname}" if named else f"{ypath}.{ltype.name}[{bname[1:]}]"
         if branch in ("identity", None) or branch == []:
@@ -577,13 +932,13 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
             bline = getattr(branch, "line", line)
             for key in branch:
                 if key not in ("from", "layers"):
-                    ctx.fail(f"unknown branch key '{key}'", bline, bpath, ltype.name, hint=expected_one_of(key, ("from", "layers")))
+                    ctx.fail(f"unknown branch key {short(key)}", bline, bpath, ltype.name, hint=expected_one_of(key, ("from", "layers")))
             start = _tap(ctx, branch["from"], env, scope, bline, bpath, ltype.name)
             body = branch.get("layers") or []
             ends.append(_expand_list(ctx, body, start, env, bscope, bpath, aux) if body else start)
         else:
             ctx.fail(
-                f"branch {bname} of {ltype.name} is a list of layers, 'identity' or {{from: LAYER, layers: [...]}}, got {branch!r}",
+                f"branch {bname} of {ltype.name} is a list of layers, 'identity' or {{from: LAYER, layers: [...]}}, got {short(branch)}",
                 getattr(branch, "line", line),
                 bpath,
                 ltype.name,
@@ -591,11 +946,11 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
     return ctx.add(name, ltype.name, {"branches": [b for b, _ in branches]}, ends, line, ypath, aux)
 
 
-def _tap(ctx, ref, env, scope, line, ypath, layer):
+def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
     """The node a branch starts from: an earlier layer named relative to the current scope (or
     any enclosing one), or 'input' for the network input."""
     if not isinstance(ref, str) or not ref:
-        ctx.fail(f"'from' names an earlier layer, got {ref!r}", line, ypath, layer)
+        ctx.fail(f"'{key}' names an earlier layer, got {short(ref)}", line, ypath, layer)
     name = re.sub(r"\{([^{}]*)\}", lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref)
     parts = scope.split(".") if scope else []
     for k in range(len(parts), -1, -1):
@@ -606,7 +961,7 @@ def _tap(ctx, ref, env, scope, line, ypath, layer):
         return -1
     local = [n[len(scope) + 1:] for n in ctx.index if scope and n.startswith(scope + ".")] or list(ctx.index)
     ctx.fail(
-        f"'from: {name}' names no earlier layer",
+        f"'{key}: {short(name)[1:-1] if isinstance(name, str) else name}' names no earlier layer",
         line,
         ypath,
         layer,
@@ -624,7 +979,7 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     for arg in given:
         if arg not in params:
             ctx.fail(
-                f"block '{kind}' has no argument '{arg}'",
+                f"block '{kind}' has no argument {short(arg)}",
                 given.lines.get(arg, line) if isinstance(given, LMap) else line,
                 ypath,
                 kind,
@@ -649,6 +1004,8 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             benv["$" + arg] = _Raw("identity", source_env, aline)
         else:
             benv["$" + arg] = _evaluate(raw, source_env, ctx.where(aline, ypath, kind), allow_words=True)
+    if len(ctx.calls) >= MAX_BLOCK_DEPTH:
+        ctx.fail(f"blocks call blocks more than {MAX_BLOCK_DEPTH} deep", line, ypath, kind)
     if kind in ctx.calls:
         cycle = " -> ".join(ctx.calls[ctx.calls.index(kind):] + [kind])
         ctx.fail(f"block '{kind}' calls itself ({cycle})", line, ypath, kind, hint="a block may only use blocks that do not lead back to it")

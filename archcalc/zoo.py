@@ -1,10 +1,16 @@
-"""The bundled zoo: spec files shipped in ``specs/`` (installed as ``archcalc/specs``)."""
+"""The bundled zoo: spec files shipped in ``specs/`` (installed as ``archcalc/specs``).
+
+A file is one network named after the file, or a family: a file with ``variants:`` whose members
+(``efficientnet_b0`` ... ``efficientnet_b7``) are zoo names of their own.
+"""
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from pathlib import Path
 
-from .errors import SpecError, expected_one_of
+from .errors import SpecError, expected_one_of, short
 
 
 def specs_dir() -> Path:
@@ -19,26 +25,70 @@ def _key(name: str) -> str:
     return name.lower().replace("-", "_")
 
 
+def _declares_variants(text: str) -> bool:
+    return text.startswith("variants:") or "\nvariants:" in text
+
+
+_MEMBER_LINE = re.compile(r"^  ([A-Za-z0-9][A-Za-z0-9_.\-]*):", re.M)
+
+
+def members(text: str) -> list[str]:
+    """The member names of a zoo family file, read without parsing the YAML (fast: resolving one
+    zoo name must not parse every family). Zoo families write ``variants:`` in block style, one
+    member per line indented by two spaces; a test checks this equals the full parse for every
+    zoo file."""
+    m = re.search(r"^variants:[ \t]*(#.*)?\n((?:(?:[ \t].*|[ \t]*|#.*)\n)*)", text + "\n", re.M)
+    return _MEMBER_LINE.findall(m.group(2)) if m else []
+
+
+@lru_cache(maxsize=4)
+def _index(folder: str) -> dict:
+    """key -> (path, variant or None, display name, listed?) for every zoo name."""
+    table: dict = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        found = members(text) if _declares_variants(text) else []
+        if found:
+            table.setdefault(_key(path.stem), (path, None, path.stem, False))
+            for member in found:
+                table[_key(member)] = (path, member, member, True)
+        else:
+            table[_key(path.stem)] = (path, None, path.stem, True)
+    return table
+
+
 def names() -> list[str]:
-    return sorted(p.stem for p in specs_dir().glob("*.yaml"))
+    """Every zoo name: one per plain spec file, one per member of each family."""
+    return sorted(name for _, _, name, listed in _index(str(specs_dir())).values() if listed)
+
+
+def families() -> dict:
+    """Family file stem -> its member names."""
+    out: dict = {}
+    for path, variant, name, _ in _index(str(specs_dir())).values():
+        if variant is not None:
+            out.setdefault(path.stem, []).append(name)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def is_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml"))
 
 
-def resolve(ref: str) -> Path:
-    """A zoo name (``-`` and ``_`` alike) or a path to a spec file."""
+def resolve_ref(ref: str):
+    """(path, variant) for a zoo name (``-`` and ``_`` alike) or a path to a spec file."""
     if is_path(ref):
-        path = Path(ref)
-        if not path.is_file():
-            raise SpecError(f"no such file '{ref}'")
-        return path
-    table = {_key(p.stem): p for p in specs_dir().glob("*.yaml")}
+        return Path(ref), None
+    table = _index(str(specs_dir()))
     hit = table.get(_key(ref))
     if hit is None:
         raise SpecError(
-            f"'{ref}' is not in the zoo",
-            hint=expected_one_of(_key(ref), list(table), "a zoo name (archcalc list) or a path to a .yaml file"),
+            f"{short(ref)} is not in the zoo",
+            hint=expected_one_of(_key(ref), [k for k, v in table.items() if v[3]], "a zoo name (archcalc list) or a path to a .yaml file"),
         )
-    return hit
+    return hit[0], hit[1]
+
+
+def resolve(ref: str) -> Path:
+    """The spec file of a zoo name or path (a family member's file for a member)."""
+    return resolve_ref(ref)[0]

@@ -7,6 +7,7 @@ specs with unresolved symbols get sympy expressions from the very same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from . import layers as L
@@ -21,11 +22,38 @@ MASK_BYTES = 1  # dropout masks are bool
 
 @dataclass(frozen=True)
 class RF:
-    """Receptive field of one axis: size r, effective stride (jump) j, effective padding p."""
+    """Receptive field of one axis: size r, effective stride (jump) j, effective padding p.
+
+    Through integer-stride windows the field is affine: output position o reads input positions
+    o*j - p .. o*j - p + r - 1. Resampling (upsample, transposed conv, adaptive pools that do not
+    divide) makes j an exact rational (a :class:`fractions.Fraction`; 1/2 after a 2x upsample) and
+    the field's start and size depend on the position: ``first``/``last`` then hold, per output
+    position, the first and last input position read (padding positions included, as in the affine
+    case), r is the largest size over the layer's positions and p is -first[0]. Where every
+    position reads the same inputs (after a squeeze-excitation gate, whose global pool sees the
+    whole map), ``fixed`` holds them, (first, last): exact for symbolic sizes too."""
 
     size: Any
     stride: Any
     padding: Any
+    first: tuple | None = field(default=None, compare=False, repr=False)
+    last: tuple | None = field(default=None, compare=False, repr=False)
+    fixed: tuple | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def affine(self) -> bool:
+        return self.first is None and self.fixed is None
+
+    def at(self, o):
+        """(first, last) input position that output position ``o`` reads (for a position-dependent
+        field, positions outside the layer's output are clamped to its border)."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.first is None:
+            start = o * self.stride - self.padding
+            return start, as_int(start + self.size - 1)
+        o = min(max(o, 0), len(self.first) - 1)
+        return self.first[o], self.last[o]
 
 
 @dataclass
@@ -42,6 +70,7 @@ class Row:
     aux: bool = False
     line: int | None = None
     warnings: list = field(default_factory=list)
+    trainable: bool = True  # False where the spec marks the layer (or its block) `trainable: false`
 
 
 @dataclass
@@ -85,7 +114,7 @@ def analyze(
 
     Rows are for one model and one image. ``ensemble`` (K models averaged) multiplies the totals'
     MACs, params, buffers and memory by K; ``crops`` (N crops per image at test time) multiplies
-    MACs by N.
+    MACs by N. The walk runs three small steps per node: shape and counts, receptive field, memory.
     """
     if dtype not in DTYPES:
         raise SpecError(f"unknown dtype '{dtype}'", hint="one of " + ", ".join(DTYPES))
@@ -94,25 +123,76 @@ def analyze(
             raise SpecError(f"{what} must be a positive integer, got {k!r}")
     if optimizer not in OPTIMIZERS:
         raise SpecError(f"unknown optimizer '{optimizer}'", hint="one of " + ", ".join(OPTIMIZERS))
-    nbytes = DTYPES[dtype]
-    shapes = {-1: tuple(net.input)}
-    rfs: dict = {-1: _rf_start(net.input)}
-    extent: dict = {-1: None}  # spatial size a flat vector was flattened from (for linear's window)
-    tensor = {-1: -1}  # which tensor a node's output lives in (training)
-    rows: list[Row] = []
-    warnings: list[str] = []
-    saved: dict = {}  # tensor id -> elements, saved for backward
-    extra_bytes = 0
-    numel = {-1: L.prod(net.input)}
-    grad = {-1: False}  # does a node's output need a gradient (autograd records its layers)?
-    readers: dict = {}  # how many nodes read each node's output (-1: the network input)
-    for node in net.nodes:
-        for j in node.inputs:
-            readers[j] = readers.get(j, 0) + 1
+    walk = _Walk(net, DTYPES[dtype])
+    rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
+    warnings = [f"{r.name}: {w}" for r in rows for w in r.warnings]
+    totals = _totals(net, rows, walk.numel, walk.saved, walk.extra_bytes, walk.nbytes, batch, optimizer, ensemble, crops)
+    return Report(
+        name=net.name,
+        title=net.title,
+        source=net.source,
+        file=net.file,
+        input=tuple(net.input),
+        symbols=dict(net.symbols),
+        values=dict(net.values),
+        rows=rows,
+        output=walk.shapes[net.output],
+        dtype=dtype,
+        batch=batch,
+        totals=totals,
+        warnings=warnings,
+        budget=dict(net.budget),
+        notes=net.notes,
+        optimizer=optimizer,
+    )
 
-    for i, node in enumerate(net.nodes):
+
+class _Walk:
+    """The state of one pass over the nodes, in the spec's (topological) order."""
+
+    def __init__(self, net, nbytes):
+        self.net = net
+        self.nbytes = nbytes
+        self.shapes = {-1: tuple(net.input)}
+        self.rfs: dict = {-1: _rf_start(net.input)}
+        self.extent: dict = {-1: None}  # spatial size a flat vector was flattened from (for linear's window)
+        self.tensor = {-1: -1}  # which tensor a node's output lives in (training)
+        self.saved: dict = {}  # tensor id -> elements, saved for backward
+        self.extra_bytes = 0
+        self.numel = {-1: L.prod(net.input)}
+        self.grad = {-1: False}  # does a node's output need a gradient (autograd records its layers)?
+        self.readers: dict = {}  # how many nodes read each node's output (-1: the network input)
+        for node in net.nodes:
+            for j in node.inputs:
+                self.readers[j] = self.readers.get(j, 0) + 1
+
+    def step(self, i, node) -> Row:
         ltype = L.REGISTRY[node.type]
-        xs = [shapes[j] for j in node.inputs]
+        xs = [self.shapes[j] for j in node.inputs]
+        y, params, buffers, macs = self.shape(ltype, node, xs)
+        self.shapes[i] = y
+        self.numel[i] = L.prod(y)
+        rf, notes = self.receptive_field(i, ltype, node, xs, y)
+        self.rfs[i] = rf
+        values = self.memory(i, ltype, node, xs, y, params)
+        return Row(
+            name=node.name,
+            type=node.type,
+            inputs=[self.net.nodes[j].name if j >= 0 else "input" for j in node.inputs],
+            shape=y,
+            params=params,
+            buffers=buffers,
+            macs=macs,
+            values=values,
+            rf=rf,
+            aux=node.aux,
+            line=node.where.line,
+            warnings=list(ltype.warnings(node.args, xs, y)) + notes,
+            trainable=getattr(node, "trainable", True),
+        )
+
+    # -- shape and counts
+    def shape(self, ltype, node, xs):
         try:
             y = ltype.out(node.args, xs)
         except L.ShapeError as err:
@@ -124,114 +204,85 @@ def analyze(
                     node.where,
                     "the window is larger than the padded input",
                 )
-        shapes[i] = y
-        numel[i] = L.prod(y)
         params, buffers = ltype.count(node.args, xs, y)
-        macs = ltype.macs(node.args, xs, y)
-        row_warn = []
+        return y, params, buffers, ltype.macs(node.args, xs, y)
 
-        # receptive field
-        win = ltype.window(node.args, xs, y)
+    # -- receptive field
+    def receptive_field(self, i, ltype, node, xs, y):
+        first = node.inputs[0]
         if ltype.joins:
-            rf, note = _rf_join([rfs[j] for j in node.inputs])
-            if note:
-                row_warn.append(note)
-            extent[i] = extent[node.inputs[0]]
-        elif win is None:
-            rf = rfs[node.inputs[0]]
-            extent[i] = extent[node.inputs[0]] if len(y) == 1 else None
-            if node.type == "flatten":
-                extent[i] = (xs[0][1], xs[0][2]) if len(xs[0]) == 3 else extent[node.inputs[0]]
-        elif win == "global":
-            src = rfs[node.inputs[0]]
-            ext = extent[node.inputs[0]]
-            if ext is None or src is None:
-                rf = src
+            self.extent[i] = self.extent[first]
+            rf, note = _rf_join([self.rfs[j] for j in node.inputs], xs, y)
+            return rf, [note] if note else []
+        src, ext = self.rfs[first], self.extent[first]
+        win = ltype.window(node.args, xs, y)
+        if win is None:  # pointwise, or a change of layout: the field passes through
+            if len(y) == 1:
+                self.extent[i] = (xs[0][1], xs[0][2]) if len(xs[0]) == 3 else ext
             else:
-                rf = tuple(_rf_step(a, L.Axis(e, e, 0, 0, False)) for a, e in zip(src, ext))
-                extent[i] = (1, 1)
-            extent[i] = (1, 1) if ext is not None else None
-        else:
-            src = rfs[node.inputs[0]]
-            rf = tuple(_rf_step(a, w) for a, w in zip(src, win))
-            extent[i] = None
-            lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
-            if any(lost):
-                row_warn.append(_tiling_note(xs[0], win, lost))
-        rfs[i] = rf
+                self.extent[i] = None
+            return src, []
+        if win == "global":  # every input position (a linear layer on a flattened map)
+            if ext is None or src is None:
+                self.extent[i] = None
+                return src, []
+            self.extent[i] = (1, 1)
+            return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e) for a, e in zip(src, ext)), []
+        self.extent[i] = None
+        if src is None or win == "unknown":
+            return None, []
+        rf = tuple(_rf_step(a, w, n_out, n_in) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
+        if any(r is None for r in rf):
+            return None, []
+        lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
+        return rf, [_tiling_note(xs[0], win, lost)] if any(lost) else []
 
-        # memory
-        shared = bool(node.inputs) and (node.inputs[0] == -1 or readers.get(node.inputs[0], 0) > 1)
-        if node.args.get("inplace") and shared:
+    # -- memory
+    def memory(self, i, ltype, node, xs, y, params):
+        """New values at inference (the row's ``values``); records what backward keeps."""
+        data = node.inputs if ltype.joins else node.inputs[:1]  # further inputs are `ref`s: sizes only
+        args = node.args
+        shared = node.inputs[0] == -1 or self.readers.get(node.inputs[0], 0) > 1
+        if ltype.can_inplace and args.get("inplace") and shared:
             # an in-place layer must not overwrite a tensor another layer (or the caller) still
             # reads: it runs out of place and produces a new tensor
-            node_args = {**node.args, "inplace": False}
-        else:
-            node_args = node.args
-        new_eval = ltype.new_tensor(node_args, xs, y, False)
+            args = {**args, "inplace": False}
+        new_eval = ltype.new_tensor(args, xs, y, False)
         if isinstance(new_eval, bool):
-            values = numel[i] if new_eval else 0
+            values = self.numel[i] if new_eval else 0
         else:  # depends on unresolved sizes: exact as a piecewise expression
             from .expr import sympy
 
-            values = sympy().Piecewise((numel[i], new_eval), (0, True))
-        new_train = ltype.new_tensor(node_args, xs, y, True)
-        tensor[i] = i if (new_train is not False) else tensor[node.inputs[0]]
-        # a layer with no parameters on inputs that need no gradient is not recorded: it keeps nothing
-        grad[i] = _positive(params) or any(grad[j] for j in node.inputs)
-        kept = ltype.saves(node_args, True) if grad[i] else ()
-        if grad[i]:
-            extra_bytes += ltype.workspace(node_args, xs, y) * nbytes
-        for what in kept:
+            values = sympy().Piecewise((self.numel[i], new_eval), (0, True))
+        new_train = ltype.new_tensor(args, xs, y, True)
+        self.tensor[i] = i if (new_train is not False) else self.tensor[node.inputs[0]]
+        # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
+        trainable = getattr(node, "trainable", True)
+        self.grad[i] = (trainable and _positive(params)) or any(self.grad[j] for j in data)
+        if not self.grad[i]:
+            return values
+        self.extra_bytes += ltype.workspace(args, xs, y) * self.nbytes
+        for what in ltype.saves(args, True):
             if what == "input_copy":
-                extra_bytes += numel[node.inputs[0]] * nbytes
+                self.extra_bytes += self.numel[node.inputs[0]] * self.nbytes
             elif what == "input":
-                for j in node.inputs[:1]:
-                    saved[tensor[j]] = numel[j]
+                self.keep(node.inputs[0])
+            elif what == "operands":  # each input that another input's gradient needs
+                for n, j in enumerate(data):
+                    if any(self.grad[k] for m, k in enumerate(data) if m != n):
+                        self.keep(j)
             elif what == "output":
-                saved[tensor[i]] = numel[i]
+                self.saved[self.tensor[i]] = self.numel[i]
             elif what == "indices":
-                extra_bytes += numel[i] * INDEX_BYTES
+                self.extra_bytes += self.numel[i] * INDEX_BYTES
             elif what == "mask":
-                extra_bytes += numel[i] * MASK_BYTES
+                self.extra_bytes += self.numel[i] * MASK_BYTES
+        return values
 
-        names = [net.nodes[j].name if j >= 0 else "input" for j in node.inputs]
-        row = Row(
-            name=node.name,
-            type=node.type,
-            inputs=names,
-            shape=y,
-            params=params,
-            buffers=buffers,
-            macs=macs,
-            values=values,
-            rf=rf,
-            aux=node.aux,
-            line=node.where.line,
-            warnings=row_warn,
-        )
-        rows.append(row)
-        warnings.extend(f"{node.name}: {w}" for w in row_warn)
-
-    totals = _totals(net, rows, numel, saved, extra_bytes, nbytes, batch, optimizer, ensemble, crops)
-    return Report(
-        name=net.name,
-        title=net.title,
-        source=net.source,
-        file=net.file,
-        input=tuple(net.input),
-        symbols=dict(net.symbols),
-        values=dict(net.values),
-        rows=rows,
-        output=shapes[net.output],
-        dtype=dtype,
-        batch=batch,
-        totals=totals,
-        warnings=warnings,
-        budget=dict(net.budget),
-        notes=net.notes,
-        optimizer=optimizer,
-    )
+    def keep(self, j):
+        """Backward keeps node j's output: the whole storage it lives in (a slice keeps its parent)."""
+        t = self.tensor[j]
+        self.saved[t] = self.numel[t]
 
 
 def _positive(value) -> bool:
@@ -263,7 +314,8 @@ def _totals(net, rows, numel, saved, extra_bytes, nbytes, batch, optimizer, ense
         "activation_bytes": as_int(activations * nbytes),
         "train_saved_bytes": saved_bytes,
         "param_bytes": param_bytes,
-        "train_state_bytes": as_int(param_bytes * (2 + states)),  # weights, gradients, optimizer state
+        # weights (all), gradients and optimizer state (trainable params only: frozen ones have neither)
+        "train_state_bytes": as_int(param_bytes + _sum(r.params for r in rows if r.trainable) * k * nbytes * (1 + states)),
         "layers": len(rows),
         "ensemble": ensemble,
         "crops": crops,
@@ -292,15 +344,123 @@ def _rf_start(shape):
     return (RF(1, 1, 0), RF(1, 1, 0))
 
 
-def _rf_step(a: RF, w: L.Axis) -> RF:
-    """Araujo et al. (Distill 2019): r' = r + (k-1) j, j' = j s, p' = p + pad j."""
-    return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
+def _rf_step(a: RF, w, n_out=None, n_in=None) -> RF | None:
+    """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
+    j' = j s, p' = p + pad j. Otherwise position by position, exact (None where sizes are
+    symbolic)."""
+    if a.affine and isinstance(w, L.Axis):
+        return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
+    if a.fixed is not None:  # every position reads the same inputs, so does every window over them
+        return RF(a.size, _mul(a.stride, w.s), a.padding, fixed=a.fixed)
+    if n_in == 1:  # a 1x1 map (a pooled gate, ASPP's image features): every output reads it
+        lo, hi = a.at(0)
+        return RF(as_int(hi - lo + 1), _mul(a.stride, w.s), as_int(-lo), fixed=(lo, hi))
+    if any(is_symbolic(v) for v in (n_out, n_in, a.stride, a.padding, a.size, w.s)):
+        return None
+    firsts, lasts = [], []
+    for o in range(n_out):
+        lo, hi = w.span(o)
+        # positions outside the input (padding) have no field of their own: clamp to the border
+        firsts.append(a.at(min(max(lo, 0), n_in - 1))[0])
+        lasts.append(a.at(min(max(hi, 0), n_in - 1))[1])
+    return _rf_from(firsts, lasts, a.stride * w.s)
 
 
-def _rf_join(states):
+def _rf_from(firsts, lasts, stride) -> RF:
+    """An RF from per-position fields: affine again where they follow o*j - p (integer j)."""
+    stride = _norm(stride)
+    size = max(b - a for a, b in zip(firsts, lasts)) + 1
+    if isinstance(stride, int) and all(
+        f == firsts[0] + o * stride and b - f == size - 1 for o, (f, b) in enumerate(zip(firsts, lasts))
+    ):
+        return RF(size, stride, -firsts[0])
+    if len(set(firsts)) == 1 and len(set(lasts)) == 1:
+        return RF(size, stride, -firsts[0], fixed=(firsts[0], lasts[0]))
+    return RF(size, stride, -firsts[0], tuple(firsts), tuple(lasts))
+
+
+def _norm(value):
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return value.numerator
+    return as_int(value)
+
+
+def _mul(a, b):
+    """a * b, exact: a Fraction meets a symbol as a sympy Rational."""
+    if (is_symbolic(a) and isinstance(b, Fraction)) or (is_symbolic(b) and isinstance(a, Fraction)):
+        from .expr import sympy
+
+        a, b = (sympy().Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else v for v in (a, b))
+    return _norm(a * b)
+
+
+def _le(a, b) -> bool:
+    """Is a <= b for every value of the symbols? (False when it cannot be shown.)"""
+    if not is_symbolic(a) and not is_symbolic(b):
+        return a <= b
+    from .expr import sympy
+
+    d = sympy().simplify(b - a)
+    return bool(d.is_number and d >= 0)
+
+
+def _rf_join(states, xs=None, y=None):
     states = [s for s in states]
     if any(s is None for s in states):
-        return states[0], None
+        # a branch without a field (flat vectors, or a position-dependent field of symbolic size):
+        # the join's field is unknown too
+        return None, None
+    broadcast = [xs is not None and len(x) == 3 and tuple(x[1:]) == (1, 1) and tuple(y[1:]) != (1, 1) for x in xs] if xs else [False] * len(states)
+    if all(a.affine for s in states for a in s) and not any(broadcast):
+        return _rf_join_affine(states)
+    out = []
+    note = None
+    for axis in range(2):
+        n = y[1 + axis]
+        col = [s[axis] for s in states]
+        main = [c for c, b in zip(col, broadcast) if not b] or col
+        if len({sum(c.at(0)) for c in main}) > 1:
+            note = "branches' receptive fields are not centre-aligned"
+        elif len({c.stride for c in main}) > 1:
+            note = "branches have different effective strides"
+        fixed = _join_fixed(col, broadcast, n, main[0].stride)
+        if fixed is not None:
+            out.append(fixed)
+            continue
+        if any(is_symbolic(v) for c in col for v in (n, c.size, c.stride, c.padding)):
+            return None, None
+        firsts, lasts = [], []
+        for o in range(n):
+            spans = [c.at(0 if b else o) for c, b in zip(col, broadcast)]
+            firsts.append(min(f for f, _ in spans))
+            lasts.append(max(last for _, last in spans))
+        out.append(_rf_from(firsts, lasts, main[0].stride))
+    return tuple(out), note
+
+
+def _join_fixed(col, broadcast, n, stride):
+    """The join's field where branches that read the same inputs at every position (broadcast
+    gates, fixed fields) cover the others' fields at every position: then it is fixed too."""
+    const = [c.at(0) for c, b in zip(col, broadcast) if b or c.fixed is not None]
+    if not const:
+        return None
+    lo, hi = const[0]
+    for f, last in const[1:]:
+        if _le(f, lo):
+            lo = f
+        elif not _le(lo, f):
+            return None
+        if _le(hi, last):
+            hi = last
+        elif not _le(last, hi):
+            return None
+    for c, b in zip(col, broadcast):
+        if not b and c.fixed is None and not (_le(lo, c.at(0)[0]) and _le(c.at(n - 1)[1], hi)):
+            return None
+    return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi))
+
+
+def _rf_join_affine(states):
     out = []
     note = None
     for axis in range(2):
@@ -344,9 +504,9 @@ def _tiling_note(x, win, lost) -> str:
     )
 
 
-def _unused(size, w: L.Axis) -> int:
+def _unused(size, w) -> int:
     """Input rows (not padding) that no window reaches; 0 when it tiles or sizes are symbolic."""
-    if not w.tiles or any(is_symbolic(v) for v in (size, w.k, w.s, w.before, w.after)):
+    if not isinstance(w, L.Axis) or not w.tiles or any(is_symbolic(v) for v in (size, w.k, w.s, w.before, w.after)):
         return 0
     if w.k < w.s:  # a subsampling window (1x1/2 shortcut) skips rows by design, not by accident
         return 0

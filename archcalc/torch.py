@@ -16,8 +16,11 @@ like torchvision's GoogLeNet / Inception v3; in eval mode it returns the main ou
 
 How each layer type is built comes from the layer registry (``REGISTRY[type].torch(...)``), plain
 data such as ``[("ZeroPad2d", {...}), ("Conv2d", {...})]``; torch.nn classes are looked up by name
-and the project-specific ones (:class:`Concat`, :class:`Add`, :class:`Mean`, :class:`NegInfPad2d`,
-:class:`PadChannels`) are defined below.
+and the project-specific ones (:data:`CUSTOM`: joins, padding, crops, channel slices and shuffles,
+layer scale and LayerNorm2d, stochastic depth, resizing to another layer's size, and the modules
+of the receptive-field probe) are defined below. A layer with a ``ref`` key (``like: NAME``) gets
+that layer's output as an extra forward argument. This module names no layer type: in-place
+safety, views and frozen (``trainable: false``) layers follow each type's declarations.
 """
 
 from __future__ import annotations
@@ -135,9 +138,173 @@ class Crop2d(nn.Module):
         return f"size={self.size}"
 
 
-CUSTOM = {"ChannelBias": ChannelBias, "Scale": Scale, "Crop2d": Crop2d, "Concat": Concat, "Add": Add, "Mean": Mean, "NegInfPad2d": NegInfPad2d, "PadChannels": PadChannels}
-INPLACE_TYPES = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "SiLU", "Hardswish")
-ALIAS_TYPES = ("identity", "flatten", "dropout")  # outputs that share their input's storage (eval)
+class Mul(nn.Module):
+    """Elementwise product of the inputs, with broadcasting (a squeeze-excitation gate)."""
+
+    def forward(self, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class LayerScale(nn.Module):
+    """A learnable per-channel scale (ConvNeXt's layer scale), initialised to ``init``."""
+
+    def __init__(self, channels, init, dims=3):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels, *([1] * (dims - 1))) * init)
+
+    def forward(self, x):
+        return self.gamma * x
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an N x C x H x W map (ConvNeXt's LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class StochasticDepth(nn.Module):
+    """Drops the whole input per image (mode row) or per batch (mode batch) in training and rescales
+    by 1 / (1 - p); an identity at inference (as torchvision.ops.StochasticDepth)."""
+
+    def __init__(self, p, mode="row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"
+
+
+class ChannelSlice(nn.Module):
+    """Channels start .. stop - 1 of the input (a view)."""
+
+    def __init__(self, start, stop):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        return x[:, self.start : self.stop]
+
+    def extra_repr(self):
+        return f"start={self.start}, stop={self.stop}"
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle (torchvision's channel_shuffle)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w)
+        return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class ResizeLike(nn.Module):
+    """F.interpolate to the spatial size of a second input (used for its size only)."""
+
+    def __init__(self, mode="nearest", align_corners=None):
+        super().__init__()
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x, like):
+        return F.interpolate(x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self):
+        return f"mode={self.mode}, align_corners={self.align_corners}"
+
+
+class CentreCrop(nn.Module):
+    """Rows top .. top + size[0] - 1 and columns left .. left + size[1] - 1 (a view); further inputs
+    (the layer whose size it takes) are ignored."""
+
+    def __init__(self, top, left, size):
+        super().__init__()
+        self.top, self.left, self.size = top, left, tuple(size)
+
+    def forward(self, x, *like):
+        return x[:, :, self.top : self.top + self.size[0], self.left : self.left + self.size[1]]
+
+    def extra_repr(self):
+        return f"top={self.top}, left={self.left}, size={self.size}"
+
+
+# ------------------------------------------------------------ modules of the receptive-field probe
+
+
+class ProbeSpatialConv(nn.Module):
+    """A convolution's geometry on one channel: sum the input channels, then a constant kernel.
+
+    The receptive field depends only on the geometry, so every conv of the linearised network can
+    work on channel sums (grouped and depthwise convs included: the measured output position sums
+    all its channels, so the union over groups is what is measured either way)."""
+
+    def __init__(self, kernel_size, stride, padding, dilation):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+
+    def forward(self, x):
+        kh, kw = self.kernel_size
+        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+        return F.conv2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.dilation)
+
+
+class ProbeSpatialConvTranspose(nn.Module):
+    """A transposed convolution's geometry on one channel (channel sums, a constant kernel)."""
+
+    def __init__(self, kernel_size, stride, padding, output_padding, dilation):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.output_padding, self.dilation = output_padding, dilation
+
+    def forward(self, x):
+        kh, kw = self.kernel_size
+        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+        return F.conv_transpose2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.output_padding,
+                                  1, self.dilation)
+
+
+class ProbeSumPool(nn.Module):
+    """A max-pool's geometry with every window position weighted 1 (dilation and ceil mode too)."""
+
+    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode):
+        super().__init__()
+        self.k, self.s, self.p, self.d, self.ceil_mode = kernel_size, stride, padding, dilation, ceil_mode
+
+    def forward(self, x):
+        k, s, pad, d = self.k, self.s, self.p, self.d
+        with torch.device("meta"):
+            want = F.max_pool2d(torch.empty(x.shape, device="meta"), k, s, pad, d, self.ceil_mode).shape[2:]
+        x = F.pad(x, (pad[1], pad[1] + s[1] * 2, pad[0], pad[0] + s[0] * 2))
+        w = torch.ones(x.shape[1], 1, *k, dtype=x.dtype, device=x.device)
+        y = F.conv2d(x, w, stride=s, dilation=d, groups=x.shape[1])
+        return y[:, :, : want[0], : want[1]]
+
+
+CUSTOM = {cls.__name__: cls for cls in (
+    ChannelBias, Scale, Crop2d, Concat, Add, Mean, NegInfPad2d, PadChannels, Mul, LayerScale, LayerNorm2d,
+    StochasticDepth, ChannelSlice, ChannelShuffle, ResizeLike, CentreCrop, ProbeSpatialConv, ProbeSpatialConvTranspose, ProbeSumPool,
+)}
 
 
 def torch_class(name: str):
@@ -191,9 +358,10 @@ def outputs(net):
     return [net.output] + aux
 
 
-def inplace_safe(net) -> list:
-    """Per node: may an in-place activation overwrite its input? (Only when no other node, no output
+def inplace_safe(net, shapes=None) -> list:
+    """Per node: may an in-place layer overwrite its input? (Only when no other node, no output
     and no earlier backward need reads that storage, and it is not the network input.)"""
+    shapes = _out_shapes(net) if shapes is None else shapes
     readers: dict = {}
     for i, node in enumerate(net.nodes):
         for j in node.inputs:
@@ -204,11 +372,11 @@ def inplace_safe(net) -> list:
     for i, node in enumerate(net.nodes):
         ltype = L.REGISTRY[node.type]
         j = node.inputs[0]
-        if node.type in ALIAS_TYPES:
-            root[i] = root[j]
-            continue
-        if not (node.args.get("inplace") and isinstance(ltype, L._Activation) and ltype.can_inplace):
-            root[i] = i
+        inplace = ltype.can_inplace and node.args.get("inplace")
+        if not inplace:
+            xs = [shapes[k] for k in node.inputs]
+            # a view (or an identity at inference) shares its input's storage
+            root[i] = root[j] if ltype.new_tensor(node.args, xs, shapes[i], False) is False else i
             continue
         s = root[j]
         ok = s != -1
@@ -226,55 +394,29 @@ def inplace_safe(net) -> list:
     return safe
 
 
-def plan(net):
+def plan(net, probe=None):
     """Plain data describing the model: per node (name, attr, [(torch class name, kwargs)], inputs,
-    aux). Raises :class:`UsageError` on a spec with unresolved symbols."""
+    aux, trainable). ``probe`` (None, or the collapse flag): the ops of the receptive-field probe's
+    linearised copy instead. Raises :class:`UsageError` on a spec with unresolved symbols."""
     if net.symbolic:
         raise UsageError(
             f"{net.name}: cannot build a torch model with unresolved symbols ({', '.join(net.free_symbols()) or 'input'})",
             hint="give them values with --set NAME=VALUE or --input CxHxW",
         )
     shapes = _out_shapes(net)
-    safe = inplace_safe(net)
+    safe = inplace_safe(net, shapes)
     attrs = _attr_names([n.name for n in net.nodes])
     out = []
     for i, node in enumerate(net.nodes):
         ltype = L.REGISTRY[node.type]
-        ops = [(cls, dict(kw)) for cls, kw in ltype.torch(node.args, [shapes[j] for j in node.inputs], shapes[i])]
-        ops = [_fix(cls, kw, safe[i], shapes[node.inputs[0]]) for cls, kw in ops]
-        ops = [op for pair in ops for op in pair]
-        out.append({"name": node.name, "attr": attrs[i], "type": node.type, "ops": ops,
-                    "inputs": tuple(node.inputs), "aux": node.aux})
+        args = node.args
+        if ltype.can_inplace and args.get("inplace") and not safe[i]:
+            args = {**args, "inplace": False}  # its input is read elsewhere: in place would be wrong
+        xs = [shapes[j] for j in node.inputs]
+        ops = ltype.torch(args, xs, shapes[i]) if probe is None else ltype.probe(args, xs, shapes[i], probe)
+        out.append({"name": node.name, "attr": attrs[i], "type": node.type, "ops": [(cls, dict(kw)) for cls, kw in ops],
+                    "inputs": tuple(node.inputs), "aux": node.aux, "trainable": getattr(node, "trainable", True)})
     return out
-
-
-def _fix(cls, kw, inplace_ok, x):
-    """Adjust one registry entry to what torch accepts; returns a list of entries."""
-    if cls in INPLACE_TYPES and kw.get("inplace") and not inplace_ok:
-        kw["inplace"] = False
-    if cls in ("MaxPool2d", "AvgPool2d"):
-        # torch allows implicit padding of at most half the kernel (not dilated); beyond that pad explicitly
-        k = kw["kernel_size"]
-        p = kw["padding"]
-        if any(pp * 2 > kk for pp, kk in zip(p, k)) and not (
-            cls == "AvgPool2d" and not kw["count_include_pad"]
-        ):
-            pad = "NegInfPad2d" if cls == "MaxPool2d" else "ZeroPad2d"
-            out = [(pad, {"padding": (p[1], p[1], p[0], p[0])}), (cls, {**kw, "padding": (0, 0)})]
-            if kw.get("ceil_mode"):
-                # PyTorch's ceil rule drops a last window that starts in the trailing padding; with
-                # the padding made explicit torch cannot see that, so crop to what the rule gives
-                d = kw.get("dilation", (1, 1))
-                s = kw["stride"]
-                size = []
-                for n_in, kk, ss, pp, dd in zip(x[1:], k, s, p, d):
-                    n = -(-(n_in + 2 * pp - dd * (kk - 1) - 1) // ss) + 1
-                    if (n - 1) * ss >= n_in + pp:
-                        n -= 1
-                    size.append(n)
-                out.append(("Crop2d", {"size": tuple(size)}))
-            return out
-    return [(cls, kw)]
 
 
 # --------------------------------------------------------------------------- the model
@@ -294,6 +436,8 @@ class ArchNet(nn.Module):
         for st in steps:
             mods = [torch_class(cls)(**kw) for cls, kw in st["ops"]]
             mod = mods[0] if len(mods) == 1 else nn.Sequential(*mods)
+            if not st.get("trainable", True):
+                mod.requires_grad_(False)  # `trainable: false`: frozen parameters
             self.add_module(st["attr"], mod)
             self.node_names[st["attr"]] = st["name"]
             self.attrs.append(st["attr"])
@@ -351,11 +495,11 @@ def load_network(ref, values=None, input_override=None):
     return load(str(ref), values, input_override)
 
 
-def build(network, device=None, dtype=None) -> ArchNet:
+def build(network, device=None, dtype=None, probe=None) -> ArchNet:
     """A real PyTorch model for a Network (or a zoo name / spec path). ``device='meta'`` builds
-    without allocating."""
+    without allocating. ``probe``: the receptive-field probe's linearised copy (see :func:`plan`)."""
     net = load_network(network)
-    steps = plan(net)
+    steps = plan(net, probe)
     if device is None:
         model = ArchNet(net, steps)
     else:
@@ -370,12 +514,39 @@ def build(network, device=None, dtype=None) -> ArchNet:
 
 
 def _py(v):
-    if isinstance(v, float):
+    """A Python literal for a registry keyword value. Only plain data can reach generated source:
+    anything else is a bug, not something to paste in."""
+    if isinstance(v, bool) or v is None:
         return repr(v)
+    if isinstance(v, int):
+        return repr(int(v))
+    if isinstance(v, float):
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else f"float({str(v)!r})"
+    if isinstance(v, str):
+        return repr(str(v))
     if isinstance(v, (tuple, list)):
         inner = ", ".join(_py(x) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"
-    return repr(v)
+    raise TypeError(f"cannot write {type(v).__name__} into generated source")
+
+
+def _docstring(text):
+    """A string literal for ``text``: triple-quoted when that parses back to exactly ``text`` as one
+    constant (readable), else ``repr`` (always a single literal)."""
+    import ast
+
+    body = text + "\n"
+    candidate = '"""' + body + '"""'
+    if text.isprintable() or all(line.isprintable() for line in text.split("\n")):
+        try:
+            tree = ast.parse(candidate)
+        except SyntaxError:
+            tree = None
+        if (tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
+                and isinstance(tree.body[0].value, ast.Constant) and tree.body[0].value.value == body
+                and "\\" not in text):
+            return candidate
+    return repr(body)
 
 
 def _class_name(name):
@@ -397,13 +568,17 @@ def export_source(network) -> str:
             readers.setdefault(j, []).append(i)
     used = sorted({cls for st in steps for cls, _ in st["ops"] if cls in CUSTOM})
     cname = _class_name(net.name)
-    lines = [
-        f'"""{net.name}' + (f": {net.title}" if net.title else "") + ".",
+    # spec text (name, title, file) reaches the file only inside one string literal, written by
+    # repr(): whatever it holds, it cannot close the literal or run
+    doc = "\n".join([
+        net.name + (f": {net.title}" if net.title else "") + ".",
         "",
         "Generated by archcalc (archcalc export --to torch) from " + str(net.file) + ".",
         f"Input {'x'.join(str(d) for d in net.input)} per image."
         + (" Aux heads run only in training mode." if len(outs) > 1 else ""),
-        '"""',
+    ])
+    lines = [
+        _docstring(doc),
         "",
         "import torch",
         "import torch.nn.functional as F",
@@ -417,6 +592,8 @@ def export_source(network) -> str:
         mods = [f"{'' if cls in CUSTOM else 'nn.'}{cls}({', '.join(f'{k}={_py(v)}' for k, v in kw.items())})"
                 for cls, kw in st["ops"]]
         text = mods[0] if len(mods) == 1 else "nn.Sequential(" + ", ".join(mods) + ")"
+        if not st["trainable"]:
+            text += ".requires_grad_(False)"  # trainable: false
         lines.append(f"        self.{st['attr']} = {text}")
     lines += ["", "    def forward(self, x):"]
     var = {-1: "x"}
@@ -449,6 +626,23 @@ def export_source(network) -> str:
     return "\n".join(lines)
 
 
+def onnx_failure(err):
+    """(message, hint) for an exception from torch.onnx.export: its first line, terminal escape
+    sequences and control characters removed, at most 200 characters; the install hint only when a
+    package is really missing."""
+    import importlib.util
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", str(err))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = "".join(ch for ch in first if ch.isprintable())[:200]
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if isinstance(err, ImportError) or missing:
+        hint = "pip install " + " ".join(missing or ["onnx", "onnxscript"]) + " (torch.onnx.export needs both)"
+    else:
+        hint = "the exporter could not convert this network; export --to torch writes PyTorch source instead"
+    return f"ONNX export failed: {type(err).__name__}: {first}", hint
+
+
 def onnx_available() -> bool:
     import importlib.util
 
@@ -476,8 +670,7 @@ def export_onnx(network, path) -> list:
             external_data=big, verbose=False,
         )
     except Exception as err:  # noqa: BLE001 - surface the exporter's reason as one line
-        raise UsageError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                         hint="pip install onnx onnxscript (the exporter needs both)") from None
+        raise UsageError(*onnx_failure(err)) from None
     from pathlib import Path
 
     return [str(p) for p in (Path(path), Path(f"{path}.data")) if p.exists()]

@@ -6,9 +6,11 @@ Everything here returns plain data (dicts and lists); :mod:`archcalc.cli_torch` 
   (numel; BN's ``num_batches_tracked`` counter excluded), MACs (``FlopCounterMode``, 2 FLOPs per
   MAC, counted per hook) and new activation values. On the ``meta`` device nothing is allocated.
 * :func:`receptive_fields` -- empirical receptive fields: one output position is backpropagated
-  through a linearised copy of the network (positive constant weights, max-pool replaced by an
-  average pool of the same geometry, normalisations and activations by identities) and the extent
-  of nonzero input gradient is measured per axis.
+  through a linearised copy of the network (each type's ``probe`` declaration: positive constant
+  weights, max-pools as sum pools of the same geometry, normalisations and activations as
+  identities, products as means) and the extent of nonzero input gradient is measured per axis,
+  against the engine's field (exact rationals through resampling) and against the windows mapped
+  back layer by layer. :func:`probe_bytes` estimates its memory without running it.
 * :func:`memory` -- the bytes of tensors autograd saves for backward (distinct storages,
   parameters and buffers excluded) beside the engine's ``train_saved_bytes``; on CUDA also the
   peak allocated bytes of a forward and of a forward+backward.
@@ -16,8 +18,10 @@ Everything here returns plain data (dicts and lists); :mod:`archcalc.cli_torch` 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import replace
+from fractions import Fraction
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -25,6 +29,7 @@ with warnings.catch_warnings():
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
+from . import layers as L
 from .errors import SpecError, UsageError
 from .torch import build, plan
 
@@ -118,9 +123,10 @@ def check(net, report, device="meta", batch=1) -> dict:
         values = rec["numel"] if rec["new"] else 0
         note = None
         if values and not row.values:
-            if node.type == "adaptive_avgpool" and _same_as_input(net, report, i):
-                note = "identity: torch copies, the engine counts no new values (convention)"
-            elif node.args.get("inplace") and any(
+            ltype = L.REGISTRY[node.type]
+            xs = [tuple(net.input) if j < 0 else tuple(report.rows[j].shape) for j in node.inputs]
+            note = ltype.copy_note(node.args, xs, tuple(row.shape))
+            if note is None and node.args.get("inplace") and any(
                 kw.get("inplace") is False for cls, kw in steps[i]["ops"]
             ):
                 note = "built out of place: its input is read elsewhere, so in-place would be wrong"
@@ -153,12 +159,6 @@ def check(net, report, device="meta", batch=1) -> dict:
     return {"layers": rows, "totals": totals, "mismatches": mismatches}
 
 
-def _same_as_input(net, report, i):
-    j = net.nodes[i].inputs[0]
-    shape_in = tuple(net.input) if j < 0 else tuple(report.rows[j].shape)
-    return shape_in == tuple(report.rows[i].shape)
-
-
 def _prod(shape):
     out = 1
     for d in shape:
@@ -168,88 +168,15 @@ def _prod(shape):
 
 # --------------------------------------------------------------------------- receptive fields
 
-SIZE_DEPENDENT = ("adaptive_avgpool", "global_avgpool", "flatten", "linear")
-
-
-class _SumPool(nn.Module):
-    """A max-pool's geometry with every window position weighted 1 (dilated pools, ceil mode)."""
-
-    def __init__(self, pool: nn.MaxPool2d):
-        super().__init__()
-        self.pool = pool
-
-    def forward(self, x):
-        p = self.pool
-        k, s, pad, d = (_pair(v) for v in (p.kernel_size, p.stride, p.padding, p.dilation))
-        with torch.device("meta"):
-            want = nn.functional.max_pool2d(torch.empty(x.shape, device="meta"), k, s, pad, d, p.ceil_mode).shape[2:]
-        x = nn.functional.pad(x, (pad[1], pad[1] + s[1] * 2, pad[0], pad[0] + s[0] * 2))
-        w = torch.ones(x.shape[1], 1, *k, dtype=x.dtype, device=x.device)
-        y = nn.functional.conv2d(x, w, stride=s, dilation=d, groups=x.shape[1])
-        return y[:, :, : want[0], : want[1]]
-
-
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
-class _SpatialConv(nn.Module):
-    """A convolution's geometry on one channel: sum the input channels, then a constant kernel.
-
-    The receptive field depends only on the geometry, so every conv of the linearised network can
-    work on channel sums (grouped and depthwise convs included: the measured output position sums
-    all its channels, so the union over groups is what is measured either way)."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
-        self.kernel_size = conv.kernel_size
-
-    def forward(self, x):
-        kh, kw = self.kernel_size
-        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
-        return nn.functional.conv2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.dilation)
-
-
-def linearise(model: nn.Module, collapse: bool = False) -> nn.Module:
-    """In place: positive constant weights, zero biases, max-pools as average pools of the same
-    geometry, -inf padding as zero padding, every activation/normalisation/dropout an identity.
-    With ``collapse`` every conv works on one channel (see :class:`_SpatialConv`): feed it a
-    one-channel input; joins broadcast over channels."""
-    identity = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LocalResponseNorm, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU,
-                nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Softmax, nn.Dropout)
-    from .torch import ChannelBias, NegInfPad2d, Scale
-
-    identity = identity + (ChannelBias, Scale)
-
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            new = None
-            if isinstance(child, identity):
-                new = nn.Identity()
-            elif collapse and isinstance(child, nn.Conv2d):
-                new = _SpatialConv(child)
-            elif isinstance(child, NegInfPad2d):
-                new = nn.ZeroPad2d(child.padding)
-            elif isinstance(child, nn.MaxPool2d):
-                d = _pair(child.dilation)
-                if d == (1, 1):
-                    new = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode, True)
-                else:
-                    new = _SumPool(child)
-            if new is not None:
-                setattr(parent, name, new)
+def linearise(model: nn.Module) -> nn.Module:
+    """In place, on a probe model (``build(net, probe=...)``, whose modules the registry chose):
+    every parameter a positive constant (1 / its fan-in), every bias 0."""
     with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, nn.Conv2d):
-                kh, kw = mod.kernel_size
-                mod.weight.fill_(1.0 / (mod.out_channels // mod.groups * kh * kw))
-                if mod.bias is not None:
-                    mod.bias.zero_()
-            elif isinstance(mod, nn.Linear):
-                mod.weight.fill_(1.0 / mod.out_features)
-                if mod.bias is not None:
-                    mod.bias.zero_()
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            else:
+                p.fill_(1.0 / max(1, p[0].numel() if p.dim() > 1 else 1))
     return model
 
 
@@ -291,19 +218,69 @@ def _ancestors(net, targets):
 
 
 def _resizable(net, need):
-    for i in need:
-        n = net.nodes[i]
-        if n.type in SIZE_DEPENDENT:
-            return False
-        if n.args.get("padding") == "same" and tuple(n.args.get("stride") or (1, 1)) != (1, 1):
-            return False
-    return True
+    """May the probe enlarge the input? Not where a layer's window depends on the input size."""
+    return not any(L.REGISTRY[net.nodes[i].type].size_dependent(net.nodes[i].args) for i in need)
 
 
 def _plan_position(rf_axis, out_size):
-    """The first output position whose whole receptive field lies at or after input index 0."""
-    c = -(-rf_axis.padding // rf_axis.stride) if rf_axis.padding > 0 else 0
-    return c, c * rf_axis.stride - rf_axis.padding
+    """An output position whose whole receptive field lies at or after input index 0 (for a
+    position-dependent field, the first such position of the largest size), and its field
+    (first, last)."""
+    a = rf_axis
+    if a.fixed is not None:  # every position reads the same inputs
+        return 0, a.fixed[0], a.fixed[1]
+    if a.affine:
+        c = -(-a.padding // a.stride) if a.padding > 0 else 0
+        c = min(c, max(out_size - 1, 0)) if out_size is not None else c
+        first, last = a.at(c)
+        return c, first, last
+    inside = [o for o in range(len(a.first)) if a.first[o] >= 0]
+    best = [o for o in inside if a.last[o] - a.first[o] + 1 == a.size]
+    c = (best or inside or [0])[0]
+    first, last = a.at(c)
+    return c, first, last
+
+
+def _reach(net, report, target, position):
+    """The input rows (or columns) that output ``position`` of node ``target`` really reads, per
+    axis: each layer's window (from the registry) mapped back through the network, clamped to the
+    positions that exist at every layer. It differs from the engine's field clipped to the image
+    only where a window does not tile its input (the last rows are never read)."""
+    need = {target: [(p, p) for p in position]}
+    for i in range(target, -1, -1):
+        if i not in need:
+            continue
+        node, want = net.nodes[i], need.pop(i)
+        ltype = L.REGISTRY[node.type]
+        xs = [tuple(net.input) if j < 0 else tuple(report.rows[j].shape) for j in node.inputs]
+        y = tuple(report.rows[i].shape)
+        win = None if ltype.joins else ltype.window(node.args, xs, y)
+        sources = node.inputs if ltype.joins else node.inputs[:1]
+        for j, x in zip(sources, xs):
+            if len(x) != 3:
+                return None
+            got = []
+            for axis, (a, b) in enumerate(want):
+                n_in = x[1 + axis]
+                if ltype.joins:
+                    lo, hi = (0, 0) if n_in == 1 and y[1 + axis] != 1 else (a, b)
+                elif win is None:
+                    lo, hi = a, b
+                elif win in ("global", "unknown"):
+                    lo, hi = 0, n_in - 1
+                else:
+                    lo, hi = win[axis].span(a)[0], win[axis].span(b)[1]
+                got.append((min(max(lo, 0), n_in - 1), min(max(hi, 0), n_in - 1)))
+            old = need.get(j)
+            need[j] = got if old is None else [(min(p[0], q[0]), max(p[1], q[1])) for p, q in zip(old, got)]
+    return need.get(-1)
+
+
+def _num(v):
+    """A JSON-friendly exact number: ints stay ints, a fraction becomes its text ('1/2')."""
+    if isinstance(v, Fraction):
+        return v.numerator if v.denominator == 1 else str(v)
+    return v
 
 
 def receptive_fields(net, layers=None, report=None, max_side=2048, resize=True) -> list:
@@ -318,59 +295,103 @@ def receptive_fields(net, layers=None, report=None, max_side=2048, resize=True) 
 
     _concrete(net)
     report = report or analyze(net)
-    targets = default_rf_layers(net, report) if layers is None else _resolve(net, layers)
-    targets = [i for i in targets if report.rows[i].rf is not None and len(report.rows[i].shape) == 3]
-    if not targets:
-        return []
-    # layers whose ancestors allow another input size are measured apart, on an enlarged input
-    free = [i for i in targets if resize and _resizable(net, _ancestors(net, [i]))]
-    fixed = [i for i in targets if i not in free]
+    groups = _groups(net, report, layers, resize)
     found = {}
-    for group, enlarge in ((free, True), (fixed, False)):
-        if group:
-            found.update(zip(group, _measure(net, report, group, enlarge, max_side)))
+    for group, enlarge in groups:
+        found.update(zip(group, _measure(net, report, group, enlarge, max_side)))
+    targets = _targets(net, report, layers)
     return [found[i] for i in targets]
 
 
-def _measure(net, report, targets, resize, max_side):
+def probe_bytes(net, layers=None, report=None, max_side=2048, resize=True) -> int:
+    """An estimate (from above) of the bytes :func:`receptive_fields` allocates, without running
+    torch: per group of measured layers, a float64 copy of their ancestors on the input the probe
+    uses (enlarged so the fields fit), one image per layer, every tensor kept for backward. Without
+    a type that needs every channel among the ancestors (``probe_needs_channels``: linear) the
+    probe runs on channel sums: a tensor then holds one value per position (joins: 2 counted)."""
     from .engine import analyze
 
-    need = _ancestors(net, targets)
-    sized_net, sized_report = net, report
-    if resize:
-        want = []
-        for axis in (0, 1):
-            size = 1
-            for i in targets:
-                a = report.rows[i].rf[axis]
-                c, start = _plan_position(a, None)
-                size = max(size, start + a.size + a.stride)
-            want.append(size)
-        cand = (net.input[0], max(want[0], net.input[1]), max(want[1], net.input[2]))
-        if max(cand[1:]) <= max_side:
-            for extra in range(0, 64):
-                trial = replace(net, input=(cand[0], cand[1] + extra, cand[2] + extra))
-                try:
-                    r2 = analyze(trial)
-                except SpecError:
+    report = report or analyze(net)
+    total = 0
+    for group, enlarge in _groups(net, report, layers, resize):
+        sized_net, sized = _probe_input(net, report, group, enlarge, max_side)
+        need = _ancestors(net, group)
+        collapse = not any(L.REGISTRY[net.nodes[i].type].probe_needs_channels for i in need)
+        shape_in = tuple(sized_net.input)
+        values = _prod(shape_in[1:] if collapse else shape_in)
+        params = 0
+        for i in need:
+            shape = tuple(sized.rows[i].shape)
+            values += (2 * _prod(shape[1:]) if len(shape) == 3 else 1) if collapse else _prod(shape)
+            params += 0 if collapse else sized.rows[i].params + sized.rows[i].buffers
+        total += 8 * (2 * params + 2 * values * len(group))
+    return total
+
+
+def _targets(net, report, layers):
+    targets = default_rf_layers(net, report) if layers is None else _resolve(net, layers)
+    return [i for i in targets if report.rows[i].rf is not None and len(report.rows[i].shape) == 3]
+
+
+def _groups(net, report, layers, resize):
+    """The measured layers in groups: those whose ancestors allow another input size (measured on
+    an enlarged input), then the others (measured on the spec's input)."""
+    targets = _targets(net, report, layers)
+    free = [i for i in targets if resize and _resizable(net, _ancestors(net, [i]))]
+    fixed = [i for i in targets if i not in free]
+    return [(g, enlarge) for g, enlarge in ((free, True), (fixed, False)) if g]
+
+
+def _probe_input(net, report, targets, resize, max_side):
+    """(network, report) at the input the probe uses: enlarged, where allowed, until the measured
+    position's whole field (padding included) lies inside the image."""
+    from .engine import analyze
+
+    if not resize:
+        return net, report
+    want = []
+    for axis in (0, 1):
+        size = 1
+        for i in targets:
+            a = report.rows[i].rf[axis]
+            c, first, last = _plan_position(a, None if a.affine else report.rows[i].shape[1 + axis])
+            size = max(size, last + 1 + math.ceil(a.stride))
+        want.append(size)
+    cand = (net.input[0], max(want[0], net.input[1]), max(want[1], net.input[2]))
+    if max(cand[1:]) > max_side:
+        return net, report
+    for extra in range(0, 64):
+        trial = replace(net, input=(cand[0], cand[1] + extra, cand[2] + extra))
+        try:
+            r2 = analyze(trial)
+        except SpecError:
+            continue
+        fits = True
+        for i in targets:
+            for axis in (0, 1):
+                a = r2.rows[i].rf[axis]
+                if a is None:
+                    fits = False
                     continue
-                fits = True
-                for i in targets:
-                    for axis in (0, 1):
-                        a = r2.rows[i].rf[axis]
-                        c, start = _plan_position(a, None)
-                        if c >= r2.rows[i].shape[1 + axis] or start + a.size > trial.input[1 + axis]:
-                            fits = False
-                if fits:
-                    sized_net, sized_report = trial, r2
-                    break
+                n = r2.rows[i].shape[1 + axis]
+                c, first, last = _plan_position(a, n)
+                if c >= n or first < 0 or last >= trial.input[1 + axis]:
+                    fits = False
+        if fits:
+            return trial, r2
+    return net, report
+
+
+def _measure(net, report, targets, resize, max_side):
+    need = _ancestors(net, targets)
+    sized_net, sized_report = _probe_input(net, report, targets, resize, max_side)
     H, W = sized_net.input[1], sized_net.input[2]
-    collapse = not any(net.nodes[i].type == "linear" for i in need)
-    model = build(sized_net, device="meta")
+    collapse = not any(L.REGISTRY[net.nodes[i].type].probe_needs_channels for i in need)
+    model = build(sized_net, device="meta", probe=collapse)
     for i, attr in enumerate(model.attrs):
         if i not in need:
             setattr(model, attr, nn.Identity())  # never run: free its parameters
-    model = linearise(model.to_empty(device="cpu"), collapse)
+    model = linearise(model.to_empty(device="cpu"))
     model = model.to(torch.float64).eval()
     channels = 1 if collapse else sized_net.input[0]
     x = torch.ones(len(targets), channels, H, W, dtype=torch.float64, requires_grad=True)
@@ -383,14 +404,13 @@ def _measure(net, report, targets, resize, max_side):
         pos = []
         for axis in (0, 1):
             a = sized_report.rows[i].rf[axis]
-            c, start = _plan_position(a, None)
-            c = min(c, sized_report.rows[i].shape[1 + axis] - 1)
-            pos.append((c, c * a.stride - a.padding))
+            pos.append(_plan_position(a, sized_report.rows[i].shape[1 + axis]))
         plans.append(pos)
         loss = loss + values[i][b, :, pos[0][0], pos[1][0]].sum()
     loss.backward()
     out = []
     for b, i in enumerate(targets):
+        reach = _reach(sized_net, sized_report, i, [plans[b][0][0], plans[b][1][0]])
         g = x.grad[b].abs().sum(0)
         row = sized_report.rows[i]
         res = {"layer": net.nodes[i].name, "input": [H, W], "position": [plans[b][0][0], plans[b][1][0]], "axes": {}}
@@ -398,21 +418,32 @@ def _measure(net, report, targets, resize, max_side):
         for axis, name in ((0, "h"), (1, "w")):
             nz = torch.nonzero(g.sum(1 - axis) > 0).flatten().tolist()
             a = row.rf[axis]
-            start = plans[b][axis][1]
-            end = start + a.size - 1
+            start, end = plans[b][axis][1], plans[b][axis][2]
             size_in = (H, W)[axis]
             clipped = start < 0 or end > size_in - 1
             exp_lo, exp_hi = max(start, 0), min(end, size_in - 1)
             lo, hi = (nz[0], nz[-1]) if nz else (None, None)
             good = (lo, hi) == (exp_lo, exp_hi)
-            ok = ok and good
+            # the engine's field counts input rows that no window reaches (a window that does not
+            # tile its input): a note when the measured extent is exactly the rows really read
+            real = reach is not None and (lo, hi) == tuple(reach[axis]) and clipped
+            status = OK if good else (NOTE if real else BAD)
+            ok = ok and status != BAD
             res["axes"][name] = {
-                "engine": {"size": a.size, "stride": a.stride, "padding": a.padding, "start": start},
+                "engine": {"size": a.size, "stride": _num(a.stride), "padding": a.padding, "start": start,
+                           "size_here": end - start + 1},
                 "measured": {"size": None if lo is None else hi - lo + 1, "start": lo},
                 "expected_extent": [exp_lo, exp_hi],
+                "reach": None if reach is None else list(reach[axis]),
                 "clipped": clipped,
-                "status": OK if good else BAD,
+                "status": status,
             }
+            if status == NOTE:
+                first, last = (hi + 1, exp_hi) if hi < exp_hi else (exp_lo, lo - 1)
+                what = "row" if name == "h" else "column"
+                unread = f"{what} {first} is" if first == last else f"{what}s {first}..{last} are"
+                res["axes"][name]["note"] = (f"input {unread} never read: a window does not tile its input "
+                                             "(see the tiling warning)")
         res["status"] = OK if ok else BAD
         out.append(res)
     return out
@@ -477,7 +508,7 @@ def memory(net, report, device="cpu", batch=1) -> dict:
 
 def _bn_on_single_values(report) -> bool:
     """Does a batch-norm layer see one value per channel per image (flat input, or 1x1 maps)?"""
-    return any(r.type == "batchnorm" and (len(r.shape) == 1 or tuple(r.shape[1:]) == (1, 1)) for r in report.rows)
+    return any(L.REGISTRY[r.type].batch_stats and (len(r.shape) == 1 or tuple(r.shape[1:]) == (1, 1)) for r in report.rows)
 
 
 def _cuda_peaks(net, report, batch, run_batch):

@@ -36,7 +36,8 @@ layers:
 """
 
 
-@pytest.mark.parametrize("ref", ["small", "vgg16", "googlenet-paper", "resnet18", "inception_resnet_v2", "mobilenet_v2"])
+@pytest.mark.parametrize("ref", ["small", "vgg16", "googlenet-paper", "resnet18", "inception_resnet_v2", "mobilenet_v2",
+                                 "unet", "shufflenet_v2_x1_0", "mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
 def test_export_runs_and_matches(ref, tmp_path):
     net = loads(SMALL) if ref == "small" else archcalc.load(ref)
     source = export_source(net)
@@ -45,8 +46,10 @@ def test_export_runs_and_matches(ref, tmp_path):
     path.write_text(source)
     space: dict = {"__name__": "exported"}
     exec(compile(source, str(path), "exec"), space)
+    from archcalc.torch import CUSTOM
+
     cls = next(v for k, v in space.items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and k not in ("Concat", "Add", "Mean", "NegInfPad2d", "PadChannels", "ChannelBias", "Scale", "Crop2d"))
+               and k not in CUSTOM)
     exported = cls() if ref == "small" else None
     if exported is None:
         with torch.device("meta"):

@@ -44,8 +44,35 @@ CASES = {
     "concat": ([4, 6, 6], "concat: [identity, [{conv: {out: 2, kernel: 1}}]]", (6, 6, 6), 10, 0, 2 * 36 * 4),
     "add": ([4, 6, 6], "add: [identity, [{conv: {out: 4, kernel: 3, padding: 1}}]]", (4, 6, 6), 148, 0, 4 * 36 * 36),
     "mean": ([4, 6, 6], "mean: [identity, [relu], [sigmoid]]", (4, 6, 6), 0, 0, 0),
+    # --- issue 8
+    # (5-1)*2 + (2-1) + 1 = 10; params 4*2*2*2 + 2 = 34; MACs over INPUT positions (FlopCounterMode):
+    # C_in*H*W*(C_out/g)*k*k = 4*25*2*4 = 800
+    "conv_transpose": ([4, 5, 5], "conv_transpose: {out: 2, kernel: 2, stride: 2}", (2, 10, 10), 34, 0, 800),
+    # (5-1)*2 - 2*1 + (3-1) + 1 + 1 = 10; params 4*(4/2)*9 = 72; MACs 4*25*2*9 = 1800
+    "conv_transpose2": ([4, 5, 5], "conv_transpose: {out: 4, kernel: 3, stride: 2, padding: 1, output_padding: 1, groups: 2, bias: false}",
+                        (4, 10, 10), 72, 0, 1800),
+    # SE gate: 1x1 conv 4->4 on the 4x1x1 pool: 16 + 4 params, 16 MACs; the product counts nothing
+    "mul": ([4, 6, 6], "mul: {trunk: identity, gate: [global_avgpool, {conv: {out: 4, kernel: 1}}, hardsigmoid]}", (4, 6, 6), 20, 0, 16),
+    "layer_scale": ([8, 3, 3], "layer_scale: {init: 1.0e-6}", (8, 3, 3), 8, 0, 0),  # C params, no buffers
+    "layernorm": ([8, 3, 3], "layernorm: {eps: 1.0e-6}", (8, 3, 3), 16, 0, 0),  # 2C params, no buffers
+    "layernorm2": ([10], "layernorm", (10,), 20, 0, 0),
+    "layernorm3": ([8, 3, 3], "layernorm: {affine: false}", (8, 3, 3), 0, 0, 0),
+    "stochastic_depth": ([4, 3, 3], "stochastic_depth: {p: 0.1}", (4, 3, 3), 0, 0, 0),
+    "channels": ([8, 5, 5], "channels: {start: 2, stop: 6}", (4, 5, 5), 0, 0, 0),
+    "channels2": ([8, 5, 5], "channels: {start: 4}", (4, 5, 5), 0, 0, 0),  # to the end
+    "channel_shuffle": ([8, 5, 5], "channel_shuffle: {groups: 2}", (8, 5, 5), 0, 0, 0),
+    "upsample": ([3, 5, 7], "upsample: {scale: 2}", (3, 10, 14), 0, 0, 0),
+    "upsample2": ([3, 5, 7], "upsample: {size: [8, 9]}", (3, 8, 9), 0, 0, 0),
+    "upsample3": ([3, 5, 7], "upsample: {scale: 1.5}", (3, 7, 10), 0, 0, 0),  # floor(5*1.5), floor(7*1.5)
+    # conv 3x3/2: (9-3)//2+1 = 4; params 2*3*9 + 2 = 56, MACs 2*4*4*27 = 864; then back to the input's 9x9
+    "upsample4": ([3, 9, 9], "conv: {out: 2, kernel: 3, stride: 2}\n  - upsample: {like: input}", (2, 9, 9), 56, 0, 864),
+    "crop": ([3, 9, 9], "crop: {size: [5, 4]}", (3, 5, 4), 0, 0, 0),
+    # a: 2x8x8 (56 params, 2*64*27 = 3456 MACs), b: 2x6x6 (2*2*9 + 2 = 38 params, 2*36*18 = 1296 MACs);
+    # a cropped to b's 6x6 and joined on channels: 4x6x6
+    "crop2": ([3, 10, 10], "{conv: {out: 2, kernel: 3}, name: a}\n  - {conv: {out: 2, kernel: 3}, name: b}\n"
+              "  - concat: [identity, {from: a, layers: [{crop: {like: b}}]}]", (4, 6, 6), 94, 0, 4752),
 }
-for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "sigmoid", "tanh", "gelu"):
+for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu"):
     CASES[act] = ([3, 5, 5], act, (3, 5, 5), 0, 0, 0)
 
 

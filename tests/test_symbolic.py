@@ -48,6 +48,10 @@ def test_every_layer_type_runs_symbolically():
         "adaptive_avgpool": {"size": (7, 7)},
         "linear": {"out": 10, "bias": True},
         "pad_channels": {"out": 2 * C, "stride": 2},
+        "conv_transpose": {"out": 8, "kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0),
+                           "output_padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
+        "upsample": {"scale": 2},
+        "crop": {"size": (5, 5)},
     }
     for name, ltype in L.REGISTRY.items():
         args = {k.name: (k.default if k.default is not L.REQUIRED else None) for k in ltype.keys}

@@ -108,9 +108,11 @@ layers:
 
 
 def _stage_ends(net, report):
-    from archcalc.verify import SIZE_DEPENDENT, default_rf_layers
+    from archcalc import layers as L
+    from archcalc.verify import default_rf_layers
 
-    return [net.nodes[i].name for i in default_rf_layers(net, report) if net.nodes[i].type not in SIZE_DEPENDENT]
+    return [net.nodes[i].name for i in default_rf_layers(net, report)
+            if not L.REGISTRY[net.nodes[i].type].size_dependent(net.nodes[i].args)]
 
 
 @pytest.mark.skipif("resnet18" not in zoo.names(), reason="specs/resnet18.yaml not in the zoo")
@@ -368,3 +370,46 @@ def test_saved_bytes_dropout_mask_on_cpu():
                 "  - flatten\n  - {linear: {out: 10}}\n")
     s = memory(net, analyze(net), device="cpu")["saved_bytes"]
     assert s["torch"] - s["engine"] == 3 * 32 * 8 * 8
+
+
+# --------------------------------------------------------------------------- issue 8: fields through resampling
+
+
+@pytest.mark.parametrize("name,size", [("mobilenet_v3_large", None), ("shufflenet_v2_x1_0", None), ("fcn_resnet50", 96)])
+def test_rf_modern_zoo_equals_input_gradients(name, size):
+    """Squeeze-excitation gates (every position then reads the whole image), channel splits and
+    shuffles, and FCN's bilinear upsample back to the input (at a reduced input): the engine's
+    field at the end of each stage equals the extent of the input gradient."""
+    if name not in zoo.names():
+        pytest.skip(f"specs for {name} not in the zoo yet")
+    net = archcalc.load(name, input_override=(3, size, size) if size else None)
+    report = analyze(net)
+    res = receptive_fields(net, None, report)
+    assert len(res) >= 4 and all(r["status"] == "ok" for r in res), [r for r in res if r["status"] != "ok"]
+
+
+def test_rf_window_that_does_not_tile_is_a_note_not_a_mismatch():
+    """squeezenet1_1's first conv (3x3/2, no padding) never reads row 223 of a 224 input; its global
+    pool's field, clipped to the image, would end at 223: the probe measures 0..222, the rows the
+    windows really read, and reports a note."""
+    net = archcalc.load("squeezenet1_1")
+    res = receptive_fields(net, ["avgpool10"])
+    h = res[0]["axes"]["h"]
+    assert res[0]["status"] == "ok" and h["status"] == "note"
+    assert h["expected_extent"] == [0, 223] and h["reach"] == [0, 222] and h["measured"] == {"size": 223, "start": 0}
+    assert h["note"].startswith("input row 223 is never read")
+
+
+def test_probe_bytes_by_hand():
+    """The RF probe's memory estimate, for the CLI's --max-memory guard: relu1 (field 3, stride 1,
+    padding 1) fits the 6x6 input at position 1, so the probe runs 6x6 on channel sums (no linear):
+    the input plane 36 + conv and relu 2 x 36 each (joins may hold two planes) = 180 float64
+    values, kept for backward (x2), one image: 8 * 2 * 180 = 2,880 bytes; a linear head that is not
+    an ancestor of the measured layer changes nothing."""
+    from archcalc.verify import probe_bytes
+
+    net = loads("input: [2, 6, 6]\nlayers:\n  - {conv: {out: 4, kernel: 3, padding: 1}}\n  - relu\n")
+    assert probe_bytes(net) == 2_880
+    head = loads("input: [2, 6, 6]\nlayers:\n  - {conv: {out: 4, kernel: 3, padding: 1}}\n  - relu\n  - flatten\n"
+                 "  - {linear: {out: 3}}\n")
+    assert probe_bytes(head, ["relu1"]) == 2_880

@@ -1,0 +1,134 @@
+"""Activations and other pointwise layers: relu & co, softmax, constant scale, dropout, stochastic
+depth, identity. Adding an activation is one ``_activation(...)`` line (plus its test case)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .base import REQUIRED, Key, Pointwise, register
+
+
+class _Activation(Pointwise):
+    torch_name: ClassVar[str] = ""
+    saved: ClassVar[str] = "output"
+    extra: ClassVar[dict] = {}
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def saves(self, a, training):
+        if self.saved == "input" and a.get("inplace"):
+            return ("input_copy",)  # backward needs the input the op overwrites: autograd keeps a copy
+        return (self.saved,)
+
+    def torch(self, a, xs, y):
+        kw = {k: a[k] for k in self.extra}
+        if self.can_inplace:
+            kw["inplace"] = a["inplace"]
+        return [(self.torch_name, kw)]
+
+
+def _activation(name, torch_name, doc, saved="output", can_inplace=True, extra=()):
+    """Declare an activation: its YAML name, the torch.nn class, what its backward keeps
+    ('output' or 'input'), whether it can run in place (an `inplace` key, default true)."""
+    keys = tuple(extra) + ((Key("inplace", "bool", True, "overwrite the input (no new tensor)"),) if can_inplace else ())
+    cls = type(
+        name.title().replace("_", ""),
+        (_Activation,),
+        {
+            "name": name,
+            "doc": doc,
+            "torch_name": torch_name,
+            "keys": keys,
+            "saved": saved,
+            "can_inplace": can_inplace,
+            "extra": {k.name: k for k in extra},
+        },
+    )
+    return register(cls)
+
+
+_activation("relu", "ReLU", "max(0, x), in place by default as in torchvision.")
+_activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet), in place by default.", saved="input")
+_activation(
+    "leaky_relu", "LeakyReLU", "Leaky ReLU.", extra=(Key("negative_slope", "float", 0.01, "slope for x < 0"),)
+)
+_activation("elu", "ELU", "Exponential linear unit.", extra=(Key("alpha", "float", 1.0, "alpha"),))
+_activation("silu", "SiLU", "x * sigmoid(x) (swish).", saved="input")
+_activation("hardswish", "Hardswish", "Hard swish (MobileNetV3).", saved="input")
+_activation("hardsigmoid", "Hardsigmoid", "Hard sigmoid, relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate).", saved="input")
+_activation("sigmoid", "Sigmoid", "Logistic sigmoid; a new tensor.", can_inplace=False)
+_activation("tanh", "Tanh", "Hyperbolic tangent; a new tensor.", can_inplace=False)
+_activation("gelu", "GELU", "Gaussian error linear unit; a new tensor.", saved="input", can_inplace=False)
+
+
+@register
+class Softmax(Pointwise):
+    name = "softmax"
+    doc = "Softmax over channels (or features of a flat vector)."
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def saves(self, a, training):
+        return ("output",)
+
+    def torch(self, a, xs, y):
+        return [("Softmax", {"dim": 1})]
+
+
+@register
+class Scale(Pointwise):
+    name = "scale"
+    doc = "Multiplies by a constant, no parameters (Inception-ResNet's residual scaling)."
+    keys = (Key("factor", "float", REQUIRED, "the constant"),)
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def torch(self, a, xs, y):
+        return [("Scale", {"factor": a["factor"]})]
+
+
+@register
+class Dropout(Pointwise):
+    name = "dropout"
+    doc = "Dropout: an identity at inference; in training a new tensor and a one-byte mask per element."
+    keys = (Key("p", "float", 0.5, "drop probability", lo=0, hi=1),)
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def new_tensor(self, a, xs, y, training):
+        return training
+
+    def saves(self, a, training):
+        return ("mask",) if training else ()
+
+    def torch(self, a, xs, y):
+        return [("Dropout", {"p": a["p"]})]
+
+
+@register
+class StochasticDepth(Pointwise):
+    name = "stochastic_depth"
+    doc = (
+        "Stochastic depth (torchvision.ops.StochasticDepth): an identity at inference, counting "
+        "nothing; in training it zeroes a whole residual branch per image (mode row) or per batch "
+        "(mode batch) and rescales by 1 / (1 - p): a new tensor, and backward keeps the random factor "
+        "(one value per image in row mode; one per batch in batch mode, not counted per image)."
+    )
+    keys = (
+        Key("p", "float", REQUIRED, "probability of dropping the branch", lo=0, hi=1),
+        Key("mode", "choice", "row", "row: per image; batch: one draw for the whole batch", choices=("row", "batch")),
+    )
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0", "values": "0 at inference"}
+
+    def new_tensor(self, a, xs, y, training):
+        return bool(training and a["p"])
+
+    def workspace(self, a, xs, y):
+        return 1 if a["p"] and a["mode"] == "row" else 0
+
+    def torch(self, a, xs, y):
+        return [("StochasticDepth", {"p": a["p"], "mode": a["mode"]})]
+
+
+@register
+class Identity(Pointwise):
+    name = "identity"
+    doc = "Passes its input on unchanged (no new tensor)."
+    view = True
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}

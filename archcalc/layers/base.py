@@ -1,0 +1,316 @@
+"""The base of the layer registry: keys, windows, the :class:`LayerType` contract, the registry.
+
+Everything the rest of archcalc knows about a layer type is declared on its class (see
+:class:`LayerType`); the engine, the torch builder and the verifier only call these methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, ClassVar
+
+from ..expr import as_int, ceildiv, floordiv, is_symbolic, vmax
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One YAML key of a layer type.
+
+    kind: ``size`` (positive int), ``count`` (int >= 0), ``pair`` (int or [h, w]),
+    ``padding`` (int, [h, w], [top, bottom, left, right] or ``same``), ``groups`` (int or
+    ``depthwise``), ``bool``, ``float``, ``ref`` (the name of an earlier layer or ``input``; the
+    loader stores its node index and feeds its output as an extra input), ``choice`` (one of
+    ``choices``).
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    lo: Any = None  # floats: the smallest accepted value (None: any finite number)
+    hi: Any = None  # floats: the largest accepted value
+    lo_open: bool = False  # floats: lo itself is excluded (eps > 0)
+    choices: tuple = ()  # choice: the accepted words
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+KIND_TEXT = {
+    "size": "positive integer",
+    "count": "integer >= 0",
+    "pair": "integer or [h, w]",
+    "padding": "integer, [h, w], [top, bottom, left, right] or 'same'",
+    "groups": "positive integer or 'depthwise'",
+    "bool": "true or false",
+    "float": "number",
+    "ref": "the name of an earlier layer, or 'input'",
+    "choice": "a word (see its meaning)",
+}
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape it is given; the engine adds the location."""
+
+    def __init__(self, fact: str, hint: str | None = None):
+        super().__init__(fact)
+        self.fact = fact
+        self.hint = hint
+
+
+# --------------------------------------------------------------------------- windows (receptive field)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The local window of one spatial axis: effective kernel, integer stride, padding before/after.
+    Output position o reads input positions o*s - before .. o*s - before + k - 1."""
+
+    k: Any
+    s: Any
+    before: Any = 0
+    after: Any = 0
+    tiles: bool = True  # check that the window tiles the input (not for ceil mode / adaptive)
+
+    def span(self, o):
+        first = o * self.s - self.before
+        return first, first + self.k - 1
+
+
+def _round(value, up):
+    if isinstance(value, int):
+        return value
+    n, d = value.numerator, value.denominator
+    return -((-n) // d) if up else n // d
+
+
+@dataclass(frozen=True)
+class Resample:
+    """The window of a resampling layer on one axis, exact in rationals: output position o reads
+    input positions first(o) .. last(o) with
+
+        first(o) = ceil(s*o + a) if a_up else floor(s*o + a)
+        last(o)  = ceil(s*o + b) if b_up else floor(s*o + b)
+
+    ``s`` is the input positions per output position (1/2 for a 2x upsample): a fraction, so the
+    receptive field's effective stride stays exact through encoder-decoder nets."""
+
+    s: Any
+    a: Any = 0
+    b: Any = 0
+    a_up: bool = False
+    b_up: bool = False
+
+    def span(self, o):
+        return _round(self.s * o + self.a, self.a_up), _round(self.s * o + self.b, self.b_up)
+
+
+def rational(value):
+    """An exact rational for a number of the spec (ints stay ints; a float is read as its decimal
+    text, as the spec wrote it)."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        value = Fraction(repr(value))
+    if isinstance(value, Fraction):
+        return value.numerator if value.denominator == 1 else value
+    return value  # sympy
+
+
+def same_out(x, stride):
+    """'same' padding gives ceil(I / S) on each axis: the padding is chosen for exactly that (with
+    total = max((ceil(I/S) - 1) S + K - I, 0); when the max clips to 0, floor((I - K)/S) + 1 is
+    ceil(I/S) too). The closed form keeps symbolic branches comparable."""
+    return (ceildiv(x[1], stride[0]), ceildiv(x[2], stride[1]))
+
+
+def hw(x, layer: str):
+    if len(x) != 3:
+        raise ShapeError(
+            f"{layer} needs a C x H x W feature map, got a flat vector of {x[0]}",
+            hint="put it before flatten",
+        )
+    return x
+
+
+def pads(a, x, k_eff):
+    """(top, bottom, left, right) padding; 'same' follows TensorFlow/Keras, which equals
+    PyTorch's padding='same' at stride 1 (extra row/column, if any, after)."""
+    pad = a["padding"]
+    if pad != "same":
+        return pad
+    out = []
+    for size, k, s in ((x[1], k_eff[0], a["stride"][0]), (x[2], k_eff[1], a["stride"][1])):
+        total = vmax((ceildiv(size, s) - 1) * s + k - size, 0)
+        first = floordiv(total, 2)
+        out += [first, as_int(total - first)]
+    return tuple(out)
+
+
+def window_out(size, k_eff, s, before, after, ceil=False):
+    span = size + before + after - k_eff
+    return as_int(ceildiv(span, s) + 1 if ceil else floordiv(span, s) + 1)
+
+
+def eff(a):
+    d = a.get("dilation", (1, 1))
+    return (d[0] * (a["kernel"][0] - 1) + 1, d[1] * (a["kernel"][1] - 1) + 1)
+
+
+def prod(values):
+    out = 1
+    for v in values:
+        out = out * v
+    return as_int(out)
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def concrete(*values) -> bool:
+    return not any(is_symbolic(v) for v in values)
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class LayerType:
+    """Base of every layer type. Subclasses set the class attributes and override methods.
+
+    Everything about a type is declared here, and nowhere else:
+
+    * YAML keys (:class:`Key`), ``doc``, ``formulas`` (``archcalc layers``, docs/layers.md);
+    * ``out`` / ``count`` / ``macs``: shape, (params, buffers), multiply-accumulates;
+    * ``window``: the local window per axis for the receptive field (:class:`Axis`,
+      :class:`Resample`, 'global' or None);
+    * memory: ``new_tensor``, ``saves``, ``workspace``; ``can_inplace`` (an ``inplace`` key that
+      the engine and the builder may switch off where the input is read elsewhere);
+    * torch: ``torch`` (the modules, as plain data), ``probe`` (how the empirical receptive-field
+      probe linearises it), ``size_dependent`` (its window depends on the input size),
+      ``probe_needs_channels``, ``batch_stats``, ``copy_note``.
+    """
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    doc: ClassVar[str] = ""
+    keys: ClassVar[tuple[Key, ...]] = ()
+    formulas: ClassVar[dict[str, str]] = {}
+    joins: ClassVar[bool] = False  # takes several inputs (concat, add, mean, mul)
+    view: ClassVar[bool] = False  # produces no new tensor (in-place or a view) at inference
+    can_inplace: ClassVar[bool] = False  # honours an `inplace` key (activations)
+    probe_needs_channels: ClassVar[bool] = False  # the RF probe cannot collapse channels through it
+    batch_stats: ClassVar[bool] = False  # trains on batch statistics (needs > 1 value per channel)
+
+    # -- shape and counts
+    def out(self, a: dict, xs: list) -> tuple:
+        return xs[0]
+
+    def count(self, a: dict, xs: list, y) -> tuple:
+        """(learnable params, buffers)."""
+        return 0, 0
+
+    def macs(self, a: dict, xs: list, y) -> Any:
+        return 0
+
+    def window(self, a: dict, xs: list, y) -> tuple | str | None:
+        """Per-axis windows (:class:`Axis` or :class:`Resample`); None for pointwise layers;
+        'global' for a window over everything; 'unknown' where it cannot be known (a resampling
+        ratio of unresolved sizes: the engine then reports no receptive field)."""
+        return None
+
+    def warnings(self, a: dict, xs: list, y) -> list[str]:
+        """Facts about this use of the layer that deserve a warning (the engine adds them to its row)."""
+        return []
+
+    # -- memory
+    def new_tensor(self, a: dict, xs: list, y, training: bool) -> bool:
+        """Does the layer produce a new tensor (not a view, not in-place)?"""
+        if self.can_inplace and a.get("inplace", False):
+            return False
+        return not self.view
+
+    def saves(self, a: dict, training: bool) -> tuple[str, ...]:
+        """What backward keeps: 'input', 'output' (those tensors, each counted once however many
+        layers keep it), 'operands' (every data input that another input's gradient needs: a
+        product), 'input_copy' (a private copy of the input: an in-place op whose backward
+        needs the original), 'indices' (int64 per output element), 'mask' (one byte per output
+        element)."""
+        return ()
+
+    def workspace(self, a: dict, xs: list, y) -> Any:
+        """Elements of work tensors (of the dtype) that backward keeps besides those above."""
+        return 0
+
+    # -- torch
+    def torch(self, a: dict, xs: list, y) -> list[tuple[str, dict]]:
+        """The torch modules, as plain data: [(class name, keyword arguments), ...]. Names are
+        torch.nn classes or archcalc.torch's own modules. Extra inputs (``ref`` keys) reach the
+        module's forward after the data input."""
+        return [("Identity", {})]
+
+    def probe(self, a: dict, xs: list, y, collapse: bool) -> list[tuple[str, dict]]:
+        """The modules of the linearised copy the receptive-field probe runs (every parameter is
+        then set to a positive constant, biases to 0). ``collapse``: the probe works on one
+        channel (channel sums), so channel bookkeeping must not depend on the channel count."""
+        return self.torch(a, xs, y)
+
+    def size_dependent(self, a: dict) -> bool:
+        """Does the window depend on the input size (so the probe cannot enlarge the input)?"""
+        return False
+
+    def copy_note(self, a: dict, xs: list, y) -> str | None:
+        """Why torch may make a new tensor where the engine counts no new values, if it may."""
+        return None
+
+
+class Pointwise(LayerType):
+    """A layer the receptive-field probe replaces by an identity (norms, activations, scales)."""
+
+    def probe(self, a, xs, y, collapse):
+        return [("Identity", {})]
+
+
+REGISTRY: dict[str, LayerType] = {}
+ALIASES: dict[str, str] = {}
+
+
+def register(cls):
+    inst = cls()
+    if cls.name in REGISTRY or cls.name in ALIASES:
+        raise ValueError(f"layer type {cls.name} registered twice")
+    REGISTRY[cls.name] = inst
+    for alias in cls.aliases:
+        ALIASES[alias] = cls.name
+    return cls
+
+
+def lookup(name: str) -> LayerType | None:
+    return REGISTRY.get(ALIASES.get(name, name))
+
+
+def all_names() -> list[str]:
+    return sorted(list(REGISTRY) + list(ALIASES))
+
+
+@dataclass
+class LayerInfo:
+    """Plain data about a layer type for listings and docs."""
+
+    name: str
+    aliases: tuple
+    doc: str
+    keys: tuple
+    formulas: dict = field(default_factory=dict)
+
+
+def describe() -> list[LayerInfo]:
+    return [
+        LayerInfo(t.name, t.aliases, t.doc, t.keys, dict(t.formulas)) for _, t in sorted(REGISTRY.items())
+    ]

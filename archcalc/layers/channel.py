@@ -1,0 +1,73 @@
+"""Channel and layout bookkeeping: flatten, channel slices, channel shuffle."""
+
+from __future__ import annotations
+
+from .base import Key, LayerType, ShapeError, concrete, hw, prod, register
+
+
+@register
+class Flatten(LayerType):
+    name = "flatten"
+    doc = "C x H x W to a flat vector of C*H*W (a view: no new tensor)."
+    view = True
+    formulas = {"shape": "C*H*W", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        return (prod(xs[0]),)
+
+    def torch(self, a, xs, y):
+        return [("Flatten", {})]
+
+
+@register
+class Channels(LayerType):
+    name = "channels"
+    doc = (
+        "A slice of the channels, x[:, start:stop] (a view: no new tensor). ShuffleNetV2's chunk is "
+        "two of them, one per branch of a concat."
+    )
+    keys = (
+        Key("start", "count", 0, "first channel kept"),
+        Key("stop", "size", None, "one past the last channel kept (default: all)"),
+    )
+    formulas = {"shape": "(stop - start) x H x W", "params": "0", "macs": "0"}
+    view = True
+
+    def out(self, a, xs):
+        x = xs[0]
+        stop = x[0] if a["stop"] is None else a["stop"]
+        if concrete(stop, a["start"], x[0]) and not 0 <= a["start"] < stop <= x[0]:
+            raise ShapeError(
+                f"channels {a['start']}:{stop} are not a slice of the input's {x[0]} channels",
+                hint=f"0 <= start < stop <= {x[0]}",
+            )
+        return (stop - a["start"],) + tuple(x[1:])
+
+    def torch(self, a, xs, y):
+        return [("ChannelSlice", {"start": a["start"], "stop": a["start"] + y[0]})]
+
+    def probe(self, a, xs, y, collapse):
+        return [("Identity", {})] if collapse else self.torch(a, xs, y)
+
+
+@register
+class ChannelShuffle(LayerType):
+    name = "channel_shuffle"
+    doc = (
+        "ShuffleNet's channel shuffle: view as groups x C/groups, transpose, flatten back "
+        "(torchvision's channel_shuffle; a new tensor, the transposed copy)."
+    )
+    keys = (Key("groups", "size", 2, "groups"),)
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        if concrete(x[0], a["groups"]) and x[0] % a["groups"]:
+            raise ShapeError(f"channel_shuffle: {x[0]} channels are not divisible by groups={a['groups']}")
+        return x
+
+    def torch(self, a, xs, y):
+        return [("ChannelShuffle", {"groups": a["groups"]})]
+
+    def probe(self, a, xs, y, collapse):
+        return [("Identity", {})] if collapse else self.torch(a, xs, y)

@@ -1,0 +1,236 @@
+"""Convolutions (conv, conv_transpose) and the fully connected layer."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from ..expr import as_int, is_symbolic
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, eff, hw, pads, register, same_out, window_out
+
+
+class _ConvBase(LayerType):
+    def groups(self, a, x):
+        return x[0] if a["groups"] == "depthwise" else a["groups"]
+
+    def cout(self, a, x):
+        return x[0] if a["out"] is None else a["out"]
+
+    def check_groups(self, a, x, cout):
+        g = self.groups(a, x)
+        for what, c in (("input", x[0]), ("output", cout)):
+            if not is_symbolic(c) and not is_symbolic(g) and c % g:
+                raise ShapeError(f"{what} channels {c} are not divisible by groups={g}")
+        return g
+
+    def saves(self, a, training):
+        return ("input",)
+
+
+@register
+class Conv(_ConvBase):
+    name = "conv"
+    aliases = ("conv2d",)
+    doc = "2-D convolution (torch.nn.Conv2d)."
+    keys = (
+        Key("out", "size", None, "output channels (default: the input channels)"),
+        Key("kernel", "pair", REQUIRED, "kernel size"),
+        Key("stride", "pair", 1, "stride"),
+        Key("padding", "padding", 0, "zero padding"),
+        Key("dilation", "pair", 1, "dilation"),
+        Key("groups", "groups", 1, "groups; 'depthwise' means one group per input channel"),
+        Key("bias", "bool", True, "learnable bias"),
+    )
+    formulas = {
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
+        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)",
+        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w",
+    }
+
+    def out(self, a, xs):
+        x = hw(xs[0], "conv")
+        cout = self.cout(a, x)
+        self.check_groups(a, x, cout)
+        if a["padding"] == "same":
+            return (cout,) + same_out(x, a["stride"])
+        k = eff(a)
+        t, b, l, r = pads(a, x, k)
+        h = window_out(x[1], k[0], a["stride"][0], t, b)
+        w = window_out(x[2], k[1], a["stride"][1], l, r)
+        return (cout, h, w)
+
+    def count(self, a, xs, y):
+        x = xs[0]
+        g = self.groups(a, x)
+        weights = as_int(y[0] * (x[0] // g) * a["kernel"][0] * a["kernel"][1])
+        return as_int(weights + (y[0] if a["bias"] else 0)), 0
+
+    def macs(self, a, xs, y):
+        x = xs[0]
+        return as_int(y[0] * y[1] * y[2] * (x[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
+
+    def window(self, a, xs, y):
+        k = eff(a)
+        t, b, l, r = pads(a, xs[0], k)
+        return Axis(k[0], a["stride"][0], t, b), Axis(k[1], a["stride"][1], l, r)
+
+    def size_dependent(self, a):
+        # TF 'same' padding at stride > 1 depends on the input size
+        return a["padding"] == "same" and tuple(a["stride"]) != (1, 1)
+
+    def torch(self, a, xs, y):
+        x = xs[0]
+        t, b, l, r = pads(a, x, eff(a))
+        conv = {
+            "in_channels": x[0],
+            "out_channels": y[0],
+            "kernel_size": tuple(a["kernel"]),
+            "stride": tuple(a["stride"]),
+            "dilation": tuple(a["dilation"]),
+            "groups": self.groups(a, x),
+            "bias": a["bias"],
+        }
+        if t == b and l == r:
+            return [("Conv2d", {**conv, "padding": (t, l)})]
+        return [("ZeroPad2d", {"padding": (l, r, t, b)}), ("Conv2d", {**conv, "padding": (0, 0)})]
+
+    def probe(self, a, xs, y, collapse):
+        ops = self.torch(a, xs, y)
+        if not collapse:
+            return ops
+        out = []
+        for cls, kw in ops:
+            if cls == "Conv2d":
+                kw = {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")}
+                cls = "ProbeSpatialConv"
+            out.append((cls, kw))
+        return out
+
+
+@register
+class ConvTranspose(_ConvBase):
+    name = "conv_transpose"
+    aliases = ("conv_transpose2d", "deconv")
+    doc = (
+        "2-D transposed convolution (torch.nn.ConvTranspose2d): U-Net's up-convolution. MACs follow "
+        "torch's FlopCounterMode, which counts a transposed conv over its INPUT positions: every input "
+        "value is multiplied by the whole (C_out / groups) x K_h x K_w filter, C_in * H * W * "
+        "(C_out / groups) * K_h * K_w, whatever the padding crops off the output."
+    )
+    keys = (
+        Key("out", "size", None, "output channels (default: the input channels)"),
+        Key("kernel", "pair", REQUIRED, "kernel size"),
+        Key("stride", "pair", 1, "stride (the upsampling factor)"),
+        Key("padding", "padding", 0, "rows/columns removed from each border of the full output ([h, w]; symmetric)"),
+        Key("output_padding", "padding", 0, "extra rows/columns at the bottom/right ([h, w]; below stride or dilation)"),
+        Key("dilation", "pair", 1, "dilation"),
+        Key("groups", "groups", 1, "groups; 'depthwise' means one group per input channel"),
+        Key("bias", "bool", True, "learnable bias"),
+    )
+    formulas = {
+        "shape": "H' = (H - 1) * S - 2P + D*(K-1) + output_padding + 1, likewise W'",
+        "params": "C_in * (C_out / groups) * K_h * K_w  (+ C_out bias)",
+        "macs": "C_in * H * W * (C_out / groups) * K_h * K_w  (torch's FlopCounterMode: per input position)",
+    }
+
+    def _sym(self, a, key):
+        p = a[key]
+        if isinstance(p, int):
+            return p, p
+        if p == "same" or p[0] != p[1] or p[2] != p[3]:
+            raise ShapeError(f"conv_transpose: {key} is one value per axis, got {p}", hint=f"write {key}: [h, w]")
+        return p[0], p[2]
+
+    def out(self, a, xs):
+        x = hw(xs[0], "conv_transpose")
+        cout = self.cout(a, x)
+        self.check_groups(a, x, cout)
+        pad = self._sym(a, "padding")
+        opad = self._sym(a, "output_padding")
+        dims = []
+        for i in range(2):
+            s, d, k = a["stride"][i], a["dilation"][i], a["kernel"][i]
+            if not is_symbolic(opad[i]) and not is_symbolic(s) and not is_symbolic(d) and opad[i] >= max(s, d):
+                raise ShapeError(f"conv_transpose: output_padding {opad[i]} must be below the stride {s} or the dilation {d}")
+            dims.append(as_int((x[1 + i] - 1) * s - 2 * pad[i] + d * (k - 1) + opad[i] + 1))
+        return (cout, dims[0], dims[1])
+
+    def count(self, a, xs, y):
+        x = xs[0]
+        g = self.groups(a, x)
+        weights = as_int(x[0] * (y[0] // g) * a["kernel"][0] * a["kernel"][1])
+        return as_int(weights + (y[0] if a["bias"] else 0)), 0
+
+    def macs(self, a, xs, y):
+        x = xs[0]
+        return as_int(x[0] * x[1] * x[2] * (y[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
+
+    def window(self, a, xs, y):
+        # output o = i*S - P + t*D for a tap t in [0, K-1]: it reads inputs i in
+        # [ceil((o + P - (K-1) D) / S), floor((o + P) / S)] (the extent; with S > 1 and D > 1 some
+        # inputs inside it are skipped)
+        pad = self._sym(a, "padding")
+        axes = []
+        for i in range(2):
+            s, d, k, p = a["stride"][i], a["dilation"][i], a["kernel"][i], pad[i]
+            span = d * (k - 1)
+            if s == 1:
+                axes.append(Axis(span + 1, 1, span - p, span - p, False))
+            else:
+                axes.append(Resample(Fraction(1, s), Fraction(p - span, s), Fraction(p, s), a_up=True))
+        return tuple(axes)
+
+    def torch(self, a, xs, y):
+        x = xs[0]
+        return [("ConvTranspose2d", {
+            "in_channels": x[0],
+            "out_channels": y[0],
+            "kernel_size": tuple(a["kernel"]),
+            "stride": tuple(a["stride"]),
+            "padding": self._sym(a, "padding"),
+            "output_padding": self._sym(a, "output_padding"),
+            "groups": self.groups(a, x),
+            "bias": a["bias"],
+            "dilation": tuple(a["dilation"]),
+        })]
+
+    def probe(self, a, xs, y, collapse):
+        if not collapse:
+            return self.torch(a, xs, y)
+        (cls, kw), = self.torch(a, xs, y)
+        return [("ProbeSpatialConvTranspose", {k: kw[k] for k in ("kernel_size", "stride", "padding", "output_padding", "dilation")})]
+
+
+@register
+class Linear(LayerType):
+    name = "linear"
+    aliases = ("fc",)
+    doc = "Fully connected layer (torch.nn.Linear) on a flat vector."
+    keys = (Key("out", "size", REQUIRED, "output features"), Key("bias", "bool", True, "learnable bias"))
+    formulas = {"shape": "out", "params": "in * out (+ out bias)", "macs": "in * out"}
+    probe_needs_channels = True  # its weights mix channels and positions: the probe keeps every channel
+
+    def out(self, a, xs):
+        x = xs[0]
+        if len(x) != 1:
+            raise ShapeError(
+                f"linear needs a flat vector, got a {x[0]}x{x[1]}x{x[2]} feature map", hint="add flatten before it"
+            )
+        return (a["out"],)
+
+    def count(self, a, xs, y):
+        return as_int(xs[0][0] * y[0] + (y[0] if a["bias"] else 0)), 0
+
+    def macs(self, a, xs, y):
+        return as_int(xs[0][0] * y[0])
+
+    def window(self, a, xs, y):
+        return "global"
+
+    def size_dependent(self, a):
+        return True
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def torch(self, a, xs, y):
+        return [("Linear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]

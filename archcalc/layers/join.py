@@ -1,0 +1,127 @@
+"""Joins of parallel branches: concat, add, mean, mul."""
+
+from __future__ import annotations
+
+from ..expr import as_int
+from .base import LayerType, ShapeError, prod, register, shape_text
+
+
+class _Join(LayerType):
+    joins = True
+
+    def mismatch(self, a, xs, i):
+        names = a.get("branches") or [f"b{k + 1}" for k in range(len(xs))]
+        return f"branch '{names[0]}' gives {shape_text(xs[0])} but branch '{names[i]}' gives {shape_text(xs[i])}"
+
+    def same_spatial(self, a, xs):
+        first = xs[0]
+        for i, x in enumerate(xs[1:], start=1):
+            if len(x) != len(first) or tuple(x[1:]) != tuple(first[1:]):
+                raise ShapeError(self.mismatch(a, xs, i), hint="branches must agree on spatial size")
+
+    def same_shape(self, a, xs):
+        first = xs[0]
+        for i, x in enumerate(xs[1:], start=1):
+            if tuple(x) != tuple(first):
+                hint = "branches must agree on shape"
+                if len(x) == len(first) == 3 and x[0] != first[0]:
+                    hint = "project the shortcut with a 1x1 conv (stride to match) so channels agree"
+                elif len(x) == len(first) == 3:
+                    hint = (
+                        "give the shortcut the same stride as the other branch "
+                        "(a strided 1x1 conv projection, or pad_channels)"
+                    )
+                raise ShapeError(self.mismatch(a, xs, i), hint=hint)
+        return first
+
+
+@register
+class Concat(_Join):
+    name = "concat"
+    doc = "Joins parallel branches along channels (torch.cat(dim=1)). Spatial sizes must agree."
+    formulas = {"shape": "(C_1 + C_2 + ...) x H x W", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        self.same_spatial(a, xs)
+        return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
+
+    def torch(self, a, xs, y):
+        return [("Concat", {})]
+
+
+@register
+class Add(_Join):
+    name = "add"
+    doc = "Residual sum of branches; a branch `identity` (or `[]`) is the shortcut. Shapes must agree."
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (additions are not MACs)"}
+
+    def out(self, a, xs):
+        return self.same_shape(a, xs)
+
+    def torch(self, a, xs, y):
+        return [("Add", {})]
+
+    def probe(self, a, xs, y, collapse):
+        return [("Mean", {})]  # the same support, without doubling the probe's values per block
+
+
+@register
+class Mean(_Join):
+    name = "mean"
+    doc = "Elementwise mean of branches (FractalNet's join). Shapes must agree."
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        return self.same_shape(a, xs)
+
+    def torch(self, a, xs, y):
+        return [("Mean", {})]
+
+
+def _broadcast(x, z):
+    return tuple(d if d != 1 else e for d, e in zip(x, z))
+
+
+@register
+class Mul(_Join):
+    name = "mul"
+    doc = (
+        "Elementwise product of branches with broadcasting: each branch is C x H x W or C x 1 x 1 "
+        "(the same C), and the output is the largest. Squeeze-excitation: `mul: {trunk: identity, "
+        "gate: [global_avgpool, conv, relu, conv, sigmoid]}`; also LR-ASPP's head and attention gates."
+    )
+    formulas = {"shape": "the largest branch (C x H x W)", "params": "0", "macs": "0 (products are not MACs)"}
+
+    def out(self, a, xs):
+        first = xs[0]
+        if any(len(x) != len(first) for x in xs):
+            i = next(i for i, x in enumerate(xs) if len(x) != len(first))
+            raise ShapeError(self.mismatch(a, xs, i), hint="multiply feature maps with feature maps (C x H x W or C x 1 x 1)")
+        if len(first) == 1:
+            return self.same_shape(a, xs)
+        big = max(xs, key=lambda x: 0 if tuple(x[1:]) == (1, 1) else 1)
+        for i, x in enumerate(xs):
+            if x[0] != first[0]:
+                raise ShapeError(self.mismatch(a, xs, i), hint="branches must agree on channels (a gate is C x 1 x 1)")
+            if tuple(x[1:]) != (1, 1) and tuple(x[1:]) != tuple(big[1:]):
+                raise ShapeError(self.mismatch(a, xs, i), hint="each branch is C x H x W or C x 1 x 1 (broadcast)")
+        return tuple(big)
+
+    def saves(self, a, training):
+        return ("operands",)  # d(a*b)/da needs b and d(a*b)/db needs a
+
+    def workspace(self, a, xs, y):
+        # with more than two branches the partial products are kept too: ((x1*x2)*x3)...
+        total, part = 0, xs[0]
+        for x in xs[1:-1]:
+            part = _broadcast(part, x)
+            total = total + prod(part)
+        return as_int(total)
+
+    def torch(self, a, xs, y):
+        return [("Mul", {})]
+
+    def probe(self, a, xs, y, collapse):
+        # on positive values a product and a mean depend on the same positions; the mean keeps the
+        # probe's values from squaring at every gate
+        return [("Mean", {})]

@@ -1,0 +1,120 @@
+"""Normalisations and learnable scales: batch norm, layer norm, LRN, layer scale."""
+
+from __future__ import annotations
+
+from ..expr import as_int
+from .base import Key, Pointwise, hw, register
+
+
+@register
+class BatchNorm(Pointwise):
+    name = "batchnorm"
+    aliases = ("bn",)
+    doc = "Batch normalisation over channels (torch.nn.BatchNorm2d, or BatchNorm1d on a flat vector)."
+    keys = (
+        Key("eps", "float", 1e-5, "epsilon", lo=0, lo_open=True),
+        Key("momentum", "float", 0.1, "running-statistics momentum", lo=0, hi=1),
+        Key("affine", "bool", True, "learnable scale and shift"),
+        Key("scale", "bool", True, "with affine: learnable scale (false: shift only, as Keras' scale=False)"),
+    )
+    formulas = {
+        "shape": "unchanged",
+        "params": "2 * C (scale and shift, when affine; C with scale: false)",
+        "buffers": "2 * C (running mean and variance; PyTorch's num_batches_tracked counter is not counted)",
+        "macs": "0",
+    }
+    batch_stats = True
+
+    def count(self, a, xs, y):
+        c = xs[0][0]
+        if not a["affine"]:
+            return 0, 2 * c
+        return (2 * c if a["scale"] else c), 2 * c
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        return 2 * xs[0][0]  # the batch mean and inverse standard deviation per channel
+
+    def torch(self, a, xs, y):
+        cls = "BatchNorm2d" if len(xs[0]) == 3 else "BatchNorm1d"
+        shift_only = a["affine"] and not a["scale"]
+        bn = (cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"] and not shift_only})
+        return [bn, ("ChannelBias", {"num_features": xs[0][0]})] if shift_only else [bn]
+
+
+@register
+class LayerNorm(Pointwise):
+    name = "layernorm"
+    doc = (
+        "Layer normalisation over the channels at each position (ConvNeXt's LayerNorm2d, the same as "
+        "permute / torch.nn.LayerNorm(C) / permute; torch.nn.LayerNorm on a flat vector). No buffers."
+    )
+    keys = (
+        Key("eps", "float", 1e-5, "epsilon (ConvNeXt: 1e-6)", lo=0, lo_open=True),
+        Key("affine", "bool", True, "learnable per-channel scale and shift"),
+    )
+    formulas = {"shape": "unchanged", "params": "2 * C (when affine)", "buffers": "0", "macs": "0"}
+
+    def count(self, a, xs, y):
+        return (2 * xs[0][0] if a["affine"] else 0), 0
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        x = xs[0]
+        return 2 if len(x) == 1 else as_int(2 * x[1] * x[2])  # mean and 1/std per position
+
+    def torch(self, a, xs, y):
+        kw = {"normalized_shape": xs[0][0], "eps": a["eps"], "elementwise_affine": a["affine"]}
+        return [("LayerNorm2d" if len(xs[0]) == 3 else "LayerNorm", kw)]
+
+
+@register
+class LayerScale(Pointwise):
+    name = "layer_scale"
+    doc = (
+        "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "
+        "torch.nn.Parameter(torch.ones(C, 1, 1) * init) times the input)."
+    )
+    keys = (Key("init", "float", 1e-6, "initial value of every scale"),)
+    formulas = {"shape": "unchanged", "params": "C", "buffers": "0", "macs": "0 (not a conv or linear)"}
+
+    def count(self, a, xs, y):
+        return xs[0][0], 0
+
+    def saves(self, a, training):
+        return ("input",)  # the scale's gradient needs the input
+
+    def torch(self, a, xs, y):
+        return [("LayerScale", {"channels": xs[0][0], "init": a["init"], "dims": len(xs[0])})]
+
+
+@register
+class LRN(Pointwise):
+    name = "lrn"
+    doc = "Local response normalisation across channels (torch.nn.LocalResponseNorm; AlexNet 2012)."
+    keys = (
+        Key("size", "size", 5, "channels in the normalising window"),
+        Key("alpha", "float", 1e-4, "alpha"),
+        Key("beta", "float", 0.75, "beta"),
+        Key("k", "float", 2.0, "k (AlexNet: 2; PyTorch's default is 1)"),
+    )
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def out(self, a, xs):
+        return hw(xs[0], self.name)
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        # PyTorch composes LRN from elementwise ops: backward keeps the squared input padded to
+        # C + size - 1 channels, and the scale before and after the power
+        c, h, w = xs[0]
+        return as_int((c + a["size"] - 1) * h * w + 2 * c * h * w)
+
+    def torch(self, a, xs, y):
+        return [("LocalResponseNorm", {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "k": a["k"]})]

@@ -1,0 +1,230 @@
+"""Pooling: max, average, adaptive average, global average."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar
+
+from ..expr import ceildiv, floordiv, is_symbolic
+from .base import REQUIRED, Axis, Key, LayerType, Resample, eff, hw, pads, register, same_out, window_out
+
+
+class _Pool(LayerType):
+    torch_name: ClassVar[str]
+
+    def stride(self, a):
+        return a["kernel"] if a["stride"] is None else a["stride"]
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        if a["padding"] == "same" and not a["ceil_mode"]:
+            return (x[0],) + same_out(x, self.stride(a))
+        k = eff(a)
+        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, k)
+        s = self.stride(a)
+        dims = []
+        for size, kk, ss, p0, p1 in ((x[1], k[0], s[0], t, b), (x[2], k[1], s[1], l, r)):
+            if a["ceil_mode"] and not any(is_symbolic(v) for v in (kk, ss, p0, p1)) and p1 <= kk:
+                # PyTorch's ceil mode drops a last window that starts in the trailing padding:
+                # n = ceil(span/s) + 1, minus 1 where (n - 1) s >= I + p0. With A = ceil(span/s) and
+                # B = ceil((I + p0)/s), A <= B when p1 <= k, and the rule is n = 1 + min(A, B - 1)
+                # = 1 + ceil((I + p0 + min(p1 - k, -s)) / s): one canonical form, exact for
+                # concrete and symbolic sizes alike (see docs/symbolic.md)
+                dims.append(ceildiv(size + p0 + min(p1 - kk, -ss), ss) + 1)
+                continue
+            n = window_out(size, kk, ss, p0, p1, a["ceil_mode"])
+            if a["ceil_mode"] and not is_symbolic(n) and not is_symbolic(size):
+                # PyTorch: the last window must start inside the input or its leading padding
+                if (n - 1) * ss >= size + p0:
+                    n -= 1
+            dims.append(n)
+        return (x[0], dims[0], dims[1])
+
+    def window(self, a, xs, y):
+        k = eff(a)
+        s = self.stride(a)
+        t, b, l, r = pads({**a, "stride": s}, xs[0], k)
+        tiles = not a["ceil_mode"]
+        return Axis(k[0], s[0], t, b, tiles), Axis(k[1], s[1], l, r, tiles)
+
+    def size_dependent(self, a):
+        return a["padding"] == "same" and tuple(self.stride(a)) != (1, 1)
+
+    def _ops(self, a, xs, y, pool, pad_cls):
+        """torch's pools take symmetric implicit padding of at most half the kernel: anything else
+        is padded explicitly, and with ceil mode cropped to PyTorch's rule (which counts only the
+        leading padding, and which torch cannot apply once the padding is explicit)."""
+        t, b, l, r = pads({**a, "stride": self.stride(a)}, xs[0], eff(a))
+        k = tuple(a["kernel"])
+        implicit_ok = t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]
+        if implicit_ok or (pad_cls == "ZeroPad2d" and t == b and l == r and not pool.get("count_include_pad", True)):
+            return [(self.torch_name, {**pool, "padding": (t, l)})]
+        out = [(pad_cls, {"padding": (l, r, t, b)}), (self.torch_name, {**pool, "padding": (0, 0)})]
+        if a["ceil_mode"]:
+            out.append(("Crop2d", {"size": (y[1], y[2])}))
+        return out
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    torch_name = "MaxPool2d"
+    doc = "2-D max pooling (torch.nn.MaxPool2d)."
+    keys = (
+        Key("kernel", "pair", REQUIRED, "window size"),
+        Key("stride", "pair", None, "stride (default: the kernel size)"),
+        Key("padding", "padding", 0, "implicit -inf padding"),
+        Key("dilation", "pair", 1, "dilation"),
+        Key("ceil_mode", "bool", False, "round the output size up (PyTorch's rule)"),
+    )
+    formulas = {
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1 (ceil with ceil_mode)",
+        "params": "0",
+        "macs": "0 (comparisons are not MACs)",
+    }
+
+    def saves(self, a, training):
+        return ("input", "indices")
+
+    def _pool(self, a):
+        return {
+            "kernel_size": tuple(a["kernel"]),
+            "stride": tuple(self.stride(a)),
+            "dilation": tuple(a["dilation"]),
+            "ceil_mode": a["ceil_mode"],
+        }
+
+    def torch(self, a, xs, y):
+        return self._ops(a, xs, y, self._pool(a), "NegInfPad2d")
+
+    def probe(self, a, xs, y, collapse):
+        # every window position weighted: an average pool of the same geometry (a sum pool when dilated)
+        out = []
+        for cls, kw in self.torch(a, xs, y):
+            if cls == "NegInfPad2d":
+                out.append(("ZeroPad2d", kw))
+            elif cls == "MaxPool2d":
+                out.append(("ProbeSumPool", kw))
+            else:
+                out.append((cls, kw))
+        return out
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    torch_name = "AvgPool2d"
+    doc = "2-D average pooling (torch.nn.AvgPool2d)."
+    keys = (
+        Key("kernel", "pair", REQUIRED, "window size"),
+        Key("stride", "pair", None, "stride (default: the kernel size)"),
+        Key("padding", "padding", 0, "implicit zero padding"),
+        Key("ceil_mode", "bool", False, "round the output size up (PyTorch's rule)"),
+        Key("count_include_pad", "bool", True, "divide by the full window, padding included"),
+    )
+    formulas = {
+        "shape": "H' = floor((H + P_top + P_bottom - K) / S) + 1 (ceil with ceil_mode)",
+        "params": "0",
+        "macs": "0 (additions are not MACs)",
+    }
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def torch(self, a, xs, y):
+        pool = {
+            "kernel_size": tuple(a["kernel"]),
+            "stride": tuple(self.stride(a)),
+            "ceil_mode": a["ceil_mode"],
+            "count_include_pad": a["count_include_pad"],
+        }
+        return self._ops(a, xs, y, pool, "ZeroPad2d")
+
+
+@register
+class AdaptiveAvgPool(LayerType):
+    name = "adaptive_avgpool"
+    doc = (
+        "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d). When the output "
+        "size equals the input size it is an identity and produces no new values; an output larger "
+        "than the input (torch repeats input values) is flagged with a warning."
+    )
+    keys = (Key("size", "pair", REQUIRED, "output size"),)
+    formulas = {
+        "shape": "C x size_h x size_w",
+        "params": "0",
+        "macs": "0",
+    }
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0], a["size"][0], a["size"][1])
+
+    def warnings(self, a, xs, y):
+        x = xs[0]
+        bigger = [(i, o) for i, o in zip(x[1:], y[1:]) if not is_symbolic(i) and not is_symbolic(o) and o > i]
+        if not bigger:
+            return []
+        return [f"adaptive_avgpool to {y[1]}x{y[2]} is larger than its {x[1]}x{x[2]} input: torch repeats input "
+                "values (an upsample, not a pool); use a larger input or a smaller size"]
+
+    def new_tensor(self, a, xs, y, training):
+        if training:
+            return True  # PyTorch copies even at the same size; only the inference count treats it as an identity
+        pairs = list(zip(xs[0][1:], y[1:]))
+        if not any(is_symbolic(v) for pair in pairs for v in pair):
+            return any(i != o for i, o in pairs)
+        from ..expr import sympy
+
+        sp = sympy()
+        return sp.Or(*(sp.Ne(i, o) for i, o in pairs))  # a condition; the engine keeps it exact
+
+    def copy_note(self, a, xs, y):
+        if tuple(xs[0][1:]) == tuple(y[1:]):
+            return "identity: torch copies, the engine counts no new values (convention)"
+        return None
+
+    def window(self, a, xs, y):
+        # output o averages inputs floor(o I / O) .. ceil((o + 1) I / O) - 1 (PyTorch's rule): exact
+        # in rationals; a plain window of I/O at stride I/O when O divides I
+        axes = []
+        for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
+            if is_symbolic(size) or is_symbolic(n):
+                axes.append(Axis(ceildiv(size, n), floordiv(size, n), 0, 0, False))
+            elif size % n == 0:
+                axes.append(Axis(size // n, size // n, 0, 0, False))
+            else:
+                q = Fraction(size, n)
+                axes.append(Resample(q, 0, q - 1, b_up=True))
+        return tuple(axes)
+
+    def size_dependent(self, a):
+        return True
+
+    def saves(self, a, training):
+        # PyTorch computes a 1x1 adaptive pool as a mean, whose backward keeps nothing
+        return () if tuple(a["size"]) == (1, 1) else ("input",)
+
+    def torch(self, a, xs, y):
+        return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]
+
+
+@register
+class GlobalAvgPool(LayerType):
+    name = "global_avgpool"
+    doc = "Average over all spatial positions: C x H x W to C x 1 x 1."
+    formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0], 1, 1)
+
+    def window(self, a, xs, y):
+        x = xs[0]
+        return Axis(x[1], x[1], 0, 0, False), Axis(x[2], x[2], 0, 0, False)
+
+    def size_dependent(self, a):
+        return True
+
+    def torch(self, a, xs, y):
+        return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]

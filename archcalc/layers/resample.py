@@ -1,0 +1,182 @@
+"""Resampling: upsample (nearest, bilinear), centre crop, parameter-free shortcut subsampling."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from ..expr import as_int, ceildiv, floordiv, is_symbolic
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, concrete, hw, rational, register
+
+
+@register
+class Upsample(LayerType):
+    name = "upsample"
+    doc = (
+        "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear, by a scale factor, to a "
+        "size, or to the spatial size of an earlier layer's output (`like: NAME`, or `like: input`: FCN "
+        "and LR-ASPP upsample to the input size). No parameters and, under the conv+linear convention, "
+        "no MACs; its output is a new tensor. Its window is exact in rationals: a 2x upsample halves "
+        "the receptive field's effective stride."
+    )
+    keys = (
+        Key("scale", "float", None, "scale factor (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("size", "pair", None, "output size [h, w]"),
+        Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
+        Key("mode", "choice", "nearest", "interpolation: nearest or bilinear", choices=("nearest", "bilinear")),
+        Key("align_corners", "bool", False, "bilinear only: align the corner pixels (torch's align_corners)"),
+    )
+    formulas = {"shape": "C x floor(H * scale) x floor(W * scale), or the given size", "params": "0", "macs": "0"}
+
+    def _how(self, a):
+        given = [k for k in ("scale", "size", "like") if a.get(k) is not None]
+        if len(given) != 1:
+            raise ShapeError(
+                "upsample needs exactly one of scale, size or like" + (f", got {', '.join(given)}" if given else ""),
+                hint="upsample: {scale: 2} or {size: [h, w]} or {like: LAYER}",
+            )
+        if a["align_corners"] and a["mode"] == "nearest":
+            raise ShapeError("upsample: align_corners applies to bilinear only", hint="drop align_corners or use mode: bilinear")
+        return given[0]
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        how = self._how(a)
+        if how == "size":
+            return (x[0],) + tuple(a["size"])
+        if how == "like":
+            ref = xs[-1]
+            if len(ref) != 3:
+                raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
+            return (x[0], ref[1], ref[2])
+        s = rational(a["scale"])
+        dims = []
+        for d in x[1:]:
+            if is_symbolic(d):
+                dims.append(floordiv(d * (s.numerator if isinstance(s, Fraction) else s), s.denominator if isinstance(s, Fraction) else 1))
+            else:
+                dims.append(math.floor(d * float(a["scale"])))  # torch's rule, in double precision
+        return (x[0], dims[0], dims[1])
+
+    def _q(self, a, size, n):
+        """Input positions per output position, as torch computes source coordinates (a Fraction;
+        a sympy expression where the sizes are symbols)."""
+        if not concrete(size, n):
+            from ..expr import sympy
+
+            sp = sympy()
+            size, n = sp.Integer(size) if isinstance(size, int) else size, sp.Integer(n) if isinstance(n, int) else n
+            if a["mode"] == "bilinear" and a["align_corners"]:
+                return (size - 1) / (n - 1)
+            return 1 / sp.Rational(str(rational(a["scale"]))) if a.get("scale") is not None else size / n
+        if a["mode"] == "bilinear" and a["align_corners"]:
+            return Fraction(size - 1, n - 1) if n > 1 else 0
+        if a.get("scale") is not None:
+            return 1 / Fraction(rational(a["scale"]))
+        return Fraction(size, n)
+
+    def window(self, a, xs, y):
+        axes = []
+        for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
+            q = self._q(a, size, n)
+            if q == 1:
+                axes.append(Axis(1, 1, 0, 0, False))
+            elif a["mode"] == "nearest":
+                axes.append(Resample(q))  # torch: floor(o * q)
+            elif a["align_corners"]:
+                axes.append(Resample(q, 0, 0, b_up=True))  # src = o q; floor(src) and ceil(src)
+            else:
+                # src = (o + 1/2) q - 1/2; it reads floor(src) and floor(src) + 1 with weights
+                # 1 - frac and frac, so exactly the integers floor(src) .. ceil(src)
+                c = (q - 1) / 2
+                axes.append(Resample(q, c, c, b_up=True))
+        return tuple(axes)
+
+    def size_dependent(self, a):
+        return a.get("scale") is None
+
+    def torch(self, a, xs, y):
+        how = self._how(a)
+        mode = {"mode": a["mode"], "align_corners": a["align_corners"] if a["mode"] == "bilinear" else None}
+        if how == "like":
+            return [("ResizeLike", mode)]
+        if how == "size":
+            return [("Upsample", {"size": tuple(a["size"]), **mode})]
+        return [("Upsample", {"scale_factor": float(a["scale"]), **mode})]
+
+
+@register
+class Crop(LayerType):
+    name = "crop"
+    doc = (
+        "Centre crop to the spatial size of an earlier layer's output (`like: NAME`: U-Net's "
+        "crop-and-concat) or to `size: [h, w]`; the offset is floor((H - h) / 2). A view: no new tensor."
+    )
+    keys = (
+        Key("like", "ref", None, "an earlier layer (or input) whose spatial size to crop to"),
+        Key("size", "pair", None, "output size [h, w]"),
+    )
+    formulas = {"shape": "C x h x w (centre)", "params": "0", "macs": "0"}
+    view = True
+
+    def _target(self, a, xs):
+        given = [k for k in ("like", "size") if a.get(k) is not None]
+        if len(given) != 1:
+            raise ShapeError("crop needs exactly one of like or size", hint="crop: {like: LAYER} or {size: [h, w]}")
+        if given[0] == "size":
+            return tuple(a["size"])
+        ref = xs[-1]
+        if len(ref) != 3:
+            raise ShapeError(f"crop: like: names a flat vector of {ref[0]}, not a feature map")
+        return ref[1], ref[2]
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        h, w = self._target(a, xs)
+        if concrete(h, w, x[1], x[2]) and (h > x[1] or w > x[2]):
+            raise ShapeError(f"crop to {h}x{w} is larger than its {x[1]}x{x[2]} input", hint="crop only shrinks; pad or upsample instead")
+        return (x[0], h, w)
+
+    def _offsets(self, xs, y):
+        return floordiv(xs[0][1] - y[1], 2), floordiv(xs[0][2] - y[2], 2)
+
+    def window(self, a, xs, y):
+        top, left = self._offsets(xs, y)
+        return (Axis(1, 1, -top, as_int(top + y[1] - xs[0][1]), False),
+                Axis(1, 1, -left, as_int(left + y[2] - xs[0][2]), False))
+
+    def size_dependent(self, a):
+        return True
+
+    def torch(self, a, xs, y):
+        top, left = self._offsets(xs, y)
+        return [("CentreCrop", {"top": top, "left": left, "size": (y[1], y[2])})]
+
+
+@register
+class PadChannels(LayerType):
+    name = "pad_channels"
+    doc = (
+        "Parameter-free shortcut (CIFAR ResNet 'option A'): take every stride-th row and column, "
+        "then zero-pad the channels up to `out` (extra channels split evenly before and after)."
+    )
+    keys = (
+        Key("out", "size", REQUIRED, "output channels (>= input channels)"),
+        Key("stride", "size", 1, "subsampling stride"),
+    )
+    formulas = {"shape": "out x ceil(H / stride) x ceil(W / stride)", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        if not is_symbolic(x[0]) and not is_symbolic(a["out"]) and a["out"] < x[0]:
+            raise ShapeError(f"pad_channels: out={a['out']} is below the input's {x[0]} channels")
+        s = a["stride"]
+        return (a["out"], ceildiv(x[1], s), ceildiv(x[2], s))
+
+    def window(self, a, xs, y):
+        s = a["stride"]
+        return Axis(1, s, 0, 0, False), Axis(1, s, 0, 0, False)
+
+    def torch(self, a, xs, y):
+        extra = a["out"] - xs[0][0]
+        return [("PadChannels", {"stride": a["stride"], "before": extra // 2, "after": extra - extra // 2})]

@@ -13,13 +13,14 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ArchcalcError, CheckFailed, UsageError
+from .errors import ArchcalcError, UsageError
 
 CONVENTIONS_HELP = (
     "Conventions: params are learnable parameters (BN running statistics are buffers, apart); "
     "MACs are multiply-accumulates of conv and linear layers at inference (torchvision's 'GFLOPS' "
     "are GMACs; FLOPs = 2 x MACs); activations are the values of every new tensor per image, input "
-    "included; RF is receptive field size / effective stride / effective padding. See docs/conventions.md."
+    "included; RF is receptive field size / effective stride / effective padding. "
+    "'archcalc explain NAME LAYER' shows every formula with its numbers."
 )
 
 app = typer.Typer(
@@ -30,7 +31,52 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _plain_argument_help():
+    """Arguments with a metavar read as that metavar in help: ``NAME|PATH``, not ``{NAME|PATH}``
+    in the usage line and ``NAME|PATH <str>`` in the list (typer 0.29's display). A display
+    detail only: left alone if typer's internals differ."""
+    try:
+        from typer.core import TyperArgument
+    except ImportError:  # pragma: no cover
+        return
+    base_type, base_usage = getattr(TyperArgument, "display_type_rich", None), getattr(TyperArgument, "_usage_display_name", None)
+    if base_type is None or base_usage is None or getattr(TyperArgument, "_archcalc_plain", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.metavar else base_type(self, ctx)
+
+    def usage_display_name(self):
+        if not self.metavar:
+            return base_usage(self)
+        return self.metavar if self.required else f"[{self.metavar.strip('[]')}]"
+
+    TyperArgument.display_type_rich = display_type_rich
+    TyperArgument._usage_display_name = usage_display_name
+    TyperArgument._archcalc_plain = True
+
+
+_plain_argument_help()
+
+
+def _version(value: bool):
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"archcalc {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    """Architecture calculator for convolutional networks: shapes, params, MACs, receptive fields
+    and memory from a YAML spec."""
 
 
 class Format(str, Enum):
@@ -54,54 +100,109 @@ class Optim(str, Enum):
     adam = "adam"
 
 
-SetOpt = typer.Option(None, "--set", "-s", help="Give a symbol a value, NAME=VALUE (repeatable, or comma-separated).")
-FreeOpt = typer.Option(None, "--symbolic", help="Keep these symbols symbolic (comma-separated), e.g. H,W: closed-form results.")
-InputOpt = typer.Option(None, "--input", "-i", help="Input shape CxHxW, e.g. 3x299x299 (replaces the spec's input).")
-BatchOpt = typer.Option("1", "--batch", "-b", help="Batch size for the memory totals (an integer or a symbol name).")
-DTypeOpt = typer.Option(DType.fp32, "--dtype", help="Element type for bytes.")
-OptimOpt = typer.Option(Optim.sgd, "--optimizer", help="Optimizer state for the training-memory total.")
-EnsembleOpt = typer.Option(1, "--ensemble", min=1, help="K models averaged: MACs, params and memory x K.")
-CropsOpt = typer.Option(1, "--crops", min=1, help="N crops evaluated per image: MACs x N.")
+SpecArg = typer.Argument(..., metavar="NAME|PATH", help="A zoo name (archcalc list) or a path to a spec .yaml file.", show_default=False)
+SetOpt = typer.Option(None, "--set", "-s", metavar="NAME=VALUE", help="Give a symbol a value (repeatable, or comma-separated).")
+FreeOpt = typer.Option(None, "--symbolic", metavar="H,W", help="Keep these symbols symbolic (comma-separated): closed-form results.")
+InputOpt = typer.Option(None, "--input", "-i", metavar="CxHxW", help="Input shape, e.g. 3x299x299 (replaces the spec's input).")
+BatchOpt = typer.Option("1", "--batch", "-b", metavar="N", help="Batch size for the memory totals (an integer or a symbol name).")
+DTypeOpt = typer.Option(DType.fp32, "--dtype", metavar="fp32|fp16|bf16|int8|fp64", help="Element type for bytes.")
+OptimOpt = typer.Option(Optim.sgd, "--optimizer", metavar="sgd|momentum|adam", help="Optimizer state for the training-memory total.")
+EnsembleOpt = typer.Option(1, "--ensemble", metavar="K", help="K models averaged: MACs, params and memory x K.")
+CropsOpt = typer.Option(1, "--crops", metavar="N", help="N crops evaluated per image: MACs x N.")
+FormatOpt = typer.Option(Format.table, "--format", "-f", metavar="table|json|csv|markdown", help="Output format.")
 
 
 def _console():
+    """A rich console (only the verify renderer in cli_torch still uses one): honest width when
+    piped (COLUMNS, else wide enough that nothing is cut)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    from .textout import _int_env
+
+    width = _int_env("COLUMNS") or (None if sys.stdout.isatty() else 1000)
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def _out():
+    from .textout import Out
+
+    return Out()
+
+
+def _at_least_one(what: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{what} {value}: expected a positive integer")
+    return value
+
+
+def _positive(text: str):
+    """A positive integer from ASCII digits within archcalc's size limit, else None."""
+    from .limits import MAX_SIZE
+
+    if not re.fullmatch(r"[0-9]{1,20}", text):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_SIZE else None
+
+
+def _positive_number(text: str):
+    """A positive integer or decimal (an exact Fraction: 1.4 is 7/5) within the size limit, else None."""
+    if re.fullmatch(r"[0-9]{1,20}\.[0-9]{1,12}", text):
+        from fractions import Fraction
+
+        from .limits import MAX_SIZE
+
+        value = Fraction(text)
+        if 0 < value <= MAX_SIZE:
+            return int(value) if value.denominator == 1 else value
+        return None
+    return _positive(text)
 
 
 def parse_sets(items: Optional[List[str]]) -> dict:
+    from .errors import plain
+    from .limits import MAX_SIZE
+
     values: dict = {}
     for item in items or []:
         for part in item.split(","):
             part = part.strip()
             if not part:
                 continue
-            m = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]*)\s*=\s*([0-9]+)", part)
-            if not m or int(m.group(2)) < 1:
-                raise UsageError(f"--set {part}: expected NAME=VALUE with a positive integer VALUE, e.g. --set H=299")
-            values[m.group(1)] = int(m.group(2))
+            m = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]{0,63})\s*=\s*([^=]+)", part)
+            value = _positive_number(m.group(2).strip()) if m else None
+            if value is None:
+                raise UsageError(f"--set {plain(part)}: expected NAME=VALUE with a number VALUE from 1 to {MAX_SIZE:,} (or a positive decimal), e.g. --set H=299")
+            values[m.group(1)] = value
     return values
 
 
 def parse_input(text: Optional[str]):
     if text is None:
         return None
+    from .errors import plain
+    from .limits import MAX_SIZE
+
     parts = re.split(r"[x,]", text.strip().lower())
-    if len(parts) not in (1, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"--input {text}: expected CxHxW with positive integers, e.g. 3x224x224")
-    return tuple(int(p) for p in parts)
+    sizes = [_positive(p.strip()) for p in parts]
+    if len(parts) not in (1, 3) or any(v is None for v in sizes):
+        raise UsageError(f"--input {plain(text)}: expected CxHxW with integers from 1 to {MAX_SIZE:,}, e.g. 3x224x224")
+    return tuple(sizes)
 
 
 def parse_batch(text: str):
+    from .errors import plain
+    from .limits import MAX_SIZE
+
     text = str(text).strip()
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", text):
+    value = _positive(text)
+    if value is not None:
+        return value
+    if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]{0,63}", text):
         from .expr import symbol
 
         return symbol(text)
-    raise UsageError(f"--batch {text}: expected a positive integer or a symbol name such as N")
+    raise UsageError(f"--batch {plain(text)}: expected an integer from 1 to {MAX_SIZE:,} or a symbol name such as N")
 
 
 def parse_free(text: Optional[str]) -> tuple:
@@ -114,69 +215,193 @@ def parse_free(text: Optional[str]) -> tuple:
     return names
 
 
-def load_report(ref, sets=None, input_=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1, free=None):
+def resolve_ref(ref: str) -> str:
+    """A zoo name or a path. A bare name that is also a file here (``lenet5`` beside
+    ``./lenet5.yaml``) is never silently taken for one or the other: the zoo wins, with a note;
+    a name the zoo lacks points at the file."""
+    from pathlib import Path
+
+    from . import zoo
+
+    ref = str(ref)
+    if zoo.is_path(ref):
+        return ref
+    local = next((Path(ref + ext) for ext in (".yaml", ".yml") if Path(ref + ext).is_file()), None)
+    if local is None:
+        return ref
+    from .errors import short
+
+    in_zoo = any(zoo._key(n) == zoo._key(ref) for n in zoo.names())
+    if in_zoo:
+        sys.stderr.write(f"archcalc: note: '{short(ref)}' is the zoo's spec; to use the file here, give its path: ./{local}\n")
+        return ref
+    raise UsageError(f"'{short(ref)}' is not in the zoo", hint=f"to read the file here, give its path: ./{local}")
+
+
+def load_net(ref, sets=None, input_=None, free=None):
     from . import load
+
+    return load(resolve_ref(ref), parse_sets(sets), parse_input(input_), parse_free(free))
+
+
+def analyze_net(net, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1):
     from .engine import analyze
 
-    net = load(ref, parse_sets(sets), parse_input(input_), parse_free(free))
-    return analyze(net, dtype=_val(dtype), batch=parse_batch(batch), optimizer=_val(optimizer), ensemble=ensemble, crops=crops)
+    return analyze(net, dtype=_val(dtype), batch=parse_batch(batch), optimizer=_val(optimizer),
+                   ensemble=_at_least_one("--ensemble", ensemble), crops=_at_least_one("--crops", crops))
+
+
+def load_report(ref, sets=None, input_=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1, free=None):
+    return net_and_report(ref, sets, input_, free, batch, dtype, optimizer, ensemble, crops)[1]
+
+
+def net_and_report(ref, sets=None, input_=None, free=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1):
+    """(Network, Report). Where --symbolic keeps a repeat count free the layer list depends on it:
+    the totals are then closed forms in that count (archcalc.depth) and the network is the one at
+    the first count that builds."""
+    from .spec import SymbolicRepeat
+
+    try:
+        net = load_net(ref, sets, input_, free)
+    except SymbolicRepeat as err:
+        kept = parse_free(free)
+        depth = tuple(s for s in err.symbols if s in kept)
+        if not depth or len(depth) != len(err.symbols):
+            raise
+        from . import load
+        from .depth import analyze_depth
+
+        path, values, shape = resolve_ref(ref), parse_sets(sets), parse_input(input_)
+        others = tuple(s for s in kept if s not in depth)
+
+        def load_at(extra, free_):
+            return load(path, {**values, **extra}, shape, free_)
+
+        report = analyze_depth(load_at, others, depth, dtype=_val(dtype), batch=parse_batch(batch),
+                               optimizer=_val(optimizer), ensemble=_at_least_one("--ensemble", ensemble),
+                               crops=_at_least_one("--crops", crops))
+        start = int(report.warnings[0].split(" = ")[1].split("..")[0])
+        return load_at({depth[0]: start}, others), report
+    return net, analyze_net(net, batch, dtype, optimizer, ensemble, crops)
 
 
 def _val(x):
     return x.value if isinstance(x, Enum) else x
 
 
+def depth_note(report, depth):
+    """--depth that folds nothing says so (on stderr) instead of doing nothing silently."""
+    if depth is None:
+        return
+    _at_least_one("--depth", depth)
+    if not any(r.name.count(".") >= depth for r in report.rows):
+        sys.stderr.write(f"archcalc: note: --depth {depth} folds nothing: no layer name in {report.name!s:.80} has more "
+                         f"than {depth} dotted part{'s' if depth > 1 else ''} (blocks name their layers 'block.layer')\n")
+
+
 @app.command()
 def summary(
-    spec: str = typer.Argument(..., help="A zoo name (archcalc list) or a path to a spec .yaml file."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    spec: str = SpecArg,
+    format: Format = FormatOpt,
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
     symbolic: Optional[str] = FreeOpt,
     batch: str = BatchOpt,
     dtype: DType = DTypeOpt,
     optimizer: Optim = OptimOpt,
-    depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, help="Fold rows into blocks at this name depth."),
-    fit: Optional[str] = typer.Option(None, "--fit", help="A memory size (16GiB): report the largest training batch that fits."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", metavar="N", help="Fold rows into blocks at this name depth (1: layer1, layer2, ...)."),
+    fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE", help="A memory size (16GiB): report the largest training batch that fits."),
     ensemble: int = EnsembleOpt,
     crops: int = CropsOpt,
+    max_rows: int = typer.Option(10_000, "--max-rows", metavar="N", help="Table: over N rows, fold the middle ones into "
+                                 "one line, saying so (0: every row; other formats list every row)."),
+    min_input: bool = typer.Option(False, "--min-input", help="Instead of the table: the smallest input every layer accepts "
+                                   "(each output at least 1x1, joins agreeing), solved from the closed forms."),
+    tiling: Optional[str] = typer.Option(None, "--tiling", metavar="LO:HI", help="Instead of the table: the square input "
+                                         "sizes in LO..HI at which no window leaves a row or column of real input unseen."),
 ):
     """Per-layer table and totals for one network."""
     from . import render
 
-    report = load_report(spec, set, input, batch, dtype, optimizer, ensemble, crops, symbolic)
+    if min_input or tiling:
+        return _sizes(spec, set, input, min_input, tiling, _val(format))
+
+    net, report = net_and_report(spec, set, input, symbolic, batch, dtype, optimizer, ensemble, crops)
+    depth_note(report, depth)
     fit_info = None
     if fit is not None:
         from .engine import max_batch
+        from .errors import short
         from .spec import parse_amount
 
         try:
             budget = parse_amount(fit)
         except ValueError:
-            raise UsageError(f"--fit {fit}: expected a size such as 16GiB or 80G") from None
+            shown = fit if len(fit) <= 40 and fit.isprintable() else short(fit)
+            raise UsageError(f"--fit {shown}: expected a size such as 16GiB or 80G") from None
         fit_info = (budget, max_batch(report, budget))
     fmt = _val(format)
     if fmt == "json":
-        out = render.summary_json(report)
-        if fit_info:
-            import json
-
-            data = json.loads(out)
-            data["fit"] = {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1])}
-            out = json.dumps(data, indent=2) + "\n"
-        sys.stdout.write(out)
+        extra = {"fit": {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1])}} if fit_info else None
+        chunks = []
+        for chunk in render.iter_summary_json(report, extra):
+            chunks.append(chunk)
+            if len(chunks) >= 4096:
+                sys.stdout.write("".join(chunks))
+                chunks = []
+        sys.stdout.write("".join(chunks))
     elif fmt == "csv":
-        sys.stdout.write(render.summary_csv(report, depth))
+        sys.stdout.write(render.summary_csv(report, depth, net))
     elif fmt == "markdown":
-        sys.stdout.write(render.summary_markdown(report, depth, fit_info))
+        sys.stdout.write(render.summary_markdown(report, depth, fit_info, net))
     else:
-        render.summary_table(_console(), report, depth, fit_info)
+        if max_rows < 0:
+            raise UsageError(f"--max-rows {max_rows}: expected 0 (every row) or a positive number")
+        render.summary_table(_out(), report, depth, fit_info, net, max_rows)
+
+
+def _sizes(spec, sets, input_, min_input, tiling, fmt):
+    """--min-input and --tiling: input sizes read from the closed forms (archcalc.solve)."""
+    import json
+
+    from .solve import min_input as solve_min, parse_range, tiling_sizes
+
+    net = load_net(spec, sets, input_)
+    data: dict = {"network": net.name}
+    lines = []
+    if min_input:
+        m = solve_min(net)
+        data["min_input"] = {"size": list(m.size), "binding": list(m.binding), "method": m.method}
+        where = ", ".join(f"{ax}: '{b}'" for ax, b in zip("HW", m.binding) if b) or "no layer limits it"
+        lines.append(f"minimum input: {'x'.join(map(str, m.size))} (each layer's output at least 1x1 at inference; "
+                     f"first to reach 1: {where}; {m.method})")
+    if tiling:
+        try:
+            sizes = parse_range(tiling)
+        except ValueError:
+            raise UsageError(f"--tiling {plain_text(tiling)}: expected LO:HI, e.g. --tiling 200:300") from None
+        found = tiling_sizes(net, sizes[0], sizes[-1])
+        data["tiling"] = {"range": [sizes[0], sizes[-1]], "sizes": found}
+        shown = ", ".join(map(str, found)) if found else "none"
+        lines.append(f"input sizes {sizes[0]}..{sizes[-1]} at which every window tiles its input: {shown}")
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        from .textout import plain as shown
+
+        sys.stdout.write(shown(net.name) + "\n" + "".join(f"  {shown(line)}\n" for line in lines))
+
+
+def plain_text(text):
+    from .errors import plain
+
+    return plain(text)
 
 
 @app.command()
 def compare(
-    specs: List[str] = typer.Argument(..., help="Two or more zoo names or spec paths."),
-    format: Format = typer.Option(Format.table, "--format", "-f"),
+    specs: List[str] = typer.Argument(..., metavar="NAME|PATH...", help="Two or more zoo names or spec paths.", show_default=False),
+    format: Format = FormatOpt,
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
     symbolic: Optional[str] = FreeOpt,
@@ -201,20 +426,20 @@ def compare(
     elif fmt == "markdown":
         sys.stdout.write(render.compare_markdown(reports))
     else:
-        render.compare_table(_console(), reports)
+        render.compare_table(_out(), reports)
 
 
 @app.command("list")
-def list_(format: Format = typer.Option(Format.table, "--format", "-f")):
+def list_(format: Format = FormatOpt):
     """The bundled zoo with each network's totals."""
-    from . import zoo
+    from . import load, zoo
     from .engine import analyze
-    from .report import both, jsonable, shape_text
-    from .spec import load
+    from .report import jsonable, shape_text
+    from .textout import plain
 
     rows = []
     for name in zoo.names():
-        net = load(zoo.resolve(name))
+        net = load(name)  # a family member (efficientnet_b3) with its own values
         r = analyze(net)
         rows.append((name, net.title, r))
     fmt = _val(format)
@@ -226,10 +451,11 @@ def list_(format: Format = typer.Option(Format.table, "--format", "-f")):
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if fmt in ("csv", "markdown"):
-        sep = "," if fmt == "csv" else " | "
-        lines = [sep.join(("name", "input", "params", "macs", "title"))]
+        from .render import md
+
+        lines = ["name,input,params,macs,title"]
         if fmt == "markdown":
-            lines = ["| " + lines[0] + " |", "|---|---|---:|---:|---|"]
+            lines = ["| name | input | params | macs | title |", "|---|---|---:|---:|---|"]
         for n, t, r in rows:
             cells = (n, shape_text(r.input), str(jsonable(r.totals["params"])), str(jsonable(r.totals["macs"])), t)
             if fmt == "csv":
@@ -237,111 +463,153 @@ def list_(format: Format = typer.Option(Format.table, "--format", "-f")):
                 import io
 
                 buf = io.StringIO()
-                csv.writer(buf, lineterminator="").writerow(cells)
+                csv.writer(buf, lineterminator="").writerow([plain(c) for c in cells])
                 lines.append(buf.getvalue())
             else:
-                lines.append("| " + " | ".join(cells) + " |")
+                lines.append("| " + " | ".join(md(c) for c in cells) + " |")
         sys.stdout.write("\n".join(lines) + "\n")
         return
-    from rich.table import Table
+    from .render import list_table
 
-    table = Table(title="archcalc zoo", header_style="bold")
-    for col, just in (("name", "left"), ("input", "left"), ("params", "right"), ("MACs", "right"), ("title", "left")):
-        table.add_column(col, justify=just)
-    for n, t, r in rows:
-        table.add_row(n, shape_text(r.input), both(r.totals["params"]), both(r.totals["macs"]), t)
-    _console().print(table)
+    list_table(_out(), rows)
+
+
+class LFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
 
 
 @app.command()
-def layers(format: Format = typer.Option(Format.table, "--format", "-f", help="table or markdown (docs/layers.md).")):
+def layers(format: LFormat = typer.Option(LFormat.table, "--format", "-f", metavar="table|markdown|json",
+                                          help="Output format (markdown is docs/layers.md).")):
     """Every layer type with its keys, defaults and formulas."""
     from . import render
 
-    if _val(format) in ("markdown", "csv", "json"):
-        if _val(format) != "markdown":
-            raise UsageError("layers supports --format table or markdown")
+    fmt = _val(format)
+    if fmt == "markdown":
         sys.stdout.write(render.layers_markdown())
+    elif fmt == "json":
+        sys.stdout.write(render.layers_json())
     else:
-        render.layers_table(_console())
-
-
-BUDGET_HELP = (
-    "A limit KEY=AMOUNT (repeatable or comma-separated): params, macs, activations (values per image), "
-    "memory (activation bytes x batch), train_memory (saved activations x batch + weights, gradients, optimizer). "
-    "AMOUNT takes K/M/G/T (x1000) or KiB/MiB/GiB (x1024)."
-)
-
-
-@app.command()
-def check(
-    spec: str = typer.Argument(..., help="A zoo name or a spec path."),
-    budget: Optional[List[str]] = typer.Option(None, "--budget", help=BUDGET_HELP),
-    input: Optional[str] = InputOpt,
-    set: Optional[List[str]] = SetOpt,
-    batch: str = BatchOpt,
-    dtype: DType = DTypeOpt,
-    optimizer: Optim = OptimOpt,
-):
-    """Enforce a budget (from --budget and the spec's `budget:`); exit 1 when over."""
-    from .report import exact
-    from .spec import BUDGET_KEYS, parse_amount
-
-    report = load_report(spec, set, input, batch, dtype, optimizer)
-    limits = dict(report.budget)
-    for item in budget or []:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            key, sep, amount = part.partition("=")
-            key = key.strip()
-            if not sep or key not in BUDGET_KEYS:
-                from .errors import expected_one_of
-
-                raise UsageError(f"--budget {part}: expected KEY=AMOUNT", hint=expected_one_of(key, BUDGET_KEYS, "a key"))
-            try:
-                limits[key] = parse_amount(amount.strip())
-            except ValueError:
-                raise UsageError(f"--budget {part}: cannot read amount '{amount}'", hint="e.g. 25M, 4.1G, 16GiB") from None
-    if not limits:
-        raise UsageError("no budget to check", hint="give --budget params=25M (or a budget: mapping in the spec)")
-    if report.symbolic:
-        raise UsageError("a budget needs concrete sizes", hint="give the spec's symbols values with --set")
-    t = report.totals
-    actual = {"params": t["params"], "macs": t["macs"], "activations": t["activations"],
-              "memory": t["batch_activation_bytes"], "train_memory": t["batch_train_bytes"]}
-    failed = []
-    for key in BUDGET_KEYS:
-        if key in limits:
-            ok = actual[key] <= limits[key]
-            mark = "ok  " if ok else "OVER"
-            sys.stdout.write(f"{mark} {key:13s} {exact(actual[key]):>22s} <= {exact(limits[key])}\n")
-            if not ok:
-                failed.append(key)
-    if failed:
-        raise CheckFailed(f"{report.name}: over budget on {', '.join(failed)}")
-    sys.stdout.write(f"{report.name}: within budget\n")
+        render.layers_text(_out())
 
 
 from . import cli_torch  # noqa: E402  (registers verify and export; imports torch only when they run)
 
 cli_torch.register(app)
 
+from . import cli_check  # noqa: E402  (the CI command: check)
+
+cli_check.register(app)
+
+from . import cli_show  # noqa: E402  (explain, graph, plot)
+
+cli_show.register(app)
+
+from . import cli_sweep  # noqa: E402  (sweep: totals against a swept symbol)
+
+cli_sweep.register(app)
+
+
+class _PipeClosed(Exception):
+    """The reader of stdout went away (``archcalc summary vgg16 | head``)."""
+
+
+class _Stdout:
+    """stdout as given, except that a closed pipe ends the command quietly: typer would turn the
+    BrokenPipeError into exit code 1, archcalc's "check failed"."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _clean_usage_message(text: str) -> str:
+    """typer/pydantic wording made plain: no "Value error, ", choices without quotes."""
+    text = text.replace("Value error, ", "")
+    text = re.sub(r"is not one of ((?:'[^']*'(?:, )?)+)\.?", lambda m: "is not one of " + m.group(1).replace("'", ""), text)
+    text = re.sub(r"^Invalid value for ('[^']*')(?: / '[^']*')?: ", lambda m: m.group(1).strip("'") + ": ", text)
+    return text
+
+
+def _quiet_pipe():
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit code. The one place where ArchcalcError is caught."""
+    """Run the CLI; returns the exit code. The one place where ArchcalcError is caught.
+
+    Also: usage errors as one clean message (exit 2); a closed stdout pipe is a quiet exit 0;
+    a stream that cannot encode a character gets an escape instead of a UnicodeEncodeError."""
+    from typer import Abort, TyperException
+
+    from .textout import plain
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if getattr(stream, "errors", "strict") == "strict":
+                stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+    real = sys.stdout
+    sys.stdout = _Stdout(real)
     try:
-        app(args=argv, prog_name="archcalc")  # typer/click handle usage errors themselves (exit 2)
+        try:
+            rv = app(args=argv, prog_name="archcalc", standalone_mode=False)
+            sys.stdout.flush()
+            return rv if isinstance(rv, int) else 0
+        finally:
+            sys.stdout = real
+    except _PipeClosed:
+        _quiet_pipe()
+        return 0
+    except BrokenPipeError:
+        _quiet_pipe()
+        return 0
     except ArchcalcError as err:
-        sys.stderr.write(f"archcalc: error: {err}\n")
+        sys.stderr.write(f"archcalc: error: {plain(err)}\n")
         return err.exit_code
+    except TyperException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # `archcalc` alone: the help
+            err.show()
+            return 0
+        ctx = getattr(err, "ctx", None)
+        if ctx is not None:
+            sys.stderr.write(ctx.get_usage() + "\n")
+            sys.stderr.write(f"Try '{ctx.command_path} -h' for help.\n")
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        sys.stderr.write(f"archcalc: error: {plain(_clean_usage_message(message))}\n")
+        return getattr(err, "exit_code", 2)
+    except Abort:
+        return 130
     except SystemExit as e:
         if e.code is None:
             return 0
         return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 def entry():  # console script

@@ -111,7 +111,7 @@ def register(app):
         budget: Optional[List[str]] = typer.Option(None, "--budget", metavar="KEY=AMOUNT", help=BUDGET_HELP),
         strict: bool = typer.Option(False, "--strict", help="Lint warnings fail the check (exit 1)."),
         ignore: Optional[List[str]] = typer.Option(None, "--ignore", metavar="LINT", help="Lint ids to silence for this run (repeatable or comma-separated)."),
-        format: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f", help="Report format."),
+        format: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f", metavar="text|json|junit|github|sarif", help="Report format."),
         reports: Optional[List[str]] = typer.Option(None, "--report", metavar="FORMAT=FILE", help="Also write a report to a file, FORMAT=FILE (repeatable), e.g. sarif=archcalc.sarif, junit=archcalc.xml."),
         baseline: Optional[str] = typer.Option(None, "--baseline", metavar="FILE", help="Compare each spec's totals with this baseline file."),
         write_baseline: Optional[str] = typer.Option(None, "--write-baseline", metavar="FILE", help="Write the checked specs' totals and layers to this baseline file."),

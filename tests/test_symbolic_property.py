@@ -98,3 +98,68 @@ def test_the_issue_example():
     symbolically (it was 4 symbolically: the last-window rule was skipped)."""
     args = {"kernel": (2, 2), "stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "ceil_mode": True}
     assert same_everywhere(REGISTRY["maxpool"], args, 1, 5, 5) == (1, 3, 3)
+
+
+# --------------------------------------------------------------------------- every layer type, through the loader
+
+# per type, the keys drawn from (one mapping each); types not listed take their defaults. A test
+# below fails when a registered type is missing here and needs keys, so a new type is covered.
+KEYS = {
+    "adaptive_avgpool": [{"size": 1}, {"size": [3, 2]}],
+    "avgpool": [{"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}, {"kernel": 2}, {"kernel": [3, 1], "stride": [1, 2]}],
+    "maxpool": [{"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}, {"kernel": 2, "dilation": 2}, {"kernel": 3, "padding": "same", "stride": 2}],
+    "conv": [{"out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"kernel": 5, "padding": "same", "stride": 3},
+             {"kernel": 3, "dilation": 2, "groups": "depthwise", "padding": [1, 2, 0, 3]}],
+    "conv_transpose": [{"out": 4, "kernel": 2, "stride": 2}, {"kernel": 3, "stride": 2, "padding": 1, "output_padding": 1},
+                       {"kernel": 4, "stride": 3, "dilation": 2, "groups": 2}],
+    "channel_shuffle": [{"groups": 2}],
+    "channels": [{"start": 1, "stop": 3}],
+    "crop": [{"size": 1}, {"like": "input"}],
+    "linear": [{"out": 7}],
+    "pad_channels": [{"out": 8, "stride": 2}],
+    "scale": [{"factor": 0.5}],
+    "stochastic_depth": [{"p": 0.1}],
+    "upsample": [{"scale": 2}, {"size": [5, 7]}, {"scale": 3, "mode": "bilinear"}],
+}
+PREFIX = {"linear": ["flatten"]}  # what a type needs before it
+
+
+def _layer_spec(name, keys, h, w):
+    import yaml
+
+    from archcalc.layers import REGISTRY as R
+
+    item = {name: keys} if not R[name].joins else {name: [["identity"], [{"conv": {"kernel": 1}}]]}
+    return yaml.safe_dump({"input": [4, "H", "W"], "symbols": {"H": h, "W": w},
+                           "layers": PREFIX.get(name, []) + [item]})
+
+
+@profile(400)
+@given(st.sampled_from(sorted(REGISTRY)), st.data(), st.integers(1, 48), st.integers(1, 48))
+def test_every_layer_type_symbolic_equals_concrete(name, data, h, w):
+    """Each registered type, through the loader and the engine: with H and W symbolic and then
+    substituted, every row (shape, params, buffers, MACs, new values) equals the concrete run."""
+    from archcalc.engine import analyze
+    from archcalc.errors import ArchcalcError
+    from archcalc.spec import loads
+
+    keys = data.draw(st.sampled_from(KEYS.get(name, [{}])))
+    text = _layer_spec(name, keys, h, w)
+    try:
+        conc = analyze(loads(text, "t.yaml"))
+    except ArchcalcError:
+        return  # this size does not fit the layer: nothing to compare
+    sym = analyze(loads(text, "t.yaml", free=("H", "W")))
+    env = {"H": h, "W": w}
+    for s, c in zip(sym.rows, conc.rows):
+        assert tuple(substitute(d, env) for d in s.shape) == tuple(c.shape), (name, keys, h, w)
+        for key in ("params", "buffers", "macs", "values"):
+            assert substitute(getattr(s, key), env) == getattr(c, key), (name, keys, h, w, key)
+
+
+def test_every_type_that_needs_keys_has_samples():
+    from archcalc.layers import REQUIRED
+
+    for name, ltype in REGISTRY.items():
+        needs = [k.name for k in ltype.keys if k.default is REQUIRED]
+        assert not needs or name in KEYS, f"{name} needs {needs}: add samples to KEYS"

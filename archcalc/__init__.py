@@ -19,6 +19,11 @@ def load(ref, values=None, input_override=None, free=()):
     the named symbols symbolic)."""
     from . import spec, zoo
 
+    if ":" in str(ref) or str(ref).lower().endswith(".onnx"):  # an import TARGET (archcalc/importer/)
+        from .importer import is_target, load_target
+
+        if is_target(ref):
+            return load_target(ref, values, input_override, free)
     path, variant = zoo.resolve_ref(str(ref))
     return spec.load(path, values, input_override, free, variant)
 

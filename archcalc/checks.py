@@ -80,8 +80,14 @@ METRICS: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "activations": ("activation values per image", lambda t: t.get("activations")),
     "memory": ("activation bytes x batch", lambda t: t.get("batch_activation_bytes")),
     "train_memory": ("training bytes x batch", lambda t: t.get("batch_train_bytes")),
+    # the live-tensor peaks at the batch (archcalc.liveness, docs/memory.md), weights and input
+    # apart: budgets only (they read archcalc.liveness.totals, not the report's totals, so a
+    # baseline neither writes nor compares them)
+    "peak_memory": ("inference peak bytes x batch", lambda t: t.get("inference_peak_bytes")),
+    "train_peak_memory": ("training peak bytes x batch", lambda t: t.get("train_peak_bytes")),
 }
-BYTE_METRICS = ("memory", "train_memory")  # suggested units are KiB, MiB, ... for these
+PEAK_METRICS = ("peak_memory", "train_peak_memory")
+BYTE_METRICS = ("memory", "train_memory", "peak_memory", "train_peak_memory")  # suggested units: KiB, MiB, ...
 # which per-layer figures explain a metric's growth (for naming the layers in a baseline failure)
 LAYER_FIELDS = {"params": ("params",), "macs": ("macs",), "activations": ("values",),
                 "memory": ("values",), "train_memory": ("params", "values")}
@@ -158,6 +164,7 @@ class Options:
     baseline: dict | None = None  # a loaded baseline document
     growth: dict = field(default_factory=dict)  # metric -> allowed growth in percent (Fraction)
     keep_layers: bool = False  # keep per-layer figures (for --write-baseline)
+    jobs: int = 0  # worker processes: 0 = one per CPU (up to 8) for 8 files or more, 1 = none
 
 
 @dataclass
@@ -228,6 +235,8 @@ def expand(refs: list[str]) -> list[tuple[str, Path | None, str | None, str | No
                 out.append((ref, None, None, f"no .yaml or .yml files under {short(ref)}"))
             for p in found:
                 add(ref, p)
+        elif ":" in ref and _is_target(ref):  # an import TARGET named here (never found in a folder)
+            out.append((ref, None, None, None))
         elif path.exists():
             add(ref, path)
         elif GLOB_CHARS & set(ref):
@@ -246,6 +255,12 @@ def expand(refs: list[str]) -> list[tuple[str, Path | None, str | None, str | No
             else:
                 add(ref, p, variant)
     return out
+
+
+def _is_target(ref: str) -> bool:
+    from .importer import is_target
+
+    return is_target(ref)
 
 
 def read_text(path: Path, name: str | None = None) -> str:
@@ -461,7 +476,14 @@ def budget_unit_lints(key, raw, amount, actual, file, line, origin) -> list[Find
 
 
 def _metric_values(report) -> dict:
-    return {key: getter(report.totals) for key, (_, getter) in METRICS.items()}
+    return {key: getter(report.totals) for key, (_, getter) in METRICS.items() if key not in PEAK_METRICS}
+
+
+def _peak_values(report) -> dict:
+    from .liveness import totals as peaks
+
+    t = peaks(report)
+    return {key: METRICS[key][1](t) for key in PEAK_METRICS}
 
 
 def _budget_source(net) -> tuple[dict, dict]:
@@ -517,9 +539,10 @@ def _check(result: SpecResult, path, opts: Options, text, doc=None):
     for key, (amount, given) in opts.limits.items():
         limits[key] = (amount, given, None, "--budget")
     unit_findings = []
+    budget_values = {**values, **_peak_values(report)} if any(k in PEAK_METRICS for k in limits) else values
     for key, (amount, raw, line, origin) in limits.items():
         case = Case(f"budget {key}", "pass")
-        actual = values.get(key)
+        actual = budget_values.get(key)
         what = METRICS.get(key, (key,))[0]
         if key not in METRICS or actual is None:
             case.status = "error"
@@ -626,6 +649,8 @@ def _baseline_cases(result: SpecResult, opts: Options, values: dict) -> list[Cas
     old_layers = entry.get("layers", {})
     cases = []
     for key in METRICS:
+        if key in PEAK_METRICS:  # budgets only
+            continue
         old, new = old_totals.get(key), values.get(key)
         case = Case(f"baseline {key}", "pass")
         if not isinstance(old, int) or isinstance(old, bool) or not isinstance(new, int):
@@ -805,25 +830,84 @@ def run(refs: list[str], opts: Options) -> Run:
 
 
 def _run(refs: list[str], opts: Options) -> Run:
+    items = list(expand(refs))
+    jobs = _jobs(opts.jobs, len(items))
+    if jobs > 1:
+        groups = _in_parallel(items, opts, jobs)
+    else:
+        groups = (_check_item(item, opts) for item in items)
+    return Run([r for group in groups for r in group], opts)
+
+
+def _check_item(item, opts: Options) -> list:
+    """The results of one expanded argument: every member of one spec file, or its error."""
     from .spec import parse_doc
 
-    results = []
-    for ref, path, variant, error in expand(refs):
-        if error is not None:
-            results.append(error_result(ref, ref, error))
-            continue
-        file = shown(path)
+    ref, path, variant, error = item
+    if error is not None:
+        return [error_result(ref, ref, error)]
+    if path is None:  # an import TARGET: the spec is imported in memory (archcalc/importer/)
         try:
-            text = read_text(path, file)
-            doc = parse_doc(text, file)  # once per file: a family's members share it
-            wanted = [variant] if variant else (members(text, file, doc) or [None])
+            from .importer import spec_text
+
+            text = spec_text(ref)
         except ArchcalcError as err:
-            results.append(error_result(ref, file, str(err), err.where.line if err.where else None, variant))
-            continue
-        group = [check_spec(ref, path, opts, text=text, file=file, variant=v, doc=doc) for v in wanted]
-        _stale_ignores(group, opts)
-        results.extend(group)
-    return Run(results, opts)
+            return [error_result(ref, ref, str(err))]
+        return [check_spec(ref, None, opts, text=text, file=ref)]
+    file = shown(path)
+    try:
+        text = read_text(path, file)
+        doc = parse_doc(text, file)  # once per file: a family's members share it
+        wanted = [variant] if variant else (members(text, file, doc) or [None])
+    except ArchcalcError as err:
+        return [error_result(ref, file, str(err), err.where.line if err.where else None, variant)]
+    group = [check_spec(ref, path, opts, text=text, file=file, variant=v, doc=doc) for v in wanted]
+    _stale_ignores(group, opts)
+    return group
+
+
+# Many files are checked by forked workers, one file at a time, results in the order given. Only
+# where fork is safe: a POSIX fork start method, and a process with no other threads (torch, for
+# one, starts threads: then the files are checked one after another).
+_PARALLEL_MIN_FILES = 8
+_WORK: tuple = ()
+
+
+def _jobs(asked: int, n_items: int) -> int:
+    import multiprocessing
+    import threading
+
+    if asked == 1 or n_items < 2:
+        return 1
+    if asked == 0:  # automatic
+        if n_items < _PARALLEL_MIN_FILES:
+            return 1
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        asked = min(cpus, 8)
+    if asked < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return min(asked, n_items)
+
+
+def _one(k):
+    items, opts = _WORK
+    return _check_item(items[k], opts)
+
+
+def _in_parallel(items, opts, jobs) -> list:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _WORK
+    _WORK = (items, opts)  # inherited by the forked workers: nothing of it is pickled
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_one, range(len(items))))
+    finally:
+        _WORK = ()
 
 
 def _stale_ignores(group: list, opts: Options) -> None:

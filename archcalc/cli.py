@@ -63,6 +63,101 @@ def _plain_argument_help():
 _plain_argument_help()
 
 
+def _light_coercion():
+    """Coerce archcalc's own parameter types without pydantic.
+
+    typer 0.29 converts every parameter value through a pydantic ``TypeAdapter``, and importing
+    pydantic for that costs 60-85 ms a run, more than the whole engine on resnet152 (issue 14).
+    The annotations archcalc's commands use (str, int, bool, a str Enum, lists and Optionals of
+    those) need none of it: they are converted here. Anything else (custom parsers or click
+    types, ranges, paths, files) goes to typer's own builder, as does everything if typer's
+    internals differ from what this expects."""
+    try:
+        from dataclasses import dataclass
+        from enum import Enum as _Enum
+        from typing import Any as _Any, Union, get_args, get_origin
+
+        from typer import core as tcore
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam
+    except ImportError:  # pragma: no cover
+        return
+    original = getattr(tcore, "build_runtime_param", None)
+    if original is None or getattr(original, "_archcalc", False):
+        return
+
+    def _int(value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text) or len(text) > 4300:
+            raise ValueError(f"'{text[:40]}' is not an integer")
+        return int(text)
+
+    def _str(value):
+        return value if isinstance(value, str) else str(value)
+
+    def converter(annotation):
+        """A function for one annotation, or None where typer should decide."""
+        origin = get_origin(annotation)
+        if origin is Union:
+            rest = [a for a in get_args(annotation) if a is not type(None)]
+            return converter(rest[0]) if len(rest) == 1 else None
+        if origin is list:
+            (item,) = get_args(annotation) or (str,)
+            one = converter(item)
+            return None if one is None else (lambda v: [one(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
+        if annotation is str:
+            return _str
+        if annotation is int:
+            return _int
+        if annotation is bool:
+            return lambda v: v if isinstance(v, bool) else None
+        if isinstance(annotation, type) and issubclass(annotation, _Enum) and issubclass(annotation, str):
+            def enum(v, cls=annotation):
+                if isinstance(v, cls):
+                    return v
+                try:
+                    return cls(v)
+                except ValueError:
+                    raise ValueError(f"'{str(v)[:40]}' is not one of {', '.join(m.value for m in cls)}") from None
+            return enum
+        return None
+
+    @dataclass(frozen=True)
+    class _Light(RuntimeParam):
+        convert: _Any = None
+
+        def _coerce_value(self, value, param, ctx):
+            try:
+                out = self.convert(value)
+            except ValueError as err:
+                raise BadParameter(str(err), ctx=ctx, param=param) from None
+            if out is None and value is not None:  # not a value this converter knows: typer's way
+                return original(_descriptor(self))._coerce_value(value, param=param, ctx=ctx)
+            return out
+
+    def _descriptor(light):
+        from typer._coercion import TypeDescriptor
+
+        return TypeDescriptor(annotation=light.annotation, parameter_info=light.parameter_info, file_annotation=None)
+
+    def build(descriptor):
+        info = descriptor.parameter_info
+        plain = descriptor.file_annotation is None and all(
+            getattr(info, k, None) is None for k in ("parser", "click_type", "min", "max"))
+        convert = converter(descriptor.annotation) if plain else None
+        if convert is None:
+            return original(descriptor)
+        return _Light(annotation=descriptor.annotation, parameter_info=info, convert=convert)
+
+    build._archcalc = True
+    tcore.build_runtime_param = build
+
+
+_light_coercion()
+
+
 def _version(value: bool):
     if value:
         from . import __version__
@@ -311,6 +406,7 @@ def summary(
     optimizer: Optim = OptimOpt,
     depth: Optional[int] = typer.Option(None, "--depth", "-d", metavar="N", help="Fold rows into blocks at this name depth (1: layer1, layer2, ...)."),
     fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE", help="A memory size (16GiB): report the largest training batch that fits."),
+    inference: bool = typer.Option(False, "--inference", help="With --fit: the largest inference batch (no-grad forward) instead."),
     ensemble: int = EnsembleOpt,
     crops: int = CropsOpt,
     max_rows: int = typer.Option(10_000, "--max-rows", metavar="N", help="Table: over N rows, fold the middle ones into "
@@ -330,8 +426,8 @@ def summary(
     depth_note(report, depth)
     fit_info = None
     if fit is not None:
-        from .engine import max_batch
         from .errors import short
+        from .liveness import max_batch
         from .spec import parse_amount
 
         try:
@@ -339,10 +435,13 @@ def summary(
         except ValueError:
             shown = fit if len(fit) <= 40 and fit.isprintable() else short(fit)
             raise UsageError(f"--fit {shown}: expected a size such as 16GiB or 80G") from None
-        fit_info = (budget, max_batch(report, budget))
+        fit_info = (budget, max_batch(report, budget, inference), "inference" if inference else "training")
+    elif inference:
+        raise UsageError("--inference goes with --fit SIZE", hint="archcalc summary NAME --fit 16GiB --inference")
     fmt = _val(format)
     if fmt == "json":
-        extra = {"fit": {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1])}} if fit_info else None
+        extra = {"fit": {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1]),
+                         "for": fit_info[2]}} if fit_info else None
         chunks = []
         for chunk in render.iter_summary_json(report, extra):
             chunks.append(chunk)
@@ -432,32 +531,40 @@ def compare(
 @app.command("list")
 def list_(format: Format = FormatOpt):
     """The bundled zoo with each network's totals."""
-    from . import load, zoo
-    from .engine import analyze
-    from .report import jsonable, shape_text
-    from .textout import plain
+    from . import zoo, zoocache
 
-    rows = []
-    for name in zoo.names():
+    def compute(name):
+        from . import load
+        from .engine import analyze
+        from .report import exact, jsonable, shape_text
+
         net = load(name)  # a family member (efficientnet_b3) with its own values
         r = analyze(net)
-        rows.append((name, net.title, r))
+        t = r.totals
+        return {"title": net.title, "input": jsonable(r.input), "input_text": shape_text(r.input),
+                "params": jsonable(t["params"]), "macs": jsonable(t["macs"]), "activations": jsonable(t["activations"]),
+                "params_text": exact(t["params"]), "macs_text": exact(t["macs"])}
+
+    names = zoo.names()
+    entries = zoocache.listing([(n, zoo.resolve(n)) for n in names], compute)
+    rows = list(zip(names, entries))
     fmt = _val(format)
     if fmt == "json":
         import json
 
-        data = [{"name": n, "title": t, "input": jsonable(r.input), "params": jsonable(r.totals["params"]),
-                 "macs": jsonable(r.totals["macs"]), "activations": jsonable(r.totals["activations"])} for n, t, r in rows]
+        data = [{"name": n, "title": e["title"], "input": e["input"], "params": e["params"], "macs": e["macs"],
+                 "activations": e["activations"]} for n, e in rows]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if fmt in ("csv", "markdown"):
         from .render import md
+        from .textout import plain
 
         lines = ["name,input,params,macs,title"]
         if fmt == "markdown":
             lines = ["| name | input | params | macs | title |", "|---|---|---:|---:|---|"]
-        for n, t, r in rows:
-            cells = (n, shape_text(r.input), str(jsonable(r.totals["params"])), str(jsonable(r.totals["macs"])), t)
+        for n, e in rows:
+            cells = (n, e["input_text"], str(e["params"]), str(e["macs"]), e["title"])
             if fmt == "csv":
                 import csv
                 import io
@@ -510,6 +617,7 @@ cli_show.register(app)
 from . import cli_sweep  # noqa: E402  (sweep: totals against a swept symbol)
 
 cli_sweep.register(app)
+__import__("archcalc.cli_import").cli_import.register(app)  # import: PyTorch / ONNX to a spec (torch only when it runs)
 
 
 class _PipeClosed(Exception):
@@ -558,6 +666,25 @@ def _quiet_pipe():
         pass
 
 
+def _app_for(args):
+    """The app to run: for `archcalc COMMAND ...`, a copy that holds only that command (typer
+    builds every registered command's click parameters when it runs, about 5 ms for the whole
+    CLI; issue 14). Help and usage read the same, since they come from the one command; anything
+    else (no command, an option first, an unknown name) gets the whole app and its messages."""
+    if not args or args[0].startswith("-"):
+        return app
+    want = args[0]
+    hits = [c for c in app.registered_commands
+            if (c.name or getattr(c.callback, "__name__", "").lower().replace("_", "-")) == want]
+    if len(hits) != 1 or app.registered_callback is None:
+        return app
+    import copy
+
+    one = copy.copy(app)
+    one.registered_commands = hits
+    return one
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit code. The one place where ArchcalcError is caught.
 
@@ -575,13 +702,22 @@ def main(argv=None) -> int:
             pass
     real = sys.stdout
     sys.stdout = _Stdout(real)
+    # A run makes objects by the hundred thousand and almost no reference cycles: the cyclic
+    # collector would only rescan the growing heap (quadratic time on a 200,000-layer network,
+    # issue 14). Off for the run, as it was after.
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         try:
-            rv = app(args=argv, prog_name="archcalc", standalone_mode=False)
+            rv = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="archcalc", standalone_mode=False)
             sys.stdout.flush()
             return rv if isinstance(rv, int) else 0
         finally:
             sys.stdout = real
+            if collecting:
+                gc.enable()
     except _PipeClosed:
         _quiet_pipe()
         return 0

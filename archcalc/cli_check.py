@@ -104,6 +104,12 @@ def _failure_text(run) -> str:
     return "; ".join(parts)
 
 
+def _jobs(n: int) -> int:
+    if n < 0 or n > 256:
+        raise UsageError(f"--jobs {n}: expected 0 (automatic) or a number of processes from 1 to 256")
+    return n
+
+
 def register(app):
     @app.command()
     def check(
@@ -121,6 +127,7 @@ def register(app):
         batch: str = BatchOpt,
         dtype: DType = DTypeOpt,
         optimizer: Optim = OptimOpt,
+        jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes for many files (0: one per CPU, up to 8, from 8 files; 1: none). Results and report are the same either way."),
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
         from . import checks, ci_report
@@ -132,7 +139,7 @@ def register(app):
             values=parse_sets(set), input=parse_input(input), batch=parse_batch(batch), dtype=_val(dtype),
             optimizer=_val(optimizer), limits=parse_budgets(budget), ignore=parse_ignore(ignore), strict=strict,
             baseline=checks.load_baseline(baseline) if baseline else None, growth=checks.parse_growth(max_growth),
-            keep_layers=bool(write_baseline),
+            keep_layers=bool(write_baseline), jobs=_jobs(jobs),
         )
         if opts.baseline is not None:
             checks.check_baseline_options(opts.baseline, opts, baseline)

@@ -11,8 +11,12 @@ from fractions import Fraction
 from typing import Any
 
 from . import layers as L
+from . import liveness as _liveness
 from .errors import SpecError
 from .expr import as_int, is_symbolic, vmax
+
+_REGISTRY = L.REGISTRY
+_Axis = L.Axis
 
 DTYPES = {"fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # state tensors per parameter
@@ -20,7 +24,6 @@ INDEX_BYTES = 8  # max-pool indices are int64
 MASK_BYTES = 1  # dropout masks are bool
 
 
-@dataclass(frozen=True)
 class RF:
     """Receptive field of one axis: size r, effective stride (jump) j, effective padding p.
 
@@ -31,14 +34,32 @@ class RF:
     position, the first and last input position read (padding positions included, as in the affine
     case), r is the largest size over the layer's positions and p is -first[0]. Where every
     position reads the same inputs (after a squeeze-excitation gate, whose global pool sees the
-    whole map), ``fixed`` holds them, (first, last): exact for symbolic sizes too."""
+    whole map), ``fixed`` holds them, (first, last): exact for symbolic sizes too.
 
-    size: Any
-    stride: Any
-    padding: Any
-    first: tuple | None = field(default=None, compare=False, repr=False)
-    last: tuple | None = field(default=None, compare=False, repr=False)
-    fixed: tuple | None = field(default=None, compare=False, repr=False)
+    Immutable by convention; equality and hash use (size, stride, padding). A slotted class, not a
+    frozen dataclass: one is made per layer and axis, and a frozen dataclass's constructor costs
+    several times more."""
+
+    __slots__ = ("size", "stride", "padding", "first", "last", "fixed")
+
+    def __init__(self, size, stride, padding, first=None, last=None, fixed=None):
+        self.size = size
+        self.stride = stride
+        self.padding = padding
+        self.first = first
+        self.last = last
+        self.fixed = fixed
+
+    def __eq__(self, other):
+        if other.__class__ is not RF:
+            return NotImplemented
+        return (self.size, self.stride, self.padding) == (other.size, other.stride, other.padding)
+
+    def __hash__(self):
+        return hash((self.size, self.stride, self.padding))
+
+    def __repr__(self):
+        return f"RF(size={self.size!r}, stride={self.stride!r}, padding={self.padding!r})"
 
     @property
     def affine(self) -> bool:
@@ -56,7 +77,7 @@ class RF:
         return self.first[o], self.last[o]
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     name: str
     type: str
@@ -71,6 +92,8 @@ class Row:
     line: int | None = None
     warnings: list = field(default_factory=list)
     trainable: bool = True  # False where the spec marks the layer (or its block) `trainable: false`
+    live: Any = None  # bytes alive after it in an inference forward, per image (set by report.memory.get())
+    train_macs: Any = None  # forward + backward MACs per image in training (set by report.memory.get())
 
 
 @dataclass
@@ -91,6 +114,7 @@ class Report:
     budget: dict
     notes: str = ""
     optimizer: str = "sgd"
+    memory: Any = None  # archcalc.liveness.Memory: .get() gives the peaks' Profile (None: symbolic sizes)
 
     @property
     def symbolic(self) -> bool:
@@ -127,6 +151,7 @@ def analyze(
     rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
     warnings = [f"{r.name}: {w}" for r in rows for w in r.warnings]
     totals = _totals(net, rows, walk.numel, walk.saved, walk.extra_bytes, walk.nbytes, batch, optimizer, ensemble, crops)
+    memory = _liveness.analyze(net, walk.shapes, walk.numel, walk.grad, rows, walk.nbytes, OPTIMIZERS[optimizer])
     return Report(
         name=net.name,
         title=net.title,
@@ -144,6 +169,7 @@ def analyze(
         budget=dict(net.budget),
         notes=net.notes,
         optimizer=optimizer,
+        memory=memory,
     )
 
 
@@ -153,45 +179,83 @@ class _Walk:
     def __init__(self, net, nbytes):
         self.net = net
         self.nbytes = nbytes
-        self.shapes = {-1: tuple(net.input)}
-        self.rfs: dict = {-1: _rf_start(net.input)}
-        self.extent: dict = {-1: None}  # spatial size a flat vector was flattened from (for linear's window)
-        self.tensor = {-1: -1}  # which tensor a node's output lives in (training)
+        # Per node, in lists of len(nodes) + 1: index -1, the last slot, is the network input, so
+        # that node.inputs (-1 for the input) index them directly. Lists, not dicts: a
+        # 200,000-layer network then costs 8 bytes a slot rather than a hash-table entry.
+        nodes = net.nodes
+        n = len(nodes)
+        self.shapes: list = [None] * n + [tuple(net.input)]
+        self.rfs: list = [None] * n + [_rf_start(net.input)]
+        self.extent: list = [None] * (n + 1)  # spatial size a flat vector was flattened from (for linear's window)
+        self.tensor: list = [0] * n + [-1]  # which tensor a node's output lives in (training)
         self.saved: dict = {}  # tensor id -> elements, saved for backward
         self.extra_bytes = 0
-        self.numel = {-1: L.prod(net.input)}
-        self.grad = {-1: False}  # does a node's output need a gradient (autograd records its layers)?
-        self.readers: dict = {}  # how many nodes read each node's output (-1: the network input)
-        for node in net.nodes:
+        self.numel: list = [0] * n + [L.prod(net.input)]
+        self.grad: list = [False] * (n + 1)  # does a node's output need a gradient (autograd records its layers)?
+        readers = [0] * (n + 1)  # how many nodes read each node's output ([-1]: the network input)
+        for node in nodes:
             for j in node.inputs:
-                self.readers[j] = self.readers.get(j, 0) + 1
+                readers[j] += 1
+        self.readers = readers
+        self.names = [node.name for node in nodes] + ["input"]
+        self.seen: set = set()  # ids of args objects met so far
+        self.cache: dict = {}  # (args id, input shapes...) -> what `local` gives
+        self.mcache: dict = {}  # ((args id, input shapes...), in place) -> memory declarations
 
     def step(self, i, node) -> Row:
-        ltype = L.REGISTRY[node.type]
-        xs = [self.shapes[j] for j in node.inputs]
-        y, params, buffers, macs = self.shape(ltype, node, xs)
-        self.shapes[i] = y
+        ltype = _REGISTRY[node.type]
+        shapes = self.shapes
+        xs = [shapes[j] for j in node.inputs]
+        # A repeat's layers share one args object: their shape, counts and local window depend on
+        # nothing else but the input shapes, so each (args, inputs) pair is computed once. Only
+        # args seen before are cached, so a network of distinct layers pays one set lookup.
+        args_id = id(node.args)
+        if args_id in self.seen:
+            key = (args_id, *xs)
+            hit = self.cache.get(key)
+            if hit is None:
+                hit = self.cache[key] = self.local(ltype, node, xs)
+        else:
+            self.seen.add(args_id)
+            key, hit = None, self.local(ltype, node, xs)
+        y, params, buffers, macs, win, warnings = hit
+        shapes[i] = y
         self.numel[i] = L.prod(y)
-        rf, notes = self.receptive_field(i, ltype, node, xs, y)
+        rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
         self.rfs[i] = rf
-        values = self.memory(i, ltype, node, xs, y, params)
+        values = self.memory(i, ltype, node, xs, y, params, key)
+        if notes:
+            warnings = (*warnings, *notes)
+        ins = node.inputs
+        names = self.names
         return Row(
-            name=node.name,
-            type=node.type,
-            inputs=[self.net.nodes[j].name if j >= 0 else "input" for j in node.inputs],
-            shape=y,
-            params=params,
-            buffers=buffers,
-            macs=macs,
-            values=values,
-            rf=rf,
-            aux=node.aux,
-            line=node.where.line,
-            warnings=list(ltype.warnings(node.args, xs, y)) + notes,
-            trainable=getattr(node, "trainable", True),
+            node.name,
+            node.type,
+            [names[j] for j in ins] if len(ins) != 1 else [names[ins[0]]],
+            y,
+            params,
+            buffers,
+            macs,
+            values,
+            rf,
+            node.aux,
+            node.where.line,
+            list(warnings),
+            node.trainable,
         )
 
     # -- shape and counts
+    def local(self, ltype, node, xs):
+        """What a layer gives on its own inputs: (shape, params, buffers, MACs, window, warnings)."""
+        y, params, buffers, macs = self.shape(ltype, node, xs)
+        win = None if ltype.joins else ltype.window(node.args, xs, y)
+        warnings = tuple(ltype.warnings(node.args, xs, y))
+        if isinstance(win, tuple) and len(win) == 2 and isinstance(win[0], L.Axis):
+            lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
+            if any(lost):
+                warnings += (_tiling_note(xs[0], win, lost),)
+        return y, params, buffers, macs, win, warnings
+
     def shape(self, ltype, node, xs):
         try:
             y = ltype.out(node.args, xs)
@@ -208,68 +272,92 @@ class _Walk:
         return y, params, buffers, ltype.macs(node.args, xs, y)
 
     # -- receptive field
-    def receptive_field(self, i, ltype, node, xs, y):
+    def receptive_field(self, i, ltype, node, xs, y, win):
         first = node.inputs[0]
         if ltype.joins:
             self.extent[i] = self.extent[first]
             rf, note = _rf_join([self.rfs[j] for j in node.inputs], xs, y)
             return rf, [note] if note else []
         src, ext = self.rfs[first], self.extent[first]
-        win = ltype.window(node.args, xs, y)
         if win is None:  # pointwise, or a change of layout: the field passes through
             if len(y) == 1:
                 self.extent[i] = (xs[0][1], xs[0][2]) if len(xs[0]) == 3 else ext
             else:
                 self.extent[i] = None
-            return src, []
+            return src, None
         if win == "global":  # every input position (a linear layer on a flattened map)
             if ext is None or src is None:
                 self.extent[i] = None
-                return src, []
+                return src, None
             self.extent[i] = (1, 1)
-            return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e) for a, e in zip(src, ext)), []
+            return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e) for a, e in zip(src, ext)), None
         self.extent[i] = None
         if src is None or win == "unknown":
-            return None, []
+            return None, None
+        h, w = src
+        wh, ww = win
+        if (h.first is None and h.fixed is None and w.first is None and w.fixed is None
+                and wh.__class__ is _Axis and ww.__class__ is _Axis
+                and h.stride.__class__ is int and w.stride.__class__ is int and h.size.__class__ is int
+                and w.size.__class__ is int and h.padding.__class__ is int and w.padding.__class__ is int
+                and wh.k.__class__ is int and ww.k.__class__ is int and wh.s.__class__ is int
+                and ww.s.__class__ is int and wh.before.__class__ is int and ww.before.__class__ is int):
+            # the common case, affine on ints: r' = r + (k-1) j, j' = j s, p' = p + pad j (a 1x1/1
+            # window without padding leaves the field as it is: the same object serves)
+            if wh.k == 1 and wh.s == 1 and wh.before == 0 and ww.k == 1 and ww.s == 1 and ww.before == 0:
+                return src, None
+            return (RF(h.size + (wh.k - 1) * h.stride, h.stride * wh.s, h.padding + wh.before * h.stride),
+                    RF(w.size + (ww.k - 1) * w.stride, w.stride * ww.s, w.padding + ww.before * w.stride)), None
         rf = tuple(_rf_step(a, w, n_out, n_in) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
         if any(r is None for r in rf):
-            return None, []
-        lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
-        return rf, [_tiling_note(xs[0], win, lost)] if any(lost) else []
+            return None, None
+        return rf, None
 
     # -- memory
-    def memory(self, i, ltype, node, xs, y, params):
+    def memory(self, i, ltype, node, xs, y, params, key=None):
         """New values at inference (the row's ``values``); records what backward keeps."""
-        data = node.inputs if ltype.joins else node.inputs[:1]  # further inputs are `ref`s: sizes only
+        ins = node.inputs
+        data = ins if ltype.joins else ins[:1]  # further inputs are `ref`s: sizes only
         args = node.args
-        shared = node.inputs[0] == -1 or self.readers.get(node.inputs[0], 0) > 1
-        if ltype.can_inplace and args.get("inplace") and shared:
+        inplace = ltype.can_inplace and args.get("inplace")
+        if inplace and (ins[0] == -1 or self.readers[ins[0]] > 1):
             # an in-place layer must not overwrite a tensor another layer (or the caller) still
             # reads: it runs out of place and produces a new tensor
             args = {**args, "inplace": False}
-        new_eval = ltype.new_tensor(args, xs, y, False)
-        if isinstance(new_eval, bool):
-            values = self.numel[i] if new_eval else 0
+            inplace = False
+        mkey = None if key is None else (key, inplace)
+        decl = self.mcache.get(mkey) if mkey is not None else None
+        if decl is None:
+            decl = (ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
+                    tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
+            if mkey is not None:
+                self.mcache[mkey] = decl
+        new_eval, new_train, saves, workspace = decl
+        if new_eval is True:
+            values = self.numel[i]
+        elif new_eval is False:
+            values = 0
         else:  # depends on unresolved sizes: exact as a piecewise expression
             from .expr import sympy
 
             values = sympy().Piecewise((self.numel[i], new_eval), (0, True))
-        new_train = ltype.new_tensor(args, xs, y, True)
-        self.tensor[i] = i if (new_train is not False) else self.tensor[node.inputs[0]]
+        self.tensor[i] = i if (new_train is not False) else self.tensor[ins[0]]
         # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
-        trainable = getattr(node, "trainable", True)
-        self.grad[i] = (trainable and _positive(params)) or any(self.grad[j] for j in data)
-        if not self.grad[i]:
+        grad = self.grad
+        g = (node.trainable and _positive(params)) or any(grad[j] for j in data)
+        grad[i] = g
+        if not g:
             return values
-        self.extra_bytes += ltype.workspace(args, xs, y) * self.nbytes
-        for what in ltype.saves(args, True):
+        if workspace:
+            self.extra_bytes += workspace * self.nbytes
+        for what in saves:
             if what == "input_copy":
-                self.extra_bytes += self.numel[node.inputs[0]] * self.nbytes
+                self.extra_bytes += self.numel[ins[0]] * self.nbytes
             elif what == "input":
-                self.keep(node.inputs[0])
+                self.keep(ins[0])
             elif what == "operands":  # each input that another input's gradient needs
                 for n, j in enumerate(data):
-                    if any(self.grad[k] for m, k in enumerate(data) if m != n):
+                    if any(grad[k] for m, k in enumerate(data) if m != n):
                         self.keep(j)
             elif what == "output":
                 self.saved[self.tensor[i]] = self.numel[i]

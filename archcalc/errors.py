@@ -7,17 +7,36 @@ The CLI catches :class:`ArchcalcError` at exactly one place and prints ``str(err
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Where:
-    """A location in a spec: file, 1-based line, layer path and layer type (all optional)."""
+    """A location in a spec: file, 1-based line, layer path and layer type (all optional).
 
-    file: str | None = None
-    line: int | None = None
-    path: str | None = None
-    layer: str | None = None
+    Immutable by convention; a slotted class rather than a frozen dataclass because the loader
+    makes one per layer, and a frozen dataclass's constructor costs several times more."""
+
+    __slots__ = ("file", "line", "path", "layer")
+
+    def __init__(self, file: str | None = None, line: int | None = None, path: str | None = None,
+                 layer: str | None = None):
+        self.file = file
+        self.line = line
+        self.path = path
+        self.layer = layer
+
+    def _key(self):
+        return (self.file, self.line, self.path, self.layer)
+
+    def __eq__(self, other):
+        if other.__class__ is not Where:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"Where(file={self.file!r}, line={self.line!r}, path={self.path!r}, layer={self.layer!r})"
 
     def __str__(self) -> str:
         head = self.file or "<spec>"
@@ -31,9 +50,10 @@ class Where:
             parts.append(f"({self.layer})")
         return ": ".join(parts)
 
-    def at(self, **changes) -> "Where":
-        data = {**self.__dict__, **{k: v for k, v in changes.items() if v is not None}}
-        return Where(**data)
+    def at(self, file=None, line=None, path=None, layer=None) -> "Where":
+        """A copy with the given parts replaced (None keeps a part)."""
+        return Where(self.file if file is None else file, self.line if line is None else line,
+                     self.path if path is None else path, self.layer if layer is None else layer)
 
 
 class ArchcalcError(Exception):

@@ -13,7 +13,7 @@ import json
 
 from .engine import Report
 from .expr import is_symbolic
-from .report import (both, details, exact, fold, human, jsonable, param_split, ratio, rf_text, shape_text, share, sizes,
+from .report import (both, details, exact, fold, human, jsonable, layer_line, param_split, ratio, rf_text, shape_text, share, sizes,
                      to_dict)
 from .textout import Column, Out, plain, print_table
 
@@ -93,8 +93,31 @@ def summary_json(report: Report, extra: dict | None = None) -> str:
 def iter_summary_json(report: Report, extra: dict | None = None):
     """The JSON document in pieces (layers encoded one at a time), ``extra`` keys appended."""
     doc = to_dict(report)
+    rows = doc["layers"]
+    doc["layers"] = []
     doc.update(extra or {})
-    yield from json.JSONEncoder(indent=2).iterencode(doc)
+    # the document with indent 2, but one line per layer: `"layers": [` and its closing `]` come
+    # from the encoder around an empty list, the layers go between them
+    head, sep, tail = json.dumps(doc, indent=2).partition('"layers": []')
+    yield head
+    if not rows:
+        yield sep
+    else:
+        yield '"layers": [\n    '
+        n, lines = 0, []
+        for r in rows._rows:
+            lines.append(layer_line(r))
+            n += 1
+            if n == 1000:  # in pieces: a huge network is never one string
+                yield ",\n    ".join(lines)
+                lines = []
+                if r is not rows._rows[-1]:
+                    yield ",\n    "
+                n = 0
+        if lines:
+            yield ",\n    ".join(lines)
+        yield "\n  ]"
+    yield tail
     yield "\n"
 
 
@@ -140,7 +163,7 @@ def total_lines(report: Report, fit=None):
         ("MACs", both(t["macs"]) + "; FLOPs = 2 x MACs"
          + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else "")),
         ("activations / image", f"{exact(t['activations'])} values = {both(t['activation_bytes'], 'B')}, "
-         f"{report.dtype}"),
+         f"{report.dtype} (classic count: every tensor kept)"),
         ("saved for backward / image", f"{both(t['train_saved_bytes'], 'B')}"),
         (f"weights+grads+optimizer ({report.optimizer})", f"{both(t['train_state_bytes'], 'B')}"),
     ]
@@ -148,6 +171,7 @@ def total_lines(report: Report, fit=None):
         lines.append((f"training, batch {report.batch}", f"{both(t['batch_train_bytes'], 'B')}"))
     sz = sizes(report)
     per = "" if str(report.batch) == "1" else f", batch {report.batch}"
+    lines += peak_lines(report, per)
     lines += [
         (f"input size{per}", both(sz["input_bytes"], "B")),
         ("params size" + (" (with buffers)" if t["buffers"] else ""), both(sz["param_bytes"], "B")),
@@ -158,8 +182,31 @@ def total_lines(report: Report, fit=None):
         lines.append(("test-time cost", f"ensemble of {t['ensemble']} x {t['crops']} crop(s): MACs x{t['ensemble'] * t['crops']}, "
                       f"params and memory x{t['ensemble']}"))
     if fit is not None:
-        budget, batch = fit
-        lines.append(("fits in " + human(budget, "B"), f"training batch of at most {exact(batch)}"))
+        budget, batch = fit[:2]
+        what = fit[2] if len(fit) > 2 else "training"
+        lines.append(("fits in " + human(budget, "B"), f"{what} batch of at most {exact(batch)}"))
+    return lines
+
+
+def peak_lines(report: Report, per: str = "") -> list:
+    """The liveness lines (docs/memory.md): inference and training peaks at the batch, where they
+    occur, the training total and training MACs; none where sizes are symbolic."""
+    from .report import _peaks
+
+    p = _peaks(report)
+    lines = []
+    if p["inference_peak_bytes"] is not None:
+        lines += [
+            (f"inference peak{per}", f"{both(p['inference_peak_bytes'], 'B')} at {plain(p['inference_peak_layer'])} "
+             "(live tensors of a no-grad forward; weights and input apart)"),
+            (f"training peak{per}", f"{both(p['train_peak_bytes'], 'B')} "
+             + (f"at {plain(p['train_peak_layer'])}, {p['train_peak_phase']} " if p["train_peak_phase"] else "")
+             + "(forward+backward, gradients included; weights and input apart)"),
+            (f"training total{per}", f"{both(p['train_total_bytes'], 'B')} (the peak, plus weights, "
+             f"{report.optimizer} state and input)"),
+        ]
+    if p["train_macs"] is not None:
+        lines.append(("training MACs / image", both(p["train_macs"]) + " (forward + backward)"))
     return lines
 
 
@@ -229,6 +276,17 @@ def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_
         half = max_rows // 2
         hidden_rows = len(folded) - 2 * half
         shown = shown[:half] + [None] + shown[-half:]
+    # a long network repeats its shapes, fields and shares: each distinct one is formatted once
+    shape_cells: dict = {}
+    rf_cells: dict = {}
+    share_cells: dict = {}
+
+    def share_of(frac):
+        cell = share_cells.get(frac)
+        if cell is None:
+            cell = share_cells[frac] = share_cell(frac, asc)
+        return cell
+
     for item in shown:
         if item is None:
             rows.append(["", f"... {hidden_rows:,} rows not shown ...", "", "", "", "", "", "", "", "", ""])
@@ -236,13 +294,20 @@ def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_
             continue
         i, r = item
         if concrete and type(r.params) is int and type(r.macs) is int:
-            sp = share_cell(r.params / tp, asc) if tp and r.params else ""
-            sm = share_cell(r.macs / tm, asc) if tm and r.macs and not r.aux else ""
+            sp = share_of(r.params / tp) if tp and r.params else ""
+            sm = share_of(r.macs / tm) if tm and r.macs and not r.aux else ""
         else:
             sp = share_cell(share(r.params, tp), asc)
             sm = "" if r.aux else share_cell(share(r.macs, tm), asc)
-        rows.append([str(i), row_label(r), r.type, dmap.get(id(r), ""), shape_text(r.shape), exact(r.params), sp,
-                     exact(r.macs), sm, exact(r.values), rf_text(r.rf)])
+        shape = shape_cells.get(r.shape)
+        if shape is None:
+            shape = shape_cells[r.shape] = shape_text(r.shape)
+        rf = r.rf
+        field = rf_cells.get(rf) if rf is not None else "-"
+        if field is None:
+            field = rf_cells[rf] = rf_text(rf)
+        rows.append([str(i), row_label(r), r.type, dmap.get(id(r), ""), shape, exact(r.params), sp,
+                     exact(r.macs), sm, exact(r.values), field])
         styles.append("dim" if r.aux else ("yellow" if r.warnings else None))
     footer = ["", "total", "", "", shape_text(report.output), exact(tp), "", exact(tm), "", exact(t["activations"]), ""]
     title = plain(report.name) + (f" — {plain(report.title)}" if report.title else "")
@@ -370,11 +435,10 @@ def compare_table(out: Out, reports):
 
 
 def list_table(out: Out, rows):
-    """rows: (name, title, report) for each zoo spec."""
+    """rows: (name, entry) for each zoo network, entries as :mod:`archcalc.zoocache` keeps them."""
     cols = [Column("name", "l", 0), Column("input", "l", 0), Column("params", "r", 0), Column("MACs", "r", 0),
             Column("title", "l", 1)]
-    body = [[plain(n), shape_text(r.input), exact(r.totals["params"]), exact(r.totals["macs"]), plain(t)]
-            for n, t, r in rows]
+    body = [[plain(n), e["input_text"], e["params_text"], e["macs_text"], plain(e["title"])] for n, e in rows]
     print_table(out, cols, body, title="archcalc zoo")
 
 
@@ -532,10 +596,11 @@ def verify_table(result, out: Out | None = None):
         out.line(f"  saved for backward (batch {m['batch']}, {m['device']}): torch {_vnum(s['torch'])} bytes "
                  f"({human(s['torch'], 'B')}) in {s['storages']} storages; engine estimate {_vnum(s['engine'])} bytes "
                  f"({human(s['engine'], 'B')}); ratio torch/engine {ratio_}")
-        for k, v in (m.get("cuda") or {}).items():
+        for k, v in {**(m.get("cuda") or {}), **(m.get("live") or {})}.items():
             r = "-" if v["ratio"] is None else f"{v['ratio']:.3f}"
-            out.line(f"  {k.replace('_', ' ')} (batch {v['batch']}): torch {_vnum(v['torch'])} bytes, engine "
-                     f"{_vnum(v['engine'])} ({v['engine_is']}); ratio {r}")
+            at = f" at {plain(v['at'])}" if v.get("at") else ""
+            out.line(f"  {k.replace('_', ' ')} (batch {v['batch']}, {m['device']}): torch {_vnum(v['torch'])} bytes, engine "
+                     f"{_vnum(v['engine'])}{at} ({v['engine_is']}); ratio torch/engine {r}")
         for n in m["notes"]:
             out.line(f"  note: {plain(n)}")
     if result["ok"]:

@@ -5,8 +5,10 @@ No rich, no printing: :mod:`archcalc.render` turns these into text.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
+from json import encoder as json_encoder
 from typing import Any
 
 from . import JSON_SCHEMA, __version__
@@ -67,10 +69,18 @@ def to_dict(report: Report) -> dict:
         "output": jsonable(report.output),
         "totals": {**{k: jsonable(v) for k, v in t.items()},
                    **dict(zip(("params_trainable", "params_frozen"), map(jsonable, param_split(report)))),
-                   **{f"size_{k}": jsonable(v) for k, v in sizes(report).items()}},
+                   **{f"size_{k}": jsonable(v) for k, v in sizes(report).items()},
+                   **{k: jsonable(v) for k, v in _peaks(report).items()}},
         "layers": _Rows(report.rows),
         "warnings": list(report.warnings),
     }
+
+
+def _peaks(report: Report) -> dict:
+    """Peak memory and training MACs (archcalc.liveness, docs/memory.md)."""
+    from .liveness import totals
+
+    return totals(report)
 
 
 def layer_dict(r: Row) -> dict:
@@ -90,6 +100,41 @@ def layer_dict(r: Row) -> dict:
         "line": r.line,
         "warnings": list(r.warnings),
     }
+
+
+_q = json_encoder.encode_basestring_ascii  # JSON string literal, as json.dumps writes it (C)
+
+
+def _ints(values) -> bool:
+    for v in values:
+        if v.__class__ is not int:
+            return False
+    return True
+
+
+def layer_line(r: Row) -> str:
+    """One layer of the JSON document as one line: exactly ``json.dumps(layer_dict(r),
+    separators=(", ", ": "))``, built directly where every number is a plain int (a 200,000-layer
+    document then costs about a microsecond a layer)."""
+    rf = r.rf
+    if rf is None:
+        rf_text = "null"
+    else:
+        h, w = rf
+        nums = (h.size, h.stride, h.padding, w.size, w.stride, w.padding)
+        if not _ints(nums):
+            return json.dumps(layer_dict(r), separators=(", ", ": "))
+        rf_text = ('{"h": {"size": %d, "stride": %d, "padding": %d}, "w": {"size": %d, "stride": %d, "padding": %d}}'
+                   % nums)
+    shape = r.shape
+    if not (_ints(shape) and _ints((r.params, r.buffers, r.macs, r.values))) or not (
+            r.line is None or r.line.__class__ is int):
+        return json.dumps(layer_dict(r), separators=(", ", ": "))
+    return ('{"name": %s, "type": %s, "inputs": [%s], "output": [%s], "params": %d, "buffers": %d, "macs": %d, '
+            '"activations": %d, "rf": %s, "aux": %s, "trainable": %s, "line": %s, "warnings": [%s]}') % (
+        _q(r.name), _q(r.type), ", ".join(map(_q, r.inputs)), ", ".join(map(str, shape)), r.params, r.buffers,
+        r.macs, r.values, rf_text, "true" if r.aux else "false", "true" if r.trainable else "false",
+        "null" if r.line is None else r.line, ", ".join(map(_q, r.warnings)))
 
 
 class _Rows(list):

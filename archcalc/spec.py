@@ -20,7 +20,7 @@ from .yamlio import LMap, load_text
 
 TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants")
 BLOCK_KEYS = ("args", "layers", "scope", "doc")
-BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory")
+BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory", "peak_memory", "train_peak_memory")
 CONTROL = ("repeat", "aux")
 
 
@@ -33,7 +33,7 @@ class SymbolicRepeat(SpecError):
         self.symbols = symbols
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One layer instance. ``inputs`` are node indices; -1 is the network input."""
 
@@ -88,7 +88,6 @@ class _Ctx:
         self.file = file
         self.blocks = blocks
         self.nodes: list[Node] = []
-        self.names: dict[str, int] = {}  # name -> line
         self.index: dict[str, int] = {}  # name -> node index
         self.calls: list[str] = []  # blocks being expanded, outermost first
         self.counters: dict = {}
@@ -119,24 +118,26 @@ class _Ctx:
         return _join(scope, f"{kind}{self.counters[key]}")
 
     def add(self, name, type_, args, inputs, line, ypath, aux):
-        if name in self.names:
+        nodes = self.nodes
+        k = len(nodes)
+        if name in self.index:
             self.fail(
-                f"layer name '{name}' is used twice", line, ypath, type_, hint=f"first at line {self.names[name]}"
+                f"layer name '{name}' is used twice", line, ypath, type_,
+                hint=f"first at line {nodes[self.index[name]].where.line}",
             )
-        if len(self.nodes) >= MAX_NODES:
+        if k >= MAX_NODES:
             self.fail(f"the network expands to more than {MAX_NODES} layers", line, ypath)
         if not aux:
             for j in inputs:
-                if j >= 0 and self.nodes[j].aux:
+                if j >= 0 and nodes[j].aux:
                     self.fail(
-                        f"layer '{name}' on the main path reads '{self.nodes[j].name}', which belongs to an aux head",
+                        f"layer '{name}' on the main path reads '{nodes[j].name}', which belongs to an aux head",
                         line, ypath, type_, hint="aux heads run only in training; branch from a main-path layer instead",
                     )
-        self.names[name] = line
-        self.index[name] = len(self.nodes)
-        self.nodes.append(Node(name, type_, args, tuple(inputs), self.where(line, f"{ypath} '{name}'", type_), aux,
-                               trainable=not self.frozen))
-        return len(self.nodes) - 1
+        self.index[name] = k
+        nodes.append(Node(name, type_, args, tuple(inputs), Where(self.file, line, f"{ypath} '{name}'", type_), aux,
+                          not self.frozen))
+        return k
 
 
 def _join(scope, name):
@@ -536,6 +537,12 @@ def _budget(raw, file, line):
     return out
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_BRANCH = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+
+
 def _evaluate(value, env, where: Where, allow_words=False):
     """An int (or sympy expression) from a YAML scalar; strings are size expressions."""
     if isinstance(value, bool):
@@ -546,7 +553,7 @@ def _evaluate(value, env, where: Where, allow_words=False):
         return value
     if isinstance(value, str):
         text = value.strip()
-        if allow_words and re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", text) and text not in env:
+        if allow_words and _WORD.fullmatch(text) and text not in env:
             return text
         try:
             tree = parse(text)
@@ -635,7 +642,7 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
     if kind == "float":
         return _float(key, value, env, where, expect)
     if kind in ("size", "count"):
-        return _size(value, env, where.at(), minimum=1 if kind == "size" else 0)
+        return _size(value, env, where, minimum=1 if kind == "size" else 0)
     if kind == "groups":
         if value == "depthwise":
             return value
@@ -702,7 +709,7 @@ def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dic
     for key in ltype.keys:
         if key.name in raw:
             line = raw.lines.get(key.name) if isinstance(raw, LMap) else None
-            args[key.name] = _key_value(key, raw[key.name], env, where.at(line=line), resolve)
+            args[key.name] = _key_value(key, raw[key.name], env, where if line is None else where.at(line=line), resolve)
         elif key.required:
             raise SpecError(f"missing key '{key.name}' ({key.doc})", where)
         else:
@@ -715,17 +722,20 @@ def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dic
     return args
 
 
+_NO_OPTIONS: dict = {}  # a bare layer name's options (never written to)
+
+
 def _item_parts(item, ctx, line, ypath):
     """Split one list item into (kind, value, options) where options holds 'name' etc."""
     if isinstance(item, str):
-        return item.strip(), None, {}
+        return item.strip(), None, _NO_OPTIONS
     if isinstance(item, dict):
         if not item:
             ctx.fail("an empty mapping is not a layer", line, ypath)
         opts = {}
         main = []
         for k, v in item.items():
-            if k in ("name", "trainable"):
+            if k in ("name", "trainable", "from"):
                 opts[k] = v
             elif k == "layers" and "repeat" in item:
                 opts["layers"] = v
@@ -779,8 +789,9 @@ def _name(ctx, opts, env, scope, kind, line, ypath):
 
     if len(text) > MAX_NAME:
         ctx.fail(f"layer name {short(text)} is longer than {MAX_NAME} characters", line, ypath)
-    text = re.sub(r"\{([^{}]*)\}", interp, text)
-    if len(text) > MAX_NAME or not re.fullmatch(r"[A-Za-z0-9_\-]+", text):
+    if "{" in text:
+        text = _BRACES.sub(interp, text)
+    if len(text) > MAX_NAME or not _NAME.fullmatch(text):
         ctx.fail(f"layer name {short(text)} may hold only letters, digits, '_' and '-'", line, ypath, hint="'.' separates scopes")
     return _join(scope, text)
 
@@ -789,25 +800,24 @@ def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
     ctx.tick(line, ypath)
     if ctx.depth >= MAX_DEPTH:
         ctx.fail(f"layers are nested more than {MAX_DEPTH} deep (blocks, repeats and branches together)", line, ypath)
-    ctx.depth += 1
-    try:
-        return _expand_item_at(ctx, item, cur, env, scope, ypath, line, aux)
-    finally:
-        ctx.depth -= 1
-
-
-def _expand_item_at(ctx, item, cur, env, scope, ypath, line, aux):
     kind, value, opts = _item_parts(item, ctx, line, ypath)
-    trainable = opts.get("trainable", True)
-    if not isinstance(trainable, bool):
+    if opts and "from" in opts:  # `from: LAYER` on an item: it reads that earlier layer, not the one before it
+        cur = _tap(ctx, opts["from"], env, scope, line, ypath, kind)
+    trainable = opts.get("trainable", True) if opts else True
+    if trainable is not True and not isinstance(trainable, bool):
         ctx.fail(f"'trainable' is true or false, got {short(trainable)}", line, ypath)
+    ctx.depth += 1
     if trainable:
-        return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+        try:
+            return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+        finally:
+            ctx.depth -= 1
     ctx.frozen += 1
     try:
         return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
     finally:
         ctx.frozen -= 1
+        ctx.depth -= 1
 
 
 def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
@@ -844,7 +854,6 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
 
     if ltype is not None:
         name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
-        w = ctx.where(line, f"{ypath} '{name}'", ltype.name)
         refs: list = []
 
         def resolve(ref, key="like"):  # a `like: LAYER` key: the layer's output becomes an extra input
@@ -855,7 +864,7 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         key = _static_key(ctx, ltype, value)
         args = ctx.args_cache.get(key) if key is not None else None
         if args is None:
-            args = _layer_args(ltype, value, env, w, resolve)
+            args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve)
             if key is not None:
                 ctx.args_cache[key] = args
         return ctx.add(name, ltype.name, args, [cur] + refs, line, ypath, aux)
@@ -867,11 +876,17 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     ctx.fail(f"unknown layer type {short(kind)}", line, ypath, hint=expected_one_of(kind, choices, "a layer type or block"))
 
 
+_HAS_REF: dict = {}  # layer type -> does it take a `ref` key (a layer reference)?
+
+
 def _static_key(ctx, ltype, value):
     """A cache key for a layer's keys when they cannot differ between expansions (no '$' argument
     or index anywhere, no layer reference): a repeat then reads them once, not once per round.
     Symbols are fixed for the whole load, so expressions in them evaluate alike every time."""
-    if any(k.kind == "ref" for k in ltype.keys):
+    has_ref = _HAS_REF.get(ltype.name)
+    if has_ref is None:
+        has_ref = _HAS_REF[ltype.name] = any(k.kind == "ref" for k in ltype.keys)
+    if has_ref:
         return None
     key = (ltype.name, id(value))
     static = ctx.static.get(key)
@@ -917,7 +932,7 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
         ctx.fail(f"{ltype.name} needs at least two branches, got {len(branches)}", line, ypath, ltype.name)
     ends = []
     for bname, branch in branches:
-        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", str(bname)) or isinstance(bname, bool):
+        if not _BRANCH.fullmatch(str(bname)) or isinstance(bname, bool):
             ctx.fail(f"branch name {short(bname)} may hold only letters, digits, '_' and '-'", line, ypath, ltype.name)
         ctx.tick(line, ypath)
         bscope = _join(scope, str(bname)) if named else _join(name, bname)
@@ -951,7 +966,7 @@ def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
     any enclosing one), or 'input' for the network input."""
     if not isinstance(ref, str) or not ref:
         ctx.fail(f"'{key}' names an earlier layer, got {short(ref)}", line, ypath, layer)
-    name = re.sub(r"\{([^{}]*)\}", lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref)
+    name = _BRACES.sub(lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref) if "{" in ref else ref
     parts = scope.split(".") if scope else []
     for k in range(len(parts), -1, -1):
         full = _join(".".join(parts[:k]), name)

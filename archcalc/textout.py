@@ -43,9 +43,20 @@ def plain(text) -> str:
     return _UNSAFE.sub(_escape, s)
 
 
+# Printable ASCII and the non-ASCII characters archcalc itself prints (box drawing, the bars'
+# block elements, marks such as ✓ and ≈): each takes one column, so such a string's width is its
+# length. A 200,000-row table is almost all such strings (issue 14).
+_ONE_COLUMN = re.compile("[\x20-\x7e\u2500-\u259f\u2713\u2717\u2248\u2260\u2014\u2026\u00d7\u00b7]*")
+
+
+def one_column(s: str) -> bool:
+    """Does every character of ``s`` take exactly one terminal column?"""
+    return s.isascii() and s.isprintable() or _ONE_COLUMN.fullmatch(s) is not None
+
+
 def cells(s: str) -> int:
     """Terminal columns a string takes (wide East Asian characters count 2)."""
-    if s.isascii():
+    if s.isascii() or _ONE_COLUMN.fullmatch(s):
         return len(s)
     from rich.cells import cell_len
 
@@ -169,7 +180,7 @@ def _row_formatter(widths, aligns, sep, left, right, keep=None):
     fmt_format = fmt.format
 
     def line(r):
-        if "".join(r).isascii():
+        if one_column("".join(r)):
             return fmt_format(*r)
         return left + sep.join(_pad(r[i], w, a) for i, w, a in zip(keep, widths, aligns)) + right
 
@@ -186,7 +197,7 @@ def _widths(cols, rows, footer, short):
             n = max(map(len, col))
             if n > w:
                 w = n
-            if not "".join(col).isascii():
+            if not one_column("".join(col)):
                 w = max(w, max(map(cells, col)))
         if footer is not None and cells(footer[i]) > w:
             w = cells(footer[i])

@@ -336,6 +336,53 @@ def _attr_names(names):
     return out
 
 
+_ARCHNET_ATTRS = {"spec_name", "input_shape", "node_names", "attrs", "types", "inputs", "aux", "outputs", "run",
+                  "node_modules"}
+
+
+def module_paths(names):
+    """Node names to module paths: the spec's dotted scopes become nested modules, so a layer
+    named ``layer1.0.conv1`` holds ``layer1.0.conv1.weight`` in the state_dict, as the model it
+    was imported from. A part that would shadow an attribute of nn.Module (or of ArchNet, at
+    the top) gets a trailing ``_``; a duplicate path a counter. A node whose name is also the
+    scope of other nodes (a join and its list branches, ``add1`` and ``add1.b1.conv1``) sits
+    beside that scope (``add1_``), so each node's module holds only its own parameters."""
+    scopes = {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 1)}
+    names = [n + "_" if n in scopes else n for n in names]
+    out, used = [], set()
+    for name in names:
+        parts = []
+        for k, part in enumerate(name.split(".")):
+            p = part or "_"
+            if p.startswith("_"):
+                p = "n" + p
+            if hasattr(nn.Module, p) or (k == 0 and p in _ARCHNET_ATTRS):
+                p += "_"
+            parts.append(p)
+        path = base = ".".join(parts)
+        k = 2
+        while path in used:
+            path, k = f"{base}_{k}", k + 1
+        used.add(path)
+        out.append(path)
+    return out
+
+
+def _place(root, path, mod):
+    """Put ``mod`` at the dotted ``path`` under ``root``, making plain containers for the scopes on
+    the way; a container made earlier for deeper layers hands its children to ``mod``."""
+    *scopes, last = path.split(".")
+    for name in scopes:
+        if name not in root._modules:
+            root.add_module(name, nn.Module())
+        root = root._modules[name]
+    old = root._modules.get(last)
+    if old is not None and type(old) is nn.Module:
+        for k, v in old._modules.items():
+            mod.add_module(k, v)
+    root.add_module(last, mod)
+
+
 def _out_shapes(net):
     shapes = {-1: tuple(net.input)}
     for i, node in enumerate(net.nodes):
@@ -405,7 +452,8 @@ def plan(net, probe=None):
         )
     shapes = _out_shapes(net)
     safe = inplace_safe(net, shapes)
-    attrs = _attr_names([n.name for n in net.nodes])
+    attrs = module_paths([n.name for n in net.nodes])
+    variables = _attr_names([n.name for n in net.nodes])
     out = []
     for i, node in enumerate(net.nodes):
         ltype = L.REGISTRY[node.type]
@@ -414,7 +462,7 @@ def plan(net, probe=None):
             args = {**args, "inplace": False}  # its input is read elsewhere: in place would be wrong
         xs = [shapes[j] for j in node.inputs]
         ops = ltype.torch(args, xs, shapes[i]) if probe is None else ltype.probe(args, xs, shapes[i], probe)
-        out.append({"name": node.name, "attr": attrs[i], "type": node.type, "ops": [(cls, dict(kw)) for cls, kw in ops],
+        out.append({"name": node.name, "attr": attrs[i], "var": variables[i], "type": node.type, "ops": [(cls, dict(kw)) for cls, kw in ops],
                     "inputs": tuple(node.inputs), "aux": node.aux, "trainable": getattr(node, "trainable", True)})
     return out
 
@@ -423,7 +471,8 @@ def plan(net, probe=None):
 
 
 class ArchNet(nn.Module):
-    """A spec as a torch module: one submodule per node, run in the spec's order."""
+    """A spec as a torch module: one submodule per node (nested by the node's dotted name), run in
+    the spec's order. ``getattr(model, 'layer1.0.conv1')`` reaches a nested node's module."""
 
     def __init__(self, net, steps=None):
         super().__init__()
@@ -438,10 +487,11 @@ class ArchNet(nn.Module):
             mod = mods[0] if len(mods) == 1 else nn.Sequential(*mods)
             if not st.get("trainable", True):
                 mod.requires_grad_(False)  # `trainable: false`: frozen parameters
-            self.add_module(st["attr"], mod)
+            _place(self, st["attr"], mod)
             self.node_names[st["attr"]] = st["name"]
             self.attrs.append(st["attr"])
             self.types.append(st["type"])
+        self._mods = [self.get_submodule(st["attr"]) for st in steps]  # a plain list: run() without lookups
         self.inputs = [st["inputs"] for st in steps]
         self.aux = [st["aux"] for st in steps]
         self.outputs = outputs(net)
@@ -462,9 +512,14 @@ class ArchNet(nn.Module):
                 free.setdefault(i, []).append(j)
         return free
 
+    def __getattr__(self, name):
+        if "." in name:
+            return self.get_submodule(name)
+        return super().__getattr__(name)
+
     def node_modules(self):
         """(node name, module) per node, in order."""
-        return [(self.node_names[a], getattr(self, a)) for a in self.attrs]
+        return [(self.node_names[a], self.get_submodule(a)) for a in self.attrs]
 
     def run(self, x, aux=None):
         """Run the nodes (aux heads too when ``aux``, default: in training mode); returns the list of
@@ -472,10 +527,10 @@ class ArchNet(nn.Module):
         aux = self.training if aux is None else aux
         free = self._free[bool(aux)]
         values = {-1: x}
-        for i, attr in enumerate(self.attrs):
+        for i, mod in enumerate(self._mods):
             if self.aux[i] and not aux:
                 continue
-            values[i] = getattr(self, attr)(*[values[j] for j in self.inputs[i]])
+            values[i] = mod(*[values[j] for j in self.inputs[i]])
             for j in free.get(i, ()):
                 values.pop(j, None)
         return [values[i] for i in self.outputs if i in values]
@@ -588,13 +643,40 @@ def export_source(network) -> str:
     for cls in used:
         lines += ["", inspect.getsource(CUSTOM[cls]).rstrip(), ""]
     lines += ["", f"class {cname}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
+    scopes = {".".join(st["attr"].split(".")[:k]) for st in steps for k in range(1, st["attr"].count(".") + 1)}
+    flat = {st["attr"] for st in steps if st["attr"] == st["var"] and st["attr"] not in scopes}
+    nested = len(flat) < len(steps)
+
+    def module(st):  # how forward reaches a node's module: an attribute, or its dotted path
+        return f"self.{st['attr']}" if st["attr"] in flat else f"self.get_submodule({_py(st['attr'])})"
+
     for st in steps:
         mods = [f"{'' if cls in CUSTOM else 'nn.'}{cls}({', '.join(f'{k}={_py(v)}' for k, v in kw.items())})"
                 for cls, kw in st["ops"]]
         text = mods[0] if len(mods) == 1 else "nn.Sequential(" + ", ".join(mods) + ")"
         if not st["trainable"]:
             text += ".requires_grad_(False)"  # trainable: false
-        lines.append(f"        self.{st['attr']} = {text}")
+        if st["attr"] in flat:
+            lines.append(f"        self.{st['attr']} = {text}")
+        else:  # nested by the spec's dotted scopes, as the state_dict of the model it describes
+            lines.append(f"        self._put({_py(st['attr'])}, {text})")
+    if nested:
+        lines += [
+            "",
+            "    def _put(self, path, module):",
+            '        """Place a module at a dotted path, making plain containers for the scopes on the way."""',
+            '        *scopes, last = path.split(".")',
+            "        root = self",
+            "        for name in scopes:",
+            "            if name not in root._modules:",
+            "                root.add_module(name, nn.Module())",
+            "            root = root._modules[name]",
+            "        old = root._modules.get(last)",
+            "        if old is not None and type(old) is nn.Module:  # a container made for deeper layers first",
+            "            for key, child in old._modules.items():",
+            "                module.add_module(key, child)",
+            "        root.add_module(last, module)",
+        ]
     lines += ["", "    def forward(self, x):"]
     var = {-1: "x"}
     input_busy = max(readers.get(-1, [0]))  # `x` holds the input until its last reader ran
@@ -603,13 +685,13 @@ def export_source(network) -> str:
         # a value read only by the very next node of the main path flows through `x`
         simple = (not st["aux"] and readers.get(i) == [i + 1] and i not in outs
                   and not steps[i + 1]["aux"] and i >= input_busy)
-        var[i] = "x" if simple else st["attr"]
+        var[i] = "x" if simple else st["var"]
         args = ", ".join(var[j] for j in st["inputs"])
         if st["aux"] and not in_aux:
             lines.append("        if self.training:  # auxiliary head")
         in_aux = st["aux"]
         indent = "            " if st["aux"] else "        "
-        lines.append(f"{indent}{var[i]} = self.{st['attr']}({args})")
+        lines.append(f"{indent}{var[i]} = {module(st)}({args})")
     main = var[outs[0]]
     if len(outs) > 1:
         aux_vars = ", ".join(var[i] for i in outs[1:])

@@ -28,10 +28,30 @@ with warnings.catch_warnings():
     import torch
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
 
 from . import layers as L
 from .errors import SpecError, UsageError
 from .torch import build, plan
+
+
+def _no_dynamo_import(*classes):
+    """Start-up: torch wraps every TorchDispatchMode's ``__torch_dispatch__`` so that dynamo never
+    traces it, and that wrapper imports ``torch._dynamo`` on its first call: 1.1-1.4 s, a third of
+    ``archcalc verify resnet152`` (issue 14). archcalc compiles nothing, so for the modes it runs
+    (FlopCounterMode's, the live-bytes tracker) the wrapper is told, as it would cache itself,
+    that the function to call is the function itself. Skipped where torch's internals differ or
+    dynamo is already loaded (a process that compiles keeps torch's own behaviour)."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    for cls in classes:
+        raw = getattr(cls.__dict__.get("__torch_dispatch__"), "__wrapped__", None)
+        if callable(raw) and getattr(raw, "__dynamo_disable", None) is None:
+            setattr(raw, "__dynamo_disable", raw)
 
 OK, NOTE, BAD = "ok", "note", "mismatch"
 METRICS = ("shape", "params", "buffers", "macs", "values")
@@ -503,7 +523,24 @@ def memory(net, report, device="cpu", batch=1) -> dict:
     }
     if dev.type == "cuda":
         out["cuda"] = _cuda_peaks(net, report, batch, run_batch)
+    elif dev.type == "cpu":
+        out["live"] = _cpu_live(net, report, batch)
     return out
+
+
+def _cpu_live(net, report, batch):
+    """The inference peak of live tensor bytes on the CPU (:func:`live_bytes`) beside the engine's
+    liveness estimate: they agree exactly (docs/memory.md)."""
+    from .liveness import totals as peaks
+
+    got = live_bytes(net, batch=batch)
+    est = peaks(report, batch)
+    at = got["at"]
+    return {"inference_live_bytes": {
+        "batch": batch, "engine": est["inference_peak_bytes"], "torch": got["peak"],
+        "ratio": _ratio(got["peak"], est["inference_peak_bytes"]),
+        "at": est["inference_peak_layer"], "torch_at": net.nodes[at].name if isinstance(at, int) else at,
+        "engine_is": "liveness: live tensors of a no-grad forward"}}
 
 
 def _bn_on_single_values(report) -> bool:
@@ -511,40 +548,136 @@ def _bn_on_single_values(report) -> bool:
     return any(L.REGISTRY[r.type].batch_stats and (len(r.shape) == 1 or tuple(r.shape[1:]) == (1, 1)) for r in report.rows)
 
 
-def _cuda_peaks(net, report, batch, run_batch):
-    """Peak allocated bytes above the model and input: an inference forward at ``batch`` and a
-    training forward+backward at ``run_batch`` (``batch``, or 2 where batch norm needs it)."""
+def cuda_peak(model, net, n, train) -> int:
+    """Peak allocated CUDA bytes above the model and the input of one run of ``model`` at batch
+    ``n``: an inference forward (eval, no grad) or a training forward+backward of the outputs' sum
+    (no optimizer step; the gradients are dropped afterwards)."""
     cuda = torch.cuda
-    model = build(net, device="cuda")
-    t = report.totals
+    x = torch.randn(n, *net.input, device="cuda")
+    cuda.synchronize()
+    base = cuda.memory_allocated()
+    cuda.reset_peak_memory_stats()
+    if train:
+        outs = model.train()(x)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sum(o.float().sum() for o in outs).backward()
+        del outs
+    else:
+        with torch.no_grad():
+            model.eval()(x)
+    cuda.synchronize()
+    got = cuda.max_memory_allocated() - base
+    model.zero_grad(set_to_none=True)
+    return got
 
-    def peak(n, train):
-        x = torch.randn(n, *net.input, device="cuda")
-        cuda.synchronize()
-        base = cuda.memory_allocated()
-        cuda.reset_peak_memory_stats()
-        if train:
-            outs = model.train()(x)
-            outs = outs if isinstance(outs, tuple) else (outs,)
-            sum(o.float().sum() for o in outs).backward()
-            model.zero_grad(set_to_none=True)
-        else:
-            with torch.no_grad():
-                model.eval()(x)
-        cuda.synchronize()
-        return cuda.max_memory_allocated() - base
 
-    fwd = peak(batch, False)
-    train = peak(run_batch, True)
-    est_fwd = t["activation_bytes"] * batch
-    est_train = t["train_saved_bytes"] * run_batch + t["param_bytes"]  # activations saved + gradients
+def _cuda_peaks(net, report, batch, run_batch, model=None):
+    """Peak allocated bytes above the model and input: an inference forward at ``batch`` (no grad,
+    eval mode) and a training forward+backward at ``run_batch`` (``batch``, or 2 where batch norm
+    needs it; no optimizer step), beside the engine's liveness estimates (archcalc.liveness)."""
+    from .liveness import totals as peaks
+
+    model = build(net, device="cuda") if model is None else model
+    fwd = cuda_peak(model, net, batch, False)
+    train = cuda_peak(model, net, run_batch, True)
+    inf = peaks(report, batch)
+    tr = peaks(report, run_batch)
     return {
-        "forward_peak_bytes": {"batch": batch, "engine": est_fwd, "torch": fwd, "ratio": fwd / est_fwd if est_fwd else None,
-                               "engine_is": "activation_bytes x batch (every new tensor kept)"},
-        "train_peak_bytes": {"batch": run_batch, "engine": est_train, "torch": train,
-                             "ratio": train / est_train if est_train else None,
-                             "engine_is": "train_saved_bytes x batch + gradients (param_bytes)"},
+        "inference_peak_bytes": {"batch": batch, "engine": inf["inference_peak_bytes"], "torch": fwd,
+                                 "ratio": _ratio(fwd, inf["inference_peak_bytes"]), "at": inf["inference_peak_layer"],
+                                 "engine_is": "liveness: live tensors of a no-grad forward"},
+        "train_peak_bytes": {"batch": run_batch, "engine": tr["train_peak_bytes"], "torch": train,
+                             "ratio": _ratio(train, tr["train_peak_bytes"]),
+                             "at": f"{tr['train_peak_layer']} ({tr['train_peak_phase']})",
+                             "engine_is": "liveness: live tensors and gradients of forward+backward"},
     }
+
+
+def _ratio(measured, estimate):
+    return measured / estimate if isinstance(estimate, int) and estimate else None
+
+
+class LiveBytes(TorchDispatchMode):
+    """Counts the bytes of the storages that tensors made under it hold, as torch dispatches each
+    op: after every op, the storages still alive (weak references; storages made before the mode,
+    such as weights and the input, are not counted); ``peak`` is the largest such total and
+    ``where`` what :attr:`label` said then. Exact for every tensor torch hands out; allocations
+    inside a kernel (a convolution's workspace) are not tensors and are not seen."""
+
+    def __init__(self, ignore=()):
+        super().__init__()
+        self.ignore = {_storage(t) for t in ignore}  # weights, buffers, the input: alive throughout
+        self.storages: dict = {}
+        self.now = self.peak = 0
+        self.label = self.where = None
+
+    def live(self) -> int:
+        """Bytes alive now (dropping the storages that died since the last op)."""
+        dead = [k for k, (ref, _) in self.storages.items() if ref.expired()]
+        for k in dead:
+            self.now -= self.storages.pop(k)[1]
+        return self.now
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.live()  # a storage may reuse a dead one's address: forget the dead first
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                key = st._cdata
+                if key not in self.storages and key not in self.ignore:
+                    self.storages[key] = (StorageWeakRef(st), st.nbytes())
+                    self.now += st.nbytes()
+        if self.now > self.peak:
+            self.peak, self.where = self.now, self.label
+        return out
+
+
+def live_bytes(net, batch=1, train=False, device="cpu") -> dict:
+    """Run the built model on the CPU under :class:`LiveBytes`: an inference forward (eval, no
+    grad) or a training forward+backward of the outputs' sum (no optimizer step); on the meta
+    device too (the same storages, nothing computed). Returns the peak
+    bytes (above weights and input), the node running at the peak, and per node the bytes alive
+    just after it (before the next node starts; inference only, main path)."""
+    _concrete(net)
+    dev = _device(device)
+    model = build(net, device="meta")  # no initialisation: the values do not matter here
+    if dev.type != "meta":
+        model = model.to_empty(device=dev)
+        with torch.no_grad():
+            for t in [*model.parameters(), *model.buffers()]:
+                t.zero_()  # zeros: no overflow, no denormals (slow on the CPU)
+    model.train(train)
+    x = (torch.empty if dev.type == "meta" else torch.randn)(batch, *net.input, device=dev)
+    mode = LiveBytes([*model.parameters(), *model.buffers(), x])
+    after: dict = {}
+    order = []
+
+    def pre(i):
+        def hook(mod, args):
+            if order:
+                after[order[-1]] = mode.live()
+            order.append(i)
+            mode.label = i
+        return hook
+
+    handles = [mod.register_forward_pre_hook(pre(i)) for i, (_, mod) in enumerate(model.node_modules())]
+    try:
+        if train:
+            with mode:
+                outs = model.run(x, aux=True)
+                mode.label = "backward"
+                sum(o.sum() for o in outs).backward()
+                del outs
+        else:
+            with torch.no_grad(), mode:
+                outs = model.run(x, aux=False)
+                after[order[-1]] = mode.live()
+                del outs
+    finally:
+        for h in handles:
+            h.remove()
+    return {"peak": mode.peak, "at": mode.where, "after": after, "batch": batch}
 
 
 # --------------------------------------------------------------------------- one call
@@ -574,3 +707,12 @@ def verify(net, report=None, device="meta", batch=1, rf=False, rf_layers=None, m
         result["memory"] = memory(net, report, device, batch)
     result["ok"] = result["mismatches"] == 0
     return result
+
+
+def _seed_modes():
+    import torch.utils.flop_counter as flop_counter
+
+    _no_dynamo_import(*(c for c in (getattr(flop_counter, "_FlopCounterMode", None), globals().get("LiveBytes")) if c))
+
+
+_seed_modes()

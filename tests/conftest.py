@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ import pytest
 from archcalc.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# `archcalc list` keeps a cache (archcalc/zoocache.py): the tests use one of their own, never the
+# user's, and subprocesses inherit it
+os.environ["ARCHCALC_CACHE_DIR"] = tempfile.mkdtemp(prefix="archcalc-test-cache-")
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "torchvision.json").read_text())["models"]
 
 

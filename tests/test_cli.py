@@ -75,12 +75,19 @@ def test_input_and_set_override(cli):
 
 
 def test_fit_and_batch(cli):
+    from archcalc import analyze, load
+    from archcalc.liveness import totals
+
     _, out, _ = cli("summary", "vgg16", "--fit", "16GiB", "-f", "json")
     doc = json.loads(out)
     t = doc["totals"]
     # weights + gradients (SGD keeps no state) = 2 * 4 bytes * params
     assert t["train_state_bytes"] == 2 * 4 * 138_357_544
-    assert doc["fit"]["max_batch"] == (16 * 2**30 - t["train_state_bytes"]) // t["train_saved_bytes"]
+    # --fit answers for training with the liveness model (issue 12): the largest batch whose training total
+    # (training peak, weights, optimizer state and input) fits the budget
+    assert doc["fit"] == {"budget_bytes": 16 * 2**30, "max_batch": 218, "for": "training"}
+    r = analyze(load("vgg16"))
+    assert totals(r, 218)["train_total_bytes"] <= 16 * 2**30 < totals(r, 219)["train_total_bytes"]
     _, out, _ = cli("summary", "vgg16", "--optimizer", "adam", "--batch", "4", "-f", "json")
     t = json.loads(out)["totals"]
     assert t["train_state_bytes"] == 4 * 4 * 138_357_544  # weights, grads, two Adam moments

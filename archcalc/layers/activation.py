@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import REQUIRED, Key, Pointwise, register
+from .base import REQUIRED, Key, Pointwise, args_of, register
 
 
 class _Activation(Pointwise):
@@ -25,6 +25,14 @@ class _Activation(Pointwise):
             kw["inplace"] = a["inplace"]
         return [(self.torch_name, kw)]
 
+    def from_torch(self, op, kw, xs, y):
+        if kw.get("approximate", "none") != "none":
+            return None  # GELU's tanh approximation is another function
+        out = {k: kw[k] for k in self.extra}
+        if self.can_inplace:
+            out["inplace"] = bool(kw.get("inplace", op.endswith("_")))
+        return out
+
 
 def _activation(name, torch_name, doc, saved="output", can_inplace=True, extra=()):
     """Declare an activation: its YAML name, the torch.nn class, what its backward keeps
@@ -41,6 +49,7 @@ def _activation(name, torch_name, doc, saved="output", can_inplace=True, extra=(
             "saved": saved,
             "can_inplace": can_inplace,
             "extra": {k.name: k for k in extra},
+            "torch_ops": (torch_name, name, name + "_"),  # the module, F.name / torch.name / x.name(), x.name_()
         },
     )
     return register(cls)
@@ -72,6 +81,11 @@ class Softmax(Pointwise):
     def torch(self, a, xs, y):
         return [("Softmax", {"dim": 1})]
 
+    torch_ops = ("Softmax", "softmax")
+
+    def from_torch(self, op, kw, xs, y):
+        return {} if kw.get("dim") in (1, -len(xs[0])) and kw.get("dtype") is None else None
+
 
 @register
 class Scale(Pointwise):
@@ -82,6 +96,15 @@ class Scale(Pointwise):
 
     def torch(self, a, xs, y):
         return [("Scale", {"factor": a["factor"]})]
+
+    torch_ops = ("mul", "imul", "mul_", "Scale")
+
+    def from_torch(self, op, kw, xs, y):
+        if op == "Scale":
+            return {"factor": kw["factor"]}
+        args = args_of(kw) or [kw.get("input"), kw.get("other")]
+        consts = [v for v in args if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return {"factor": float(consts[0])} if len(args) == 2 and len(consts) == 1 else None
 
 
 @register
@@ -99,6 +122,11 @@ class Dropout(Pointwise):
 
     def torch(self, a, xs, y):
         return [("Dropout", {"p": a["p"]})]
+
+    torch_ops = ("Dropout", "dropout")
+
+    def from_torch(self, op, kw, xs, y):
+        return {"p": kw["p"]}
 
 
 @register
@@ -125,10 +153,20 @@ class StochasticDepth(Pointwise):
     def torch(self, a, xs, y):
         return [("StochasticDepth", {"p": a["p"], "mode": a["mode"]})]
 
+    torch_ops = ("StochasticDepth", "stochastic_depth")
+
+    def from_torch(self, op, kw, xs, y):
+        return {"p": kw["p"], "mode": kw["mode"]} if kw["mode"] in ("row", "batch") else None
+
 
 @register
 class Identity(Pointwise):
     name = "identity"
     doc = "Passes its input on unchanged (no new tensor)."
     view = True
+    grad_alias = True  # no autograd node: the gradient passes through
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+    torch_ops = ("Identity", "contiguous")
+
+    def from_torch(self, op, kw, xs, y):
+        return {}

@@ -248,6 +248,28 @@ class LayerType:
         """Elements of work tensors (of the dtype) that backward keeps besides those above."""
         return 0
 
+    # -- liveness (archcalc/liveness.py: peak memory as the builder really runs the model)
+    grad_alias: ClassVar[bool] = False  # backward hands its output's gradient to its inputs as is (or views of it)
+    grad_shared: ClassVar[bool] = False  # backward makes one gradient that all its inputs share (a mean's)
+    workspace_per_batch: ClassVar[bool] = False  # its ``workspace`` is one per batch, not per image (BN's statistics)
+
+    def fresh(self, a: dict, xs: list, y, training: bool) -> bool:
+        """Does the built module put its output in a new storage? ``new_tensor``, except where torch
+        copies although the engine's values convention counts no new values."""
+        return self.new_tensor(a, xs, y, training) is not False
+
+    def scratch(self, a: dict, xs: list, y, itemsize: int, training: bool) -> Any:
+        """Allocates at inference (and in a training forward) beyond its output: the bytes per image
+        the built module holds at its peak besides its inputs and its output (a padded copy,
+        max-pool indices, partial sums), all freed when it returns. Kept for backward is
+        ``saves``/``workspace``, not this."""
+        return 0
+
+    def backward_macs(self, a: dict, xs: list, y, grad_input: bool, grad_weight: bool) -> Any:
+        """Multiply-accumulates of its backward per image: the gradient of its input (when
+        ``grad_input``: the input needs one) and of its weights (when ``grad_weight``: trainable)."""
+        return 0
+
     # -- torch
     def torch(self, a: dict, xs: list, y) -> list[tuple[str, dict]]:
         """The torch modules, as plain data: [(class name, keyword arguments), ...]. Names are
@@ -268,6 +290,42 @@ class LayerType:
     def copy_note(self, a: dict, xs: list, y) -> str | None:
         """Why torch may make a new tensor where the engine counts no new values, if it may."""
         return None
+
+    # -- the importer (archcalc/importer/): a torch module, function or method back to this type
+    torch_ops: ClassVar[tuple[str, ...]] = ()  # torch.nn classes and function / method names it stands for
+
+    def from_torch(self, op: str, kw: dict, xs: list, y) -> Any:
+        """The spec keys of a traced torch module or call named ``op`` (one of ``torch_ops``), or
+        None where this type does not express it. ``kw``: the module's constructor values, or the
+        call's arguments by name (``args``: positional ones without a schema); tensor arguments are
+        :data:`TENSOR`, a size read from a tensor's shape a :class:`SizeOf`. ``xs``/``y``: the tensor
+        inputs' and the output's shapes without the batch dimension. A list of (type, keys) stands
+        for several layers in a row."""
+        return None
+
+
+TENSOR = type("Tensor", (), {"__repr__": lambda self: "TENSOR"})()  # the importer's tensor argument
+
+
+@dataclass(frozen=True)
+class SizeOf:
+    """A size the traced model read from a tensor's shape (``F.interpolate(x, size=y.shape[-2:])``):
+    ``index`` is that tensor among the call's tensor inputs."""
+
+    index: int
+
+
+def pair_of(v):
+    """A torch size argument as the spec writes it: an int, or [h, w] when they differ."""
+    if isinstance(v, (tuple, list)):
+        v = tuple(int(x) for x in v)
+        return v[0] if len(v) == 1 or (len(v) == 2 and v[0] == v[1]) else v
+    return int(v)
+
+
+def args_of(kw: dict) -> list:
+    """The positional arguments of an operator call (``kw['args']``), else []."""
+    return list(kw.get("args", ()))
 
 
 class Pointwise(LayerType):

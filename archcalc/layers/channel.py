@@ -10,6 +10,7 @@ class Flatten(LayerType):
     name = "flatten"
     doc = "C x H x W to a flat vector of C*H*W (a view: no new tensor)."
     view = True
+    grad_alias = True  # backward reshapes the gradient (a view)
     formulas = {"shape": "C*H*W", "params": "0", "macs": "0"}
 
     def out(self, a, xs):
@@ -17,6 +18,14 @@ class Flatten(LayerType):
 
     def torch(self, a, xs, y):
         return [("Flatten", {})]
+
+    torch_ops = ("Flatten", "flatten", "view", "reshape")
+
+    def from_torch(self, op, kw, xs, y):
+        # torch.flatten(x, 1), nn.Flatten(), x.view(n, -1): a flat vector of everything per image
+        if op[0].islower() and op != "flatten" or kw.get("start_dim", 1) == 1 and kw.get("end_dim", -1) == -1:
+            return {} if len(y) == 1 and y[0] == prod(xs[0]) else None
+        return None
 
 
 @register
@@ -46,6 +55,23 @@ class Channels(LayerType):
     def torch(self, a, xs, y):
         return [("ChannelSlice", {"start": a["start"], "stop": a["start"] + y[0]})]
 
+    torch_ops = ("chunk", "split", "ChannelSlice")
+
+    def from_torch(self, op, kw, xs, y):
+        # one part of x.chunk(k, dim=1) / x.split(n, dim=1) (``index``: which part)
+        x = xs[0]
+        if op == "ChannelSlice":
+            return {"start": kw["start"], "stop": kw["stop"]}
+        if len(x) != 3 or kw.get("dim", 0) not in (1, -3):
+            return None
+        if op == "chunk":
+            sizes = [-(-x[0] // kw["chunks"])] * kw["chunks"]
+        else:
+            n = kw["split_size_or_sections"] if "split_size_or_sections" in kw else kw["split_size"]
+            sizes = list(n) if isinstance(n, (list, tuple)) else [n] * (-(-x[0] // n))
+        start = sum(sizes[: kw["index"]])
+        return {"start": start, "stop": start + y[0]}
+
     def probe(self, a, xs, y, collapse):
         return [("Identity", {})] if collapse else self.torch(a, xs, y)
 
@@ -68,6 +94,11 @@ class ChannelShuffle(LayerType):
 
     def torch(self, a, xs, y):
         return [("ChannelShuffle", {"groups": a["groups"]})]
+
+    torch_ops = ("channel_shuffle", "ChannelShuffle")
+
+    def from_torch(self, op, kw, xs, y):
+        return {"groups": kw["groups"]}
 
     def probe(self, a, xs, y, collapse):
         return [("Identity", {})] if collapse else self.torch(a, xs, y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, eff, hw, pads, register, same_out, window_out
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, eff, hw, pads, pair_of, register, same_out, window_out
 
 
 class _ConvBase(LayerType):
@@ -24,6 +24,13 @@ class _ConvBase(LayerType):
 
     def saves(self, a, training):
         return ("input",)
+
+    def backward_macs(self, a, xs, y, grad_input, grad_weight):
+        # grad-input is a transposed conv of the same size, grad-weight a conv of the input with the
+        # output's gradient: each the forward's MACs (torch's FlopCounterMode counts a grouped conv's
+        # grad-weight as if ungrouped, x groups: docs/memory.md)
+        m = self.macs(a, xs, y)
+        return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
 
 
 @register
@@ -73,9 +80,28 @@ class Conv(_ConvBase):
         t, b, l, r = pads(a, xs[0], k)
         return Axis(k[0], a["stride"][0], t, b), Axis(k[1], a["stride"][1], l, r)
 
+    torch_ops = ("Conv2d",)
+
+    def from_torch(self, op, kw, xs, y):
+        if kw.get("padding_mode", "zeros") != "zeros" or len(xs[0]) != 3:
+            return None
+        pad = kw["padding"]
+        g = kw["groups"]
+        return {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
+                "padding": "same" if pad == "same" else 0 if pad == "valid" else pair_of(pad),
+                "dilation": pair_of(kw["dilation"]), "groups": "depthwise" if 1 < g == kw["in_channels"] else g,
+                "bias": bool(kw["bias"])}
+
     def size_dependent(self, a):
         # TF 'same' padding at stride > 1 depends on the input size
         return a["padding"] == "same" and tuple(a["stride"]) != (1, 1)
+
+    def scratch(self, a, xs, y, itemsize, training):
+        x = xs[0]
+        t, b, l, r = pads(a, x, eff(a))
+        if t == b and l == r:
+            return 0
+        return as_int(x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize)  # the ZeroPad2d copy the conv reads
 
     def torch(self, a, xs, y):
         x = xs[0]
@@ -193,6 +219,17 @@ class ConvTranspose(_ConvBase):
             "dilation": tuple(a["dilation"]),
         })]
 
+    torch_ops = ("ConvTranspose2d",)
+
+    def from_torch(self, op, kw, xs, y):
+        if kw.get("padding_mode", "zeros") != "zeros" or len(xs[0]) != 3:
+            return None
+        g = kw["groups"]
+        return {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
+                "padding": pair_of(kw["padding"]), "output_padding": pair_of(kw["output_padding"]),
+                "dilation": pair_of(kw["dilation"]), "groups": "depthwise" if 1 < g == kw["in_channels"] else g,
+                "bias": bool(kw["bias"])}
+
     def probe(self, a, xs, y, collapse):
         if not collapse:
             return self.torch(a, xs, y)
@@ -232,5 +269,14 @@ class Linear(LayerType):
     def saves(self, a, training):
         return ("input",)
 
+    def backward_macs(self, a, xs, y, grad_input, grad_weight):
+        m = self.macs(a, xs, y)  # grad-input: grad @ W; grad-weight: grad^T @ x
+        return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
+
     def torch(self, a, xs, y):
         return [("Linear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]
+
+    torch_ops = ("Linear",)
+
+    def from_torch(self, op, kw, xs, y):
+        return {"out": kw["out_features"], "bias": bool(kw["bias"])} if len(xs[0]) == 1 else None

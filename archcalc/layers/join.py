@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import LayerType, ShapeError, prod, register, shape_text
+from .base import TENSOR, LayerType, ShapeError, args_of, prod, register, shape_text
 
 
 class _Join(LayerType):
@@ -41,12 +41,20 @@ class Concat(_Join):
     doc = "Joins parallel branches along channels (torch.cat(dim=1)). Spatial sizes must agree."
     formulas = {"shape": "(C_1 + C_2 + ...) x H x W", "params": "0", "macs": "0"}
 
+    grad_alias = True  # backward: each input's gradient is a slice (a view) of the output's
+
     def out(self, a, xs):
         self.same_spatial(a, xs)
         return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
 
     def torch(self, a, xs, y):
         return [("Concat", {})]
+
+    torch_ops = ("cat", "concat", "concatenate", "Concat")
+
+    def from_torch(self, op, kw, xs, y):
+        dim = kw.get("dim", 1 if op == "Concat" else 0)
+        return {} if all(len(x) == 3 for x in xs) and dim in (1, -3) else None
 
 
 @register
@@ -55,11 +63,21 @@ class Add(_Join):
     doc = "Residual sum of branches; a branch `identity` (or `[]`) is the shortcut. Shapes must agree."
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (additions are not MACs)"}
 
+    grad_alias = True  # backward hands the output's gradient to every input, no copy
+
     def out(self, a, xs):
         return self.same_shape(a, xs)
 
+    def scratch(self, a, xs, y, itemsize, training):
+        return prod(y) * itemsize if len(xs) > 2 else 0  # ((x1 + x2) + x3): one partial sum alive
+
     def torch(self, a, xs, y):
         return [("Add", {})]
+
+    torch_ops = ("add", "iadd", "add_", "Add")
+
+    def from_torch(self, op, kw, xs, y):
+        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 else None
 
     def probe(self, a, xs, y, collapse):
         return [("Mean", {})]  # the same support, without doubling the probe's values per block
@@ -74,8 +92,19 @@ class Mean(_Join):
     def out(self, a, xs):
         return self.same_shape(a, xs)
 
+    grad_shared = True  # backward: the output's gradient divided by the count, handed to every input
+
+    def scratch(self, a, xs, y, itemsize, training):
+        return prod(y) * itemsize  # the sum, alive while it is divided
+
     def torch(self, a, xs, y):
         return [("Mean", {})]
+
+
+def _two_tensors(op, kw):
+    """A call of two tensors (``a + b``, ``torch.add(a, b)``, ``a.mul(b)``), or archcalc's own module."""
+    args = args_of(kw) or [kw.get("input"), kw.get("other")]
+    return op[:1].isupper() or (len(args) == 2 and all(a is TENSOR for a in args))
 
 
 def _broadcast(x, z):
@@ -118,8 +147,23 @@ class Mul(_Join):
             total = total + prod(part)
         return as_int(total)
 
+    def scratch(self, a, xs, y, itemsize, training):
+        # ((x1 * x2) * x3) ...: each partial product alive while the next is made
+        sizes, part = [], xs[0]
+        for x in xs[1:-1]:
+            part = _broadcast(part, x)
+            sizes.append(prod(part))
+        sizes.append(prod(y))
+        peak = max(p + q for p, q in zip([0] + sizes, sizes))
+        return as_int((peak - prod(y)) * itemsize)
+
     def torch(self, a, xs, y):
         return [("Mul", {})]
+
+    torch_ops = ("mul", "imul", "mul_", "Mul")
+
+    def from_torch(self, op, kw, xs, y):
+        return {} if _two_tensors(op, kw) else None
 
     def probe(self, a, xs, y, collapse):
         # on positive values a product and a mean depend on the same positions; the mean keeps the

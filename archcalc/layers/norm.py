@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Key, Pointwise, hw, register
+from .base import Key, Pointwise, hw, prod, register
 
 
 @register
@@ -24,6 +24,7 @@ class BatchNorm(Pointwise):
         "macs": "0",
     }
     batch_stats = True
+    workspace_per_batch = True  # the batch's mean and 1/std per channel (the engine's per-image count keeps its convention)
 
     def count(self, a, xs, y):
         c = xs[0][0]
@@ -37,11 +38,22 @@ class BatchNorm(Pointwise):
     def workspace(self, a, xs, y):
         return 2 * xs[0][0]  # the batch mean and inverse standard deviation per channel
 
+    def scratch(self, a, xs, y, itemsize, training):
+        # shift only: batch norm's output, then the ChannelBias sum beside it
+        return prod(y) * itemsize if a["affine"] and not a["scale"] else 0
+
     def torch(self, a, xs, y):
         cls = "BatchNorm2d" if len(xs[0]) == 3 else "BatchNorm1d"
         shift_only = a["affine"] and not a["scale"]
         bn = (cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"] and not shift_only})
         return [bn, ("ChannelBias", {"num_features": xs[0][0]})] if shift_only else [bn]
+
+    torch_ops = ("BatchNorm2d", "BatchNorm1d")
+
+    def from_torch(self, op, kw, xs, y):
+        if not kw.get("track_running_stats", True) or kw.get("momentum") is None or (op == "BatchNorm1d") != (len(xs[0]) == 1):
+            return None
+        return {"eps": kw["eps"], "momentum": kw["momentum"], "affine": bool(kw["affine"])}
 
 
 @register
@@ -67,9 +79,22 @@ class LayerNorm(Pointwise):
         x = xs[0]
         return 2 if len(x) == 1 else as_int(2 * x[1] * x[2])  # mean and 1/std per position
 
+    def scratch(self, a, xs, y, itemsize, training):
+        # native_layer_norm returns the mean and 1/std per position beside the output (kept for
+        # backward in training: `workspace`)
+        return 0 if training else self.workspace(a, xs, y) * itemsize
+
     def torch(self, a, xs, y):
         kw = {"normalized_shape": xs[0][0], "eps": a["eps"], "elementwise_affine": a["affine"]}
         return [("LayerNorm2d" if len(xs[0]) == 3 else "LayerNorm", kw)]
+
+    torch_ops = ("LayerNorm2d", "LayerNorm")
+
+    def from_torch(self, op, kw, xs, y):
+        shape = kw["normalized_shape"]
+        if (op == "LayerNorm2d") != (len(xs[0]) == 3) or tuple(shape if isinstance(shape, (tuple, list)) else [shape]) != (xs[0][0],):
+            return None
+        return None if kw.get("bias") is False else {"eps": kw["eps"], "affine": bool(kw["elementwise_affine"])}
 
 
 @register
@@ -116,5 +141,18 @@ class LRN(Pointwise):
         c, h, w = xs[0]
         return as_int((c + a["size"] - 1) * h * w + 2 * c * h * w)
 
+    def scratch(self, a, xs, y, itemsize, training):
+        # F.local_response_norm: x*x (n values), padded to C + size - 1 channels, pooled (n), then
+        # three n-sized temporaries in `div.mul(alpha).add(k).pow(beta)` with two alive at once
+        # beside the pooled one: peak max(n + padded, 3n) before the output, less the output
+        c, h, w = xs[0]
+        n = c * h * w
+        return as_int((max(n + (c + a["size"] - 1) * h * w, 3 * n) - n) * itemsize)
+
     def torch(self, a, xs, y):
         return [("LocalResponseNorm", {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "k": a["k"]})]
+
+    torch_ops = ("LocalResponseNorm",)
+
+    def from_torch(self, op, kw, xs, y):
+        return {"size": kw["size"], "alpha": kw["alpha"], "beta": kw["beta"], "k": kw["k"]}

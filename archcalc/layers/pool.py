@@ -6,7 +6,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
-from .base import REQUIRED, Axis, Key, LayerType, Resample, eff, hw, pads, register, same_out, window_out
+from .base import REQUIRED, Axis, Key, LayerType, Resample, eff, hw, pads, pair_of, register, same_out, window_out
 
 
 class _Pool(LayerType):
@@ -50,6 +50,20 @@ class _Pool(LayerType):
     def size_dependent(self, a):
         return a["padding"] == "same" and tuple(self.stride(a)) != (1, 1)
 
+    def _from(self, kw):
+        k, s = pair_of(kw["kernel_size"]), kw.get("stride")
+        return {"kernel": k, "stride": k if s is None or s == () or s == [] else pair_of(s),
+                "padding": pair_of(kw.get("padding", 0)), "ceil_mode": bool(kw.get("ceil_mode", False))}
+
+    def _pad_bytes(self, a, xs, itemsize, zero_ok=False):
+        """Bytes per image of the explicit padded copy :meth:`_ops` builds (0: implicit padding)."""
+        x = xs[0]
+        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
+        k = tuple(a["kernel"])
+        if (t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]) or (zero_ok and t == b and l == r):
+            return 0
+        return x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize
+
     def _ops(self, a, xs, y, pool, pad_cls):
         """torch's pools take symmetric implicit padding of at most half the kernel: anything else
         is padded explicitly, and with ceil mode cropped to PyTorch's rule (which counts only the
@@ -86,6 +100,12 @@ class MaxPool(_Pool):
     def saves(self, a, training):
         return ("input", "indices")
 
+    def scratch(self, a, xs, y, itemsize, training):
+        # torch's max_pool2d makes int64 indices beside its output even under no_grad (kept for
+        # backward in training: `saves`), and reads an explicit -inf padded copy where needed
+        idx = 0 if training else y[0] * y[1] * y[2] * 8
+        return self._pad_bytes(a, xs, itemsize) + idx
+
     def _pool(self, a):
         return {
             "kernel_size": tuple(a["kernel"]),
@@ -96,6 +116,13 @@ class MaxPool(_Pool):
 
     def torch(self, a, xs, y):
         return self._ops(a, xs, y, self._pool(a), "NegInfPad2d")
+
+    torch_ops = ("MaxPool2d", "max_pool2d")
+
+    def from_torch(self, op, kw, xs, y):
+        if kw.get("return_indices") or len(xs[0]) != 3:
+            return None
+        return {**self._from(kw), "dilation": pair_of(kw.get("dilation", 1))}
 
     def probe(self, a, xs, y, collapse):
         # every window position weighted: an average pool of the same geometry (a sum pool when dilated)
@@ -131,6 +158,9 @@ class AvgPool(_Pool):
     def saves(self, a, training):
         return ("input",)
 
+    def scratch(self, a, xs, y, itemsize, training):
+        return self._pad_bytes(a, xs, itemsize, zero_ok=not a["count_include_pad"])
+
     def torch(self, a, xs, y):
         pool = {
             "kernel_size": tuple(a["kernel"]),
@@ -139,6 +169,13 @@ class AvgPool(_Pool):
             "count_include_pad": a["count_include_pad"],
         }
         return self._ops(a, xs, y, pool, "ZeroPad2d")
+
+    torch_ops = ("AvgPool2d", "avg_pool2d")
+
+    def from_torch(self, op, kw, xs, y):
+        if kw.get("divisor_override") is not None or len(xs[0]) != 3:
+            return None
+        return {**self._from(kw), "count_include_pad": bool(kw.get("count_include_pad", True))}
 
 
 @register
@@ -179,6 +216,9 @@ class AdaptiveAvgPool(LayerType):
         sp = sympy()
         return sp.Or(*(sp.Ne(i, o) for i, o in pairs))  # a condition; the engine keeps it exact
 
+    def fresh(self, a, xs, y, training):
+        return True  # torch copies even at the same size
+
     def copy_note(self, a, xs, y):
         if tuple(xs[0][1:]) == tuple(y[1:]):
             return "identity: torch copies, the engine counts no new values (convention)"
@@ -208,6 +248,16 @@ class AdaptiveAvgPool(LayerType):
     def torch(self, a, xs, y):
         return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]
 
+    torch_ops = ("AdaptiveAvgPool2d", "adaptive_avg_pool2d")
+
+    def from_torch(self, op, kw, xs, y):
+        size = kw["output_size"]
+        if len(xs[0]) != 3:
+            return None
+        if isinstance(size, (tuple, list)) and None in size:
+            size = (y[1], y[2])
+        return {"size": pair_of(size)}
+
 
 @register
 class GlobalAvgPool(LayerType):
@@ -228,3 +278,12 @@ class GlobalAvgPool(LayerType):
 
     def torch(self, a, xs, y):
         return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]
+
+    torch_ops = ("mean",)
+
+    def from_torch(self, op, kw, xs, y):
+        dims = kw.get("dim")
+        dims = [dims] if isinstance(dims, int) else list(dims or ())
+        if len(xs[0]) != 3 or sorted(d % 4 for d in dims) != [2, 3] or kw.get("dtype") is not None:
+            return None
+        return {} if kw.get("keepdim") else [("global_avgpool", {}), ("flatten", {})]

@@ -6,7 +6,7 @@ import math
 from fractions import Fraction
 
 from ..expr import as_int, ceildiv, floordiv, is_symbolic
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, concrete, hw, rational, register
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register
 
 
 @register
@@ -103,6 +103,21 @@ class Upsample(LayerType):
         if how == "size":
             return [("Upsample", {"size": tuple(a["size"]), **mode})]
         return [("Upsample", {"scale_factor": float(a["scale"]), **mode})]
+
+    torch_ops = ("Upsample", "interpolate", "ResizeLike")
+
+    def from_torch(self, op, kw, xs, y):
+        mode = kw.get("mode", "nearest")
+        if mode not in ("nearest", "bilinear") or kw.get("antialias") or len(xs[0]) != 3:
+            return None
+        out = {"mode": mode, "align_corners": bool(kw.get("align_corners"))}
+        size, scale = kw.get("size"), kw.get("scale_factor")
+        if op == "ResizeLike" or isinstance(size, SizeOf):
+            return {**out, "like": size if isinstance(size, SizeOf) else SizeOf(1)}
+        if size is not None:
+            return {**out, "size": pair_of(size)}
+        scale = scale[0] if isinstance(scale, (tuple, list)) and len(set(scale)) == 1 else scale
+        return {**out, "scale": scale} if isinstance(scale, (int, float)) and not kw.get("recompute_scale_factor") else None
 
 
 @register

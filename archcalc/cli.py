@@ -442,12 +442,13 @@ def summary(
     if fmt == "json":
         extra = {"fit": {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1]),
                          "for": fit_info[2]}} if fit_info else None
-        chunks = []
-        for chunk in render.iter_summary_json(report, extra):
+        chunks, size = [], 0
+        for chunk in render.iter_summary_json(report, extra):  # pieces of up to 1,000 layers
             chunks.append(chunk)
-            if len(chunks) >= 4096:
+            size += len(chunk)
+            if size >= 1 << 20:  # written a megabyte at a time: never the whole document at once
                 sys.stdout.write("".join(chunks))
-                chunks = []
+                chunks, size = [], 0
         sys.stdout.write("".join(chunks))
     elif fmt == "csv":
         sys.stdout.write(render.summary_csv(report, depth, net))

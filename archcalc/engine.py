@@ -18,6 +18,27 @@ from .expr import as_int, is_symbolic, vmax
 _REGISTRY = L.REGISTRY
 _Axis = L.Axis
 
+
+class _ReadOnlyList(list):
+    """The one empty warnings list that rows without warnings share (a 200,000-layer network
+    would otherwise hold 200,000 empty lists): equal to ``[]``, and it refuses changes."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a row's shared empty warnings list is read-only: assign a new list")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self):  # pickles (and copies) as the shared instance
+        return (_no_warnings, ())
+
+
+def _no_warnings():
+    return _NO_WARNINGS
+
+
+_NO_WARNINGS = _ReadOnlyList()
+
 DTYPES = {"fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # state tensors per parameter
 INDEX_BYTES = 8  # max-pool indices are int64
@@ -240,7 +261,7 @@ class _Walk:
             rf,
             node.aux,
             node.where.line,
-            list(warnings),
+            list(warnings) if warnings else _NO_WARNINGS,
             node.trainable,
         )
 

@@ -349,7 +349,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     store = list(range(n)) + [-1]
     ref = [0] * (n + 1)
     saved = [False] * n + [True]  # kept for backward (the input: never freed here)
-    release: dict = {}  # node -> storages freed after its backward (the first node that saved them)
+    release: list = [None] * n  # node -> storages freed after its backward (the first node that saved them): None, one, or a list
     extras: dict = {}  # node -> private bytes kept from its forward to its backward
     live = 0
     fixed = 0  # batch-independent bytes: per-batch workspaces, then parameter gradients
@@ -379,12 +379,12 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 s = store[ins[0]]
                 if not saved[s]:
                     saved[s] = True
-                    release.setdefault(i, []).append(s)
+                    _note(release, i, s)
             if d[5]:
                 s = store[i]
                 if not saved[s]:
                     saved[s] = True
-                    release.setdefault(i, []).append(s)
+                    _note(release, i, s)
             if d[6]:  # each operand another operand's gradient needs (a product)
                 data = ins if d[9] else ins[:1]
                 for m, j in enumerate(data):
@@ -392,7 +392,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                         s = store[j]
                         if not saved[s]:
                             saved[s] = True
-                            release.setdefault(i, []).append(s)
+                            _note(release, i, s)
             extra = d[7]
             if extra:
                 extras[i] = extra
@@ -456,9 +456,9 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
         gref[gi] -= 1
         if not gref[gi]:
             live -= gbytes[gi]
-        f = release.get(i)
+        f = release[i]
         if f is not None:
-            for s in f:
+            for s in ((f,) if f.__class__ is int else f):
                 if not ref[s]:
                     live -= nb[s]
         if i in extras:
@@ -483,6 +483,17 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     return _front(points)
 
 
+
+
+def _note(table, i, v):
+    """Add ``v`` to entry ``i`` of a list whose entries are None, one int, or a list of ints."""
+    f = table[i]
+    if f is None:
+        table[i] = v
+    elif f.__class__ is int:
+        table[i] = [f, v]
+    else:
+        f.append(v)
 
 
 def _front(points):

@@ -176,6 +176,8 @@ def main(argv=None):
             _clean(torch, cuda)
 
     meta = {"device": device_name, "kind": args.device, "torch": torch.__version__,
+            "cuda": torch.version.cuda if cuda else None,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "batches": batches, "seconds": round(time.monotonic() - start, 1)}
     (out_dir / "gpu_memory.json").write_text(json.dumps({"meta": meta, "rows": rows, "skipped": skipped}, indent=2) + "\n")
@@ -223,7 +225,8 @@ def _within(rows, key, est, tol):
 
 def markdown(meta, rows, skipped) -> str:
     what = "CUDA max_memory_allocated above model and input" if meta["kind"] == "cuda" else "peak live tensor bytes (CPU)"
-    lines = [f"Measured on {meta['device']}, torch {meta['torch']}, {meta['date']} ({what}; "
+    libs = f", CUDA {meta['cuda']}, cuDNN {meta['cudnn']}" if meta.get("cuda") else ""
+    lines = [f"Measured on {meta['device']}, torch {meta['torch']}{libs}, {meta['date']} ({what}; "
              "benchmarks/gpu_memory.py). Ratio = measured / estimate.", ""]
     nocudnn = any("inference_measured_without_cudnn" in r for r in rows)
     for b in sorted({r["batch"] for r in rows}):

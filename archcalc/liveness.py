@@ -350,10 +350,10 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     ref = [0] * (n + 1)
     saved = [False] * n + [True]  # kept for backward (the input: never freed here)
     release: list = [None] * n  # node -> storages freed after its backward (the first node that saved them): None, one, or a list
-    extras: dict = {}  # node -> private bytes kept from its forward to its backward
+    extras = [0] * n  # node -> private bytes kept from its forward to its backward
     live = 0
     fixed = 0  # batch-independent bytes: per-batch workspaces, then parameter gradients
-    fixed_of: dict = {}  # node -> its per-batch workspace
+    fixed_of = [0] * n  # node -> its per-batch workspace
     points = []  # (act bytes per image, batch-independent bytes, node, phase), none dominated by a later one
 
     def push(a, g, i, phase):
@@ -414,7 +414,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     # backward: the recorded nodes in reverse; gradients as storages (ids into gbytes / gref)
     gbytes = [0]
     gref = [0]
-    grad_of: dict = {}
+    grad_of: list = [None] * (n + 1)  # node -> the storage id of its output's gradient so far
     for o in outs:  # d(sum)/d(output) is an expanded scalar: no storage
         if grad[o]:
             gbytes.append(0)
@@ -422,7 +422,8 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             grad_of[o] = len(gbytes) - 1
     pgrads = 0
     for i in range(n - 1, -1, -1):
-        gi = grad_of.pop(i, None)
+        gi = grad_of[i]
+        grad_of[i] = None
         if gi is None or not grad[i]:
             continue
         node = nodes[i]
@@ -461,12 +462,10 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             for s in ((f,) if f.__class__ is int else f):
                 if not ref[s]:
                     live -= nb[s]
-        if i in extras:
-            live -= extras[i]
-        if i in fixed_of:
-            fixed -= fixed_of[i]
+        live -= extras[i]
+        fixed -= fixed_of[i]
         for j, inc in made:
-            old = grad_of.get(j)
+            old = grad_of[j]
             if old is None:
                 grad_of[j] = inc
                 continue

@@ -239,9 +239,9 @@ class _Walk:
         else:
             self.seen.add(args_id)
             key, hit = None, self.local(ltype, node, xs)
-        y, params, buffers, macs, win, warnings = hit
+        y, params, buffers, macs, win, warnings, numel = hit
         shapes[i] = y
-        self.numel[i] = L.prod(y)
+        self.numel[i] = numel
         rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
         self.rfs[i] = rf
         values = self.memory(i, ltype, node, xs, y, params, key)
@@ -267,7 +267,8 @@ class _Walk:
 
     # -- shape and counts
     def local(self, ltype, node, xs):
-        """What a layer gives on its own inputs: (shape, params, buffers, MACs, window, warnings)."""
+        """What a layer gives on its own inputs: (shape, params, buffers, MACs, window, warnings,
+        elements of the output)."""
         y, params, buffers, macs = self.shape(ltype, node, xs)
         win = None if ltype.joins else ltype.window(node.args, xs, y)
         warnings = tuple(ltype.warnings(node.args, xs, y))
@@ -275,7 +276,7 @@ class _Walk:
             lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
             if any(lost):
                 warnings += (_tiling_note(xs[0], win, lost),)
-        return y, params, buffers, macs, win, warnings
+        return y, params, buffers, macs, win, warnings, L.prod(y)
 
     def shape(self, ltype, node, xs):
         try:
@@ -365,7 +366,10 @@ class _Walk:
         self.tensor[i] = i if (new_train is not False) else self.tensor[ins[0]]
         # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
         grad = self.grad
-        g = (node.trainable and _positive(params)) or any(grad[j] for j in data)
+        if params.__class__ is int:
+            g = (node.trainable and params > 0) or any(grad[j] for j in data)
+        else:
+            g = (node.trainable and _positive(params)) or any(grad[j] for j in data)
         grad[i] = g
         if not g:
             return values

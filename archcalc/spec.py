@@ -854,6 +854,10 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
 
     if ltype is not None:
         name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
+        key = _static_key(ctx, ltype, value)
+        args = ctx.args_cache.get(key) if key is not None else None
+        if args is not None:  # a repeat's layer seen before: same keys, no layer references
+            return ctx.add(name, ltype.name, args, (cur,), line, ypath, aux)
         refs: list = []
 
         def resolve(ref, key="like"):  # a `like: LAYER` key: the layer's output becomes an extra input
@@ -861,12 +865,9 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             refs.append(idx)
             return idx
 
-        key = _static_key(ctx, ltype, value)
-        args = ctx.args_cache.get(key) if key is not None else None
-        if args is None:
-            args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve)
-            if key is not None:
-                ctx.args_cache[key] = args
+        args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve)
+        if key is not None:
+            ctx.args_cache[key] = args
         return ctx.add(name, ltype.name, args, [cur] + refs, line, ypath, aux)
 
     if kind in ctx.blocks:

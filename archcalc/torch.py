@@ -159,6 +159,15 @@ class LayerScale(nn.Module):
         return self.gamma * x
 
 
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at every position of an N x C x H x W map (its weight out x in,
+    as ConvNeXt's pointwise layers, which apply nn.Linear to the channels-last tensor), run as a
+    1x1 convolution."""
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an N x C x H x W map (ConvNeXt's LayerNorm2d)."""
 
@@ -302,7 +311,7 @@ class ProbeSumPool(nn.Module):
 
 
 CUSTOM = {cls.__name__: cls for cls in (
-    ChannelBias, Scale, Crop2d, Concat, Add, Mean, NegInfPad2d, PadChannels, Mul, LayerScale, LayerNorm2d,
+    ChannelBias, Scale, Crop2d, Concat, Add, Mean, NegInfPad2d, PadChannels, Mul, LayerScale, LayerNorm2d, ChannelLinear,
     StochasticDepth, ChannelSlice, ChannelShuffle, ResizeLike, CentreCrop, ProbeSpatialConv, ProbeSpatialConvTranspose, ProbeSumPool,
 )}
 
@@ -370,7 +379,8 @@ def module_paths(names):
 
 def _place(root, path, mod):
     """Put ``mod`` at the dotted ``path`` under ``root``, making plain containers for the scopes on
-    the way; a container made earlier for deeper layers hands its children to ``mod``."""
+    the way; a container made earlier for deeper layers hands its children (and bare parameters)
+    to ``mod``."""
     *scopes, last = path.split(".")
     for name in scopes:
         if name not in root._modules:
@@ -380,7 +390,24 @@ def _place(root, path, mod):
     if old is not None and type(old) is nn.Module:
         for k, v in old._modules.items():
             mod.add_module(k, v)
+        for k, v in old._parameters.items():
+            mod.register_parameter(k, v)
     root.add_module(last, mod)
+
+
+def _scope_of(root, path):
+    """(the module of the scope of the dotted ``path``, made where missing; the last part)."""
+    *scopes, last = path.split(".")
+    for name in scopes:
+        if name not in root._modules:
+            root.add_module(name, nn.Module())
+        root = root._modules[name]
+    return root, last
+
+
+def bare_parameter(spec):
+    """A bare parameter as the registry declares it (``LayerType.parameter``): ``{"shape", "init"}``."""
+    return nn.Parameter(torch.full(tuple(spec["shape"]), float(spec["init"])))
 
 
 def _out_shapes(net):
@@ -454,6 +481,7 @@ def plan(net, probe=None):
     safe = inplace_safe(net, shapes)
     attrs = module_paths([n.name for n in net.nodes])
     variables = _attr_names([n.name for n in net.nodes])
+    taken = set(attrs) | {".".join(a.split(".")[:k]) for a in attrs for k in range(1, a.count(".") + 1)}
     out = []
     for i, node in enumerate(net.nodes):
         ltype = L.REGISTRY[node.type]
@@ -462,8 +490,18 @@ def plan(net, probe=None):
             args = {**args, "inplace": False}  # its input is read elsewhere: in place would be wrong
         xs = [shapes[j] for j in node.inputs]
         ops = ltype.torch(args, xs, shapes[i]) if probe is None else ltype.probe(args, xs, shapes[i], probe)
-        out.append({"name": node.name, "attr": attrs[i], "var": variables[i], "type": node.type, "ops": [(cls, dict(kw)) for cls, kw in ops],
-                    "inputs": tuple(node.inputs), "aux": node.aux, "trainable": getattr(node, "trainable", True)})
+        param = ltype.parameter(args, xs, shapes[i]) if probe is None else None
+        attr = attrs[i]
+        if param is not None:
+            # the parameter takes the layer's path (its state_dict key); its modules sit beside it
+            param = {**param, "path": attr}
+            attr, k = attr + "_", 2
+            while attr in taken:
+                attr, k = f"{attrs[i]}_{k}", k + 1
+            taken.add(attr)
+        out.append({"name": node.name, "attr": attr, "var": variables[i], "type": node.type, "ops": [(cls, dict(kw)) for cls, kw in ops],
+                    "inputs": tuple(node.inputs), "aux": node.aux, "trainable": getattr(node, "trainable", True),
+                    "param": param})
     return out
 
 
@@ -482,12 +520,19 @@ class ArchNet(nn.Module):
         self.node_names = {}  # attribute -> node name
         self.attrs = []  # per node index
         self.types = []
-        for st in steps:
+        self._params = {}  # node index -> (module, name) of its bare parameter (LayerType.parameter)
+        for i, st in enumerate(steps):
             mods = [torch_class(cls)(**kw) for cls, kw in st["ops"]]
             mod = mods[0] if len(mods) == 1 else nn.Sequential(*mods)
             if not st.get("trainable", True):
                 mod.requires_grad_(False)  # `trainable: false`: frozen parameters
             _place(self, st["attr"], mod)
+            if st.get("param"):
+                owner, name = _scope_of(self, st["param"]["path"])
+                owner.register_parameter(name, bare_parameter(st["param"]))
+                if not st.get("trainable", True):
+                    owner._parameters[name].requires_grad_(False)
+                self._params[i] = (owner, name)
             self.node_names[st["attr"]] = st["name"]
             self.attrs.append(st["attr"])
             self.types.append(st["type"])
@@ -521,16 +566,29 @@ class ArchNet(nn.Module):
         """(node name, module) per node, in order."""
         return [(self.node_names[a], self.get_submodule(a)) for a in self.attrs]
 
+    def node_parameters(self, i):
+        """The parameters of node ``i``: its modules' and its bare parameter (if any)."""
+        out = list(self.get_submodule(self.attrs[i]).parameters())
+        if i in self._params:
+            owner, name = self._params[i]
+            out.append(getattr(owner, name))
+        return out
+
     def run(self, x, aux=None):
         """Run the nodes (aux heads too when ``aux``, default: in training mode); returns the list of
         outputs: main first, then the aux heads that ran."""
         aux = self.training if aux is None else aux
         free = self._free[bool(aux)]
         values = {-1: x}
+        params = self._params
         for i, mod in enumerate(self._mods):
             if self.aux[i] and not aux:
                 continue
-            values[i] = mod(*[values[j] for j in self.inputs[i]])
+            if i in params:  # a bare parameter: the module's last input
+                owner, name = params[i]
+                values[i] = mod(*[values[j] for j in self.inputs[i]], getattr(owner, name))
+            else:
+                values[i] = mod(*[values[j] for j in self.inputs[i]])
             for j in free.get(i, ()):
                 values.pop(j, None)
         return [values[i] for i in self.outputs if i in values]
@@ -646,6 +704,7 @@ def export_source(network) -> str:
     scopes = {".".join(st["attr"].split(".")[:k]) for st in steps for k in range(1, st["attr"].count(".") + 1)}
     flat = {st["attr"] for st in steps if st["attr"] == st["var"] and st["attr"] not in scopes}
     nested = len(flat) < len(steps)
+    bare = [st for st in steps if st.get("param")]
 
     def module(st):  # how forward reaches a node's module: an attribute, or its dotted path
         return f"self.{st['attr']}" if st["attr"] in flat else f"self.get_submodule({_py(st['attr'])})"
@@ -660,22 +719,43 @@ def export_source(network) -> str:
             lines.append(f"        self.{st['attr']} = {text}")
         else:  # nested by the spec's dotted scopes, as the state_dict of the model it describes
             lines.append(f"        self._put({_py(st['attr'])}, {text})")
-    if nested:
+        if st.get("param"):  # a bare parameter on the scope's module, named after the layer
+            p = st["param"]
+            frozen = "" if st["trainable"] else ", requires_grad=False"
+            lines.append(f"        self._put_parameter({_py(p['path'])}, "
+                         f"nn.Parameter(torch.full({_py(tuple(p['shape']))}, {_py(float(p['init']))}){frozen}))")
+    if nested or bare:
         lines += [
             "",
-            "    def _put(self, path, module):",
-            '        """Place a module at a dotted path, making plain containers for the scopes on the way."""',
+            "    def _scope(self, path):",
+            '        """The module of a dotted path\'s scope (plain containers made on the way) and the last name."""',
             '        *scopes, last = path.split(".")',
             "        root = self",
             "        for name in scopes:",
             "            if name not in root._modules:",
             "                root.add_module(name, nn.Module())",
             "            root = root._modules[name]",
+            "        return root, last",
+        ]
+    if nested:
+        lines += [
+            "",
+            "    def _put(self, path, module):",
+            '        """Place a module at a dotted path."""',
+            "        root, last = self._scope(path)",
             "        old = root._modules.get(last)",
             "        if old is not None and type(old) is nn.Module:  # a container made for deeper layers first",
             "            for key, child in old._modules.items():",
             "                module.add_module(key, child)",
             "        root.add_module(last, module)",
+        ]
+    if bare:
+        lines += [
+            "",
+            "    def _put_parameter(self, path, parameter):",
+            '        """Register a bare parameter at a dotted path (on the module of its scope)."""',
+            "        root, last = self._scope(path)",
+            "        root.register_parameter(last, parameter)",
         ]
     lines += ["", "    def forward(self, x):"]
     var = {-1: "x"}
@@ -687,6 +767,8 @@ def export_source(network) -> str:
                   and not steps[i + 1]["aux"] and i >= input_busy)
         var[i] = "x" if simple else st["var"]
         args = ", ".join(var[j] for j in st["inputs"])
+        if st.get("param"):  # the bare parameter: the module's last input
+            args += f", self.get_parameter({_py(st['param']['path'])})"
         if st["aux"] and not in_aux:
             lines.append("        if self.training:  # auxiliary head")
         in_aux = st["aux"]

@@ -136,7 +136,7 @@ def check(net, report, device="meta", batch=1) -> dict:
     for i, (node, row) in enumerate(zip(net.nodes, report.rows)):
         mod = getattr(model, model.attrs[i])
         rec = seen[i]
-        params = sum(p.numel() for p in mod.parameters())
+        params = sum(p.numel() for p in model.node_parameters(i))  # a bare parameter (layer scale) too
         buffers = sum(b.numel() for n, b in mod.named_buffers() if not n.endswith("num_batches_tracked"))
         flops = rec["flops"]
         macs = flops // (2 * batch) if flops % (2 * batch) == 0 else flops / (2 * batch)

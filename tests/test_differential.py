@@ -1,8 +1,9 @@
 """Differential test: random valid specs, the engine against a real PyTorch model, layer by layer.
 
 Hypothesis generates chains and branches of conv (random kernel, stride, padding as int / pair /
-four sides / 'same' at stride 1, dilation, groups), max/avg pooling (ceil_mode included), concat,
-add and a linear head after flatten. For every spec the engine's per-layer shapes, params and MACs
+four sides / 'same' at stride 1, dilation, groups), max/avg pooling (ceil_mode included),
+channel_linear (nn.Linear over the channels at each position), concat, add and a linear head
+after flatten. For every spec the engine's per-layer shapes, params and MACs
 must equal torch's (forward hooks, numel of parameters, FlopCounterMode / 2).
 """
 
@@ -115,10 +116,16 @@ def _spec_with_input(draw):
     c = c0
     layers = []
     for _ in range(draw(st.integers(1, 5))):
-        what = draw(st.sampled_from(["conv", "conv", "pool", "relu", "bn", "concat", "add", "add_strided"]))
+        what = draw(st.sampled_from(["conv", "conv", "pool", "relu", "bn", "concat", "add", "add_strided", "channel_linear"]))
         if what == "conv":
             layer, c = draw(conv_layer(c))
             layers.append(layer)
+        elif what == "channel_linear":
+            args = {"out": draw(st.integers(1, 6))}
+            if draw(st.booleans()):
+                args["bias"] = False
+            layers.append({"channel_linear": args})
+            c = args["out"]
         elif what == "pool":
             layers.append(draw(pool_layer()))
         elif what == "relu":
@@ -188,7 +195,7 @@ def test_generated_specs_are_diverse():
     first 300 seeded examples (generation only: nothing to shrink)."""
     from hypothesis import Phase
 
-    needles = ("same", "ceil_mode", "dilation", "groups", "depthwise", "concat", "add", "linear", "avgpool")
+    needles = ("same", "ceil_mode", "dilation", "groups", "depthwise", "concat", "add", "- linear:", "avgpool", "channel_linear")
     seen = set()
 
     @settings(max_examples=300, derandomize=True, database=None, deadline=None, phases=[Phase.generate],

@@ -25,7 +25,6 @@ torch = pytest.importorskip("torch")
 from archcalc import analyze, load  # noqa: E402
 from archcalc.cli import main  # noqa: E402
 from archcalc.importer import import_target, is_target, model_of, parse_args  # noqa: E402
-from archcalc.importer.ir import ImportFailed  # noqa: E402
 from archcalc.importer.roundtrip import check  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
@@ -82,6 +81,46 @@ SMALL_NET = textwrap.dedent('''
             if x.sum() > 0:
                 return self.stem(x)
             return x
+
+
+    class CNBlock(nn.Module):
+        """ConvNeXt's block as torchvision writes it: channels-last LayerNorm and Linear layers
+        between two permutes, and a bare parameter as the layer scale."""
+
+        def __init__(self, c):
+            super().__init__()
+            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+            self.norm = nn.LayerNorm(c, eps=1e-6)
+            self.pw1 = nn.Linear(c, 4 * c)
+            self.pw2 = nn.Linear(4 * c, c)
+            self.gamma = nn.Parameter(torch.full((c, 1, 1), 0.5))
+
+        def forward(self, x):
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.pw2(F.gelu(self.pw1(self.norm(y))))
+            return x + self.gamma * torch.permute(y, (0, 3, 1, 2))
+
+
+    class ChannelsLast(Net):
+        def __init__(self, width=8, classes=10):
+            super().__init__(width, classes)
+            self.blocks = nn.Sequential(*[CNBlock(width) for _ in range(2)])
+
+
+    class LeftChannelsLast(Net):
+        def forward(self, x):
+            return self.stem(x).permute(0, 2, 3, 1)
+
+
+    class FlatChannelsLast(Net):
+        def forward(self, x):
+            return torch.flatten(self.stem(x).permute(0, 2, 3, 1), 1)
+
+
+    class SharedScale(ChannelsLast):
+        def forward(self, x):
+            x = self.blocks(self.stem(x))
+            return self.blocks[0].gamma * x
 ''')
 
 
@@ -93,7 +132,8 @@ def netfile(tmp_path):
 
 
 def _randomise(model, seed=0):
-    """Non-trivial weights and BN statistics, so that equal outputs mean something."""
+    """Non-trivial weights and BN statistics, so that equal outputs mean something (every tensor is
+    set: a model made on the meta device and moved with to_empty needs no initialisation)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
@@ -102,6 +142,8 @@ def _randomise(model, seed=0):
                     t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
                 else:
                     t.copy_(torch.randn(t.shape, generator=gen) * 0.2)
+            else:
+                t.zero_()  # BN's num_batches_tracked
     return model
 
 
@@ -208,6 +250,59 @@ def test_export_to_torch_loads_the_original_weights(netfile):
         assert torch.allclose(exported(x), model.eval()(x), atol=1e-5)
 
 
+def test_channels_last_block_round_trips_with_its_weights(netfile):
+    """ConvNeXt's constructs in a small model: permute(0, 2, 3, 1) .. permute(0, 3, 1, 2) around
+    nn.LayerNorm / nn.Linear / GELU (channels-first layernorm and channel_linear layers), and
+    ``self.gamma * x`` with a bare C x 1 x 1 parameter (a layer_scale named after it)."""
+    from archcalc.spec import loads
+    from archcalc.torch import export_source
+    from archcalc.verify import verify
+
+    target = f"{netfile}:ChannelsLast"
+    model = _randomise(model_of(target))
+    text, _, _ = import_target(target, None, (3, 32, 32), model=model)
+    assert "channel_linear: {out: $out * 4}" in text or "channel_linear: {out: 32}" in text, text
+    assert "{layer_scale: {bare: true}, name: gamma}" in text and "permute" not in text, text
+    r = check(text, model, (3, 32, 32))
+    assert r["ok"], r
+    # hand count: stem 3*8*9 + 8 = 224; per block dw 8*49 + 8 = 400, norm 2*8 = 16,
+    # pw1 8*32 + 32 = 288, pw2 32*8 + 8 = 264, gamma 8 -> 976; head 8*10 + 10 = 90:
+    # 224 + 2*976 + 90 = 2266
+    assert r["original"]["params"] == r["engine"]["params"] == 2266
+    # MACs at 32x32 (16x16 after the stem): stem 8*256*27 = 55,296; per block dw 8*256*49 =
+    # 100,352, pw1 32*256*8 = 65,536, pw2 8*256*32 = 65,536; head 80:
+    # 55,296 + 2*231,424 + 80 = 518,224 (the Linear layers as FlopCounterMode counts them)
+    assert r["original"]["macs"] == r["engine"]["macs"] == 518224
+    # state_dict: stem 2, per block dw 2 + norm 2 + pw1 2 + pw2 2 + gamma 1 = 9 (gamma has no
+    # ".weight"), head 2
+    assert r["state_dict"]["keys"] == 2 + 2 * 9 + 2 and "blocks.0.gamma" in model.state_dict()
+    assert r["outputs"]["ok"] and r["outputs"]["max_abs_diff"] <= 1e-5
+    # the verifier counts the bare parameter with its layer; the exported source loads the weights
+    v = verify(loads(text, "cl.yaml"), device="cpu")
+    assert v["ok"] and [r["checks"]["params"]["torch"] for r in v["layers"] if r["name"].endswith("gamma")] == [8, 8]
+    space: dict = {"__name__": "exported"}
+    exec(compile(export_source(loads(text, "cl.yaml")), "exported.py", "exec"), space)
+    exported = space["ChannelsLast"]().eval()
+    exported.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(exported(x), model.eval()(x), atol=1e-5)
+    # with its initial weights the scale's value is read back (0.5, not the default 1e-6)
+    fresh, _, _ = import_target(target, None, (3, 32, 32))
+    assert "{layer_scale: {init: 0.5, bare: true}, name: gamma}" in fresh
+
+
+@pytest.mark.parametrize("cls, fragment", [
+    ("LeftChannelsLast", "a channels-last tensor (torch.permute(x, (0, 2, 3, 1)) not permuted back) as an output at (top level) (x1)"),
+    ("FlatChannelsLast", "torch.flatten on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1))) at (top level) (x1)"),
+    ("SharedScale", "operator.mul with the parameter blocks.0.gamma (used twice, or in another module's forward) at (top level) (x1)"),
+])
+def test_channels_last_and_parameters_that_do_not_map_are_named(netfile, capsys, cls, fragment):
+    assert main(["import", f"{netfile}:{cls}", "--input", "3x32x32"]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
 def test_no_importer_module_names_a_layer_type():
     """The mapping comes from the registry (LayerType.torch_ops / from_torch), never from a table
     in the importer."""
@@ -238,21 +333,18 @@ def test_check_of_a_spec_folder_never_imports_python(tmp_path):
 
 SEGMENTATION = {"fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"}
-# ConvNeXt is the one zoo classifier that does not import: its blocks permute to channels-last and
-# apply nn.Linear / nn.LayerNorm there, which no layer type expresses (test below: a clear error)
-NOT_IMPORTED = {"convnext_tiny", "convnext_small", "convnext_base", "convnext_large"}
 # one member per family by default (each ~0.3-1 s); every model with ARCHCALC_DEEP=1
 FAST = ["alexnet", "vgg11_bn", "squeezenet1_1", "resnet18", "resnet50", "resnext50_32x4d", "densenet121",
         "googlenet", "inception_v3", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5",
-        "shufflenet_v2_x0_5", "efficientnet_b0", "regnet_y_400mf", "fcn_resnet50",
+        "shufflenet_v2_x0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "fcn_resnet50",
         "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
-MODELS = sorted(set(REFERENCE) - NOT_IMPORTED) if DEEP else FAST
+MODELS = sorted(REFERENCE) if DEEP else FAST
 # outputs compared with real (randomised) weights, CPU, 64x64 input: one model per kind of
 # construct (residual adds, concat, channel split and shuffle, SE gates, segmentation heads that
-# upsample to the input); RegNet is built on CPU anyway. The ONNX tests below compare resnet50's and
-# mobilenet_v3_large's outputs too. With ARCHCALC_DEEP=1 all 70 models' outputs are compared (92
-# tests, 5m43s on 2 cores: the large ones take seconds each to initialise on CPU).
-REAL = {"resnet18", "squeezenet1_1", "shufflenet_v2_x0_5", "lraspp_mobilenet_v3_large", "regnet_y_400mf"}
+# upsample to the input, ConvNeXt's channels-last runs and bare layer-scale parameters); RegNet is
+# built on CPU anyway. The ONNX tests below compare resnet50's and mobilenet_v3_large's outputs too.
+# With ARCHCALC_DEEP=1 all 74 models' outputs are compared.
+REAL = {"resnet18", "squeezenet1_1", "shufflenet_v2_x0_5", "lraspp_mobilenet_v3_large", "regnet_y_400mf", "convnext_tiny"}
 
 
 def _torchvision_model(name, device):
@@ -266,8 +358,10 @@ def _torchvision_model(name, device):
     if name in SEGMENTATION:
         args["weights_backbone"] = None
     if name.startswith("regnet"):
-        device = None  # RegNet's constructor computes widths with tensors: it cannot be built on meta
-    return f"{mod}:{name}", model_of(f"{mod}:{name}", args, device)
+        return f"{mod}:{name}", model_of(f"{mod}:{name}", args, None)  # its constructor computes widths with tensors
+    model = model_of(f"{mod}:{name}", args, "meta")
+    # real weights: made on meta and moved without initialising (_randomise sets every tensor)
+    return f"{mod}:{name}", (model if device == "meta" else model.to_empty(device="cpu"))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -289,11 +383,20 @@ def test_torchvision_model_round_trips(name):
     assert (hand["params"], hand["buffers"], hand["macs"]) == (r["engine"]["params"], r["engine"]["buffers"], r["engine"]["macs"])
 
 
-def test_convnext_names_what_is_missing():
+def test_convnext_state_dict_names_and_shapes():
+    """torchvision's names for ConvNeXt's channels-last Linear layers and its bare layer-scale
+    parameter are the built spec's, with their shapes: (4C, C) and (C, 1, 1), C = 96 for -T."""
+    from archcalc.spec import loads
+    from archcalc.torch import build
+
     target, model = _torchvision_model("convnext_tiny", "meta")
-    with pytest.raises(ImportFailed) as err:
-        import_target(target, None, (3, 224, 224), model=model)
-    assert "torch.permute at features.1.0.block.1" in str(err.value)
+    text, _, _ = import_target(target, None, (3, 224, 224), model=model)
+    built = build(loads(text), device="meta").state_dict()
+    want = model.state_dict()
+    for key, shape in (("features.1.0.block.3.weight", (384, 96)), ("features.1.0.block.5.weight", (96, 384)),
+                       ("features.1.0.layer_scale", (96, 1, 1)), ("features.7.2.layer_scale", (768, 1, 1))):
+        assert tuple(want[key].shape) == tuple(built[key].shape) == shape, key
+    assert sorted(built) == sorted(want)
 
 
 def test_committed_examples_are_the_importer_output_and_readable():

@@ -54,6 +54,11 @@ CASES = {
     # SE gate: 1x1 conv 4->4 on the 4x1x1 pool: 16 + 4 params, 16 MACs; the product counts nothing
     "mul": ([4, 6, 6], "mul: {trunk: identity, gate: [global_avgpool, {conv: {out: 4, kernel: 1}}, hardsigmoid]}", (4, 6, 6), 20, 0, 16),
     "layer_scale": ([8, 3, 3], "layer_scale: {init: 1.0e-6}", (8, 3, 3), 8, 0, 0),  # C params, no buffers
+    "layer_scale2": ([8, 3, 3], "layer_scale: {bare: true}", (8, 3, 3), 8, 0, 0),  # the same C, as a bare parameter
+    # nn.Linear(8, 16) at each of the 5x5 positions: params 8*16 + 16 = 144; MACs 16*5*5*8 = 3200,
+    # as a 1x1 conv (16*(8/1)*1*1 + 16 = 144 params, 16*25*8 MACs)
+    "channel_linear": ([8, 5, 5], "channel_linear: {out: 16}", (16, 5, 5), 144, 0, 3200),
+    "channel_linear2": ([8, 5, 5], "channel_linear: {bias: false}", (8, 5, 5), 64, 0, 1600),  # 8*8; 8*25*8
     "layernorm": ([8, 3, 3], "layernorm: {eps: 1.0e-6}", (8, 3, 3), 16, 0, 0),  # 2C params, no buffers
     "layernorm2": ([10], "layernorm", (10,), 20, 0, 0),
     "layernorm3": ([8, 3, 3], "layernorm: {affine: false}", (8, 3, 3), 0, 0, 0),

@@ -36,6 +36,9 @@ CASES = {
                   "mul: [identity, [{conv: {out: 4, kernel: 3, padding: 1}}], [global_avgpool, {conv: {out: 4, kernel: 1}}]]"),
     "layer_scale": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "layer_scale: {init: 0.5}"),
     "layernorm": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "layernorm: {eps: 1.0e-6}"),
+    # ConvNeXt's pointwise pair on its channels-last tensor, and its layer scale as a bare parameter
+    "channel_linear": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "channel_linear: {out: 24}", "gelu", "channel_linear: {out: 6, bias: false}"),
+    "layer_scale_bare": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "{layer_scale: {init: 0.5, bare: true}, name: gamma}"),
     "hardsigmoid": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "hardsigmoid"),
     "stochastic_depth": ([4, 10, 10], "{conv: {out: 6, kernel: 3}}", "add: [identity, [{conv: {out: 6, kernel: 3, padding: 1}}, {stochastic_depth: {p: 0.2}}]]"),
     "channels": ([4, 10, 10], "{conv: {out: 8, kernel: 3}}", "concat: [[{channels: {stop: 4}}], [{channels: {start: 4}}, {conv: {out: 4, kernel: 3, padding: 1}}]]",

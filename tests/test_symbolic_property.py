@@ -116,6 +116,8 @@ KEYS = {
     "channels": [{"start": 1, "stop": 3}],
     "crop": [{"size": 1}, {"like": "input"}],
     "linear": [{"out": 7}],
+    "channel_linear": [{"out": 7}, {"bias": False}],
+    "layer_scale": [{}, {"bare": True}],
     "pad_channels": [{"out": 8, "stride": 2}],
     "scale": [{"factor": 0.5}],
     "stochastic_depth": [{"p": 0.1}],

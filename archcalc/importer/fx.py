@@ -90,9 +90,9 @@ def trace(model, input_shape, label: str) -> Graph:
         meta = copy.deepcopy(model).to("meta")
     was = meta.training
     try:
-        g, used = _trace(meta.eval(), input_shape, label)
+        g, used = _trace(meta.eval(), input_shape, label, model)
         if used is not None and used != {n for n, _ in meta.named_parameters()}:
-            g2, _ = _trace(meta.train(), input_shape, label)
+            g2, _ = _trace(meta.train(), input_shape, label, model)
             if len(g2.outputs) > 1:
                 g = g2
     finally:
@@ -100,7 +100,7 @@ def trace(model, input_shape, label: str) -> Graph:
     return g
 
 
-def _trace(model, input_shape, label):
+def _trace(model, input_shape, label, original=None):
     names = _declared_names()
     tracer = _Tracer(names, _autowrap(model, names))
     try:
@@ -127,7 +127,7 @@ def _trace(model, input_shape, label):
         raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed: "
                            f"{type(err).__name__}: {short(str(err).strip().splitlines()[0] if str(err).strip() else '', 160)[1:-1]}",
                            hint="give the input size the model expects with --input CxHxW") from None
-    return _convert(gm, model, input_shape, label)
+    return _convert(gm, model, input_shape, label, original)
 
 
 def _shape(node):
@@ -184,7 +184,43 @@ def _fn_label(node):
     return f"{mod}.{name}" if mod else name
 
 
-def _convert(gm, model, input_shape, label) -> Graph:
+def _param_value(model, name):
+    """The value every element of a parameter (or buffer) holds, as the shortest float that is that
+    value in its dtype; None on the meta device or where the elements differ."""
+    try:
+        t = model.get_parameter(name)
+    except AttributeError:
+        try:
+            t = model.get_buffer(name)
+        except AttributeError:
+            return None
+    if t.device.type == "meta" or not t.numel() or not t.dtype.is_floating_point:
+        return None
+    with torch.no_grad():
+        first = t.reshape(-1)[0]
+        if not bool((t == first).all()):
+            return None
+        first = first.cpu()
+        v = float(first)
+    for digits in range(1, 18):
+        short_v = float(f"{v:.{digits}g}")
+        if torch.tensor(short_v, dtype=t.dtype) == first:
+            return short_v
+    return v
+
+
+def _permute_dims(args, kwargs):
+    """The dims of ``torch.permute(x, dims)`` / ``x.permute(*dims)``, normalised to 0..3, or None."""
+    dims = kwargs.get("dims", args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else None))
+    if not isinstance(dims, (list, tuple)) or len(dims) != 4 or not all(isinstance(d, int) for d in dims):
+        return None
+    return tuple(d % 4 for d in dims)
+
+
+CHANNELS_LAST, CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+def _convert(gm, model, input_shape, label, original=None) -> Graph:
     table = candidates()
     ops: list = []
     env: dict = {}
@@ -192,11 +228,15 @@ def _convert(gm, model, input_shape, label) -> Graph:
     used_names: dict = {}  # scope -> names taken
     calls: dict = {}  # module path -> times called
     used_params: set = set()
+    param_uses: dict = {}  # parameter name -> layers named after it
+    last: set = set()  # fx nodes whose value is channels-last (N, H, W, C): a permute(0, 2, 3, 1) of a feature map
     children = {path: [n for n, _ in m.named_children()] for path, m in model.named_modules()}
+    # a module's own parameters name the layers that use them: no other layer may take those names
+    own = {path: [n for n, _ in m.named_parameters(recurse=False)] for path, m in model.named_modules()}
     classes = {path: type(m).__name__ for path, m in model.named_modules()}
 
     def unique(scope, base):
-        taken = used_names.setdefault(scope, set(children.get(scope, [])))
+        taken = used_names.setdefault(scope, set(children.get(scope, [])) | set(own.get(scope, [])))
         name, k = base, 2
         while name in taken:
             name, k = f"{base}_{k}", k + 1
@@ -220,6 +260,8 @@ def _convert(gm, model, input_shape, label) -> Graph:
                 return v
             if isinstance(v, tuple) and v and v[0] == "const":
                 return v[1]
+            if isinstance(v, L.base.Param):
+                params.append(v)
             return v
         if isinstance(a, (list, tuple)):
             return type(a)(prepare(x, tensors, refs) for x in a)
@@ -253,7 +295,15 @@ def _convert(gm, model, input_shape, label) -> Graph:
             env[node] = -1
             continue
         if node.op == "get_attr":
-            env[node] = ("param", node.target)
+            try:
+                t = model.get_parameter(node.target)
+            except AttributeError:
+                t = None
+            if t is None:
+                env[node] = ("param", node.target)  # a buffer or a constant: no layer type reads those
+            else:
+                env[node] = L.base.Param(node.target, tuple(t.shape),
+                                         _param_value(original, node.target) if original is not None else None)
             continue
         if node.op == "output":
             outs = []
@@ -273,6 +323,8 @@ def _convert(gm, model, input_shape, label) -> Graph:
                         collect(x)
 
             collect(node.args[0])
+            if any(n in last for n in node.all_input_nodes):
+                bad.add("a channels-last tensor (torch.permute(x, (0, 2, 3, 1)) not permuted back) as an output", "")
             bad.raise_if_any(label)
             if not outs:
                 raise ImportFailed(f"{label}: the model returns no tensor")
@@ -284,6 +336,14 @@ def _convert(gm, model, input_shape, label) -> Graph:
         y = _shape(node)
         tensors: list = []
         refs: list = []
+        params: list = []
+        cl = any(n in last for n in node.all_input_nodes)
+        if cl:
+            if any(n not in last and isinstance(env.get(n), int) for n in node.all_input_nodes):
+                bad.add(f"{_label(node, gm)} of a channels-last and a channels-first tensor", scope)
+                env[node] = None
+                continue
+            y = (y[2], y[0], y[1]) if y is not None and len(y) == 3 else y  # as the spec sees it
         if node.op == "call_module":
             mod = gm.get_submodule(node.target)
             used_params.update(f"{node.target}.{n}" for n, _ in mod.named_parameters())
@@ -308,6 +368,19 @@ def _convert(gm, model, input_shape, label) -> Graph:
             base_name = None
             label_of = _fn_label(node)
             args = list(node.args)
+            if name == "permute" and args and isinstance(value(args[0]), int):
+                # a layout change, no layer: to channels-last and back (ConvNeXt's blocks)
+                dims, src = _permute_dims(args, node.kwargs), args[0]
+                x = _shape_of(ops, value(src), input_shape)
+                if x is not None and len(x) == 3 and dims == (CHANNELS_FIRST if src in last else CHANNELS_LAST):
+                    env[node] = value(src)
+                    if src not in last:
+                        last.add(node)
+                    continue
+            if cl and (name in ("getattr", "size") or node.op == "call_method" and name in ("dim", "ndimension")):
+                bad.add(f"{label_of} of a channels-last tensor", scope)
+                env[node] = None
+                continue
             if name in ("getattr",) and len(args) == 2 and args[1] == "shape":
                 env[node] = _Shape(value(args[0]))
                 continue
@@ -350,7 +423,7 @@ def _convert(gm, model, input_shape, label) -> Graph:
                 kw = {"args": tuple(prepare(a, tensors, refs) for a in args),
                       **{k: prepare(v, tensors, refs) for k, v in node.kwargs.items()}}
             op_name = name
-            if name in ("chunk", "split") and y is None:
+            if name in ("chunk", "split") and y is None and not cl:
                 env[node] = _Parts(name, kw, tensors[0] if tensors else None, label_of)
                 continue
         if any(isinstance(t, str) for t in tensors) or None in tensors:
@@ -366,12 +439,29 @@ def _convert(gm, model, input_shape, label) -> Graph:
             bad.add(label_of + " (on no tensor: a parameter or constant)", where)
             env[node] = None
             continue
-        result, found_type = _first(table, op_name, kw, xs, y)
+        if cl:
+            kw["channels_last"] = True
+        result, found_type = _first(table, op_name, kw, xs, y, cl)
         if result is None:
-            bad.add(label_of, where)
+            what = label_of + (" on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1)))" if cl else "")
+            what += "".join(f" with the parameter {p.name}" for p in params)
+            bad.add(what, where)
             env[node] = None
             continue
+        if params:
+            # a layer made from a call on a parameter of the model is named after it (its state_dict key)
+            p = params[0]
+            single = isinstance(result, dict) or len(result) == 1
+            if len(params) > 1 or p.name.rpartition(".")[0] != scope_of or not single or param_uses.get(p.name):
+                bad.add(f"{label_of} with the parameter {p.name} (used twice, or in another module's forward)", where)
+                env[node] = None
+                continue
+            param_uses[p.name] = 1
+            used_params.add(p.name)
+            base_name = p.name
         env[node] = add(result, node, op_name, tensors, refs, scope_of, base_name, xs, y)
+        if cl:
+            last.add(node)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
     g = simplify(g)
@@ -385,8 +475,16 @@ def _shape_of(ops, i, input_shape):
     return ops[i].shape if i is not None and i < len(ops) else None
 
 
-def _first(table, op_name, kw, xs, y):
+def _label(node, gm):
+    if node.op == "call_module":
+        return f"module {type(gm.get_submodule(node.target)).__name__}"
+    return _fn_label(node)
+
+
+def _first(table, op_name, kw, xs, y, channels_last=False):
     for ltype in table.get(op_name, ()):
+        if channels_last and not ltype.channels_last:
+            continue
         try:
             result = ltype.from_torch(op_name, kw, xs, y)
         except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):

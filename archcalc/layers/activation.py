@@ -13,6 +13,7 @@ class _Activation(Pointwise):
     saved: ClassVar[str] = "output"
     extra: ClassVar[dict] = {}
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+    channels_last = True  # elementwise: the same on a channels-last tensor
 
     def saves(self, a, training):
         if self.saved == "input" and a.get("inplace"):
@@ -98,6 +99,7 @@ class Scale(Pointwise):
         return [("Scale", {"factor": a["factor"]})]
 
     torch_ops = ("mul", "imul", "mul_", "Scale")
+    channels_last = True
 
     def from_torch(self, op, kw, xs, y):
         if op == "Scale":
@@ -124,6 +126,7 @@ class Dropout(Pointwise):
         return [("Dropout", {"p": a["p"]})]
 
     torch_ops = ("Dropout", "dropout")
+    channels_last = True
 
     def from_torch(self, op, kw, xs, y):
         return {"p": kw["p"]}
@@ -154,6 +157,7 @@ class StochasticDepth(Pointwise):
         return [("StochasticDepth", {"p": a["p"], "mode": a["mode"]})]
 
     torch_ops = ("StochasticDepth", "stochastic_depth")
+    channels_last = True
 
     def from_torch(self, op, kw, xs, y):
         return {"p": kw["p"], "mode": kw["mode"]} if kw["mode"] in ("row", "batch") else None
@@ -167,6 +171,7 @@ class Identity(Pointwise):
     grad_alias = True  # no autograd node: the gradient passes through
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
     torch_ops = ("Identity", "contiguous")
+    channels_last = True
 
     def from_torch(self, op, kw, xs, y):
         return {}

@@ -291,16 +291,29 @@ class LayerType:
         """Why torch may make a new tensor where the engine counts no new values, if it may."""
         return None
 
+    def parameter(self, a: dict, xs: list, y) -> dict | None:
+        """A bare parameter the layer multiplies by, or None (the usual case: its modules hold their
+        own). ``{"shape": ..., "init": value}``: the builder puts ``nn.Parameter(torch.full(shape,
+        init))`` on the module of the layer's scope under the layer's own name (state_dict key: the
+        layer's full name, as torchvision's ``CNBlock.layer_scale``) and hands it to the layer's
+        parameter-less modules as their last forward argument."""
+        return None
+
     # -- the importer (archcalc/importer/): a torch module, function or method back to this type
     torch_ops: ClassVar[tuple[str, ...]] = ()  # torch.nn classes and function / method names it stands for
+    # from_torch also reads a call on a channels-last tensor (N, H, W, C, made by permute(0, 2, 3, 1))
+    # that works per position over the last dimension: kw then holds channels_last=True and xs / y
+    # are given channels-first (C, H, W), as the spec sees them
+    channels_last: ClassVar[bool] = False
 
     def from_torch(self, op: str, kw: dict, xs: list, y) -> Any:
         """The spec keys of a traced torch module or call named ``op`` (one of ``torch_ops``), or
         None where this type does not express it. ``kw``: the module's constructor values, or the
         call's arguments by name (``args``: positional ones without a schema); tensor arguments are
         :data:`TENSOR`, a size read from a tensor's shape a :class:`SizeOf`. ``xs``/``y``: the tensor
-        inputs' and the output's shapes without the batch dimension. A list of (type, keys) stands
-        for several layers in a row."""
+        inputs' and the output's shapes without the batch dimension. A model parameter used as an
+        argument is a :class:`Param` (the layer is then named after it). A list of (type, keys)
+        stands for several layers in a row."""
         return None
 
 
@@ -313,6 +326,16 @@ class SizeOf:
     ``index`` is that tensor among the call's tensor inputs."""
 
     index: int
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of the traced model used directly as an argument (``self.layer_scale * x``):
+    its dotted name, its shape, and its value where every element has the same one (else None)."""
+
+    name: str
+    shape: tuple
+    value: Any = None
 
 
 def pair_of(v):

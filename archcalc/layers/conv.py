@@ -1,4 +1,5 @@
-"""Convolutions (conv, conv_transpose) and the fully connected layer."""
+"""Convolutions (conv, conv_transpose), the fully connected layer and its per-position form
+(channel_linear)."""
 
 from __future__ import annotations
 
@@ -280,3 +281,53 @@ class Linear(LayerType):
 
     def from_torch(self, op, kw, xs, y):
         return {"out": kw["out_features"], "bias": bool(kw["bias"])} if len(xs[0]) == 1 else None
+
+
+@register
+class ChannelLinear(LayerType):
+    name = "channel_linear"
+    doc = (
+        "A fully connected layer over the channels at every position: torch.nn.Linear on the "
+        "channels-last (N, H, W, C) tensor, as ConvNeXt's pointwise layers. The numbers of a 1x1 conv "
+        "(MACs as FlopCounterMode counts the Linear), with nn.Linear's parameters (weight out x in, "
+        "bias), so a Linear's state_dict loads into it."
+    )
+    keys = (Key("out", "size", None, "output channels (default: the input channels)"),
+            Key("bias", "bool", True, "learnable bias"))
+    formulas = {"shape": "out x H x W", "params": "C_in * out (+ out bias)", "macs": "out * H * W * C_in"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0] if a["out"] is None else a["out"],) + tuple(x[1:])
+
+    def count(self, a, xs, y):
+        return as_int(xs[0][0] * y[0] + (y[0] if a["bias"] else 0)), 0
+
+    def macs(self, a, xs, y):
+        return as_int(y[0] * y[1] * y[2] * xs[0][0])
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def backward_macs(self, a, xs, y, grad_input, grad_weight):
+        m = self.macs(a, xs, y)  # a 1x1 conv's: grad-input and grad-weight each the forward's
+        return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
+
+    def torch(self, a, xs, y):
+        # archcalc.torch.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
+        return [("ChannelLinear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]
+
+    def probe(self, a, xs, y, collapse):
+        if not collapse:
+            return self.torch(a, xs, y)
+        return [("ProbeSpatialConv", {"kernel_size": (1, 1), "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)})]
+
+    torch_ops = ("Linear", "ChannelLinear")
+    channels_last = True
+
+    def from_torch(self, op, kw, xs, y):
+        # nn.Linear on a channels-last map (the importer gives its shapes channels-first), or the
+        # builder's own module
+        if len(xs[0]) != 3 or (op == "Linear") != bool(kw.get("channels_last")):
+            return None
+        return {"out": kw["out_features"], "bias": bool(kw["bias"])}

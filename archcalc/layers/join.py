@@ -75,6 +75,7 @@ class Add(_Join):
         return [("Add", {})]
 
     torch_ops = ("add", "iadd", "add_", "Add")
+    channels_last = True  # two channels-last tensors of one shape: the same sum
 
     def from_torch(self, op, kw, xs, y):
         return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 else None

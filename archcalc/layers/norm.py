@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Key, Pointwise, hw, prod, register
+from .base import TENSOR, Key, Param, Pointwise, args_of, hw, prod, register
 
 
 @register
@@ -89,10 +89,12 @@ class LayerNorm(Pointwise):
         return [("LayerNorm2d" if len(xs[0]) == 3 else "LayerNorm", kw)]
 
     torch_ops = ("LayerNorm2d", "LayerNorm")
+    channels_last = True  # nn.LayerNorm(C) on a channels-last map is LayerNorm2d
 
     def from_torch(self, op, kw, xs, y):
         shape = kw["normalized_shape"]
-        if (op == "LayerNorm2d") != (len(xs[0]) == 3) or tuple(shape if isinstance(shape, (tuple, list)) else [shape]) != (xs[0][0],):
+        spatial = op == "LayerNorm2d" or bool(kw.get("channels_last"))
+        if spatial != (len(xs[0]) == 3) or tuple(shape if isinstance(shape, (tuple, list)) else [shape]) != (xs[0][0],):
             return None
         return None if kw.get("bias") is False else {"eps": kw["eps"], "affine": bool(kw["elementwise_affine"])}
 
@@ -104,7 +106,11 @@ class LayerScale(Pointwise):
         "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "
         "torch.nn.Parameter(torch.ones(C, 1, 1) * init) times the input)."
     )
-    keys = (Key("init", "float", 1e-6, "initial value of every scale"),)
+    keys = (
+        Key("init", "float", 1e-6, "initial value of every scale"),
+        Key("bare", "bool", False, "the scale is a bare parameter named after the layer on its scope's module "
+            "(state_dict key: the layer's name, as torchvision's CNBlock.layer_scale), not a module's `gamma`"),
+    )
     formulas = {"shape": "unchanged", "params": "C", "buffers": "0", "macs": "0 (not a conv or linear)"}
 
     def count(self, a, xs, y):
@@ -114,7 +120,32 @@ class LayerScale(Pointwise):
         return ("input",)  # the scale's gradient needs the input
 
     def torch(self, a, xs, y):
+        if a["bare"]:
+            return [("Mul", {})]  # times the bare parameter (``parameter``), its last input
         return [("LayerScale", {"channels": xs[0][0], "init": a["init"], "dims": len(xs[0])})]
+
+    def parameter(self, a, xs, y):
+        if not a["bare"]:
+            return None
+        return {"shape": (xs[0][0],) + (1,) * (len(xs[0]) - 1), "init": a["init"]}
+
+    torch_ops = ("mul", "imul", "mul_", "LayerScale")
+
+    def from_torch(self, op, kw, xs, y):
+        # torchvision's CNBlock: self.layer_scale * x, with a C x 1 x 1 parameter (a per-channel scale)
+        if op == "LayerScale":
+            return {}  # archcalc's own module (its gamma); the initial value is not kept, the default stands
+        args = args_of(kw) or [kw.get("input"), kw.get("other")]
+        params = [v for v in args if isinstance(v, Param)]
+        if len(args) != 2 or len(params) != 1 or TENSOR not in args:
+            return None
+        p = params[0]
+        if tuple(p.shape) != (xs[0][0],) + (1,) * (len(xs[0]) - 1):
+            return None
+        out = {"bare": True}
+        if isinstance(p.value, float):
+            out["init"] = p.value
+        return out
 
 
 @register

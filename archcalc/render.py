@@ -167,8 +167,8 @@ def total_lines(report: Report, fit=None):
         ("saved for backward / image", f"{both(t['train_saved_bytes'], 'B')}"),
         (f"weights+grads+optimizer ({report.optimizer})", f"{both(t['train_state_bytes'], 'B')}"),
     ]
-    if str(report.batch) != "1":
-        lines.append((f"training, batch {report.batch}", f"{both(t['batch_train_bytes'], 'B')}"))
+    # (the older "training, batch N" line, saved x N + state, gave way to the liveness lines'
+    # "training total"; the JSON keeps its figure as batch_train_bytes)
     sz = sizes(report)
     per = "" if str(report.batch) == "1" else f", batch {report.batch}"
     lines += peak_lines(report, per)

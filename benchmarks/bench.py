@@ -116,20 +116,27 @@ def in_process(files) -> list:
     out = []
     analyze(load(str(next(iter(files.values())))))  # warm up: the lazy imports are not per-layer work
     for label, path in files.items():
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            net = load(str(path))
-            t1 = time.perf_counter()
-            report = analyze(net)
-            t2 = time.perf_counter()
-        finally:
-            gc.enable()
-        n = len(report.rows)
-        out.append({"case": label, "layers": n, "load_s": t1 - t0, "engine_s": t2 - t1,
-                    "us_per_layer": (t2 - t0) / n * 1e6})
-        del net, report
+        best = None
+        for _ in range(max(1, 20_000 // int(label.split("-")[1]))):  # small cases: the best of several
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                net = load(str(path))
+                t1 = time.perf_counter()
+                report = analyze(net)
+                t2 = time.perf_counter()
+                report.memory.get()  # the liveness pass (issue 12), computed when a peak is asked for
+                t3 = time.perf_counter()
+            finally:
+                gc.enable()
+            if best is None or t3 - t0 < best[2]:
+                best = (t1 - t0, t2 - t1, t3 - t0, t3 - t2)
+            n = len(report.rows)
+            del net, report
+        load_s, engine_s, _, live_s = best
+        out.append({"case": label, "layers": n, "load_s": load_s, "engine_s": engine_s, "liveness_s": live_s,
+                    "us_per_layer": (load_s + engine_s) / n * 1e6, "us_per_layer_with_liveness": (load_s + engine_s + live_s) / n * 1e6})
     return out
 
 
@@ -196,10 +203,12 @@ def main(argv=None):
             results["cases"].append({"case": label, **r})
             print(line, flush=True)
         if not only or any(o.startswith(("chain", "branchy", "engine")) for o in only):
-            print(f"\n{'in process (gc off)':24} {'layers':>8} {'load s':>8} {'engine s':>9} {'us/layer':>9}")
+            print(f"\n{'in process (gc off)':24} {'layers':>8} {'load s':>8} {'engine s':>9} {'us/layer':>9} "
+                  f"{'liveness s':>11} {'us/layer':>9}")
             for row in in_process(files):
                 results.setdefault("engine", []).append(row)
-                print(f"{row['case']:24} {row['layers']:8,} {row['load_s']:8.3f} {row['engine_s']:9.3f} {row['us_per_layer']:9.2f}")
+                print(f"{row['case']:24} {row['layers']:8,} {row['load_s']:8.3f} {row['engine_s']:9.3f} "
+                      f"{row['us_per_layer']:9.2f} {row['liveness_s']:11.3f} {row['us_per_layer_with_liveness']:9.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwritten: {args.out}")

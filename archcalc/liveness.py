@@ -297,16 +297,8 @@ def _frees(nodes, outs, with_aux):
     last[-1] = -1
     free: list = [None] * n
     for j in range(n):
-        i = last[j]
-        if i < 0:
-            continue
-        f = free[i]
-        if f is None:
-            free[i] = j
-        elif f.__class__ is int:
-            free[i] = [f, j]
-        else:
-            f.append(j)
+        if last[j] >= 0:
+            _note(free, last[j], j)
     return free
 
 

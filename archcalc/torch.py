@@ -422,50 +422,21 @@ def _out_shapes(net):
 
 
 def outputs(net):
-    """Indices of the nodes the model returns: the main output, then each aux head's last node."""
-    readers = {i: 0 for i in range(len(net.nodes))}
-    for node in net.nodes:
-        for j in node.inputs:
-            if j >= 0:
-                readers[j] += 1
-    aux = [i for i, n in enumerate(net.nodes) if n.aux and readers[i] == 0 and i != net.output]
-    return [net.output] + aux
+    """Indices of the nodes the model returns: the main output, then each aux head's last node
+    (the rule lives in archcalc.liveness, which the memory estimates and this builder share)."""
+    from .liveness import outputs as rule
+
+    return rule(net)
 
 
 def inplace_safe(net, shapes=None) -> list:
     """Per node: may an in-place layer overwrite its input? (Only when no other node, no output
-    and no earlier backward need reads that storage, and it is not the network input.)"""
-    shapes = _out_shapes(net) if shapes is None else shapes
-    readers: dict = {}
-    for i, node in enumerate(net.nodes):
-        for j in node.inputs:
-            readers.setdefault(j, []).append(i)
-    outs = set(outputs(net))
-    root = {-1: -1}
-    safe = [False] * len(net.nodes)
-    for i, node in enumerate(net.nodes):
-        ltype = L.REGISTRY[node.type]
-        j = node.inputs[0]
-        inplace = ltype.can_inplace and node.args.get("inplace")
-        if not inplace:
-            xs = [shapes[k] for k in node.inputs]
-            # a view (or an identity at inference) shares its input's storage
-            root[i] = root[j] if ltype.new_tensor(node.args, xs, shapes[i], False) is False else i
-            continue
-        s = root[j]
-        ok = s != -1
-        chain = [t for t in range(s, i) if t >= 0 and root.get(t) == s] if ok else []
-        for t in chain:
-            if t in outs:
-                ok = False
-            for k in readers.get(t, []):
-                if k != i and not (k in chain):
-                    ok = False
-            if "output" in L.REGISTRY[net.nodes[t].type].saves(net.nodes[t].args, True):
-                ok = False
-        safe[i] = ok
-        root[i] = s if ok else i
-    return safe
+    and no earlier backward need reads that storage, and it is not the network input.) One rule,
+    one linear pass: archcalc.liveness.builder_inplace, whose memory model must match what this
+    builder runs."""
+    from .liveness import builder_inplace
+
+    return builder_inplace(net, _out_shapes(net) if shapes is None else shapes)
 
 
 def plan(net, probe=None):
@@ -540,22 +511,10 @@ class ArchNet(nn.Module):
         self.inputs = [st["inputs"] for st in steps]
         self.aux = [st["aux"] for st in steps]
         self.outputs = outputs(net)
-        self._free = {False: self._frees(False), True: self._frees(True)}
+        from .liveness import _frees
 
-    def _frees(self, with_aux):
-        """Per node, the values that can be dropped after it runs (their last reader)."""
-        last: dict = {}
-        for i, ins in enumerate(self.inputs):
-            if self.aux[i] and not with_aux:
-                continue
-            for j in ins:
-                last[j] = i
-        keep = set(self.outputs)
-        free: dict = {}
-        for j, i in last.items():
-            if j not in keep:
-                free.setdefault(i, []).append(j)
-        return free
+        # per node, the values dropped after it runs (their last reader): None, one or a list
+        self._free = {False: _frees(net.nodes, self.outputs, False), True: _frees(net.nodes, self.outputs, True)}
 
     def __getattr__(self, name):
         if "." in name:
@@ -589,7 +548,8 @@ class ArchNet(nn.Module):
                 values[i] = mod(*[values[j] for j in self.inputs[i]], getattr(owner, name))
             else:
                 values[i] = mod(*[values[j] for j in self.inputs[i]])
-            for j in free.get(i, ()):
+            f = free[i]
+            for j in () if f is None else (f,) if f.__class__ is int else f:
                 values.pop(j, None)
         return [values[i] for i in self.outputs if i in values]
 

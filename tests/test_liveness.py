@@ -12,6 +12,7 @@ import torch  # noqa: F401  (a test extra: missing torch must fail, not skip)
 
 import archcalc
 from archcalc import analyze
+from archcalc.layers import REGISTRY
 from archcalc.liveness import builder_inplace, max_batch, totals
 from archcalc.spec import loads
 from archcalc.verify import live_bytes
@@ -146,14 +147,68 @@ def test_symbolic_sizes_have_no_peak(cli):
     assert json.loads(out)["totals"]["inference_peak_bytes"] == "9633792*N"
 
 
-def test_builder_rule_equals_torch_inplace_safe():
+# The in-place rule as torch.py first wrote it (a walk over each chain of nodes sharing a
+# storage, quadratic), kept here as an independent reference for builder_inplace, the one linear
+# pass that the builder and the memory model now share.
+def _reference_outputs(net):
+    """Indices of the nodes the model returns: the main output, then each aux head's last node."""
+    readers = {i: 0 for i in range(len(net.nodes))}
+    for node in net.nodes:
+        for j in node.inputs:
+            if j >= 0:
+                readers[j] += 1
+    aux = [i for i, n in enumerate(net.nodes) if n.aux and readers[i] == 0 and i != net.output]
+    return [net.output] + aux
+
+
+def _reference_inplace_safe(net, shapes) -> list:
+    """Per node: may an in-place layer overwrite its input? (Only when no other node, no output
+    and no earlier backward need reads that storage, and it is not the network input.)"""
+    readers: dict = {}
+    for i, node in enumerate(net.nodes):
+        for j in node.inputs:
+            readers.setdefault(j, []).append(i)
+    outs = set(_reference_outputs(net))
+    root = {-1: -1}
+    safe = [False] * len(net.nodes)
+    for i, node in enumerate(net.nodes):
+        ltype = REGISTRY[node.type]
+        j = node.inputs[0]
+        inplace = ltype.can_inplace and node.args.get("inplace")
+        if not inplace:
+            xs = [shapes[k] for k in node.inputs]
+            # a view (or an identity at inference) shares its input's storage
+            root[i] = root[j] if ltype.new_tensor(node.args, xs, shapes[i], False) is False else i
+            continue
+        s = root[j]
+        ok = s != -1
+        chain = [t for t in range(s, i) if t >= 0 and root.get(t) == s] if ok else []
+        for t in chain:
+            if t in outs:
+                ok = False
+            for k in readers.get(t, []):
+                if k != i and not (k in chain):
+                    ok = False
+            if "output" in REGISTRY[net.nodes[t].type].saves(net.nodes[t].args, True):
+                ok = False
+        safe[i] = ok
+        root[i] = s if ok else i
+    return safe
+
+
+def test_builder_rule_equals_the_chain_walk():
     from archcalc.torch import _out_shapes, inplace_safe
 
+    ran = {}
     for name in ("resnet50", "densenet121", "mobilenet_v3_large", "inception_v3", "googlenet-paper", "fractalnet",
                  "shufflenet_v2_x1_0", "efficientnet_b0", "lenet5", "deeplabv3_mobilenet_v3_large"):
         net = archcalc.load(name)
         shapes = _out_shapes(net)
-        assert builder_inplace(net, shapes) == inplace_safe(net, shapes), name
+        expected = _reference_inplace_safe(net, shapes)
+        assert builder_inplace(net, shapes) == inplace_safe(net, shapes) == expected, name
+        ran[name] = sum(expected)
+    # the comparison is not vacuous: in-place layers run in most of these (lenet5 has none)
+    assert ran["lenet5"] == 0 and sum(1 for v in ran.values() if v) >= 8, ran
 
 
 def test_long_chain_is_linear():

@@ -893,21 +893,40 @@ def _jobs(asked: int, n_items: int) -> int:
 
 
 def _one(k):
+    """One file, in a worker. A spec that needs sympy (a symbol without a value) comes back as None:
+    the parent checks it, for it imports sympy anyway to read and show such a result, so sympy is
+    imported once rather than once more in each worker that meets one."""
+    from .expr import SympyBlocked, block_sympy
+
     items, opts = _WORK
-    return _check_item(items[k], opts)
+    block_sympy()
+    try:
+        return _check_item(items[k], opts)
+    except SympyBlocked:
+        return None
 
 
 def _in_parallel(items, opts, jobs) -> list:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     global _WORK
     _WORK = (items, opts)  # inherited by the forked workers: nothing of it is pickled
+    out: list = [None] * len(items)
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_one, range(len(items))))
+            index = {pool.submit(_one, k): k for k in range(len(items))}
+            pending = set(index)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    k = index[fut]
+                    group = fut.result()
+                    # handed back (needs sympy): checked here while the workers go on
+                    out[k] = _check_item(items[k], opts) if group is None else group
     finally:
         _WORK = ()
+    return out
 
 
 def _stale_ignores(group: list, opts: Options) -> None:

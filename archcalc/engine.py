@@ -170,9 +170,10 @@ def analyze(
         raise SpecError(f"unknown optimizer '{optimizer}'", hint="one of " + ", ".join(OPTIMIZERS))
     walk = _Walk(net, DTYPES[dtype])
     rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
-    warnings = [f"{r.name}: {w}" for r in rows for w in r.warnings]
+    warnings = [f"{rows[i].name}: {w}" for i in walk.warned for w in rows[i].warnings]
     totals = _totals(net, rows, walk.numel, walk.saved, walk.extra_bytes, walk.nbytes, batch, optimizer, ensemble, crops)
-    memory = _liveness.analyze(net, walk.shapes, walk.numel, walk.grad, rows, walk.nbytes, OPTIMIZERS[optimizer])
+    memory = _liveness.analyze(net, walk.shapes, walk.numel, walk.grad, rows, walk.nbytes, OPTIMIZERS[optimizer],
+                               walk.records, walk.readers)
     return Report(
         name=net.name,
         title=net.title,
@@ -209,7 +210,7 @@ class _Walk:
         self.rfs: list = [None] * n + [_rf_start(net.input)]
         self.extent: list = [None] * (n + 1)  # spatial size a flat vector was flattened from (for linear's window)
         self.tensor: list = [0] * n + [-1]  # which tensor a node's output lives in (training)
-        self.saved: dict = {}  # tensor id -> elements, saved for backward
+        self.saved: list = [0] * (n + 1)  # per tensor (a node index; -1: the input), elements saved for backward
         self.extra_bytes = 0
         self.numel: list = [0] * n + [L.prod(net.input)]
         self.grad: list = [False] * (n + 1)  # does a node's output need a gradient (autograd records its layers)?
@@ -221,12 +222,14 @@ class _Walk:
         self.names = [node.name for node in nodes] + ["input"]
         self.seen: set = set()  # ids of args objects met so far
         self.cache: dict = {}  # (args id, input shapes...) -> what `local` gives
-        self.mcache: dict = {}  # ((args id, input shapes...), in place) -> memory declarations
+        self.records: list = [None] * n  # per node, what `local` gave it (shared by nodes of one cache entry)
+        self.warned: list = []  # nodes with warnings
 
     def step(self, i, node) -> Row:
         ltype = _REGISTRY[node.type]
         shapes = self.shapes
-        xs = [shapes[j] for j in node.inputs]
+        ins = node.inputs
+        xs = [shapes[ins[0]]] if len(ins) == 1 else [shapes[j] for j in ins]
         # A repeat's layers share one args object: their shape, counts and local window depend on
         # nothing else but the input shapes, so each (args, inputs) pair is computed once. Only
         # args seen before are cached, so a network of distinct layers pays one set lookup.
@@ -238,16 +241,25 @@ class _Walk:
                 hit = self.cache[key] = self.local(ltype, node, xs)
         else:
             self.seen.add(args_id)
-            key, hit = None, self.local(ltype, node, xs)
-        y, params, buffers, macs, win, warnings, numel = hit
+            hit = self.local(ltype, node, xs)
+        self.records[i] = hit
+        y, params, buffers, macs, win, warnings, numel, same_field, decls = hit
         shapes[i] = y
         self.numel[i] = numel
-        rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
+        src = self.rfs[ins[0]]
+        if same_field and (win is None or (src is not None and src[0].first is None and src[0].fixed is None
+                                           and src[1].first is None and src[1].fixed is None)):
+            # pointwise on a map, or a 1x1/1 window without padding on an affine field: the field
+            # passes through (the same object serves); self.extent[i] stays None
+            rf = src
+        else:
+            rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
+            if notes:
+                warnings = (*warnings, *notes)
         self.rfs[i] = rf
-        values = self.memory(i, ltype, node, xs, y, params, key)
-        if notes:
-            warnings = (*warnings, *notes)
-        ins = node.inputs
+        if warnings:
+            self.warned.append(i)
+        values = self.memory(i, ltype, node, xs, y, params, decls)
         names = self.names
         return Row(
             node.name,
@@ -268,7 +280,8 @@ class _Walk:
     # -- shape and counts
     def local(self, ltype, node, xs):
         """What a layer gives on its own inputs: (shape, params, buffers, MACs, window, warnings,
-        elements of the output)."""
+        elements of the output, does the receptive field pass through, the memory declarations
+        by in-place or not (filled by :meth:`memory`))."""
         y, params, buffers, macs = self.shape(ltype, node, xs)
         win = None if ltype.joins else ltype.window(node.args, xs, y)
         warnings = tuple(ltype.warnings(node.args, xs, y))
@@ -276,7 +289,13 @@ class _Walk:
             lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
             if any(lost):
                 warnings += (_tiling_note(xs[0], win, lost),)
-        return y, params, buffers, macs, win, warnings, L.prod(y)
+        # the field passes through a pointwise layer on a map, and through a 1x1/1 window without
+        # padding where the field is affine (r + 0 j, j * 1, p + 0 j: the same field)
+        same_field = not ltype.joins and (
+            (win is None and len(y) != 1)
+            or (isinstance(win, tuple) and len(win) == 2
+                and all(a.__class__ is _Axis and a.k == 1 and a.s == 1 and a.before == 0 for a in win)))
+        return y, params, buffers, macs, win, warnings, L.prod(y), same_field, [None, None]
 
     def shape(self, ltype, node, xs):
         try:
@@ -336,60 +355,65 @@ class _Walk:
         return rf, None
 
     # -- memory
-    def memory(self, i, ltype, node, xs, y, params, key=None):
-        """New values at inference (the row's ``values``); records what backward keeps."""
+    def memory(self, i, ltype, node, xs, y, params, decls):
+        """New values at inference (the row's ``values``); records what backward keeps.
+        ``decls``: the layer's memory declarations, out of place and in place, as far as known."""
         ins = node.inputs
-        data = ins if ltype.joins else ins[:1]  # further inputs are `ref`s: sizes only
         args = node.args
-        inplace = ltype.can_inplace and args.get("inplace")
-        if inplace and (ins[0] == -1 or self.readers[ins[0]] > 1):
-            # an in-place layer must not overwrite a tensor another layer (or the caller) still
-            # reads: it runs out of place and produces a new tensor
-            args = {**args, "inplace": False}
-            inplace = False
-        mkey = None if key is None else (key, inplace)
-        decl = self.mcache.get(mkey) if mkey is not None else None
+        inplace = 0
+        if ltype.can_inplace and args.get("inplace"):
+            if ins[0] == -1 or self.readers[ins[0]] > 1:
+                # an in-place layer must not overwrite a tensor another layer (or the caller) still
+                # reads: it runs out of place and produces a new tensor
+                args = {**args, "inplace": False}
+            else:
+                inplace = 1
+        decl = decls[inplace]
         if decl is None:
-            decl = (ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
-                    tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
-            if mkey is not None:
-                self.mcache[mkey] = decl
+            decl = decls[inplace] = (ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
+                                     tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
         new_eval, new_train, saves, workspace = decl
+        numel = self.numel
         if new_eval is True:
-            values = self.numel[i]
+            values = numel[i]
         elif new_eval is False:
             values = 0
         else:  # depends on unresolved sizes: exact as a piecewise expression
             from .expr import sympy
 
-            values = sympy().Piecewise((self.numel[i], new_eval), (0, True))
-        self.tensor[i] = i if (new_train is not False) else self.tensor[ins[0]]
+            values = sympy().Piecewise((numel[i], new_eval), (0, True))
+        tensor = self.tensor
+        tensor[i] = i if (new_train is not False) else tensor[ins[0]]
         # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
         grad = self.grad
-        if params.__class__ is int:
-            g = (node.trainable and params > 0) or any(grad[j] for j in data)
-        else:
-            g = (node.trainable and _positive(params)) or any(grad[j] for j in data)
+        if node.trainable and (params > 0 if params.__class__ is int else _positive(params)):
+            g = True
+        elif ltype.joins:
+            g = any(grad[j] for j in ins)
+        else:  # further inputs are `ref`s: sizes only
+            g = grad[ins[0]]
         grad[i] = g
         if not g:
             return values
         if workspace:
             self.extra_bytes += workspace * self.nbytes
         for what in saves:
-            if what == "input_copy":
-                self.extra_bytes += self.numel[ins[0]] * self.nbytes
-            elif what == "input":
-                self.keep(ins[0])
+            if what == "input":
+                t = tensor[ins[0]]  # the whole storage it lives in (a slice keeps its parent)
+                self.saved[t] = numel[t]
+            elif what == "output":
+                self.saved[tensor[i]] = numel[i]
+            elif what == "input_copy":
+                self.extra_bytes += numel[ins[0]] * self.nbytes
             elif what == "operands":  # each input that another input's gradient needs
+                data = ins if ltype.joins else ins[:1]
                 for n, j in enumerate(data):
                     if any(grad[k] for m, k in enumerate(data) if m != n):
                         self.keep(j)
-            elif what == "output":
-                self.saved[self.tensor[i]] = self.numel[i]
             elif what == "indices":
-                self.extra_bytes += self.numel[i] * INDEX_BYTES
+                self.extra_bytes += numel[i] * INDEX_BYTES
             elif what == "mask":
-                self.extra_bytes += self.numel[i] * MASK_BYTES
+                self.extra_bytes += numel[i] * MASK_BYTES
         return values
 
     def keep(self, j):
@@ -411,24 +435,37 @@ def _sum(values):
 
 def _totals(net, rows, numel, saved, extra_bytes, nbytes, batch, optimizer, ensemble, crops):
     k = ensemble
-    params = as_int(_sum(r.params for r in rows) * k)
-    main = [r for r in rows if not r.aux]
-    activations = as_int((numel[-1] + _sum(r.values for r in main)) * k)
-    saved_bytes = as_int((_sum(saved.values()) * nbytes + extra_bytes) * k)
+    # one pass over the rows (sums of ints, or of sympy expressions: the same in any order)
+    params = params_aux = buffers = macs = macs_aux = values = trainable = 0
+    for r in rows:
+        p = r.params
+        params = params + p
+        buffers = buffers + r.buffers
+        if r.aux:
+            params_aux = params_aux + p
+            macs_aux = macs_aux + r.macs
+        else:
+            macs = macs + r.macs
+            values = values + r.values
+        if r.trainable:
+            trainable = trainable + p
+    params = as_int(as_int(params) * k)
+    activations = as_int((numel[-1] + as_int(values)) * k)
+    saved_bytes = as_int((_sum(saved) * nbytes + extra_bytes) * k)
     param_bytes = as_int(params * nbytes)
     states = OPTIMIZERS[optimizer]
     t = {
         "params": params,
-        "params_aux": as_int(_sum(r.params for r in rows if r.aux) * k),
-        "buffers": as_int(_sum(r.buffers for r in rows) * k),
-        "macs": as_int(_sum(r.macs for r in main) * k * crops),
-        "macs_aux": as_int(_sum(r.macs for r in rows if r.aux) * k),
+        "params_aux": as_int(as_int(params_aux) * k),
+        "buffers": as_int(as_int(buffers) * k),
+        "macs": as_int(as_int(macs) * k * crops),
+        "macs_aux": as_int(as_int(macs_aux) * k),
         "activations": activations,
         "activation_bytes": as_int(activations * nbytes),
         "train_saved_bytes": saved_bytes,
         "param_bytes": param_bytes,
         # weights (all), gradients and optimizer state (trainable params only: frozen ones have neither)
-        "train_state_bytes": as_int(param_bytes + _sum(r.params for r in rows if r.trainable) * k * nbytes * (1 + states)),
+        "train_state_bytes": as_int(param_bytes + as_int(trainable) * k * nbytes * (1 + states)),
         "layers": len(rows),
         "ensemble": ensemble,
         "crops": crops,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -58,8 +59,25 @@ def is_symbolic(value) -> bool:
     return not isinstance(value, int) and bool(getattr(value, "free_symbols", None))
 
 
+class SympyBlocked(BaseException):
+    """Raised by :func:`sympy` where a caller has forbidden its import (a worker of ``check`` that
+    hands symbolic specs back to its parent, which imports sympy once for all of them). A
+    BaseException, so that no ``except Exception`` on the way turns it into a result."""
+
+
+_SYMPY_BLOCKED = False
+
+
+def block_sympy(blocked: bool = True) -> None:
+    """From now on, :func:`sympy` raises :class:`SympyBlocked` unless sympy is already imported."""
+    global _SYMPY_BLOCKED
+    _SYMPY_BLOCKED = blocked
+
+
 def sympy():
     """Import sympy on first use (never on the concrete fast path)."""
+    if _SYMPY_BLOCKED and "sympy" not in sys.modules:
+        raise SympyBlocked
     import sympy as _sympy
 
     return _sympy
@@ -483,6 +501,7 @@ def text(value) -> str:
 
 @lru_cache(maxsize=1)
 def _printer():
+    sympy()
     from sympy.printing.str import StrPrinter
 
     class Printer(StrPrinter):

@@ -42,33 +42,44 @@ INDEX_BYTES = 8  # max-pool indices are int64 (as engine.INDEX_BYTES)
 MASK_BYTES = 1  # dropout masks are bool (as engine.MASK_BYTES)
 
 
-def outputs(net) -> list:
+def outputs(net, readers=None) -> list:
     """The nodes the model returns: the main output, then each aux head's last node (as the
-    builder: archcalc.torch.outputs)."""
-    n = len(net.nodes)
-    read = [False] * n
-    for node in net.nodes:
+    builder: archcalc.torch.outputs). ``readers``: per node, how many nodes read it, where the
+    caller has counted them."""
+    if readers is None:
+        readers = _readers(net.nodes)
+    return [net.output] + [i for i, nd in enumerate(net.nodes) if nd.aux and not readers[i] and i != net.output]
+
+
+def _readers(nodes) -> list:
+    """Per node, how many nodes read its output (one more slot at the end: the network input)."""
+    readers = [0] * (len(nodes) + 1)
+    for node in nodes:
         for j in node.inputs:
-            if j >= 0:
-                read[j] = True
-    return [net.output] + [i for i, nd in enumerate(net.nodes) if nd.aux and not read[i] and i != net.output]
+            readers[j] += 1
+    return readers
 
 
-def builder_inplace(net, shapes, on_node=None) -> list:
+def builder_inplace(net, shapes) -> list:
     """Per node: does the builder run an in-place layer in place? The rule of
     archcalc.torch.inplace_safe (only when no other node, no output and no earlier backward need
     reads the storage, and it is not the network input), computed in one pass: per storage, the
-    count of reads from outside the chain of nodes that share it. ``on_node(i, node, ltype, xs,
-    unsafe)`` is called for each node in order once its rule is known (``unsafe``: an in-place
-    layer the builder runs out of place)."""
+    count of reads from outside the chain of nodes that share it."""
+    safe = _inplace_safe(net, shapes)
+    return [False] * len(net.nodes) if safe is None else safe
+
+
+def _inplace_safe(net, shapes, readers=None, outs=None, records=None) -> list | None:
+    """:func:`builder_inplace`, or None where no layer asks to run in place. ``readers`` and ``outs`` as :func:`_readers` and
+    :func:`outputs` give them, where the caller has them; ``records``: per node, an object shared
+    by nodes of equal args and input shapes (the engine's), which keys the caches cheaply."""
     nodes = net.nodes
     n = len(nodes)
-    nreaders = [0] * n
-    for node in nodes:
-        for j in node.inputs:
-            if j >= 0:
-                nreaders[j] += 1
-    outs = set(outputs(net))
+    registry = _REGISTRY
+    if not any(registry[node.type].can_inplace and node.args.get("inplace") for node in nodes):
+        return None  # no storage chains to follow
+    nreaders = _readers(nodes) if readers is None else readers
+    outs = set(outputs(net, nreaders) if outs is None else outs)
     root = [0] * n
     ext = [0] * n  # per root: reads of chain members by nodes outside the chain
     bad = [False] * n  # per root: a chain member is an output or saves its output for backward
@@ -76,47 +87,43 @@ def builder_inplace(net, shapes, on_node=None) -> list:
     views: dict = {}  # (args id, input shapes) -> no new tensor at inference
     saves_out: dict = {}  # args id -> saves its output for backward
 
-    def join(i, s, node):
-        inside = 0
-        for j in node.inputs:
-            if j >= 0 and root[j] == s:
-                inside += 1
-        ext[s] += nreaders[i] - inside
-        if i in outs:
-            bad[s] = True
-            return
-        key = id(node.args)
-        keeps = saves_out.get(key)
-        if keeps is None:
-            keeps = saves_out[key] = "output" in _REGISTRY[node.type].saves(node.args, True)
-        if keeps:
-            bad[s] = True
-
     for i, node in enumerate(nodes):
         ltype = _REGISTRY[node.type]
-        j = node.inputs[0]
-        xs = [shapes[k] for k in node.inputs]
-        if not (ltype.can_inplace and node.args.get("inplace")):
+        ins = node.inputs
+        j = ins[0]
+        args = node.args
+        inplace = True if ltype.can_inplace and args.get("inplace") else False
+        if not inplace:
             # a view (or an identity at inference) shares its input's storage
-            key = (id(node.args), *xs)
+            key = id(records[i]) if records is not None else (id(args), *[shapes[k] for k in ins])
             view = views.get(key)
             if view is None:
-                view = views[key] = ltype.new_tensor(node.args, xs, shapes[i], False) is False
+                view = views[key] = ltype.new_tensor(args, [shapes[k] for k in ins], shapes[i], False) is False
             s = (root[j] if j >= 0 else -1) if view else i
         else:
             s = root[j] if j >= 0 else -1
             ok = s != -1
             if ok:
-                inside = sum(1 for k in node.inputs if k >= 0 and root[k] == s)
+                inside = sum(1 for k in ins if k >= 0 and root[k] == s)
                 ok = not bad[s] and ext[s] - inside == 0
             safe[i] = ok
             if not ok:
                 s = i
         root[i] = s
-        if s >= 0:
-            join(i, s, node)
-        if on_node is not None:
-            on_node(i, node, ltype, xs, ltype.can_inplace and node.args.get("inplace") and not safe[i])
+        if s >= 0:  # node i joins storage s: reads of it from outside the chain, and whether it may change
+            inside = 0
+            for k in ins:
+                if k >= 0 and root[k] == s:
+                    inside += 1
+            ext[s] += nreaders[i] - inside
+            if i in outs:
+                bad[s] = True
+            else:
+                keeps = saves_out.get(id(args))
+                if keeps is None:
+                    keeps = saves_out[id(args)] = "output" in ltype.saves(args, True)
+                if keeps:
+                    bad[s] = True
     return safe
 
 
@@ -210,57 +217,59 @@ class Memory:
         return self._profile
 
 
-def analyze(net, shapes, numel, grad, rows, nbytes, optimizer_states=0) -> Memory:
-    """The engine's hook: a :class:`Memory` that computes the profile when first asked."""
-    return Memory(net, shapes, numel, grad, rows, nbytes, optimizer_states)
+def analyze(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None) -> Memory:
+    """The engine's hook: a :class:`Memory` that computes the profile when first asked.
+    ``records`` (per node, an object shared by nodes of equal args and input shapes) and
+    ``readers`` (per node, how many nodes read it) are the engine's, where it has them."""
+    return Memory(net, shapes, numel, grad, rows, nbytes, optimizer_states, records, readers)
 
 
-def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0):
+def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None):
     """The :class:`Profile` of a concrete network (None where a size is symbolic), and the
     training MACs per row (set as ``row.train_macs``; the live bytes as ``row.live``)."""
     nodes = net.nodes
     n = len(nodes)
-    _train_macs(nodes, shapes, grad, rows)
-    if n == 0 or net.symbolic:
-        return None
     nb = [numel[i] * nbytes for i in range(n)] + [0]  # bytes per value; [-1]: the caller's input
-    for v in nb:
-        if v.__class__ is not int:  # a size of an unresolved symbol (a width)
-            return None
-    outs = outputs(net)
+    if n == 0 or net.symbolic or any(v.__class__ is not int for v in nb):  # a size of an unresolved symbol
+        _train_macs(nodes, shapes, grad, rows)
+        return None
+    if readers is None:
+        readers = _readers(nodes)
+    outs = outputs(net, readers)
     # per node, as the builder runs it (a repeat's layers share one args object: declared once):
     # (fresh, scratch) at inference; (fresh, scratch) in training, then what backward keeps when
     # the layer is recorded: its input's storage, its output's, its operands', private bytes per
-    # image and per batch; then how its backward hands gradients on (joins, alias, shared)
-    cache: dict = {}
+    # image and per batch; then how its backward hands gradients on (joins, alias, shared). The
+    # same walk sets each row's training MACs (as _train_macs).
+    safe = _inplace_safe(net, shapes, readers, outs, records)
+    # caches by record id (engine's records), or by (args id, input shapes) without them:
+    # declarations by [unsafe], backward MACs by [gin * 2 + gw]
+    cache: list = [{}, {}]
+    back_cache: list = [{}, {}, {}, {}]
     decls = []
-
-    def declare(i, node, ltype, xs, unsafe):
-        args = node.args
-        key = (id(args), unsafe, *xs)
-        hit = cache.get(key)
-        if hit is None:
-            if unsafe:
-                args = {**args, "inplace": False}
-            y = shapes[i]
-            saves = tuple(ltype.saves(args, True))
-            work = ltype.workspace(args, xs, y) * nbytes
-            extra = 0 if ltype.workspace_per_batch else work
-            if "input_copy" in saves:
-                extra += L.prod(xs[0]) * nbytes
-            if "indices" in saves:
-                extra += L.prod(y) * INDEX_BYTES
-            if "mask" in saves:
-                extra += L.prod(y) * MASK_BYTES
-            hit = cache[key] = (ltype.fresh(args, xs, y, False), ltype.scratch(args, xs, y, nbytes, False),
-                                ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
-                                "input" in saves, "output" in saves, "operands" in saves,
-                                extra, work if ltype.workspace_per_batch else 0,
-                                ltype.joins, ltype.grad_alias, ltype.grad_shared)
-        decls.append(hit)
-
-    builder_inplace(net, shapes, declare)
-    for d in cache.values():
+    registry = _REGISTRY
+    for i, node in enumerate(nodes):
+        ltype = registry[node.type]
+        ins = node.inputs
+        unsafe = 1 if safe is not None and not safe[i] and ltype.can_inplace and node.args.get("inplace") else 0
+        key = id(records[i]) if records is not None else (id(node.args), *[shapes[k] for k in ins])
+        d = cache[unsafe].get(key)
+        if d is None:
+            d = cache[unsafe][key] = _declare(ltype, node.args, [shapes[k] for k in ins], shapes[i], unsafe, nbytes)
+        decls.append(d)
+        r = rows[i]
+        if not grad[i]:
+            r.train_macs = r.macs
+            continue
+        j = ins[0]
+        params = r.params
+        slot = (2 if j >= 0 and grad[j] else 0) + (1 if node.trainable and (params.__class__ is not int or params != 0) else 0)
+        back = back_cache[slot].get(key)
+        if back is None:
+            back = back_cache[slot][key] = ltype.backward_macs(node.args, [shapes[k] for k in ins], shapes[i],
+                                                               slot >= 2, slot & 1 == 1)
+        r.train_macs = as_int(r.macs + back) if back else r.macs
+    for d in (*cache[0].values(), *cache[1].values()):
         if d[1].__class__ is not int or d[3].__class__ is not int or d[7].__class__ is not int \
                 or d[8].__class__ is not int:
             return None
@@ -279,6 +288,26 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0):
     weights = (params + buffers) * nbytes
     state = (weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
     return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state)
+
+
+def _declare(ltype, args, xs, y, unsafe, nbytes):
+    """One layer's memory declaration as the builder runs it (see _compute)."""
+    if unsafe:
+        args = {**args, "inplace": False}
+    saves = tuple(ltype.saves(args, True))
+    work = ltype.workspace(args, xs, y) * nbytes
+    extra = 0 if ltype.workspace_per_batch else work
+    if "input_copy" in saves:
+        extra += L.prod(xs[0]) * nbytes
+    if "indices" in saves:
+        extra += L.prod(y) * INDEX_BYTES
+    if "mask" in saves:
+        extra += L.prod(y) * MASK_BYTES
+    return (ltype.fresh(args, xs, y, False), ltype.scratch(args, xs, y, nbytes, False),
+            ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
+            "input" in saves, "output" in saves, "operands" in saves,
+            extra, work if ltype.workspace_per_batch else 0,
+            ltype.joins, ltype.grad_alias, ltype.grad_shared)
 
 
 def _frees(nodes, outs, with_aux):
@@ -355,8 +384,9 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             points.pop()
         points.append((a, g, i, phase))
 
-    for i, node in enumerate(nodes):
-        d = decls[i]
+    note = _note
+    last_a = last_g = -1  # the last point's bytes (none yet: any point is above)
+    for i, (node, d, g, f) in enumerate(zip(nodes, decls, grad, free)):
         ins = node.inputs
         if d[2]:
             b = nb[i]
@@ -366,17 +396,23 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             s = store[i] = store[ins[0]]
             ref[s] += 1
         extra = 0
-        if grad[i]:
+        if g:
             if d[4]:
                 s = store[ins[0]]
                 if not saved[s]:
                     saved[s] = True
-                    _note(release, i, s)
+                    if release[i] is None:
+                        release[i] = s
+                    else:
+                        note(release, i, s)
             if d[5]:
                 s = store[i]
                 if not saved[s]:
                     saved[s] = True
-                    _note(release, i, s)
+                    if release[i] is None:
+                        release[i] = s
+                    else:
+                        note(release, i, s)
             if d[6]:  # each operand another operand's gradient needs (a product)
                 data = ins if d[9] else ins[:1]
                 for m, j in enumerate(data):
@@ -384,7 +420,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                         s = store[j]
                         if not saved[s]:
                             saved[s] = True
-                            _note(release, i, s)
+                            note(release, i, s)
             extra = d[7]
             if extra:
                 extras[i] = extra
@@ -392,16 +428,24 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 fixed += d[8]
                 fixed_of[i] = d[8]
         a = live + b + extra + d[3]
-        if not points or a > points[-1][0] or fixed > points[-1][1]:  # else the last point covers it
-            push(a, fixed, i, "forward")
+        if a > last_a or fixed > last_g:  # else the last point covers it
+            while points and points[-1][0] <= a and points[-1][1] <= fixed:  # push, inline
+                points.pop()
+            points.append((a, fixed, i, "forward"))
+            last_a, last_g = a, fixed
         live += b + extra
-        f = free[i]
         if f is not None:
-            for j in ((f,) if f.__class__ is int else f):
-                s = store[j]
+            if f.__class__ is int:
+                s = store[f]
                 ref[s] -= 1
                 if not ref[s] and not saved[s]:
                     live -= nb[s]
+            else:
+                for j in f:
+                    s = store[j]
+                    ref[s] -= 1
+                    if not ref[s] and not saved[s]:
+                        live -= nb[s]
 
     # backward: the recorded nodes in reverse; gradients as storages (ids into gbytes / gref)
     gbytes = [0]
@@ -444,16 +488,25 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 gref.append(1)
                 new += nb[j]
             made.append((j, inc))
-        push(live + new, pgrads + fixed, i, "backward")
+        a, g = live + new, pgrads + fixed
+        if a > last_a or g > last_g:  # else the last point covers it
+            while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
+                points.pop()
+            points.append((a, g, i, "backward"))
+            last_a, last_g = a, g
         live += new
         gref[gi] -= 1
         if not gref[gi]:
             live -= gbytes[gi]
         f = release[i]
         if f is not None:
-            for s in ((f,) if f.__class__ is int else f):
-                if not ref[s]:
-                    live -= nb[s]
+            if f.__class__ is int:
+                if not ref[f]:
+                    live -= nb[f]
+            else:
+                for s in f:
+                    if not ref[s]:
+                        live -= nb[s]
         live -= extras[i]
         fixed -= fixed_of[i]
         for j, inc in made:
@@ -463,6 +516,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 continue
             # a second gradient: summed out of place, then both parts dropped
             push(live + nb[j], pgrads + fixed, i, "backward")
+            last_a, last_g = points[-1][0], points[-1][1]
             grad_of[j] = len(gbytes)
             gbytes.append(nb[j])
             gref.append(1)

@@ -105,8 +105,9 @@ def iter_summary_json(report: Report, extra: dict | None = None):
     else:
         yield '"layers": [\n    '
         n, lines = 0, []
+        cache: dict = {}  # shape and field texts by id: the rows, which hold those objects, outlive it
         for r in rows._rows:
-            lines.append(layer_line(r))
+            lines.append(layer_line(r, cache))
             n += 1
             if n == 1000:  # in pieces: a huge network is never one string
                 yield ",\n    ".join(lines)

@@ -161,7 +161,9 @@ def compile_expr(expr, names):
     """A Python function of ``names`` computing a sympy expression exactly on integers, built from
     the expression tree by archcalc itself (no lambdify, no generated source: symbol names come from
     a spec and never become code)."""
-    import sympy as sp
+    from .expr import sympy
+
+    sp = sympy()
 
     if not is_symbolic(expr):
         from fractions import Fraction

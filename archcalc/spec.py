@@ -94,8 +94,11 @@ class _Ctx:
         self.values = values
         self.frozen = 0  # > 0 inside an item marked `trainable: false`
         self.work = 0  # expansion steps so far (items visited, repeat rounds, branches)
-        self.args_cache: dict = {}  # (type, id of the YAML value) -> keys, for values without arguments
-        self.static: dict = {}  # (type, id of the YAML value) -> has no '$' anywhere
+        self.args_cache: dict = {}  # _args_key -> the layer's keys
+        self.values_cache: dict = {}  # (argument text, the arguments it uses) -> its value
+        self.plans: dict = {}  # id of a list item -> (type, keys): a plain layer whose keys use no argument
+        self.plan = None  # set by _expand_one when the item it expanded can be planned
+        self.static: dict = {}  # (type, id of a YAML value) or an argument's text -> the block arguments it uses
         self.depth = 0  # items being expanded, outermost first
 
     def tick(self, line, ypath, steps=1):
@@ -760,8 +763,33 @@ def _expand_list(ctx, items, cur, env, scope, ypath, aux):
     if not isinstance(items, list):
         ctx.fail(f"expected a list of layers, got {short(items)}", getattr(items, "line", None), ypath)
     lines = getattr(items, "lines", None) or [getattr(items, "line", None)] * len(items)
+    plans = ctx.plans
+    nodes, index, counters = ctx.nodes, ctx.index, ctx.counters
     for i, item in enumerate(items):
+        plan = plans.get(id(item))
+        if (plan is not None and ctx.depth < MAX_DEPTH and ctx.work < MAX_WORK and len(nodes) < MAX_NODES
+                and (aux or cur < 0 or not nodes[cur].aux)):
+            # a plain layer met before (a repeat's next round, a block's next call): its type and
+            # keys are known, only its name (ctx.derive) and place (ctx.add) are new
+            ctx.work += 1
+            type_, args = plan
+            key = (scope, type_)
+            count = counters[key] = counters.get(key, 0) + 1
+            name = f"{scope}.{type_}{count}" if scope else f"{type_}{count}"
+            if name not in index:
+                k = index[name] = len(nodes)
+                nodes.append(Node(name, type_, args, (cur,), Where(ctx.file, lines[i], f"{ypath}[{i}] '{name}'", type_),
+                                  aux, not ctx.frozen))
+                cur = k
+                continue
+            counters[key] -= 1  # a name given before: ctx.add says so
+            cur = ctx.add(ctx.derive(scope, type_), type_, args, (cur,), lines[i], f"{ypath}[{i}]", aux)
+            continue
+        ctx.plan = None
         cur = _expand_item(ctx, item, cur, env, scope, f"{ypath}[{i}]", lines[i], aux)
+        if ctx.plan is not None:
+            plans[id(item)] = ctx.plan
+            ctx.plan = None
     return cur
 
 
@@ -854,9 +882,11 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
 
     if ltype is not None:
         name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
-        key = _static_key(ctx, ltype, value)
+        key = _args_key(ctx, ltype, value, env)
         args = ctx.args_cache.get(key) if key is not None else None
-        if args is not None:  # a repeat's layer seen before: same keys, no layer references
+        if args is not None:  # keys read before from the same value and arguments
+            if not opts and len(key) == 2:  # and they use none: _expand_list reuses them directly
+                ctx.plan = (ltype.name, args)
             return ctx.add(name, ltype.name, args, (cur,), line, ypath, aux)
         refs: list = []
 
@@ -878,33 +908,58 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
 
 
 _HAS_REF: dict = {}  # layer type -> does it take a `ref` key (a layer reference)?
+_MISSING = object()
 
 
-def _static_key(ctx, ltype, value):
-    """A cache key for a layer's keys when they cannot differ between expansions (no '$' argument
-    or index anywhere, no layer reference): a repeat then reads them once, not once per round.
-    Symbols are fixed for the whole load, so expressions in them evaluate alike every time."""
+def _args_key(ctx, ltype, value, env):
+    """A cache key for a layer's keys, from what they can depend on: the YAML value itself and the
+    values of the block arguments ('$name', '$i') its strings use. Symbols are fixed for the whole
+    load, so expressions in them evaluate alike every time. A repeat then reads a layer's keys
+    once, not once per round, and a block called again with the same arguments reuses them (the
+    same dict: the engine's own cache then hits too). None where no key is safe: a layer reference,
+    or an argument holding layers or a list (its meaning depends on the caller's env)."""
     has_ref = _HAS_REF.get(ltype.name)
     if has_ref is None:
         has_ref = _HAS_REF[ltype.name] = any(k.kind == "ref" for k in ltype.keys)
     if has_ref:
         return None
     key = (ltype.name, id(value))
-    static = ctx.static.get(key)
-    if static is None:
-        static = ctx.static[key] = _no_arguments(value)
-    return key if static else None
+    used = ctx.static.get(key)
+    if used is None:
+        used = ctx.static[key] = _arguments_used(value)
+    if used is False:
+        return None
+    if not used:
+        return key
+    return _with_values(key, used, env)
 
 
-def _no_arguments(value) -> bool:
-    """No '$' in any string of a YAML value; each mapping or list is visited once, so a value built
-    of aliases (a "billion laughs") costs its distinct nodes, not its expansion."""
-    stack, seen = [value], set()
+def _with_values(key, used, env):
+    """``key`` and, per argument used, the type and value of its value (1, 1.0 and True are equal
+    keys: the type tells them apart); None where a value holds layers or a list."""
+    parts = [key]
+    for name in used:
+        v = env.get(name, _MISSING)
+        if isinstance(v, (_Raw, list, dict, set)):
+            return None
+        parts.append(v.__class__)
+        parts.append(v)
+    return tuple(parts)
+
+
+def _arguments_used(value):
+    """The block arguments ('$name') the strings of a YAML value use, sorted (False: never cache).
+    Each mapping or list is visited once, so a value built of aliases (a "billion laughs") costs
+    its distinct nodes, not its expansion. A '$' that names no argument cannot parse: the string
+    is kept as written, so the key still differs and the error is raised each time."""
+    stack, seen, found = [value], set(), set()
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if "$" in v:
-                return False
+                found.update("$" + m for m in _ARG_NAME.findall(v))
+                if "$" in _ARG_NAME.sub("", v):
+                    found.add(v)
         elif isinstance(v, (dict, list)):
             if id(v) in seen:
                 continue
@@ -914,9 +969,12 @@ def _no_arguments(value) -> bool:
                 stack.extend(v.values())
             else:
                 stack.extend(v)
-        elif isinstance(v, _Raw):
+        elif isinstance(v, _Raw):  # layers inside the keys: never cached
             return False
-    return True
+    return tuple(sorted(found))
+
+
+_ARG_NAME = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)")
 
 
 def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
@@ -985,6 +1043,23 @@ def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
     )
 
 
+def _argument(ctx, raw, env, line, ypath, kind):
+    """A block argument's value (a size, a number or a word), evaluated once per text and values
+    of the arguments it uses (a block called again with the same arguments is common)."""
+    if raw.__class__ is not str:
+        return _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    used = ctx.static.get(raw)
+    if used is None:
+        used = ctx.static[raw] = _arguments_used(raw)
+    key = _with_values(raw, used, env)
+    if key is None:
+        return _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    value = ctx.values_cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = ctx.values_cache[key] = _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    return value
+
+
 def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     block = ctx.blocks[kind]
     params = block["params"]
@@ -1019,7 +1094,7 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         elif raw == "identity":
             benv["$" + arg] = _Raw("identity", source_env, aline)
         else:
-            benv["$" + arg] = _evaluate(raw, source_env, ctx.where(aline, ypath, kind), allow_words=True)
+            benv["$" + arg] = _argument(ctx, raw, source_env, aline, ypath, kind)
     if len(ctx.calls) >= MAX_BLOCK_DEPTH:
         ctx.fail(f"blocks call blocks more than {MAX_BLOCK_DEPTH} deep", line, ypath, kind)
     if kind in ctx.calls:

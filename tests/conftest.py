@@ -1,5 +1,7 @@
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,8 +14,10 @@ from archcalc.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 # `archcalc list` keeps a cache (archcalc/zoocache.py): the tests use one of their own, never the
-# user's, and subprocesses inherit it
-os.environ["ARCHCALC_CACHE_DIR"] = tempfile.mkdtemp(prefix="archcalc-test-cache-")
+# user's, and subprocesses inherit it; the folder goes when the session ends
+_CACHE_DIR = tempfile.mkdtemp(prefix="archcalc-test-cache-")
+os.environ["ARCHCALC_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "torchvision.json").read_text())["models"]
 
 

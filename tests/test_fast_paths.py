@@ -106,3 +106,86 @@ def test_table_widths_of_one_column_glyphs():
     assert cells("25.5 ██▏") == 8 and one_column("25.5 ██▏")
     assert cells("中文") == 4 and not one_column("中文")  # wide: two columns each
     assert not one_column("a\tb")
+
+
+@pytest.mark.parametrize("name", ("resnet50", "googlenet", "efficientnet_b0"))
+def test_json_layer_lines_with_the_shared_cache(name):
+    """The document writer caches each shape's and field's text by object: every line is still
+    exactly json.dumps of the layer."""
+    report = analyze(load(name))
+    cache: dict = {}
+    for row in report.rows:
+        assert layer_line(row, cache) == json.dumps(layer_dict(row), separators=(", ", ": ")), row.name
+    assert len(cache) < 2 * len(report.rows)  # rows share shapes and fields
+
+
+BLOCKS = """name: b
+input: [4, 16, 16]
+blocks:
+  unit:
+    args: {k: 3, bias: true, width: 4}
+    layers:
+      - conv: {out: $width, kernel: $k, padding: $k // 2, bias: $bias}
+      - relu
+layers:
+"""
+
+
+def test_block_keys_are_read_per_argument_values(tmp_path):
+    """A layer's keys are read once per YAML value and argument values: a block called again with
+    other arguments gets its own keys, with the same ones the very same keys."""
+    spec = tmp_path / "b.yaml"
+    spec.write_text(BLOCKS + "  - unit: {k: 3}\n  - unit: {k: 5, width: 6}\n  - unit: {k: 3}\n"
+                    "  - repeat: 2\n    layers: [{unit: {k: 1, width: $i}}]\n")
+    net = load(str(spec))
+    convs = [n for n in net.nodes if n.type == "conv"]
+    assert [(n.args["kernel"], n.args["padding"], n.args["out"]) for n in convs] == [
+        ((3, 3), (1, 1, 1, 1), 4), ((5, 5), (2, 2, 2, 2), 6), ((3, 3), (1, 1, 1, 1), 4),
+        ((1, 1), (0, 0, 0, 0), 1), ((1, 1), (0, 0, 0, 0), 2)]
+    assert convs[0].args is convs[2].args  # the same values: the same keys (the engine's cache hits)
+    rows = analyze(net).rows
+    # params: 4*4*9+4, 6*4*25+6, 4*6*9+4, 1*4*1+1, 2*1*1+2
+    assert [r.params for r in rows if r.type == "conv"] == [148, 606, 220, 5, 4]
+
+
+def test_argument_types_are_part_of_the_key(tmp_path):
+    """1 and true are equal in Python: a block called with bias: true, then bias: 1, must still
+    reject the second (a bool key), not reuse the first call's keys."""
+    spec = tmp_path / "b.yaml"
+    spec.write_text(BLOCKS + "  - unit: {bias: true}\n  - unit: {bias: 1}\n")
+    code = run_subprocess("summary", str(spec))
+    assert code.returncode == 2 and "bias: expected" in code.stderr, code.stderr
+
+
+def test_repeat_rounds_after_the_first_name_clash_alike(tmp_path):
+    """Later rounds of a repeat take a fast path (the layer's keys known): a derived name that
+    clashes with an earlier explicit one fails there as in the first round, at the same place."""
+    for clash in ("conv1", "conv3"):  # round 1 (the plain path) and round 3 (the fast path)
+        spec = tmp_path / f"{clash}.yaml"
+        spec.write_text(f"name: c\ninput: [4, 8, 8]\nlayers:\n  - {{conv: {{out: 4, kernel: 1}}, name: {clash}}}\n"
+                        "  - repeat: 4\n    layers:\n      - conv: {out: 4, kernel: 1}\n")
+        out = run_subprocess("summary", str(spec))
+        assert out.returncode == 2, out.stdout
+        assert f"layer name '{clash}' is used twice" in out.stderr and ":7:" in out.stderr, out.stderr
+
+
+def test_parallel_check_hands_symbolic_specs_to_the_parent():
+    """Workers never import sympy: a spec that needs it comes back to the parent, which imports
+    it once. The report equals the one-process report."""
+    files = ["specs/stack3x3.yaml", "specs/conv7x7.yaml"] + sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("vgg1*.yaml"))
+    one = run_subprocess("check", *files, "-f", "json", "--jobs", "1")
+    two = run_subprocess("check", *files, "-f", "json", "--jobs", "3")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    assert one.stdout == two.stdout
+    doc = json.loads(two.stdout)
+    stack = next(s for s in doc["specs"] if s["file"] == "specs/stack3x3.yaml")
+    assert stack["status"] == "pass" and "27*C**2" in json.dumps(stack)
+
+
+def test_blocked_sympy_raises_in_the_worker_and_not_after():
+    code = ("import sys\nfrom archcalc import expr\nexpr.block_sympy()\n"
+            "try:\n    expr.sympy()\nexcept expr.SympyBlocked:\n    print('blocked', 'sympy' in sys.modules)\n"
+            "expr.block_sympy(False)\nprint(expr.sympy().__name__)\n")
+    out = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["blocked", "False", "sympy"], out.stderr

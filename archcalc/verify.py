@@ -37,21 +37,89 @@ from .errors import SpecError, UsageError
 from .torch import build, plan
 
 
-def _no_dynamo_import(*classes):
-    """Start-up: torch wraps every TorchDispatchMode's ``__torch_dispatch__`` so that dynamo never
-    traces it, and that wrapper imports ``torch._dynamo`` on its first call: 1.1-1.4 s, a third of
-    ``archcalc verify resnet152`` (issue 14). archcalc compiles nothing, so for the modes it runs
-    (FlopCounterMode's, the live-bytes tracker) the wrapper is told, as it would cache itself,
-    that the function to call is the function itself. Skipped where torch's internals differ or
-    dynamo is already loaded (a process that compiles keeps torch's own behaviour)."""
+# Start-up (issue 14): torch wraps code that dynamo must never trace (every TorchDispatchMode's
+# ``__torch_dispatch__``, and the elementwise references its CPU and meta batch-norm
+# decompositions call) in ``torch._compile._disable_dynamo``, whose wrapper imports
+# ``torch._dynamo`` on its first call to build a ``torch._dynamo.disable(fn)``: 1.1-1.4 s, a third
+# of ``archcalc verify resnet152``. archcalc compiles nothing, and outside a compile that disable
+# wrapper only calls ``fn``. So while archcalc runs a model, each such wrapper that torch's
+# reference modules, decomposition tables and archcalc's dispatch modes hold is told, through the
+# cache attribute it reads first, that the function to call is ``fn`` itself; afterwards the
+# attributes are removed again, so a process that compiles later gets torch's own behaviour.
+# Skipped where dynamo is already loaded; where torch's internals differ, nothing is found and
+# dynamo is imported as before (slower, never wrong).
+_DYNAMO_ROOTS = ("torch._refs", "torch._prims", "torch._decomp")
+_MAX_VISITS = 200_000  # a bound on the walk (torch 2.13 has about 3,200 such functions)
+_calm = {"depth": 0, "seeded": []}
+
+
+def _seed_dynamo_disable() -> list:
+    """Set ``fn.__dynamo_disable = fn`` on the functions behind torch's ``_disable_dynamo``
+    wrappers (found through ``__wrapped__`` and closures); returns those it set."""
     import sys
 
     if "torch._dynamo" in sys.modules:
-        return
-    for cls in classes:
-        raw = getattr(cls.__dict__.get("__torch_dispatch__"), "__wrapped__", None)
-        if callable(raw) and getattr(raw, "__dynamo_disable", None) is None:
-            setattr(raw, "__dynamo_disable", raw)
+        return []
+    try:
+        from torch._compile import _disable_dynamo
+
+        code = _disable_dynamo(lambda: None).__code__
+        slot = code.co_freevars.index("fn")
+        import torch._decomp as decomp
+        import torch.utils.flop_counter as flop_counter
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return []
+    stack = [cls.__dict__.get("__torch_dispatch__") for cls in (getattr(flop_counter, "_FlopCounterMode", None), LiveBytes) if cls]
+    for name, module in list(sys.modules.items()):
+        if module is not None and name.startswith(_DYNAMO_ROOTS):
+            stack.extend(vars(module).values())
+    for table in ("decomposition_table", "meta_table"):
+        stack.extend(getattr(decomp, table, {}).values())
+    seen, seeded = set(), []
+    while stack and len(seen) < _MAX_VISITS:
+        f = stack.pop()
+        if not callable(f) or isinstance(f, type) or id(f) in seen:
+            continue
+        seen.add(id(f))
+        closure = getattr(f, "__closure__", None) or ()
+        if getattr(f, "__code__", None) is code and len(closure) > slot:
+            fn = closure[slot].cell_contents
+            if getattr(fn, "__dynamo_disable", None) is None and hasattr(fn, "__dict__"):
+                fn.__dynamo_disable = fn
+                seeded.append(fn)
+        wrapped = getattr(f, "__wrapped__", None)
+        if wrapped is not None:
+            stack.append(wrapped)
+        for cell in closure:
+            try:
+                stack.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+    return seeded
+
+
+def _without_dynamo(run):
+    """Decorator for the functions here that run a model: torch's disable-dynamo wrappers call
+    their function directly while any of them runs (see above)."""
+    import functools
+
+    @functools.wraps(run)
+    def calm(*args, **kwargs):
+        if _calm["depth"] == 0:
+            _calm["seeded"] = _seed_dynamo_disable()
+        _calm["depth"] += 1
+        try:
+            return run(*args, **kwargs)
+        finally:
+            _calm["depth"] -= 1
+            if _calm["depth"] == 0:
+                for fn in _calm["seeded"]:
+                    if fn.__dict__.get("__dynamo_disable") is fn:
+                        del fn.__dynamo_disable
+                _calm["seeded"] = []
+
+    return calm
+
 
 OK, NOTE, BAD = "ok", "note", "mismatch"
 METRICS = ("shape", "params", "buffers", "macs", "values")
@@ -93,6 +161,7 @@ def _cmp(engine, measured, note=None):
 # --------------------------------------------------------------------------- per-layer check
 
 
+@_without_dynamo
 def check(net, report, device="meta", batch=1) -> dict:
     """Engine against torch for every node (aux heads included). ``report`` is ``analyze(net)``."""
     _concrete(net)
@@ -303,6 +372,7 @@ def _num(v):
     return v
 
 
+@_without_dynamo
 def receptive_fields(net, layers=None, report=None, max_side=2048, resize=True) -> list:
     """Measure receptive fields empirically at ``layers`` (names; default: the end of each stage).
 
@@ -323,6 +393,7 @@ def receptive_fields(net, layers=None, report=None, max_side=2048, resize=True) 
     return [found[i] for i in targets]
 
 
+@_without_dynamo
 def probe_bytes(net, layers=None, report=None, max_side=2048, resize=True) -> int:
     """An estimate (from above) of the bytes :func:`receptive_fields` allocates, without running
     torch: per group of measured layers, a float64 copy of their ancestors on the input the probe
@@ -472,6 +543,7 @@ def _measure(net, report, targets, resize, max_side):
 # --------------------------------------------------------------------------- memory
 
 
+@_without_dynamo
 def saved_bytes(model: nn.Module, x) -> dict:
     """Bytes of the distinct storages autograd saves for backward in one training forward
     (parameters and buffers excluded). Works on the meta device too (no allocation)."""
@@ -496,6 +568,7 @@ def saved_bytes(model: nn.Module, x) -> dict:
     return {"bytes": sum(storages.values()), "storages": len(storages), "by_dtype": by_dtype}
 
 
+@_without_dynamo
 def memory(net, report, device="cpu", batch=1) -> dict:
     """Saved-for-backward bytes (any device) and, on CUDA, peak allocated bytes."""
     _concrete(net)
@@ -548,6 +621,7 @@ def _bn_on_single_values(report) -> bool:
     return any(L.REGISTRY[r.type].batch_stats and (len(r.shape) == 1 or tuple(r.shape[1:]) == (1, 1)) for r in report.rows)
 
 
+@_without_dynamo
 def cuda_peak(model, net, n, train) -> int:
     """Peak allocated CUDA bytes above the model and the input of one run of ``model`` at batch
     ``n``: an inference forward (eval, no grad) or a training forward+backward of the outputs' sum
@@ -633,6 +707,7 @@ class LiveBytes(TorchDispatchMode):
         return out
 
 
+@_without_dynamo
 def live_bytes(net, batch=1, train=False, device="cpu") -> dict:
     """Run the built model on the CPU under :class:`LiveBytes`: an inference forward (eval, no
     grad) or a training forward+backward of the outputs' sum (no optimizer step); on the meta
@@ -683,6 +758,7 @@ def live_bytes(net, batch=1, train=False, device="cpu") -> dict:
 # --------------------------------------------------------------------------- one call
 
 
+@_without_dynamo
 def verify(net, report=None, device="meta", batch=1, rf=False, rf_layers=None, mem=False) -> dict:
     """Everything the CLI prints, as plain data. ``ok`` is False on any mismatch."""
     from .engine import analyze
@@ -707,12 +783,3 @@ def verify(net, report=None, device="meta", batch=1, rf=False, rf_layers=None, m
         result["memory"] = memory(net, report, device, batch)
     result["ok"] = result["mismatches"] == 0
     return result
-
-
-def _seed_modes():
-    import torch.utils.flop_counter as flop_counter
-
-    _no_dynamo_import(*(c for c in (getattr(flop_counter, "_FlopCounterMode", None), globals().get("LiveBytes")) if c))
-
-
-_seed_modes()

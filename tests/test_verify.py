@@ -413,3 +413,24 @@ def test_probe_bytes_by_hand():
     head = loads("input: [2, 6, 6]\nlayers:\n  - {conv: {out: 4, kernel: 3, padding: 1}}\n  - relu\n  - flatten\n"
                  "  - {linear: {out: 3}}\n")
     assert probe_bytes(head, ["relu1"]) == 2_880
+
+
+def test_verify_never_imports_dynamo_and_leaves_torch_as_it_was():
+    """Issue 14: torch's disable-dynamo wrappers (dispatch modes, the batch-norm decomposition's
+    elementwise references) would import torch._dynamo (over a second) on first call. While a
+    model runs they call their function directly; afterwards the cache attributes are gone again.
+    Numbers are unchanged: the run must still agree with the engine."""
+    code = (
+        "import sys\n"
+        "from archcalc import analyze, load\n"
+        "from archcalc.verify import verify, _seed_dynamo_disable\n"
+        "net = load('resnet18')\n"
+        "r = verify(net, analyze(net), device='meta', mem=True)\n"
+        "print(r['ok'], r['mismatches'], 'torch._dynamo' in sys.modules)\n"
+        "again = _seed_dynamo_disable()\n"  # all removed after the run: found and set again
+        "print(len(again) > 100)\n"
+        "import torch._dynamo\n"
+        "print(_seed_dynamo_disable())\n"  # a process with dynamo keeps torch's behaviour
+    )
+    out = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split("\n")[:3] == ["True 0 False", "True", "[]"], out.stdout + out.stderr[-3000:]

@@ -34,6 +34,8 @@ All figures are per image except the parameter gradients; the engine multiplies 
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from . import layers as L
 from .expr import as_int, is_symbolic
 
@@ -104,7 +106,10 @@ def _inplace_safe(net, shapes, readers=None, outs=None, records=None) -> list | 
             s = root[j] if j >= 0 else -1
             ok = s != -1
             if ok:
-                inside = sum(1 for k in ins if k >= 0 and root[k] == s)
+                inside = 0
+                for k in ins:
+                    if k >= 0 and root[k] == s:
+                        inside += 1
                 ok = not bad[s] and ext[s] - inside == 0
             safe[i] = ok
             if not ok:
@@ -545,7 +550,7 @@ def _front(points):
     """The points no other point exceeds in both act and batch-independent bytes."""
     out = []
     best = -1
-    for p in sorted(points, key=lambda p: (-p[1], -p[0])):
+    for p in sorted(points, key=itemgetter(1, 0), reverse=True):  # stable: equal points keep their order
         if p[0] > best:
             out.append(p)
             best = p[0]

@@ -189,3 +189,22 @@ def test_blocked_sympy_raises_in_the_worker_and_not_after():
             "expr.block_sympy(False)\nprint(expr.sympy().__name__)\n")
     out = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["blocked", "False", "sympy"], out.stderr
+
+
+def test_console_exit_flushes_everything_and_keeps_the_code(tmp_path):
+    """`python -m archcalc` ends with a hard exit once its output is flushed (no teardown): the
+    whole document arrives, errors keep exit code 2, and a reader that stops early sees no
+    traceback."""
+    out = run_subprocess("summary", "resnet152", "-f", "json")
+    assert out.returncode == 0 and out.stderr == ""
+    assert len(json.loads(out.stdout)["layers"]) == 515
+    bad = run_subprocess("summary", str(tmp_path / "missing.yaml"))
+    assert bad.returncode == 2 and bad.stdout == "" and "no such file" in bad.stderr
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "archcalc", "summary", "resnet152"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away mid-table
+    assert proc.wait() == 0 and proc.stderr.read() == b""
+    proc.stderr.close()

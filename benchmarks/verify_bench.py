@@ -1,4 +1,4 @@
-"""Time `archcalc verify resnet152` on the meta device (goal: under 5 s). Not a test.
+"""Time `archcalc verify resnet152` on the meta device (goal: under 3 s, issue 14). Not a test.
 
 Uses specs/resnet152.yaml when present, else the largest spec by layer count. Prints the wall
 time of the whole command in a fresh interpreter (imports included) and of verify() alone.

@@ -25,6 +25,7 @@ safety, views and frozen (``trainable: false``) layers follow each type's declar
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 import warnings
@@ -628,10 +629,17 @@ def _class_name(name):
     return text if not text[0].isdigit() else "Net" + text
 
 
-def export_source(network) -> str:
-    """A standalone PyTorch source file (imports only torch) defining the spec as one nn.Module."""
+@functools.lru_cache(maxsize=None)
+def _class_source(cls) -> str:
+    """The source of one of archcalc's module classes, as the exported file carries it (read once
+    per process: inspect re-reads and re-scans this file on every call)."""
     import inspect
 
+    return inspect.getsource(cls).rstrip()
+
+
+def export_source(network) -> str:
+    """A standalone PyTorch source file (imports only torch) defining the spec as one nn.Module."""
     net = load_network(network)
     steps = plan(net)
     outs = outputs(net)
@@ -659,7 +667,7 @@ def export_source(network) -> str:
         "",
     ]
     for cls in used:
-        lines += ["", inspect.getsource(CUSTOM[cls]).rstrip(), ""]
+        lines += ["", _class_source(CUSTOM[cls]), ""]
     lines += ["", f"class {cname}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     scopes = {".".join(st["attr"].split(".")[:k]) for st in steps for k in range(1, st["attr"].count(".") + 1)}
     flat = {st["attr"] for st in steps if st["attr"] == st["var"] and st["attr"] not in scopes}

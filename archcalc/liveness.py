@@ -406,18 +406,12 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 s = store[ins[0]]
                 if not saved[s]:
                     saved[s] = True
-                    if release[i] is None:
-                        release[i] = s
-                    else:
-                        note(release, i, s)
+                    note(release, i, s)
             if d[5]:
                 s = store[i]
                 if not saved[s]:
                     saved[s] = True
-                    if release[i] is None:
-                        release[i] = s
-                    else:
-                        note(release, i, s)
+                    note(release, i, s)
             if d[6]:  # each operand another operand's gradient needs (a product)
                 data = ins if d[9] else ins[:1]
                 for m, j in enumerate(data):

@@ -225,7 +225,7 @@ def test_matcher_fails_on_stale_output():
 def test_readme_quick_start_matches_ci():
     blocks_ = re.findall(r"```bash\n(.*?)\n```", README.split("## A tour")[0], re.S)
     assert blocks_[:2] == ['pip install . && archcalc summary vgg16',
-                           'pip install torch==2.14.1 torchvision==0.29.1 -e ".[test]" && python -m pytest']
+                           'pip install torch==2.14.1 torchvision==0.29.1 timm==1.0.31 -e ".[test]" && python -m pytest']
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.strip().splitlines()[-1] == blocks_[1]
 

@@ -11,8 +11,6 @@ Pure text out: lists of lines, no printing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
 
 from .engine import DTYPES, RF, Report
 from .expr import as_int, is_symbolic
@@ -326,109 +324,60 @@ def explain_network(net, report: Report) -> list[str]:
     if last is not None:
         lines.append(f"receptive field at {plain(last.name)}: {rf_text(last.rf)} (size/stride/padding); "
                      f"'archcalc explain {plain(report.name)} LAYER' works one layer through")
-    claims = ERRATA.get(report.name)
-    if claims and not report.symbolic:
-        for c in claims:
-            lines.append("")
-            lines.append(f"printed: {c.printed} ({c.source})")
-            lines += ["  " + x for x in c.work(net, report)]
+    claims = getattr(net, "claims", ())
+    if claims:
+        from .claims import compare
+
+        compared = compare(claims, report)
+        if not compared:
+            lines += ["", f"{len(claims)} printed figure(s) in the spec: compared at concrete sizes only"]
+        for cmp in compared:
+            lines += ["", f"printed: {plain(cmp.claim.printed)} ({plain(cmp.claim.source)})"]
+            lines += _claim_lines(cmp)
     return lines
 
 
 # --------------------------------------------------------------------------- printed figures
 
 
-@dataclass(frozen=True)
-class Printed:
-    printed: str
-    source: str
-    work: Callable  # (net, report) -> lines of arithmetic
+def _digits(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def _row(report, name):
-    return report.row(name)
+def _agree_text(how: str, actual, c) -> str:
+    if how == "equal":
+        return f"equals the printed {c.value}"
+    if how == "rounds":
+        return f"rounds to the printed {c.value}"
+    if how == "cut":
+        return f"is the printed {c.value} cut, not rounded, to its digits"
+    return ""
 
 
-def _bottleneck(net, r):
-    total = r.totals["macs"]
-    conv3 = _row(r, "b3x3.conv2").macs
-    return [f"the layers give {_x(total)} MACs: " + " + ".join(_x(x.macs) for x in r.rows if x.macs) + f" = {_x(total)}",
-            f"{_x(total)} + {_x(conv3)} (b3x3.conv2, the 3x3 conv) = {_x(total + conv3)}, which is the printed 358M:",
-            "the 3x3 conv's term is counted twice; the module's MACs are 271M, not 358M"]
+def _claim_lines(cmp) -> list[str]:
+    """A printed figure against the layers: computed comparisons only (archcalc.claims)."""
+    c = cmp.claim
+    of = cmp.of
+    shown = of.text if of.worked == of.text else f"{of.text} = {of.worked}"
+    head = f"  the layers: {shown}" + ("" if of.worked == _digits(of.value) else f" = {_digits(of.value)}")
+    if cmp.agrees:
+        lines = [f"{head}: {_agree_text(cmp.agrees, of.value, c)}"]
+    else:
+        diff = of.value - cmp.printed_value
+        more = "less" if diff > 0 else "more"
+        printed = c.value if c.value == _digits(cmp.printed_value) else f"{c.value} = {_digits(cmp.printed_value)}"
+        rel = f": the printed figure is {abs(diff) / of.value * 100:.3g}% {more}" if of.value else ""
+        lines = [f"{head}; printed {printed}: differs by {_digits(abs(diff))}{rel}"]
+    show_why = bool(c.why) and (bool(cmp.reproduce_agrees) if cmp.reproduce is not None else not cmp.agrees)
+    if cmp.reproduce is not None:
+        r = cmp.reproduce
+        text = f"  {r.text} = {r.worked}" + ("" if r.worked == _digits(r.value) else f" = {_digits(r.value)}")
+        if cmp.reproduce_agrees:
+            lines.append(f"{text}: {_agree_text(cmp.reproduce_agrees, r.value, c)}")
+        else:
+            lines.append(f"{text}: does not give the printed {c.value} either")
+    if show_why:
+        lines.append(f"  why: {plain(c.why)}")
+    return lines
 
 
-def _naive(net, r):
-    total = r.totals["macs"]
-    return ["the layers give " + " + ".join(_x(x.macs) for x in r.rows if x.macs) + f" = {_x(total)}: "
-            f"{total / 1e6:.0f}M, as printed"]
-
-
-def _alexnet(net, r):
-    node = net.nodes[0]
-    k, s = node.args["kernel"][0], node.args["stride"][0]
-    pad = node.args["padding"][0]
-    span224 = 224 + 2 * pad - k
-    span227 = 227 + 2 * pad - k
-    return [f"conv1 is {k}x{k}/{s}: (224 - {k})/{s} + 1 = {span224}/{s} + 1 = {span224 / s + 1:g}, not a whole number;",
-            f"(227 - {k})/{s} + 1 = {span227 // s + 1}, the 55x55 map of the paper's figure: the input is 227x227",
-            f"with 227 the layers give {_x(r.totals['params'])} params, the paper's \"60 million\""]
-
-
-def _googlenet(net, r):
-    c1 = _row(r, "conv1")
-    total = r.totals["macs"]
-    w = c1.params - (net.nodes[0].args["out"] if net.nodes[0].args.get("bias") else 0)
-    return [f"conv1 7x7/2, 3 -> 64 channels: 7*7*3*64 = {_x(w)} weights (printed 2.7K) and "
-            f"{_x(w)} * 112 * 112 = {_x(c1.macs)} MACs (printed 34M)",
-            f"the layers give {_x(total)} MACs; with conv1 at the printed 34M: {_x(total)} - {_x(c1.macs)} + "
-            f"34,000,000 = {_x(total - c1.macs + 34_000_000)}, the paper's \"1.5 billion\""]
-
-
-def _resnet50_v1(net, r):
-    total = r.totals["macs"]
-    return [f"the layers give {_x(total)} multiply-adds = {total / 1e9:.4g} x 10^9: \"3.8 billion\" cuts "
-            "3.86 rather than rounding it; torchvision's resnet50 ('v1.5', stride on the 3x3 conv) has 4,089,184,256"]
-
-
-def _preact1001(net, r):
-    bn = sum(x.params for x in r.rows if x.type == "batchnorm")
-    total = r.totals["params"]
-    return [f"the layers give {_x(total)} params; BN's scale and shift are {_x(bn)} of them;",
-            f"{_x(total)} - {_x(bn)} = {_x(total - bn)}, the printed 10.2M: the figure leaves BN's parameters out"]
-
-
-def _fractalnet(net, r):
-    total = r.totals["params"]
-    return [f"the layers give {_x(total)} params; 38,600,000 - {_x(total)} = {_x(38_600_000 - total)} "
-            "that the printed layers do not account for"]
-
-
-def _squeezenet(net, r):
-    return ["conv1 7x7/2 on 227: (227 - 7)/2 + 1 = 111, then 3x3/2 pools (ceil): 55, 27, 13;",
-            f"on 224: floor((224 - 7)/2) + 1 = 109, then 54, 27, 13 (this spec: {shape_text(r.rows[0].shape)});",
-            f"the params, {_x(r.totals['params'])}, do not depend on the input"]
-
-
-def _vgg16(net, r):
-    t = r.totals
-    rows = [x for x in r.rows if x.values and not x.aux]
-    from .layers import prod
-
-    head = f"the notes list every layer's values: input {_x(prod(r.input))} + " + " + ".join(
-        _x(x.values) for x in rows) + f" = {_x(t['activations'])}"
-    return [head,
-            f"= {t['activations'] / 1e6:.1f}M values, not 24M; x 4 bytes = {_x(t['activation_bytes'])} bytes "
-            f"({t['activation_bytes'] / 1e6:.0f} MB, {t['activation_bytes'] / 2**20:.1f} MiB) per image, forward only"]
-
-
-ERRATA = {
-    "inception-bottleneck": [Printed('"358M ops"', "CS231n 2017, lecture 9", _bottleneck)],
-    "inception-naive": [Printed('"854M ops"', "CS231n 2017, lecture 9", _naive)],
-    "alexnet-paper": [Printed('"224x224" input', "Krizhevsky et al. 2012", _alexnet)],
-    "googlenet-paper": [Printed("conv1 2.7K params, 34M ops; 1.5 billion multiply-adds", "Szegedy et al. 2014, Table 1", _googlenet)],
-    "resnet50-v1": [Printed('"3.8 billion FLOPs (multiply-adds)"', "He et al. 2015, Table 1", _resnet50_v1)],
-    "preact-resnet1001": [Printed('"10.2M" params', "He et al. 2016, Identity Mappings", _preact1001)],
-    "fractalnet": [Printed('"38.6M" params (20 layers, CIFAR)', "Larsson et al. 2016, Table 1", _fractalnet)],
-    "squeezenet1_0": [Printed("map sizes 111, 55, 27, 13", "Iandola et al. 2016, Table 1", _squeezenet)],
-    "vgg16": [Printed('"TOTAL memory: 24M * 4 bytes ~= 93MB / image"', "CS231n notes, VGGNet in detail", _vgg16)],
-}

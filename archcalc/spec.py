@@ -18,7 +18,8 @@ from .expr import ExprError, evaluate, is_symbolic, parse, symbol
 from .limits import MAX_BLOCK_DEPTH, MAX_BYTES, MAX_DEPTH, MAX_NAME, MAX_NODES, MAX_SIZE, MAX_WORK
 from .yamlio import LMap, load_text
 
-TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants")
+TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants",
+            "claims")
 BLOCK_KEYS = ("args", "layers", "scope", "doc")
 BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory", "peak_memory", "train_peak_memory")
 CONTROL = ("repeat", "aux")
@@ -63,6 +64,7 @@ class Network:
     lint_line: int | None = None
     variants: list = field(default_factory=list)  # member names a family spec declares
     budget_source: dict = field(default_factory=dict)  # budget key -> (amount as written, line)
+    claims: tuple = ()  # printed figures (archcalc.claims.Claim), compared by `explain`
 
     @property
     def symbolic(self) -> bool:
@@ -408,6 +410,11 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' is a non-empty list", Where(file=file, line=doc.lines["layers"]))
     out = _expand_list(ctx, layers, -1, env, "", "layers", False)
+    claims = ()
+    if "claims" in doc:
+        from . import claims as C
+
+        claims = C.read(doc["claims"], file, doc.lines["claims"], {n.name for n in ctx.nodes}, L.REGISTRY)
 
     return Network(
         name=meta["name"],
@@ -425,6 +432,7 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
         lint_line=doc.lines.get("lint"),
         budget_source=_budget_source(doc.get("budget")),
         variants=list(members),
+        claims=claims,
     )
 
 

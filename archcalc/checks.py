@@ -812,14 +812,11 @@ def baseline_text(doc: dict) -> str:
 
 
 def write_baseline(run: Run, path: str) -> None:
-    doc = baseline_document(run)
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        tmp.write_text(baseline_text(doc), encoding="utf-8")
-        os.replace(tmp, p)
-    except OSError as err:
-        raise UsageError(f"--write-baseline {short(path)}: {err.strerror}") from None
+    """Write the baseline through archcalc/safeio.py: a regular file is replaced (CI rewrites it),
+    a link, folder, FIFO or device is refused, a planted ``F.tmp`` is never touched."""
+    from .safeio import write_file
+
+    write_file(path, baseline_text(baseline_document(run)), replace=True, option="--write-baseline")
 
 
 # --------------------------------------------------------------------------- the run

@@ -144,19 +144,24 @@ def register(app):
         if opts.baseline is not None:
             checks.check_baseline_options(opts.baseline, opts, baseline)
         extra = parse_reports(reports)
+        # reports and the baseline replace a regular file (CI rewrites them every run), never a
+        # link, folder, FIFO or device (archcalc/safeio.py): refused before the run
+        from .safeio import check_target, write_file
+
+        for kind, path in extra:
+            check_target(path, replace=True, option=f"--report {kind}")
+        if write_baseline:
+            check_target(write_baseline, replace=True, option="--write-baseline")
         run = checks.run(specs, opts)
         fmt = _val(format)
         single_error = len(run.results) == 1 and run.results[0].status == "error"
         for kind, path in extra:
-            try:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(ci_report.render(run, kind))
-            except OSError as err:
-                raise UsageError(f"--report {kind}={short(path)[1:-1]}: {err.strerror}") from None
+            write_file(path, ci_report.render(run, kind), replace=True, option=f"--report {kind}")
+        if write_baseline:  # written before stdout: a failed write leaves no result printed
+            checks.write_baseline(run, write_baseline)
         if not (single_error and fmt == "text"):
             sys.stdout.write(ci_report.render(run, fmt))
         if write_baseline:
-            checks.write_baseline(run, write_baseline)
             kept = len(checks.baseline_document(run)["specs"])
             sys.stderr.write(f"archcalc: wrote {write_baseline}: {kept} spec{'s' if kept != 1 else ''}\n")
         code = run.exit_code

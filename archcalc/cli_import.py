@@ -42,6 +42,7 @@ def register(app):
         target: str = typer.Argument(..., metavar="TARGET", show_default=False,
                                      help="pkg.module:factory, path/to/file.py:Name, or model.onnx"),
         output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the spec here (default: stdout)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
         input: Optional[str] = typer.Option(None, "--input", "-i", metavar="CxHxW",
                                             help="The input to trace at (default 3x224x224); the spec's H and W default to it."),
         name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="The spec's name (default: the factory's or file's name)."),
@@ -61,6 +62,10 @@ def register(app):
         if shape is not None and len(shape) != 3:
             raise UsageError("import --input takes CxHxW, e.g. 3x224x224")
         args = parse_args(arg)
+        if output:  # refused before the import's work: a link, folder, FIFO, device, or a file without --force
+            from .safeio import check_target
+
+            check_target(output, replace=force)
         if name is not None:
             import re
 
@@ -78,9 +83,9 @@ def register(app):
                                output_input=(graph.input[0], min(graph.input[1], 64), min(graph.input[2], 64)))
             lines = _check_lines(result)
         if output:
-            from pathlib import Path
+            from .safeio import write_file
 
-            Path(output).write_text(text, encoding="utf-8")
+            write_file(output, text, replace=force)
             sys.stderr.write(f"archcalc: wrote {output} ({text.count(chr(10))} lines)\n")
         else:
             sys.stdout.write(text)

@@ -107,6 +107,7 @@ def register(app):
         output: str = typer.Option(..., "--output", "-o", metavar="FILE.png|FILE.svg", help="The image to write.",
                                    show_default=False),
         compare: bool = typer.Option(False, "--compare", help="Several networks on one figure (the metric summed from the input)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
         input: Optional[str] = InputOpt,
         set: Optional[List[str]] = SetOpt,
         batch: str = BatchOpt,
@@ -121,5 +122,5 @@ def register(app):
         if compare and len(specs) < 2:
             raise UsageError("--compare needs at least two networks")
         reports = [analyze_net(load_net(s, set, input), batch, dtype) for s in specs]
-        path = P.plot(reports, _val(metric), _val(by), output, compare)
+        path = P.plot(reports, _val(metric), _val(by), output, compare, force)
         sys.stderr.write(f"wrote {path}\n")

@@ -181,13 +181,19 @@ def register(app):
         else:
             path = output or default_output_name(net.name, ".onnx")
             _check_target(path, force)
-            _check_target(f"{path}.data", force)
+            _check_target_data(path, force)
             need = 2 * (report.totals["params"] + report.totals["buffers"]) * 4 + report.totals["activations"] * 4
             check_allocation(need, _memory_limit(max_memory), "export --to onnx", "export --to torch (no allocation) or a smaller --input",
                              Where(file=net.file))
             (T,) = _torch_modules("torch")
-            for written in T.export_onnx(net, path):
-                sys.stderr.write(f"wrote {written}\n")
+            from .safeio import staged
+
+            # torch writes the file (and PATH.data) itself: into a private folder made beside the
+            # target, then moved into place by the safe writer's rules
+            with staged(path, replace=force, companions=(".data",)) as (inner, written):
+                T.export_onnx(net, inner)
+            for name in written:
+                sys.stderr.write(f"wrote {name}\n")
 
 
 def default_output_name(name: str, suffix: str) -> str:
@@ -206,24 +212,23 @@ def default_output_name(name: str, suffix: str) -> str:
 
 
 def _check_target(path, force):
-    """Refuse to overwrite an existing file without --force, and to write into a directory."""
+    """Refuse, before the work, what the write would refuse (archcalc/safeio.py): a link, a folder,
+    a FIFO or device, an existing file without --force."""
+    from .safeio import check_target
+
+    check_target(path, replace=force)
+
+
+def _check_target_data(path, force):
+    """PATH.data, the weights beside a large ONNX file: refused as the file itself would be, but
+    only when something is there (a missing folder is the main file's message)."""
     import os
 
-    from .errors import short
-
-    if os.path.isdir(path):
-        raise UsageError(f"cannot write {short(str(path))}: it is a directory")
-    if os.path.lexists(path) and not force:
-        raise UsageError(f"{short(str(path))} exists", hint="pass --force to overwrite it, or choose another file with -o")
+    if os.path.lexists(f"{path}.data"):
+        _check_target(f"{path}.data", force)
 
 
 def _write(path, text, force=False):
-    from .errors import short
+    from .safeio import write_file
 
-    try:
-        with open(path, "w" if force else "x", encoding="utf-8") as fh:
-            fh.write(text)
-    except FileExistsError:
-        raise UsageError(f"{short(str(path))} exists", hint="pass --force to overwrite it") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot write {short(str(path))}: {getattr(err, 'strerror', None) or err}") from None
+    write_file(path, text, replace=force)

@@ -89,13 +89,17 @@ def _total(report, metric):
     return {"params": t["params"], "macs": t["macs"], "memory": t["activation_bytes"]}.get(metric)
 
 
-def plot(reports, metric: str, by: str, path: str, compare: bool = False) -> str:
-    """Write the figure to ``path`` (.png or .svg); returns the path."""
+def plot(reports, metric: str, by: str, path: str, compare: bool = False, force: bool = False) -> str:
+    """Write the figure to ``path`` (.png or .svg); returns the path. An existing file is replaced
+    only with ``force``; a link, folder, FIFO or device never (archcalc/safeio.py)."""
     if metric not in METRICS:
         raise UsageError(f"--metric {plain(metric)[:40]}: expected one of {', '.join(METRICS)}")
     suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if suffix not in ("png", "svg"):
         raise UsageError(f"-o {plain(path)[:80]}: the file name must end in .png or .svg")
+    from .safeio import check_target, write_file
+
+    check_target(path, replace=force)  # before matplotlib is even imported
     plt = _mpl()
     from matplotlib.ticker import FuncFormatter
 
@@ -150,10 +154,11 @@ def plot(reports, metric: str, by: str, path: str, compare: bool = False) -> str
         ax.set_axisbelow(True)
         fig.tight_layout()
         meta = {"Date": None} if suffix == "svg" else {"Software": None}
-        try:
-            fig.savefig(path, format=suffix, metadata=meta)
-        except OSError as err:
-            raise UsageError(f"cannot write '{plain(path)[:80]}': {err.strerror or err}") from None
+        import io
+
+        image = io.BytesIO()  # rendered in memory, then written by the one safe writer
+        fig.savefig(image, format=suffix, metadata=meta)
     finally:
         plt.close(fig)
+    write_file(path, image.getvalue(), replace=force)
     return path

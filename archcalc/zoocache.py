@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 FORMAT = 1
@@ -80,23 +79,19 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, entries: dict) -> None:
+    """Through archcalc/safeio.py (a private file, mode 0o600, replacing only a regular file: a
+    link or device planted at the cache's name is left alone and nothing is cached)."""
+    from .errors import ArchcalcError
+    from .safeio import write_file
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".zoo-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"format": FORMAT, "entries": entries}, fh, separators=(",", ":"))
-            os.replace(tmp, path)
-            for old in path.parent.glob("zoo-*.json"):  # made by other versions of the code
-                if old.name != path.name:
-                    old.unlink()
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError:
+        text = json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":"))
+        write_file(path, text, replace=True, mode=0o600)
+        for old in path.parent.glob("zoo-*.json"):  # made by other versions of the code
+            if old.name != path.name:
+                old.unlink()
+    except (OSError, ArchcalcError):
         pass  # a read-only home, a full disk: the listing was computed and is printed all the same
 
 

@@ -108,6 +108,27 @@ def _rf_lines(lines, prev, win, rf):
     lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
 
 
+def _affine(s, a) -> str:
+    """s*o + a as people write it: 1/2*o - 1/2, o + 3, 2*o."""
+    head = "o" if not is_symbolic(s) and s == 1 else f"{_n(s)}*o"
+    if is_symbolic(a):
+        return f"{head} + {_n(a)}"
+    return head if a == 0 else f"{head} + {_n(a)}" if a > 0 else f"{head} - {_n(-a)}"
+
+
+def _resample_lines(lines, win, rf):
+    """first(o) = floor|ceil(s*o + a), last(o) = floor|ceil(s*o + b), per axis."""
+    for axis, name in ((0, "H"), (1, "W")):
+        w = win[axis]
+        first = f"{'ceil' if w.a_up else 'floor'}({_affine(w.s, w.a)})"
+        last = f"{'ceil' if w.b_up else 'floor'}({_affine(w.s, w.b)})"
+        lines.append(f"  {name}: first(o) = {first}, last(o) = {last}")
+        if axis == 0 and win[0] == win[1]:
+            lines.append("  W: the same")
+            break
+    lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
+
+
 def _saves_text(what, xs, y, nbytes):
     from .layers import prod
 
@@ -237,6 +258,10 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
         lines.append("receptive field: none (a flat vector that was never spatial)")
     elif lt.joins:
         lines.append(f"receptive field: the largest of the branches', {rf_text(row.rf)}")
+    elif isinstance(win, tuple) and prev is not None and any(not hasattr(w, "k") for w in win):
+        lines.append("receptive field of a resampling layer: output position o reads input positions "
+                     "first(o) .. last(o), an exact window per axis; the field is the widest over all positions")
+        _resample_lines(lines, win, row.rf)
     elif isinstance(win, tuple) and prev is not None:
         lines.append("receptive field (Araujo et al. 2019): r' = r + (k-1)*j, j' = j*s, p' = p + P_before*j, from "
                      f"the input's {rf_text(prev)}")

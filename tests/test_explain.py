@@ -198,3 +198,29 @@ def test_printed_figures_arithmetic():
             200_704, 401_408, 401_408, 401_408, 100_352, 100_352, 100_352, 100_352, 25_088, 4096, 4096, 1000]
     assert sum(rows) == 15_237_608 and "  the layers: activations = 15,237,608; printed 24M = 24,000,000: differs by 8,762,392" in v
     assert 24_000_000 - 15_237_608 == 8_762_392
+
+
+def test_resampling_layers_are_explained(cli):
+    """U-Net's 2x2/2 transposed conv: output position o reads inputs ceil((o - 1)/2) .. floor(o/2)
+    (o = 2i and o = 2i + 1 both come from input i); it used to end in an AttributeError."""
+    code, out, err = cli("explain", "unet", "up4.upconv")
+    assert code == 0 and err == ""
+    assert "  H: first(o) = ceil(1/2*o - 1/2), last(o) = floor(1/2*o)" in out.splitlines()
+    for o in range(8):  # ceil((o - 1)/2) == floor(o/2) == o // 2: one input per output
+        assert -((1 - o) // 2) == o // 2
+    code, out, err = cli("explain", "fcn_resnet50")
+    assert code == 0 and err == ""
+
+
+def test_explain_every_layer_of_the_segmentation_nets_and_unet():
+    from archcalc import zoo
+
+    names = [n for n in zoo.names() if n.startswith(("fcn_", "deeplabv3", "lraspp", "unet"))]
+    assert len(names) >= 5, names
+    for name in names:
+        net = load(name)
+        r = analyze(net)
+        explain_network(net, r)
+        for i in range(len(r.rows)):
+            text = "\n".join(explain_layer(net, r, i))
+            assert "\n  ! " not in text, (name, r.rows[i].name)

@@ -81,9 +81,13 @@ def _escape_all(m: re.Match) -> str:
 
 
 def _u(m: re.Match) -> str:
-    r"""``\uXXXX`` (valid inside a JSON string: the same character)."""
+    r"""``\uXXXX`` (valid inside a JSON string: the same character; beyond U+FFFF as JSON writes
+    it, a UTF-16 surrogate pair)."""
     code = ord(m.group(0))
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _markers(s: str) -> str:

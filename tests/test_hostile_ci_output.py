@@ -295,6 +295,18 @@ def test_min_input_line_starts_with_the_escaped_name(hostile_spec, tmp_path):
     assert out.splitlines()[0] == "\\x3a:error file=README.md,line=1,title=Pwned::x"
 
 
+def test_wrapped_prose_cannot_start_a_command(tmp_path):
+    """A ``::`` in the middle of a spec's text is harmless until the terminal width wraps the line
+    there: the guard on stdout catches what no single string could."""
+    spec = tmp_path / "wrap.yaml"
+    words = "aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj"
+    spec.write_text(f'name: n\nsource: "{words} ::error::wrapped"\ninput: [3, 8, 8]\nlayers:\n  - conv: {{out: 4, kernel: 3}}\n')
+    code, out, err, seconds, peak = run(["summary", spec.name], tmp_path, env={"COLUMNS": "60"})
+    assert code == 0 and err == ""
+    assert_harmless(out)
+    assert f"source: {words}\n  \\u003a:error::wrapped\n" in out  # wrapped right before the marker
+
+
 @pytest.mark.parametrize("bad", ["a\x1bb", "a\u202eb", "a\u200bb", "a\ufeffb", "a\x85b"])
 def test_loader_refuses_invisible_name_with_a_safe_line(bad, tmp_path):
     """Names the loader refuses: the error line itself names no raw character."""

@@ -1,31 +1,33 @@
-"""Renderers for ``archcalc check``: text, JSON, JUnit XML, GitHub workflow commands, SARIF 2.1.0.
+r"""Renderers for ``archcalc check``: text, JSON, JUnit XML, GitHub workflow commands, SARIF 2.1.0.
 
 Each takes a :class:`archcalc.checks.Run` and returns a string; nothing here prints or reads
-files. Spec text (names, titles, file names) is untrusted: text output escapes control
-characters, XML drops the characters XML 1.0 cannot hold, GitHub commands escape ``%``, CR, LF
-(and ``:`` ``,`` in properties) as the Actions runner expects.
+files. Spec text (names, titles, file names) is untrusted, and a report is read by a CI runner
+(docs/security.md): every format shows control, bidi and zero-width characters and undecodable
+file-name bytes as backslash escapes (:func:`archcalc.textout.escape`; JSON and SARIF by JSON's
+own ``\uXXXX``); GitHub commands escape ``%``, CR, LF (and ``:`` ``,`` in properties) as the
+Actions runner expects; and :func:`render` passes the whole report through
+:func:`archcalc.textout.neutral`, so no line of any format starts with ``::`` or holds ``##[``
+except ``--format github``'s own annotations. A file name that is not UTF-8 never stops a report.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import quote
 
 from . import __version__
 from .checks import LINTS, METRICS, Run, SpecResult, pct_text
+from .textout import Commands, escape, neutral
 
 CHECK_SCHEMA = 1  # version of the JSON document (docs/ci.md)
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FORMATS = ("text", "json", "junit", "github", "sarif")
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def clean(text, limit: int = 200) -> str:
-    """User text for a terminal: control characters escaped (no escape sequences reach the
-    terminal), at most ``limit`` characters."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    """User text for one line of a report: control, bidi and zero-width characters and line
+    breaks escaped (no escape sequence reaches the terminal, no workflow command the runner),
+    at most ``limit`` characters."""
+    text = escape(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -77,7 +79,7 @@ def text(run: Run) -> str:
         lines.append(_headline(r))
         for case in r.cases:
             if case.name.startswith("budget ") and case.status == "pass":
-                lines.append(f"      ok   {case.note}")
+                lines.append(f"      ok   {clean(case.note, 1000)}")
             for f in case.findings:
                 if f.suppressed is not None:
                     continue
@@ -91,7 +93,7 @@ def text(run: Run) -> str:
             lines.append("      baseline: " + (", ".join(moved) if moved else "no change"))
         skipped = [c for c in r.cases if c.name == "baseline" and c.status == "skip"]
         for c in skipped:
-            lines.append(f"      baseline: {c.note}")
+            lines.append(f"      baseline: {clean(c.note, 1000)}")
         quiet = sorted({f.key for f in r.findings if f.suppressed is not None})
         if quiet:
             lines.append(f"      ignored: {', '.join(quiet)}")
@@ -157,12 +159,11 @@ def as_json(run: Run) -> str:
 
 # --------------------------------------------------------------------------- JUnit XML
 
-_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
 def _x(text) -> str:
-    """Text XML 1.0 can hold (ElementTree escapes & < > and quotes itself)."""
-    return _XML_BAD.sub("\ufffd", str(text))
+    """Text for XML: every character XML 1.0 cannot hold, and every control, bidi and zero-width
+    character, as a backslash escape (ElementTree escapes & < > and quotes itself); each line made
+    safe on its own, so none starts a workflow command."""
+    return escape(text, newlines=False)
 
 
 def junit(run: Run) -> str:
@@ -180,7 +181,7 @@ def junit(run: Run) -> str:
             tc = ET.SubElement(suite, "testcase", name=_x(case.name), classname=classname)
             counts["tests"] += 1
             live = [f for f in case.findings if f.suppressed is None]
-            body = "\n".join(f"{f.file}:{f.line or 1}: {f.message}" for f in live)
+            body = "\n".join(f"{escape(f.file)}:{f.line or 1}: {escape(f.message)}" for f in live)
             if case.status == "error":
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", message=_x(live[0].message if live else case.note), type=case.name).text = _x(body)
@@ -209,10 +210,13 @@ def junit(run: Run) -> str:
 
 
 def _gh_data(text) -> str:
-    return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A command's data: ``%``, CR and LF as the runner unescapes them, then every other unsafe
+    character as a backslash escape (the runner would pass ESC or U+202E to the annotation)."""
+    return escape(str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"), markers=False)
 
 
 def _gh_prop(text) -> str:
+    """A command's property: as data, and ``:`` ``,`` escaped (they end a property)."""
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
@@ -226,7 +230,7 @@ def github(run: Run) -> str:
             props = f"file={_gh_prop(f.file)},line={f.line or 1},title={_gh_prop('archcalc ' + f.case)}"
             lines.append(f"::{cmd} {props}::{_gh_data(_msg(r, f))}")
     lines.append("archcalc check: " + summary_line(run))
-    return "\n".join(lines) + "\n"
+    return Commands("\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- SARIF 2.1.0
@@ -252,18 +256,20 @@ def sarif(run: Run) -> dict:
     for r in run.results:
         for f in r.findings:
             rule = f.key if f.check == "lint" else f.check
-            loc = {"physicalLocation": {"artifactLocation": {"uri": quote(f.file, safe="/"), "uriBaseId": "%SRCROOT%"}}}
+            # a file name that is not UTF-8 (os.fsdecode's surrogates) is its bytes, %-encoded
+            uri = quote(f.file, safe="/", errors="surrogateescape")
+            loc = {"physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}}
             if f.line:
                 loc["physicalLocation"]["region"] = {"startLine": f.line}
             if f.layer:
                 loc["logicalLocations"] = [{"name": f.layer, "kind": "member"}]
-            res = {"ruleId": rule, "ruleIndex": index[rule], "level": f.level, "message": {"text": _msg(r, f)},
+            res = {"ruleId": rule, "ruleIndex": index[rule], "level": f.level, "message": {"text": escape(_msg(r, f), newlines=False)},
                    "locations": [loc]}
             if f.check in ("budget", "baseline"):
                 res["properties"] = {"key": f.key}
             if f.suppressed is not None:
                 kind = "external" if f.suppressed == "ignored by --ignore" else "inSource"
-                res["suppressions"] = [{"kind": kind, "justification": f.suppressed}]
+                res["suppressions"] = [{"kind": kind, "justification": escape(f.suppressed, newlines=False)}]
             results.append(res)
     return {
         "$schema": SARIF_SCHEMA_URI,
@@ -277,12 +283,15 @@ def sarif(run: Run) -> dict:
 
 
 def render(run: Run, fmt: str) -> str:
+    """The report in format ``fmt``, every line harmless (:func:`archcalc.textout.neutral`):
+    the same text goes to stdout and to ``--report`` files. ``github``'s is a
+    :class:`archcalc.textout.Commands`, whose annotation lines stay commands."""
     if fmt == "json":
-        return as_json(run)
+        return neutral(as_json(run))
     if fmt == "junit":
-        return junit(run)
+        return neutral(junit(run))
     if fmt == "github":
-        return github(run)
+        return Commands(neutral(github(run), commands=True))
     if fmt == "sarif":
-        return json.dumps(sarif(run), indent=2) + "\n"
-    return text(run)
+        return neutral(json.dumps(sarif(run), indent=2) + "\n")
+    return neutral(text(run))

@@ -629,22 +629,45 @@ class _PipeClosed(Exception):
 
 
 class _Stdout:
-    """stdout as given, except that a closed pipe ends the command quietly: typer would turn the
-    BrokenPipeError into exit code 1, archcalc's "check failed"."""
+    """stdout or stderr as given, made harmless and quiet: the one place archcalc's output leaves
+    the process.
 
-    def __init__(self, stream):
+    * every text written goes through a :class:`archcalc.textout.Guard`: control, bidi and
+      zero-width characters and undecodable bytes become escapes, no line can start a GitHub
+      Actions workflow command (``::`` after blanks, ``##[`` anywhere) unless it is one of
+      ``check --format github``'s own annotations (a :class:`archcalc.textout.Commands`); so
+      whatever a command prints, and however a spec or file is named, a CI runner or terminal
+      only ever shows it (docs/security.md);
+    * on stdout, a closed pipe ends the command quietly: typer would turn the BrokenPipeError
+      into exit code 1, archcalc's "check failed"."""
+
+    def __init__(self, stream, pipe: bool = True):
+        from .textout import Guard
+
         self._stream = stream
+        self._pipe = pipe
+        try:
+            tty = bool(stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        self._guard = Guard(tty)
 
     def write(self, text):
+        if isinstance(text, str):
+            text = self._guard(text)
         try:
             return self._stream.write(text)
         except BrokenPipeError:
+            if not self._pipe:
+                raise
             raise _PipeClosed() from None
 
     def flush(self):
         try:
             return self._stream.flush()
         except BrokenPipeError:
+            if not self._pipe:
+                raise
             raise _PipeClosed() from None
 
     def __getattr__(self, name):
@@ -693,7 +716,18 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit code. The one place where ArchcalcError is caught.
 
     Also: usage errors as one clean message (exit 2); a closed stdout pipe is a quiet exit 0;
-    a stream that cannot encode a character gets an escape instead of a UnicodeEncodeError."""
+    a stream that cannot encode a character gets an escape instead of a UnicodeEncodeError;
+    stdout and stderr are written through :class:`_Stdout` (nothing a CI runner obeys)."""
+    real_err = sys.stderr
+    if not isinstance(real_err, _Stdout):
+        sys.stderr = _Stdout(real_err, pipe=False)
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = real_err
+
+
+def _main(argv=None) -> int:
     from typer import Abort, TyperException
 
     from .textout import plain

@@ -14,17 +14,92 @@ import re
 import sys
 from dataclasses import dataclass
 
-# C0/C1 controls, DEL, line/paragraph separators, bidirectional overrides and marks: anything that
-# could move the cursor, change colours or reorder what the reader sees.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+# --------------------------------------------------------------------------- harmless text
+#
+# archcalc's output is read by terminals and by CI runners, and much of it is spec text: names,
+# titles, file names, all from pull requests. Two things could go wrong with such text:
+#
+# * a character that acts instead of showing: C0/C1 controls and DEL (cursor moves, colours,
+#   terminal titles, a CR that starts a new line for a log reader), line and paragraph separators,
+#   bidirectional embeddings/overrides/isolates/marks (U+202E shows "exe.txt" as "txt.exe"),
+#   zero-width and other invisible format characters (U+200B..U+200D, U+2060, U+FEFF, U+180E,
+#   tag characters), noncharacters XML cannot hold, and lone surrogates (a file
+#   name that is not UTF-8, decoded with ``surrogateescape``: it cannot even be encoded);
+# * a GitHub Actions workflow command. The runner (actions/runner, ActionCommand.cs) reads every
+#   line of a step's stdout and stderr: a line whose first non-blank characters are ``::`` is a
+#   command (``::error file=F::msg`` makes an annotation, ``::stop-commands::T`` turns commands
+#   off, ``::add-mask::``, ``::set-output``, ...), and so is ``##[command]data`` ANYWHERE in a
+#   line (the older form, still parsed).
+#
+# The rule: no such character leaves archcalc raw (it becomes a visible backslash escape), no
+# line starts with ``::`` after blanks and no line holds ``##[`` (the first character of the
+# marker is escaped), unless it is one of archcalc's own annotations in ``--format github``. It is
+# enforced in two places:
+#
+# 1. :func:`plain` / :func:`escape`: each user string as it is rendered (table cells keep their
+#    width; ``\x1b``, ``\u202e``, ``\xff`` for an undecodable byte, ``\x3a:`` for a leading
+#    ``::``, ``\x23#[`` for ``##[``);
+# 2. :func:`neutral` / :class:`Guard`: the whole text as it is written, whatever wrote it (the
+#    CLI's stdout and stderr go through a Guard; check's reports through neutral). Its escapes
+#    are ``\uXXXX``, which mean the same character inside a JSON string, so a JSON document stays
+#    valid and equal; elsewhere they read as escapes. New formats are safe by construction.
+
+# Everything below except TAB and LF (a user string also has those replaced, see plain).
+_UNSAFE_CLASS = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ufffe\uffff\ud800-\udfff"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f"
+)
+_UNSAFE = re.compile("[\t\n" + _UNSAFE_CLASS + "]")  # in one user string
+_UNSAFE_OUT = re.compile("[" + _UNSAFE_CLASS + "]")  # in written text: lines and tabs kept
+# on a terminal, archcalc's own colours (SGR: ESC [ digits m) pass; any other ESC is escaped
+_UNSAFE_OUT_TTY = re.compile("\x1b(?!\\[[0-9;]*m)|[" + _UNSAFE_CLASS.replace("\x0b-\x1f", "\x0b-\x1a\x1c-\x1f") + "]")
+_LEADING_COMMAND = re.compile(r"\s*:(?=:)")  # a user string that would start a workflow command
+_COMMAND_MARK = re.compile(r"(?m)^([^\S\n]*):(?=:)|#(?=#\[)")  # in written text
+# archcalc's own annotation lines (ci_report.github): properties escaped, so no ':' before '::'
+_OWN_COMMAND = re.compile(r"::(?:error|warning|notice) [^:\n]*::")
+
+
+def _code(ch: str) -> str:
+    r"""A character as a backslash escape: ``\xNN`` for one byte (a lone surrogate from an
+    undecodable file-name byte is that byte), else ``\uNNNN`` / ``\UNNNNNNNN``."""
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape: the byte it stands for
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _escape(m: re.Match) -> str:
     ch = m.group(0)
-    if ch in "\t\n\r":
-        return " "
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return " " if ch in "\t\n\r" else _code(ch)
+
+
+def _escape_all(m: re.Match) -> str:
+    return _code(m.group(0))
+
+
+def _u(m: re.Match) -> str:
+    r"""``\uXXXX`` (valid inside a JSON string: the same character; beyond U+FFFF as JSON writes
+    it, a UTF-16 surrogate pair)."""
+    code = ord(m.group(0))
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _markers(s: str) -> str:
+    r"""A user string that cannot open a workflow command wherever it lands: a leading ``::``
+    (after blanks) becomes ``\x3a:``, any ``##[`` becomes ``\x23#[``."""
+    if ":" in s:
+        m = _LEADING_COMMAND.match(s)
+        if m:
+            s = s[: m.end() - 1] + "\\x3a" + s[m.end():]
+    if "##[" in s:
+        s = s.replace("##[", "\\x23#[")
+    return s
 
 
 def plain(text) -> str:
@@ -36,11 +111,129 @@ def plain(text) -> str:
     '[/]'
     >>> plain("two\\nlines")
     'two lines'
+    >>> plain("::stop-commands::x")
+    '\\\\x3a:stop-commands::x'
     """
     s = text if isinstance(text, str) else str(text)
     if s.isascii() and s.isprintable():
-        return s
-    return _UNSAFE.sub(_escape, s)
+        return _markers(s) if (":" in s or "#" in s) else s
+    return _markers(_UNSAFE.sub(_escape, s))
+
+
+def escape(text, newlines: bool = True, markers: bool = True) -> str:
+    r"""Like :func:`plain` but every unsafe character becomes an escape, line breaks too
+    (``\x0a``) unless ``newlines`` is False (then they are kept, for a multi-line text whose
+    every line is made safe). ``markers=False`` leaves ``::`` and ``##[`` alone, for text that
+    never starts a line (the data of archcalc's own annotations).
+
+    >>> escape("a\x1b[2Jb\nc")
+    'a\\x1b[2Jb\\x0ac'
+    """
+    s = text if isinstance(text, str) else str(text)
+    if not newlines and "\n" in s:
+        return "\n".join(escape(line, True, markers) for line in s.split("\n"))
+    if not (s.isascii() and s.isprintable()):
+        s = _UNSAFE.sub(_escape_all, s)
+    return _markers(s) if markers and (":" in s or "#" in s) else s
+
+
+def neutral(text: str, commands: bool = False) -> str:
+    """A whole output (a report, a document) made harmless line by line: see :class:`Guard`.
+    ``commands``: the text is archcalc's own ``--format github`` output, whose annotation lines
+    stay commands."""
+    return Guard()(text, commands)
+
+
+class Commands(str):
+    """Text whose lines starting with ``::error``/``::warning``/``::notice`` are archcalc's own
+    workflow commands (made by :func:`archcalc.ci_report.github` with escaped properties and
+    data): a :class:`Guard` lets those lines through."""
+
+
+_OPEN_LINE = re.compile(r"[^\S\n]*:?")
+
+
+class Guard:
+    r"""The last step before text leaves archcalc: every write is made harmless.
+
+    * unsafe characters become ``\uXXXX`` escapes (on a terminal, archcalc's own SGR colour
+      sequences pass);
+    * a line whose first non-blank characters are ``::`` gets its first colon escaped
+      (``\u003a:``), and every ``##[`` its first ``#`` (``\u0023#[``), except in the lines of a
+      :class:`Commands` text that are archcalc's annotations;
+    * it remembers the unfinished line between writes, so a marker split over two writes is still
+      caught (then a character of it in the second write is escaped).
+
+    The common write (no unsafe character, no ``::``, no ``##[``) costs a few scans in C: a byte
+    translation (ASCII) or ``str.isprintable`` and two substring searches, about 15 ms for a
+    megabyte of table; the regular expressions run only on text that needs them.
+    """
+
+    __slots__ = ("_unsafe", "_head")
+
+    def __init__(self, tty: bool = False):
+        self._unsafe = _UNSAFE_OUT_TTY if tty else _UNSAFE_OUT
+        # the unfinished line written so far when it could still begin a command (blanks and at
+        # most one ':'), else a NUL and its last two characters; never written itself
+        self._head = ""
+
+    def __call__(self, text: str, commands: bool = False) -> str:
+        own = commands or isinstance(text, Commands)
+        text = str(text)
+        if not _safe_chars(text) and self._unsafe.search(text) is not None:
+            text = self._unsafe.sub(_u, text)
+        head = self._head
+        if "::" in text or "##[" in text or (text[:1] in (":", "#", "[") and head[-1:] in (":", "#")):
+            text = self._marks(head, text, own and head == "")
+        nl = text.rfind("\n")
+        line = text[nl + 1:] if nl >= 0 else head + text
+        if len(line) <= 2 and "\x00" not in line or _OPEN_LINE.fullmatch(line):
+            self._head = line[-64:]
+        else:
+            self._head = "\x00" + line[-2:]
+        return text
+
+    @staticmethod
+    def _marks(head: str, text: str, own: bool) -> str:
+        s = head + text
+        off = len(head)
+        out = []
+        pos = off
+        for m in _COMMAND_MARK.finditer(s):
+            if m.group(1) is not None:
+                at, span = m.end() - 1, 2
+                if own and not m.group(1) and _OWN_COMMAND.match(s, at):
+                    continue  # archcalc's own annotation (the match starts a line)
+            else:
+                at, span = m.start(), 3
+            for i in range(at, at + span):
+                if i >= off:
+                    break
+            else:  # pragma: no cover - a whole marker before this write cannot be (head is short)
+                continue
+            out.append(s[pos:i])
+            out.append(_u_char(s[i]))
+            pos = i + 1
+        if not out:
+            return text
+        out.append(s[pos:])
+        return "".join(out)
+
+
+_ASCII_SAFE = bytes(range(0x20, 0x7F)) + b"\t\n"
+
+
+def _safe_chars(text: str) -> bool:
+    """A quick True when ``text`` holds no unsafe character (False: look closer). Every unsafe
+    character is one ``str.isprintable`` rejects, so printable text with its line breaks left
+    out is safe; ASCII text is checked byte by byte in C."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _ASCII_SAFE)
+    return text.replace("\n", "").isprintable()
+
+
+def _u_char(ch: str) -> str:
+    return f"\\u{ord(ch):04x}"
 
 
 # Printable ASCII and the non-ASCII characters archcalc itself prints (box drawing, the bars'

@@ -104,15 +104,15 @@ def register(app):
         memory: bool = typer.Option(False, "--memory", help="Saved-for-backward bytes (and CUDA peaks) beside the engine's estimate."),
         set: Optional[List[str]] = SetOpt,
         input: Optional[str] = InputOpt,
-        batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size of the torch run."),
+        batch: int = typer.Option(1, "--batch", "-b", metavar="N", help="Batch size of the torch run."),
         format: VFormat = typer.Option(VFormat.table, "--format", "-f", metavar="table|json", help="Output format."),
         max_memory: Optional[str] = MemOpt,
     ):
         """Check the engine against a real PyTorch model: shapes, params, buffers, MACs, values per layer."""
         from .limits import MAX_SIZE, check_allocation, check_torch_sizes
 
-        if batch > MAX_SIZE:
-            raise UsageError(f"--batch {batch}: the limit is {MAX_SIZE:,}")
+        if not 1 <= batch <= MAX_SIZE:
+            raise UsageError(f"--batch {batch}: expected an integer from 1 to {MAX_SIZE:,}")
         net = _load_net(spec, set, input)
         from .engine import analyze
 

@@ -84,3 +84,7 @@ def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None
             + (f", or {hint}" if hint else ""),
             where=where,
         )
+
+# --------------------------------------------------------------------------- command-line counts (issue 19, misc)
+
+MAX_MULTIPLIER = 1_000_000  # --ensemble K and --crops N (the totals are multiplied by them)

@@ -204,9 +204,19 @@ def shown(path: str | Path) -> str:
 
 
 def _walk(root: Path) -> list[Path]:
+    """The spec files below a folder. A tree deeper than limits.MAX_FOLDER_DEPTH is refused with
+    one line before it is entered (os.walk recurses once per level: 1,200 levels raised
+    RecursionError, and such paths outgrow PATH_MAX)."""
+    from .limits import MAX_FOLDER_DEPTH
+
     out = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    top = os.path.normpath(os.fspath(root))
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if dirnames and dirpath.count(os.sep) - top.count(os.sep) >= MAX_FOLDER_DEPTH:
+            raise UsageError(f"{short(shown(top))}: folders nested more than {MAX_FOLDER_DEPTH} levels deep below it "
+                             f"(at {short(shown(os.path.join(dirpath, dirnames[0])), 60)})",
+                             hint="check the folders nearer the specs, or name the spec files")
         out.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith((".yaml", ".yml")) and not f.startswith("."))
     return out
 

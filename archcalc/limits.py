@@ -223,3 +223,4 @@ def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None
 MAX_MULTIPLIER = 1_000_000  # --ensemble K and --crops N (the totals are multiplied by them)
 MAX_BASELINE_DEPTH = 16  # nesting of a --baseline JSON file (archcalc writes 5 levels), checked before parsing
 MAX_CACHE_DEPTH = 16  # nesting of the zoo cache's JSON (archcalc writes 5 levels), checked before parsing
+MAX_FOLDER_DEPTH = 100  # folders below a folder given to check (refused beyond, before they are entered)

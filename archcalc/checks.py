@@ -204,9 +204,19 @@ def shown(path: str | Path) -> str:
 
 
 def _walk(root: Path) -> list[Path]:
+    """The spec files below a folder. A tree deeper than limits.MAX_FOLDER_DEPTH is refused with
+    one line before it is entered (os.walk recurses once per level: 1,200 levels raised
+    RecursionError, and such paths outgrow PATH_MAX)."""
+    from .limits import MAX_FOLDER_DEPTH
+
     out = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    top = os.path.normpath(os.fspath(root))
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if dirnames and dirpath.count(os.sep) - top.count(os.sep) >= MAX_FOLDER_DEPTH:
+            raise UsageError(f"{short(shown(top))}: folders nested more than {MAX_FOLDER_DEPTH} levels deep below it "
+                             f"(at {short(shown(os.path.join(dirpath, dirnames[0])), 60)})",
+                             hint="check the folders nearer the specs, or name the spec files")
         out.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith((".yaml", ".yml")) and not f.startswith("."))
     return out
 
@@ -729,7 +739,8 @@ def run_options(o: Options) -> dict:
     """The options that change the figures; a baseline is only compared under the same ones."""
     return {"dtype": o.dtype, "batch": o.batch if isinstance(o.batch, int) else str(o.batch),
             "optimizer": o.optimizer, "input": list(o.input) if o.input else None,
-            "set": dict(sorted(o.values.items()))}
+            # a decimal --set value (a Fraction) as its text, 17/2: JSON has no exact fractions
+            "set": {k: v if isinstance(v, int) else str(v) for k, v in sorted(o.values.items())}}
 
 
 def check_baseline_options(doc: dict, o: Options, path: str) -> None:
@@ -774,18 +785,43 @@ def load_baseline(path: str) -> dict:
         data = fh.read(MAX_BASELINE_BYTES + 1)
     if len(data) > MAX_BASELINE_BYTES:
         raise UsageError(f"--baseline {short(path)}: larger than {MAX_BASELINE_BYTES:,} bytes")
+    return parse_baseline(data, path)
+
+
+def _baseline_shape():
+    """The baseline document as baseline_document writes it, declared (archcalc.safejson)."""
+    from .limits import MAX_BASELINE_DEPTH, MAX_SIZE
+    from .safejson import Const, Either, Int, ListOf, MapOf, Null, Record, Str
+
+    count = Int(0, 2**256 - 1)  # a total or a layer's figure (far above any archcalc computes)
+    size = Int(1, MAX_SIZE)
+    options = Record({"dtype": Str(20), "batch": Either(size, Str(64)), "optimizer": Str(20),
+                      "input": Either(Null(), ListOf(size, 1, 3)), "set": MapOf(Either(size, Str(64)), key=Str(64))})
+    entry = Record({"name": Str(10_000), "totals": MapOf(count, key=Str(100)),
+                    "layers": MapOf(ListOf(count, 3, 3), key=Str(10_000))})
+    assert MAX_BASELINE_DEPTH >= 4  # document > specs > entry > layers > figures
+    return Record({"archcalc_baseline": Const(BASELINE_VERSION), "archcalc": Str(100), "options": options,
+                   "specs": MapOf(entry, key=Str(10_000))}, required=("archcalc_baseline", "specs"))
+
+
+def parse_baseline(data: bytes, path: str) -> dict:
+    """A baseline document from the file's bytes: nesting bounded before parsing, then every key
+    and value checked against :func:`_baseline_shape`; a UsageError (exit 2) naming the first
+    wrong place by its JSON path (``$.specs['a.yaml'].layers.conv1[2]``)."""
+    from .limits import MAX_BASELINE_DEPTH
+    from .safejson import JSONError, check, loads
+
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"--baseline {short(path)}: not JSON ({short(str(err))})") from None
-    if not isinstance(doc, dict) or doc.get("archcalc_baseline") != BASELINE_VERSION or not isinstance(doc.get("specs"), dict):
+        doc = loads(data, MAX_BASELINE_DEPTH)
+    except JSONError as err:
+        raise UsageError(f"--baseline {short(path)}: {err}") from None
+    version = doc.get("archcalc_baseline") if isinstance(doc, dict) else None
+    if type(version) is not int or version != BASELINE_VERSION:
         raise UsageError(f"--baseline {short(path)}: not an archcalc baseline (version {BASELINE_VERSION})",
                          hint="write one with --write-baseline FILE")
-    for key, entry in doc["specs"].items():
-        ok = isinstance(entry, dict) and isinstance(entry.get("totals", {}), dict) and isinstance(entry.get("layers", {}), dict)
-        ok = ok and all(isinstance(v, list) and len(v) == 3 for v in entry.get("layers", {}).values())
-        if not ok:
-            raise UsageError(f"--baseline {short(path)}: the entry {short(key)} is malformed")
+    problem = check(doc, _baseline_shape())
+    if problem:
+        raise UsageError(f"--baseline {short(path)}: {problem}", hint="write a new one with --write-baseline FILE")
     return doc
 
 

@@ -63,6 +63,25 @@ def _plain_argument_help():
 _plain_argument_help()
 
 
+MAX_OPTION_DIGITS = 18  # an integer option's digits (every one is a count; 10**18 is beyond every limit)
+
+
+class _BadInt(ValueError):
+    """An integer option's text that is not an integer of at most MAX_OPTION_DIGITS digits."""
+
+    def __init__(self, text: str):
+        from .errors import plain
+
+        digits = re.fullmatch(r"[+-]?[0-9]+", text) is not None
+        super().__init__(f"{plain(text)}: expected an integer" + (
+            f" of at most {MAX_OPTION_DIGITS} digits" if digits else ""))
+
+
+def _option_name(param) -> str:
+    opts = list(getattr(param, "opts", None) or [])
+    return next((o for o in opts if o.startswith("--")), opts[0] if opts else str(getattr(param, "name", "option")))
+
+
 def _light_coercion():
     """Coerce archcalc's own parameter types without pydantic.
 
@@ -90,8 +109,10 @@ def _light_coercion():
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         text = str(value).strip()
-        if not re.fullmatch(r"[+-]?[0-9]+", text) or len(text) > 4300:
-            raise ValueError(f"'{text[:40]}' is not an integer")
+        # checked on the text, before int() (thousands of digits: Python's conversion limit, then
+        # an OverflowError wherever the number meets a float); every integer option is a count
+        if not re.fullmatch(r"[+-]?[0-9]{1,%d}" % MAX_OPTION_DIGITS, text):
+            raise _BadInt(text)
         return int(text)
 
     def _str(value):
@@ -131,6 +152,8 @@ def _light_coercion():
         def _coerce_value(self, value, param, ctx):
             try:
                 out = self.convert(value)
+            except _BadInt as err:  # one line, naming the option (not click's three-line usage text)
+                raise UsageError(f"{_option_name(param)} {err}") from None
             except ValueError as err:
                 raise BadParameter(str(err), ctx=ctx, param=param) from None
             if out is None and value is not None:  # not a value this converter knows: typer's way
@@ -225,8 +248,12 @@ def _out():
 
 
 def _at_least_one(what: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{what} {value}: expected a positive integer")
+    """--ensemble and --crops: an integer from 1 to limits.MAX_MULTIPLIER."""
+    from .errors import short
+    from .limits import MAX_MULTIPLIER
+
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MULTIPLIER:
+        raise UsageError(f"{what} {short(value)}: expected an integer from 1 to {MAX_MULTIPLIER:,}")
     return value
 
 

@@ -34,7 +34,19 @@ def _torch_modules(*names):
 
     try:
         return [importlib.import_module(f"archcalc.{n}") for n in names]
-    except ImportError as err:
+    except (ImportError, MemoryError, OSError) as err:
+        text = str(err)
+        if isinstance(err, MemoryError) or "failed to map segment" in text or "cannot allocate memory" in text.lower():
+            from .errors import short
+            from .limits import process_memory_limit
+
+            own = process_memory_limit()
+            raise UsageError(
+                "PyTorch could not be loaded: out of memory" + (f" under this process's {own.name}" if own else "")
+                + (f" ({short(text, 80)[1:-1]})" if text else ""),
+                hint="run it where the process may use more memory (torch maps about 3 GiB of address space)") from None
+        if not isinstance(err, ImportError):
+            raise
         if getattr(err, "name", None) == "torch" or "torch" in str(err):
             raise UsageError(
                 "this command needs PyTorch, which is not installed",
@@ -50,18 +62,20 @@ def _load_net(spec, sets, input_):
 
 
 def _memory_limit(text, device="cpu"):
-    """--max-memory: bytes, or the default (half the memory available now; on CUDA the free
-    device memory)."""
-    from .limits import default_memory_limit
+    """--max-memory: bytes, or the default (half the memory available now, or of what the
+    process's own limits, RLIMIT_AS / RLIMIT_DATA / its cgroup's, leave it when less; on CUDA the
+    free device memory). A size given is capped by the process's own limits all the same."""
+    from .limits import cap_memory_limit, default_memory_limit
 
     if text is not None:
         from .errors import plain
         from .spec import parse_amount
 
         try:
-            return parse_amount(text)
+            given = parse_amount(text)
         except ValueError:
             raise UsageError(f"--max-memory {plain(text)}: expected a size such as 8GiB or 500M") from None
+        return given if device == "cuda" else cap_memory_limit(given)
     if device == "cuda":
         import torch
 
@@ -93,7 +107,7 @@ def estimate_verify(net, report, device, batch, memory):
 def register(app):
     from .cli import InputOpt, SetOpt, SpecArg
 
-    MemOpt = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse to run torch when the estimate exceeds this size (default: half the memory available).")
+    MemOpt = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse to run torch when the estimate exceeds this size (default: half the memory available, within the process's own limits).")
 
     @app.command()
     def verify(
@@ -104,15 +118,15 @@ def register(app):
         memory: bool = typer.Option(False, "--memory", help="Saved-for-backward bytes (and CUDA peaks) beside the engine's estimate."),
         set: Optional[List[str]] = SetOpt,
         input: Optional[str] = InputOpt,
-        batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size of the torch run."),
+        batch: int = typer.Option(1, "--batch", "-b", metavar="N", help="Batch size of the torch run."),
         format: VFormat = typer.Option(VFormat.table, "--format", "-f", metavar="table|json", help="Output format."),
         max_memory: Optional[str] = MemOpt,
     ):
         """Check the engine against a real PyTorch model: shapes, params, buffers, MACs, values per layer."""
         from .limits import MAX_SIZE, check_allocation, check_torch_sizes
 
-        if batch > MAX_SIZE:
-            raise UsageError(f"--batch {batch}: the limit is {MAX_SIZE:,}")
+        if not 1 <= batch <= MAX_SIZE:
+            raise UsageError(f"--batch {batch}: expected an integer from 1 to {MAX_SIZE:,}")
         net = _load_net(spec, set, input)
         from .engine import analyze
 

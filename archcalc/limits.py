@@ -23,7 +23,8 @@ MAX_NAME = 200  # a layer or block name, characters
 
 MAX_TORCH_LAYERS = 20_000  # verify and export build one torch module per layer (about 2 ms each)
 TORCH_MAX_NUMEL = 2**62  # torch indexes tensors with int64; refuse well before that
-MEMORY_FRACTION = 0.5  # default --max-memory: this share of the memory available now
+MEMORY_FRACTION = 0.5  # default --max-memory: this share of the memory available now (or of what the
+# process's own limits leave it, when less: process_memory_limit)
 
 
 def available_memory() -> int | None:
@@ -43,9 +44,133 @@ def available_memory() -> int | None:
         return None
 
 
+class MemoryLimit(int):
+    """A number of bytes that knows where it came from: ``source`` names the process's own limit
+    (RLIMIT_AS, RLIMIT_DATA, the cgroup's) when that is what binds, else None."""
+
+    source: str | None = None
+    name: str | None = None  # the limit itself: 'RLIMIT_AS (ulimit -v)', 'the cgroup memory limit'
+
+    def __new__(cls, value: int, source: str | None = None, name: str | None = None):
+        obj = super().__new__(cls, value)
+        obj.source, obj.name = source, name
+        return obj
+
+
+UNLIMITED = 2**60  # a cgroup v1 "no limit" is 2**63 rounded down to a page; anything this large is none
+
+
+def _small_text(path: str) -> str | None:
+    """A short pseudo-file (/proc, /sys): at most 64 KiB of it, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(65536).decode("ascii", "replace")
+    except (OSError, ValueError):
+        return None
+
+
+def _status_kib(field: str, proc: str) -> int:
+    """VmSize / VmData of this process in bytes from /proc/self/status (0 when unreadable)."""
+    for line in (_small_text(f"{proc}/status") or "").splitlines():
+        if line.startswith(field + ":"):
+            try:
+                return int(line.split()[1]) * 1024
+            except (IndexError, ValueError):
+                return 0
+    return 0
+
+
+def _cgroup_number(path: str) -> int | None:
+    text = (_small_text(path) or "").strip()
+    if not text.isdigit() or len(text) > 30:  # "max" (v2), missing or unreadable: no limit here
+        return None
+    value = int(text)
+    return None if value >= UNLIMITED else value
+
+
+def _cgroup_headroom(proc: str, root: str) -> int | None:
+    """Bytes left under the tightest cgroup memory limit above this process (v2 memory.max less
+    memory.current, v1 memory.limit_in_bytes less memory.usage_in_bytes, at its own cgroup and
+    each parent up to the mount), or None when no limit is set or none can be read."""
+    import os
+
+    dirs = []
+    for line in (_small_text(f"{proc}/cgroup") or "").splitlines()[:64]:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":  # v2: the unified hierarchy
+            dirs.append((os.path.join(root, parts[2].lstrip("/")), root, "memory.max", "memory.current"))
+        elif "memory" in parts[1].split(","):  # v1: the memory controller's hierarchy
+            base = os.path.join(root, "memory")
+            dirs.append((os.path.join(base, parts[2].lstrip("/")), base, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    if not dirs:  # no /proc/self/cgroup: the mount's own files
+        dirs = [(root, root, "memory.max", "memory.current"),
+                (os.path.join(root, "memory"), os.path.join(root, "memory"), "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    best = None
+    for start, top, limit_file, usage_file in dirs:
+        here = os.path.normpath(start)
+        top = os.path.normpath(top)
+        if os.path.commonpath([here, top]) != top:  # a path from /proc that leaves the mount
+            here = top
+        for _ in range(64):  # a cgroup and its parents, to the mount
+            limit = _cgroup_number(os.path.join(here, limit_file))
+            if limit is not None:
+                used = _cgroup_number(os.path.join(here, usage_file)) or 0
+                left = max(limit - used, 0)
+                best = left if best is None else min(best, left)
+            if here == top:
+                break
+            here = os.path.dirname(here)
+    return best
+
+
+def process_memory_limit(proc: str = "/proc/self", cgroup_root: str = "/sys/fs/cgroup") -> MemoryLimit | None:
+    """Bytes this process may still allocate under its own limits, or None where none is set:
+    the least of RLIMIT_AS less the address space it maps already, RLIMIT_DATA less its data
+    segment, and the cgroup memory limit less the cgroup's usage (see _cgroup_headroom). The
+    result's ``source`` names the limit that binds. ``proc`` and ``cgroup_root`` are for tests."""
+    found = []
+    try:
+        import resource
+
+        for name, field, label, short in (
+                ("RLIMIT_AS", "VmSize", "address-space limit, RLIMIT_AS (ulimit -v),", "RLIMIT_AS (ulimit -v)"),
+                ("RLIMIT_DATA", "VmData", "data-segment limit, RLIMIT_DATA (ulimit -d),", "RLIMIT_DATA (ulimit -d)")):
+            which = getattr(resource, name, None)
+            if which is None:
+                continue
+            soft = resource.getrlimit(which)[0]
+            if soft != resource.RLIM_INFINITY and 0 <= soft < UNLIMITED:
+                found.append((max(soft - _status_kib(field, proc), 0), f"what this process's {label} leaves it", short))
+    except (ImportError, OSError, ValueError):
+        pass
+    cgroup = _cgroup_headroom(proc, cgroup_root)
+    if cgroup is not None:
+        found.append((cgroup, "what the memory limit of this process's cgroup leaves it", "its cgroup's memory limit"))
+    if not found:
+        return None
+    value, source, name = min(found, key=lambda f: f[0])
+    return MemoryLimit(value, source, name)
+
+
 def default_memory_limit() -> int | None:
+    """The default --max-memory: MEMORY_FRACTION of the least of the memory available now and
+    what the process's own limits leave it (process_memory_limit)."""
     avail = available_memory()
-    return None if avail is None else int(avail * MEMORY_FRACTION)
+    own = process_memory_limit()
+    if own is not None and (avail is None or own < avail):
+        return MemoryLimit(int(own * MEMORY_FRACTION), f"half of {own.source}", own.name)
+    return None if avail is None else MemoryLimit(int(avail * MEMORY_FRACTION))
+
+
+def cap_memory_limit(limit: int | None) -> int | None:
+    """An explicit --max-memory, capped by what the process's own limits leave it: beyond them
+    an allocation fails whatever the option says."""
+    own = process_memory_limit()
+    if own is not None and (limit is None or own < limit):
+        return own
+    return limit
 
 
 def check_torch_sizes(report, where=None) -> None:
@@ -78,9 +203,24 @@ def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None
     from .report_units import human_bytes
 
     if limit is not None and nbytes > limit:
+        source = getattr(limit, "source", None)
+        if source:  # the process's own limit binds: --max-memory cannot raise it
+            raise UsageError(
+                f"{what} would allocate about {human_bytes(nbytes)} ({nbytes:,} bytes), above the limit of "
+                f"{human_bytes(limit)} ({source})",
+                hint=(hint or "use a smaller input") + ", or run it where the process may use more memory",
+                where=where,
+            )
         raise UsageError(
             f"{what} would allocate about {human_bytes(nbytes)} ({nbytes:,} bytes), above the limit of {human_bytes(limit)}",
             hint="raise it with --max-memory SIZE (e.g. --max-memory 64GiB) if this machine has the memory"
             + (f", or {hint}" if hint else ""),
             where=where,
         )
+
+# --------------------------------------------------------------------------- misc bounds (issue 19): counts, JSON read back
+
+MAX_MULTIPLIER = 1_000_000  # --ensemble K and --crops N (the totals are multiplied by them)
+MAX_BASELINE_DEPTH = 16  # nesting of a --baseline JSON file (archcalc writes 5 levels), checked before parsing
+MAX_CACHE_DEPTH = 16  # nesting of the zoo cache's JSON (archcalc writes 5 levels), checked before parsing
+MAX_FOLDER_DEPTH = 100  # folders below a folder given to check (refused beyond, before they are entered)

@@ -30,11 +30,27 @@ def _mpl():
         raise UsageError("plot needs matplotlib, which is not installed",
                          hint="pip install matplotlib, or pip install 'archcalc[plot]'") from None
     matplotlib.use("Agg", force=True)
+    import warnings
+
     import matplotlib.pyplot as plt
+
+    # a name in a script the font lacks is drawn as boxes; matplotlib's warning would be stray stderr lines
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
 
     plt.rcParams.update({"svg.hashsalt": "archcalc", "font.size": 9, "axes.spines.top": False,
                          "axes.spines.right": False, "figure.dpi": 100})
     return plt
+
+
+def text(value) -> str:
+    """Spec text (a name, a title) as matplotlib draws it literally: control characters escaped
+    (textout.plain) and every '$' escaped, so no name is ever parsed as mathtext ('$\\frac{}{}$'
+    would raise inside matplotlib). Without an unescaped '$' matplotlib draws text as it is.
+
+    >>> print(text("a$b$"))
+    a\\$b\\$
+    """
+    return plain(value).replace("$", r"\$")
 
 
 def values(report, metric: str, by: str = "layer"):
@@ -62,7 +78,7 @@ def values(report, metric: str, by: str = "layer"):
                 raise UsageError(f"{report.name}: the receptive field is symbolic; give the sizes values with --set")
         if metric != "rf" and not v:
             continue
-        out_l.append(plain(r.name))
+        out_l.append(text(r.name))
         out_v.append(int(v))
     if not out_v:
         raise UsageError(f"{report.name}: no layer has any {LABEL[metric]} to plot")
@@ -115,13 +131,13 @@ def plot(reports, metric: str, by: str, path: str, compare: bool = False, force:
                     acc = v if metric == "rf" else acc + v
                     ys.append(acc)
                 total = _total(r, metric)
-                name = plain(r.name) + (f" ({human(total, 'B' if metric == 'memory' else '')})" if total is not None else "")
+                name = text(r.name) + (f" ({human(total, 'B' if metric == 'memory' else '')})" if total is not None else "")
                 ax.plot(range(1, len(ys) + 1), ys, drawstyle="steps-post", label=name, linewidth=1.8,
                         linestyle=styles[k % len(styles)], zorder=len(reports) - k + 2)
             ax.set_xlabel(f"{'block' if by == 'block' else 'layer'} (counting those with any {LABEL[metric]})")
             what = LABEL[metric] if metric == "rf" else f"{LABEL[metric]}, summed from the input"
             ax.set_ylabel(what)
-            ax.set_title(" vs ".join(plain(r.name) for r in reports) + f": {what}")
+            ax.set_title(" vs ".join(text(r.name) for r in reports) + f": {what}")
             ax.legend(frameon=False)
         else:
             r = reports[0]
@@ -143,7 +159,7 @@ def plot(reports, metric: str, by: str, path: str, compare: bool = False, force:
                 ax.set_xlabel(f"{len(labels)} {'blocks' if by == 'block' else 'layers'} (names left out: too many)")
             total = _total(r, metric)
             per = f", {r.dtype}, per image" if metric == "memory" else ""
-            title = f"{plain(r.name)}: {LABEL[metric]} per {'block' if by == 'block' else 'layer'}{per}"
+            title = f"{text(r.name)}: {LABEL[metric]} per {'block' if by == 'block' else 'layer'}{per}"
             if total is not None:
                 title += f" (total {human(total, 'B' if metric == 'memory' else '')}"
                 title += ", input included)" if metric == "memory" else ")"

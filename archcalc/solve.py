@@ -256,15 +256,17 @@ def parse_range(text: str) -> list:
     text = text.strip()
     if ":" in text:
         parts = text.split(":")
-        if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
+        # ASCII digits, at most 13 of them, checked before int(): every value is a size (<= 2**40)
+        if len(parts) not in (2, 3) or not all(p.strip().isascii() and p.strip().isdigit() and len(p.strip()) <= 13
+                                               for p in parts):
             raise ValueError(text)
         lo, hi = int(parts[0]), int(parts[1])
         step = int(parts[2]) if len(parts) == 3 else 1
-        if step < 1 or lo < 1 or hi < lo or (hi - lo) // step > 10_000:
+        if step < 1 or lo < 1 or hi < lo or hi > 2**40 or (hi - lo) // step > 10_000:
             raise ValueError(text)
         return list(range(lo, hi + 1, step))
     items = [p.strip() for p in text.split(",") if p.strip()]
-    if not items or not all(p.isdigit() and 0 < int(p) <= 2**40 for p in items) or len(items) > 10_000:
+    if not items or len(items) > 10_000 or not all(p.isascii() and p.isdigit() and len(p) <= 13 and 0 < int(p) <= 2**40 for p in items):
         raise ValueError(text)
     return [int(p) for p in items]
 

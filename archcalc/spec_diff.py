@@ -14,44 +14,113 @@ from pathlib import Path
 
 from .errors import SpecError, UsageError, short
 
-GIT_TIMEOUT = 30  # seconds
+GIT_TIMEOUT = 30.0  # seconds; ARCHCALC_GIT_TIMEOUT (seconds, for tests and slow disks) or timeout= overrides it
 
 
-def git_blob(rev: str, path: str) -> str:
-    """The text of PATH at REV in the git repository of the working directory."""
+def _git_timeout(timeout) -> float:
+    """The seconds a git run may take: ``timeout`` if given, else $ARCHCALC_GIT_TIMEOUT (a
+    number of seconds from 0.1 to 3600, documented for tests), else GIT_TIMEOUT."""
+    import os
+
+    if timeout is not None:
+        return float(timeout)
+    text = os.environ.get("ARCHCALC_GIT_TIMEOUT", "").strip()
+    if text:
+        try:
+            value = float(text) if len(text) <= 20 else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not 0.1 <= value <= 3600:  # NaN fails this too
+            raise UsageError(f"ARCHCALC_GIT_TIMEOUT {short(text)}: expected a number of seconds from 0.1 to 3600")
+        return value
+    return GIT_TIMEOUT
+
+
+def _kill_group(proc) -> None:
+    """SIGKILL git's whole process group (git started in its own session: its children, a pager,
+    a credential helper, a hook, go with it), then reap git."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    proc.wait()
+
+
+def git_blob(rev: str, path: str, timeout: float | None = None) -> str:
+    """The text of PATH at REV in the git repository of the working directory.
+
+    git runs in a session of its own; when it does not finish within the timeout (see
+    :func:`_git_timeout`), or sends more than limits.MAX_BYTES bytes, its whole process group is
+    killed and reaped before the error is raised: nothing it started keeps running."""
+    import os
+    import selectors
+    import tempfile
+    import time
+
     from .limits import MAX_BYTES
 
     if not rev or rev.startswith("-") or "\x00" in rev or not path or "\x00" in path:
         raise UsageError(f"git:{short(rev)[1:-1]}:{short(path)[1:-1]}: expected git:REV:PATH such as git:HEAD:specs/net.yaml")
-    import os
-    import tempfile
-    import threading
-
+    limit = _git_timeout(timeout)
     err_file = tempfile.TemporaryFile()  # stderr to a file: a chatty git cannot block on a full pipe
     try:
         proc = subprocess.Popen(["git", "cat-file", "blob", f"{rev}:{path}"], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=err_file,
+                                stdout=subprocess.PIPE, stderr=err_file, start_new_session=True,
                                 env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except OSError as err:
         err_file.close()
         raise UsageError(f"git:{short(rev)[1:-1]}:{short(path)[1:-1]}: cannot run git ({err.strerror})") from None
-    timer = threading.Timer(GIT_TIMEOUT, proc.kill)  # a git that never answers is stopped
-    timer.start()
+    deadline = time.monotonic() + limit
+    chunks, size, timed_out, too_big = [], 0, False, False
+    sel = selectors.DefaultSelector()
     try:
-        data = proc.stdout.read(MAX_BYTES + 1)
-        too_big = len(data) > MAX_BYTES
-        if too_big:
-            proc.kill()
-        proc.wait()
-        timed_out = not timer.is_alive() and proc.returncode != 0 and not too_big
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+        while True:  # read until EOF, the byte limit or the deadline, never blocking past it
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(min(left, 1.0)):
+                continue
+            try:
+                chunk = os.read(fd, min(1 << 20, MAX_BYTES + 1 - size))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BYTES:
+                too_big = True
+                break
+        if timed_out or too_big:
+            _kill_group(proc)
+        else:
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.01))  # stdout closed: git is ending
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc)
         err_file.seek(0)
         err = err_file.read(4096)
     finally:
-        timer.cancel()
+        sel.close()
+        if proc.returncode is None:  # an exception above: never leave git behind
+            _kill_group(proc)
         proc.stdout.close()
         err_file.close()
+    data = b"".join(chunks)
     if timed_out:
-        raise UsageError(f"git:{short(rev)[1:-1]}:{short(path)[1:-1]}: git did not answer in {GIT_TIMEOUT} s")
+        raise UsageError(f"git:{short(rev)[1:-1]}:{short(path)[1:-1]}: git did not answer in {limit:g} s "
+                         "(stopped, with everything it started)")
     label = f"git:{rev}:{path}"
     if too_big:
         raise SpecError(f"{short(label)}: spec is larger than {MAX_BYTES:,} bytes")

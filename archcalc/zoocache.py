@@ -10,8 +10,9 @@ when a spec file or archcalc's own code changes. So each entry is stored under a
 An entry is used only when both match, so a cached figure is always the figure the code would
 compute now. The cache lives in ``$ARCHCALC_CACHE_DIR``, else ``$XDG_CACHE_HOME/archcalc``, else
 ``~/.cache/archcalc``; ``ARCHCALC_NO_CACHE=1`` turns it off. A cache that cannot be read or
-written is ignored (the listing is computed), and an entry that is not exactly the expected
-shape of plain data is recomputed. No path in it comes from a spec.
+written is ignored (the listing is computed); a file read back is checked whole (a regular file,
+bounded size and nesting, every key and value of the declared shape), else it is ignored and
+rebuilt. No path in it comes from a spec.
 """
 
 from __future__ import annotations
@@ -66,14 +67,68 @@ def _valid(entry) -> bool:
     return all(isinstance(d, (int, str)) and not isinstance(d, bool) for d in entry["input"])
 
 
-def _read(path: Path) -> dict:
+MAX_CACHE_BYTES = 4_000_000  # the cache file read back (the whole zoo takes about 40 kB)
+
+
+def _shape():
+    """The cache file as :func:`_write` writes it, declared (archcalc.safejson): every key and
+    value is checked on read, and a file that differs anywhere is ignored and rebuilt."""
+    from .limits import MAX_SIZE
+    from .safejson import Const, Either, Int, ListOf, MapOf, Record, Str
+
+    figure = Either(Int(0, 2**256 - 1), Str(10_000))  # a number, or a closed form's text
+    entry = Record({"title": Str(10_000), "input": ListOf(Either(Int(1, MAX_SIZE), Str(1_000)), 1, 3),
+                    "input_text": Str(1_000), "params": figure, "macs": figure, "activations": figure,
+                    "params_text": Str(1_000), "macs_text": Str(1_000)}, required=tuple(FIELDS))
+    item = Record({"key": Str(64, r"[0-9a-f]{64}", "a sha256 digest"), "entry": entry}, required=("key", "entry"))
+    return Record({"format": Const(FORMAT), "entries": MapOf(item, key=Str(1_000), max_len=100_000)},
+                  required=("format", "entries"))
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """The cache file's bytes, or None unless it is a regular file (never a link, a FIFO or a
+    device: those are not even opened blocking) of at most MAX_CACHE_BYTES bytes."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(4_000_000)
-        doc = json.loads(data)
-    except (OSError, ValueError):
+        before = os.lstat(path)
+        if not stat.S_ISREG(before.st_mode) or before.st_size > MAX_CACHE_BYTES:
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        try:
+            st = os.fstat(fd)  # the file opened is the one looked at (not swapped in between)
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+                return None
+            chunks, size = [], 0
+            while size <= MAX_CACHE_BYTES:
+                chunk = os.read(fd, MAX_CACHE_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return None if size > MAX_CACHE_BYTES else b"".join(chunks)
+
+
+def _read(path: Path) -> dict:
+    """The cached entries, or {} (everything recomputed and the file rewritten) when the file is
+    missing, unreadable, not a regular file, too large, nested too deep, not JSON, or not exactly
+    the shape :func:`_write` writes, anywhere in it."""
+    from .limits import MAX_CACHE_DEPTH
+    from .safejson import JSONError, check, loads
+
+    data = _read_bytes(path)
+    if data is None:
         return {}
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("entries"), dict):
+    try:
+        doc = loads(data, MAX_CACHE_DEPTH)
+    except JSONError:
+        return {}
+    if check(doc, _shape()) is not None:
         return {}
     return doc["entries"]
 

@@ -91,10 +91,10 @@ def lookup(name: str):
         local = next((name + e for e in (".yaml", ".yml") if exists(name + e)), None)
         if local is not None:
             raise SpecError(f"{short(name)} is not in the zoo", hint=f"to read the file here, give its path: ./{short(local)[1:-1]}")
-        raise SpecError(
-            f"{short(name)} is not in the zoo",
-            hint=expected_one_of(_key(name)[:100], [k for k, v in table.items() if v[3]], "a zoo name (archcalc list) or a path to a .yaml file"),
-        )
+        what = "a zoo name (archcalc list) or a path to a .yaml file"
+        if len(name) > 100:  # longer than any zoo name: no list of near names
+            raise SpecError(f"{short(name)} is not in the zoo", hint=f"expected {what}")
+        raise SpecError(f"{short(name)} is not in the zoo", hint=expected_one_of(_key(name), [k for k, v in table.items() if v[3]], what))
     return hit[0], hit[1]
 
 

@@ -293,6 +293,7 @@ def test_fifos_and_devices_are_not_regular_files(where, tmp_path):
     (["check", "specs/" + "a" * 300 + ".yaml"], "ile name too long"),
     (["check", "specs/" + "a" * 300 + "/**/*.yaml"], "ile name too long"),
     (["check", "a.yaml", "--baseline", "b" * 300 + ".json"], "ile name too long"),
+    (["diff", "specs/" + "a" * 300 + ".yaml", "a.yaml"], "ile name too long"),
     (["summary", "\udcff.yaml"], "no such file '\\udcff.yaml'"),
     (["check", "\udcff.yaml"], "no such file '\\udcff.yaml'"),
     (["summary", "\udcff"], "is not in the zoo"),

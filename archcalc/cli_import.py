@@ -60,8 +60,16 @@ def register(app):
         # (archcalc.refs): an existing file that is not .onnx, or a .yaml name, is never imported
         kind = refs.resolve(target, targets=True).kind
         if kind not in (refs.ONNX, refs.TARGET):
-            what = "a file, not an import target" if refs.exists(target) or refs.is_spec_name(target) else "not an import target"
-            raise UsageError(f"{short(target)} is {what}", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
+            import os
+
+            from . import zoo
+
+            what = ""
+            if kind == refs.ZOO and zoo.has(target):
+                what = "a zoo name, "
+            elif refs.exists(target) or refs.is_spec_name(target):
+                what = "a folder, " if os.path.isdir(target) else "a file, "
+            raise UsageError(f"{short(target)} is {what}not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
         shape = parse_input(input)
         if shape is not None and len(shape) != 3:
             raise UsageError("import --input takes CxHxW, e.g. 3x224x224")

@@ -14,18 +14,23 @@ JSON_SCHEMA = 1
 from .errors import ArchcalcError, CheckFailed, SpecError, UsageError  # noqa: E402
 
 
-def load(ref, values=None, input_override=None, free=()):
+def load(ref, values=None, input_override=None, free=(), targets=True):
     """Load a zoo name or a spec path into a Network (``values`` sets symbols, ``free`` keeps
-    the named symbols symbolic)."""
-    from . import spec, zoo
+    the named symbols symbolic). An existing path is always that file (an ``.onnx`` file is read
+    as data); a Python import target (``pkg.module:factory``, ``file.py:Name``; importing it runs
+    its code) is taken only where no such path exists, and never with ``targets=False``
+    (:mod:`archcalc.refs` states the rule)."""
+    from . import refs, spec, zoo
 
-    if ":" in str(ref) or str(ref).lower().endswith(".onnx"):  # an import TARGET (archcalc/importer/)
-        from .importer import is_target, load_target
+    r = refs.resolve(ref, targets=targets)
+    if r.kind in (refs.ONNX, refs.TARGET):  # archcalc/importer/: ONNX read as data, or the named Python
+        from .importer import load_target
 
-        if is_target(ref):
-            return load_target(ref, values, input_override, free)
-    path, variant = zoo.resolve_ref(str(ref))
-    return spec.load(path, values, input_override, free, variant)
+        return load_target(r, values, input_override, free)
+    if r.kind == refs.ZOO:
+        path, variant = zoo.lookup(r.text)
+        return spec.load(path, values, input_override, free, variant)
+    return spec.load(r.text, values, input_override, free)
 
 
 def analyze(net, **kwargs):

@@ -338,26 +338,16 @@ def parse_free(text: Optional[str]) -> tuple:
 
 
 def resolve_ref(ref: str) -> str:
-    """A zoo name or a path. A bare name that is also a file here (``lenet5`` beside
-    ``./lenet5.yaml``) is never silently taken for one or the other: the zoo wins, with a note;
-    a name the zoo lacks points at the file."""
-    from pathlib import Path
-
-    from . import zoo
+    """A spec argument, checked by the one rule (archcalc.refs: an existing path is that file, a
+    Python target only where no such path exists). A bare zoo name that is also a file or folder
+    here is the zoo's, with a note on stderr saying how to name the file."""
+    from . import refs
 
     ref = str(ref)
-    if zoo.is_path(ref):
-        return ref
-    local = next((Path(ref + ext) for ext in (".yaml", ".yml") if Path(ref + ext).is_file()), None)
-    if local is None:
-        return ref
-    from .errors import short
-
-    in_zoo = any(zoo._key(n) == zoo._key(ref) for n in zoo.names())
-    if in_zoo:
-        sys.stderr.write(f"archcalc: note: '{short(ref)}' is the zoo's spec; to use the file here, give its path: ./{local}\n")
-        return ref
-    raise UsageError(f"'{short(ref)}' is not in the zoo", hint=f"to read the file here, give its path: ./{local}")
+    r = refs.resolve(ref, targets=True)
+    if r.note:
+        sys.stderr.write(f"archcalc: note: {r.note}\n")
+    return ref
 
 
 def load_net(ref, sets=None, input_=None, free=None):

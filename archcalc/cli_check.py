@@ -130,9 +130,13 @@ def register(app):
         jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes for many files (0: one per CPU, up to 8, from 8 files; 1: none). Results and report are the same either way."),
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
-        from . import checks, ci_report
+        from . import checks, ci_report, refs
         from .cli import _val, parse_batch, parse_input, parse_sets
 
+        for ref in specs:  # the one rule (archcalc.refs): a Python target is a usage error here, before any work
+            note = refs.resolve(ref, targets=False, globs=True, command="check").note
+            if note:
+                sys.stderr.write(f"archcalc: note: {note}\n")
         if max_growth and not baseline:
             raise UsageError("--max-growth needs --baseline FILE")
         opts = checks.Options(

@@ -53,11 +53,24 @@ def register(app):
     ):
         """Write a spec for a PyTorch model (traced with torch.fx) or an ONNX file. A Python TARGET
         is imported and run: name only code you trust."""
-        from .importer import import_target, is_target, parse_args
+        from . import refs
+        from .errors import short
+        from .importer import import_target, parse_args
 
-        if not is_target(target):
-            raise UsageError(f"{target[:80]!r} is not an import target",
-                             hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
+        # the explicit form: TARGET is a Python target or an .onnx file, decided by the one rule
+        # (archcalc.refs): an existing file that is not .onnx, or a .yaml name, is never imported
+        kind = refs.resolve(target, targets=True).kind
+        if kind not in (refs.ONNX, refs.TARGET):
+            import os
+
+            from . import zoo
+
+            what = ""
+            if kind == refs.ZOO and zoo.has(target):
+                what = "a zoo name, "
+            elif refs.exists(target) or refs.is_spec_name(target):
+                what = "a folder, " if os.path.isdir(target) else "a file, "
+            raise UsageError(f"{short(target)} is {what}not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
         shape = parse_input(input)
         if shape is not None and len(shape) != 3:
             raise UsageError("import --input takes CxHxW, e.g. 3x224x224")

@@ -152,9 +152,7 @@ def read_side(ref: str) -> tuple[str, str, str | None]:
         path = Path(text_ref)
     else:
         path, member = zoo.resolve_ref(ref)
-    if not path.exists():
-        raise SpecError(f"no such file {short(str(path))}")
-    label = shown(path)
+    label = shown(path)  # read_text says "no such file", "file name too long", "a FIFO", ... in one line
     return read_text(path, label), label, member or None
 
 

@@ -75,18 +75,34 @@ def is_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml"))
 
 
+def has(name: str) -> bool:
+    """Is ``name`` a zoo name (``-`` and ``_`` alike, any case)?"""
+    return _key(name) in _index(str(specs_dir()))
+
+
+def lookup(name: str):
+    """(path, variant) of a zoo name; a SpecError listing the zoo's names when it is none (and
+    pointing at ``./NAME.yaml`` where such a file lies here)."""
+    table = _index(str(specs_dir()))
+    hit = table.get(_key(name))
+    if hit is None:
+        from .refs import exists
+
+        local = next((name + e for e in (".yaml", ".yml") if exists(name + e)), None)
+        if local is not None:
+            raise SpecError(f"{short(name)} is not in the zoo", hint=f"to read the file here, give its path: ./{short(local)[1:-1]}")
+        what = "a zoo name (archcalc list) or a path to a .yaml file"
+        if len(name) > 100:  # longer than any zoo name: no list of near names
+            raise SpecError(f"{short(name)} is not in the zoo", hint=f"expected {what}")
+        raise SpecError(f"{short(name)} is not in the zoo", hint=expected_one_of(_key(name), [k for k, v in table.items() if v[3]], what))
+    return hit[0], hit[1]
+
+
 def resolve_ref(ref: str):
     """(path, variant) for a zoo name (``-`` and ``_`` alike) or a path to a spec file."""
     if is_path(ref):
         return Path(ref), None
-    table = _index(str(specs_dir()))
-    hit = table.get(_key(ref))
-    if hit is None:
-        raise SpecError(
-            f"{short(ref)} is not in the zoo",
-            hint=expected_one_of(_key(ref), [k for k, v in table.items() if v[3]], "a zoo name (archcalc list) or a path to a .yaml file"),
-        )
-    return hit[0], hit[1]
+    return lookup(ref)
 
 
 def resolve(ref: str) -> Path:

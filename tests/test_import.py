@@ -316,8 +316,12 @@ def test_no_importer_module_names_a_layer_type():
 
 def test_commands_accept_a_target(netfile, capsys):
     target = f"{netfile}:Net"
-    assert main(["check", target, "--input", "3x32x32"]) == 0
-    assert "Net: 2,216 params, 497,840 MACs" in capsys.readouterr().out
+    assert main(["summary", target, "--input", "3x32x32"]) == 0
+    assert "2,216" in capsys.readouterr().out
+    # check never imports Python (issue 19): a target is a usage error that says what to run
+    assert main(["check", target, "--input", "3x32x32"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "never imports Python" in captured.err
     assert main(["compare", target, "lenet5", "--input", "3x32x32"]) in (0, 2)
     assert main(["verify", target, "--input", "3x32x32"]) == 0
     assert "mismatch" not in capsys.readouterr().out

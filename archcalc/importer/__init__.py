@@ -3,9 +3,11 @@
 A TARGET is ``package.module:factory`` (an importable module and a name in it: a function or
 class that returns an ``nn.Module``, called with ``--arg KEY=VALUE`` keyword arguments, or a
 module instance), ``path/to/file.py:Name`` (the same, from a file), or ``model.onnx``. Importing
-a Python TARGET runs that code: the user names it on the command line. A spec can never name a
-TARGET (the loader reads YAML only), and nothing here runs at archcalc's start-up: torch and onnx
-are imported inside the functions that need them.
+a Python TARGET runs that code: the user names it on the command line. Whether an argument is a
+TARGET is decided by :func:`archcalc.refs.resolve` alone (an existing path or a ``.yaml`` name
+never is one; ``archcalc check`` takes none). A spec can never name a TARGET (the loader reads
+YAML only), and nothing here runs at archcalc's start-up: torch and onnx are imported inside the
+functions that need them.
 
 The PyTorch path traces with torch.fx (:mod:`.fx`), the ONNX path reads the graph with the onnx
 package only (:mod:`.onnx_graph`); both give an :class:`~.ir.Graph`, written as YAML by
@@ -22,25 +24,10 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError, did_you_mean, short
+from ..refs import is_target  # noqa: F401 - the form of a TARGET; archcalc.refs.resolve decides what an argument is
 from .ir import ImportFailed
 
-_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 DEFAULT_INPUT = (3, 224, 224)
-
-
-def is_target(ref) -> bool:
-    """Is ``ref`` an import TARGET (not a zoo name or a spec path)?
-
-    >>> [is_target(r) for r in ("torchvision.models:resnet50", "nets/my.py:Net", "m.onnx", "resnet50", "a.yaml")]
-    [True, True, True, False, False]
-    """
-    ref = str(ref)
-    if ref.lower().endswith(".onnx"):
-        return True
-    left, sep, right = ref.rpartition(":")
-    if not sep or not _MODULE.fullmatch(right or "-"):
-        return False
-    return left.endswith(".py") or bool(_MODULE.fullmatch(left))
 
 
 def parse_args(items) -> dict:
@@ -200,15 +187,17 @@ def import_target(target: str, args=None, input_shape=None, name=None, model=Non
     return to_yaml(g, name, title, source), g, model
 
 
-def spec_text(ref, input_shape=None) -> str:
-    """The spec YAML of a TARGET, imported in memory (archcalc check's hook)."""
-    return import_target(str(ref), None, input_shape)[0]
-
-
 def load_target(ref, values=None, input_override=None, free=()):
-    """A Network for a TARGET, imported in memory (no file written): archcalc.load's hook."""
+    """A Network for a TARGET, imported in memory (no file written): archcalc.load's hook.
+    ``ref`` is what :func:`archcalc.refs.resolve` made of the argument (an ONNX file or a Python
+    target); a plain string is resolved here by the same rule."""
+    from ..refs import ONNX, TARGET, resolve
     from ..spec import loads
 
+    if isinstance(ref, str):
+        ref = resolve(ref, targets=True)
+    if ref.kind not in (ONNX, TARGET):
+        raise UsageError(f"{short(ref.text)} is not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
     shape = tuple(input_override) if input_override is not None and len(input_override) == 3 else None
-    text, _, _ = import_target(str(ref), None, shape)
-    return loads(text, str(ref), values, None, free)
+    text, _, _ = import_target(ref.text, None, shape)
+    return loads(text, ref.text, values, None, free)

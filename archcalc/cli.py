@@ -408,7 +408,8 @@ def depth_note(report, depth):
     """--depth that folds nothing says so (on stderr) instead of doing nothing silently."""
     if depth is None:
         return
-    _at_least_one("--depth", depth)
+    if depth < 1:  # at most 18 digits already (the integer converter)
+        raise UsageError(f"--depth {depth}: expected a positive integer")
     if not any(r.name.count(".") >= depth for r in report.rows):
         sys.stderr.write(f"archcalc: note: --depth {depth} folds nothing: no layer name in {report.name!s:.80} has more "
                          f"than {depth} dotted part{'s' if depth > 1 else ''} (blocks name their layers 'block.layer')\n")

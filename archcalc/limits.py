@@ -84,3 +84,12 @@ def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None
             + (f", or {hint}" if hint else ""),
             where=where,
         )
+
+# --------------------------------------------------------------------------- engine work (issue 19: hangs)
+
+# Receptive fields through resampling layers (upsample, transposed conv, adaptive pools that do not
+# divide, and what follows them) are exact per output position: each position of each axis is one
+# step (about 1-2 us, 16 bytes kept). Counted in the engine before each layer's steps, summed over
+# the network (the zoo's largest, unet, takes 6,744). An adaptive pool over an affine field is
+# closed form and takes none.
+MAX_RF_POSITIONS = 1_000_000

@@ -35,7 +35,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
     ``free_other`` kept symbolic in every sample. ``load(values, free)`` loads the Network. The
     report's rows are those at the first sample value, and its warnings say so."""
     from .engine import analyze
-    from .expr import sympy
+    from .expr import expand, sympy
 
     if len(depth) != 1:
         raise SpecError(f"one repeat-count symbol can be kept symbolic at a time, got {', '.join(depth)}", None,
@@ -82,7 +82,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
             continue
         poly = _lagrange(n, [(x, t[key]) for x, t in fit])
         for x, t in check:
-            if sp.expand(poly.subs(n, x) - t[key]) != 0:
+            if expand(poly.subs(n, x) - t[key]) != 0:
                 raise SpecError(
                     f"total '{key}' is not a polynomial of degree <= {DEGREE} in {name}", None,
                     f"give {name} a value with --set",
@@ -97,7 +97,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
 
 
 def _lagrange(n, points):
-    from .expr import sympy
+    from .expr import expand, sympy
 
     sp = sympy()
     total = 0
@@ -107,7 +107,7 @@ def _lagrange(n, points):
             if i != j:
                 term = term * (n - xj) / sp.Rational(xi - xj)
         total = total + term
-    return sp.expand(total)
+    return expand(total)
 
 
 def _as_int(value):

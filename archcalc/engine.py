@@ -12,8 +12,9 @@ from typing import Any
 
 from . import layers as L
 from . import liveness as _liveness
-from .errors import SpecError
+from .errors import SpecError, Where
 from .expr import as_int, is_symbolic, vmax
+from .limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
 from .limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
 
 _REGISTRY = L.REGISTRY
@@ -169,6 +170,13 @@ def analyze(
             raise SpecError(f"{what} must be a positive integer, got {k!r}")
     if optimizer not in OPTIMIZERS:
         raise SpecError(f"unknown optimizer '{optimizer}'", hint="one of " + ", ".join(OPTIMIZERS))
+    free = net.free_symbols() if net.symbols else ()
+    if len(free) > _MAX_FREE_SYMBOLS:
+        raise SpecError(
+            f"{len(free):,} symbols are free (no value), above the limit of {_MAX_FREE_SYMBOLS} for one analysis",
+            Where(file=net.file) if net.file else None,
+            f"give them values with --set or defaults in 'symbols:' (free: {', '.join(free[:3])}, ...)",
+        )
     walk = _Walk(net, DTYPES[dtype])
     rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
     warnings = [f"{rows[i].name}: {w}" for i in walk.warned for w in rows[i].warnings]
@@ -654,8 +662,10 @@ def _le(a, b) -> bool:
     """Is a <= b for every value of the symbols? (False when it cannot be shown.)"""
     if not is_symbolic(a) and not is_symbolic(b):
         return a <= b
-    from .expr import sympy
+    from .expr import expandable, sympy
 
+    if not expandable(b - a):  # sympy's simplify is open-ended: only on small differences
+        return False
     d = sympy().simplify(b - a)
     return bool(d.is_number and d >= 0)
 

@@ -35,7 +35,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
     ``free_other`` kept symbolic in every sample. ``load(values, free)`` loads the Network. The
     report's rows are those at the first sample value, and its warnings say so."""
     from .engine import analyze
-    from .expr import sympy
+    from .expr import expand, sympy
 
     if len(depth) != 1:
         raise SpecError(f"one repeat-count symbol can be kept symbolic at a time, got {', '.join(depth)}", None,
@@ -43,17 +43,31 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
     (name,) = depth
     sp = sympy()
     n = sp.Symbol(name, integer=True, positive=True)
+    from .spec import SymbolicRepeat
+
     samples, first = [], None
     start = None
+    last = None
     for v in range(1, MAX_START + 1):
         try:
             report = analyze(load({name: v}, free_other), **analyze_kw)
-        except SpecError:
+        except SymbolicRepeat as err:
+            # another repeat count is still a free symbol at every value of this one: trying more
+            # values cannot help, and "no value gives a network" would be false
+            others = [s for s in err.symbols if s != name] or list(err.symbols)
+            raise SpecError(
+                f"repeat counts in {', '.join([name, *others])} are all kept symbolic: closed forms in "
+                f"more than one depth symbol are not supported", err.where,
+                f"keep one symbolic and give the others values with --set (e.g. --set {others[0]}=2)",
+            ) from None
+        except SpecError as err:
+            last = (v, err)
             continue
         start, first = v, report
         break
     if first is None:
-        raise SpecError(f"no value of {name} from 1 to {MAX_START} gives a network", None)
+        why = f" (at {name} = {last[0]}: {last[1].fact})" if last is not None else ""
+        raise SpecError(f"no value of {name} from 1 to {MAX_START} gives a network{why}", None)
     samples.append((start, first.totals))
     for v in range(start + 1, start + DEGREE + 1 + CHECKS):
         try:
@@ -68,7 +82,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
             continue
         poly = _lagrange(n, [(x, t[key]) for x, t in fit])
         for x, t in check:
-            if sp.expand(poly.subs(n, x) - t[key]) != 0:
+            if expand(poly.subs(n, x) - t[key]) != 0:
                 raise SpecError(
                     f"total '{key}' is not a polynomial of degree <= {DEGREE} in {name}", None,
                     f"give {name} a value with --set",
@@ -83,7 +97,7 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
 
 
 def _lagrange(n, points):
-    from .expr import sympy
+    from .expr import expand, sympy
 
     sp = sympy()
     total = 0
@@ -93,7 +107,7 @@ def _lagrange(n, points):
             if i != j:
                 term = term * (n - xj) / sp.Rational(xi - xj)
         total = total + term
-    return sp.expand(total)
+    return expand(total)
 
 
 def _as_int(value):

@@ -12,8 +12,10 @@ from typing import Any
 
 from . import layers as L
 from . import liveness as _liveness
-from .errors import SpecError
+from .errors import SpecError, Where
 from .expr import as_int, is_symbolic, vmax
+from .limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
+from .limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
 
 _REGISTRY = L.REGISTRY
 _Axis = L.Axis
@@ -168,6 +170,13 @@ def analyze(
             raise SpecError(f"{what} must be a positive integer, got {k!r}")
     if optimizer not in OPTIMIZERS:
         raise SpecError(f"unknown optimizer '{optimizer}'", hint="one of " + ", ".join(OPTIMIZERS))
+    free = net.free_symbols() if net.symbols else ()
+    if len(free) > _MAX_FREE_SYMBOLS:
+        raise SpecError(
+            f"{len(free):,} symbols are free (no value), above the limit of {_MAX_FREE_SYMBOLS} for one analysis",
+            Where(file=net.file) if net.file else None,
+            f"give them values with --set or defaults in 'symbols:' (free: {', '.join(free[:3])}, ...)",
+        )
     walk = _Walk(net, DTYPES[dtype])
     rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
     warnings = [f"{rows[i].name}: {w}" for i in walk.warned for w in rows[i].warnings]
@@ -224,6 +233,7 @@ class _Walk:
         self.cache: dict = {}  # (args id, input shapes...) -> what `local` gives
         self.records: list = [None] * n  # per node, what `local` gave it (shared by nodes of one cache entry)
         self.warned: list = []  # nodes with warnings
+        self.rf_budget = [_MAX_RF_POSITIONS]  # position steps left for position-by-position fields
 
     def step(self, i, node) -> Row:
         ltype = _REGISTRY[node.type]
@@ -314,10 +324,21 @@ class _Walk:
 
     # -- receptive field
     def receptive_field(self, i, ltype, node, xs, y, win):
+        try:
+            return self._receptive_field(i, ltype, node, xs, y, win)
+        except RFWorkLimit as err:
+            raise SpecError(
+                f"its receptive field needs {err.needed:,} position steps after {err.spent:,} already taken, "
+                f"above the limit of {_MAX_RF_POSITIONS:,} for one network",
+                node.where,
+                "resampled fields are computed position by position: use a smaller input or output size",
+            ) from None
+
+    def _receptive_field(self, i, ltype, node, xs, y, win):
         first = node.inputs[0]
         if ltype.joins:
             self.extent[i] = self.extent[first]
-            rf, note = _rf_join([self.rfs[j] for j in node.inputs], xs, y)
+            rf, note = _rf_join([self.rfs[j] for j in node.inputs], xs, y, self.rf_budget)
             return rf, [note] if note else []
         src, ext = self.rfs[first], self.extent[first]
         if win is None:  # pointwise, or a change of layout: the field passes through
@@ -331,7 +352,7 @@ class _Walk:
                 self.extent[i] = None
                 return src, None
             self.extent[i] = (1, 1)
-            return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e) for a, e in zip(src, ext)), None
+            return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e, self.rf_budget) for a, e in zip(src, ext)), None
         self.extent[i] = None
         if src is None or win == "unknown":
             return None, None
@@ -347,7 +368,8 @@ class _Walk:
             # window without padding never gets here: step passes the field through)
             return (RF(h.size + (wh.k - 1) * h.stride, h.stride * wh.s, h.padding + wh.before * h.stride),
                     RF(w.size + (ww.k - 1) * w.stride, w.stride * ww.s, w.padding + ww.before * w.stride)), None
-        rf = tuple(_rf_step(a, w, n_out, n_in) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
+        budget = self.rf_budget
+        rf = tuple(_rf_step(a, w, n_out, n_in, budget) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
         if any(r is None for r in rf):
             return None, None
         return rf, None
@@ -492,10 +514,92 @@ def _rf_start(shape):
     return (RF(1, 1, 0), RF(1, 1, 0))
 
 
-def _rf_step(a: RF, w, n_out=None, n_in=None) -> RF | None:
+class RFWorkLimit(Exception):
+    """A position-by-position receptive field would exceed the network's budget of position steps
+    (limits.MAX_RF_POSITIONS); the walk turns it into a SpecError at the layer."""
+
+    def __init__(self, needed, spent):
+        super().__init__(needed)
+        self.needed = needed
+        self.spent = spent
+
+
+def _spend(budget, n):
+    """Take ``n`` position steps from ``budget`` (a one-item list, or None: unbounded), before the work."""
+    if budget is None:
+        return
+    if n > budget[0]:
+        raise RFWorkLimit(n, _MAX_RF_POSITIONS - budget[0])
+    budget[0] -= n
+
+
+class _AdaptivePositions:
+    """The first (``last=False``) or last input position read by each output position of an
+    adaptive pool from I to O positions over an affine field (size r, integer stride j, padding p):
+    window o covers inputs floor(o I / O) .. ceil((o + 1) I / O) - 1, so
+
+        first(o) = floor(o I / O) j - p,   last(o) = (ceil((o + 1) I / O) - 1) j - p + r - 1.
+
+    A read-only sequence of ints computed on demand: O(1) memory whatever O is (the tuples the
+    position-by-position step would build hold the very same values)."""
+
+    __slots__ = ("n_in", "n_out", "size", "stride", "padding", "last")
+
+    def __init__(self, n_in, n_out, size, stride, padding, last):
+        self.n_in, self.n_out, self.size, self.stride, self.padding, self.last = n_in, n_out, size, stride, padding, last
+
+    def __len__(self):
+        return self.n_out
+
+    def __getitem__(self, o):
+        if o.__class__ is not int:
+            if isinstance(o, slice):
+                return tuple(self[i] for i in range(*o.indices(self.n_out)))
+            o = int(o)
+        if o < 0:
+            o += self.n_out
+        if not 0 <= o < self.n_out:
+            raise IndexError(o)
+        if self.last:
+            hi = -((-(o + 1) * self.n_in) // self.n_out) - 1
+            return hi * self.stride - self.padding + self.size - 1
+        return (o * self.n_in) // self.n_out * self.stride - self.padding
+
+    def __iter__(self):
+        return (self[o] for o in range(self.n_out))
+
+
+def _rf_adaptive(a: RF, w, n_out, n_in) -> RF | None:
+    """The field after an adaptive pool from ``n_in`` to ``n_out`` positions (not a divisor: the
+    window is Resample(I/O, 0, I/O - 1, b_up)) over an affine field, in closed form, O(1) in the
+    sizes. None where it does not apply (the caller then steps position by position).
+
+    Window o has L(o) = ceil((o + 1) I / O) - floor(o I / O) = ceil((r_o + I) / O) inputs, where
+    r_o = o I mod O. Over o = 0 .. O - 1 (a whole number of periods O / g, g = gcd(I, O)) r_o takes
+    every multiple of g below O, so max L = ceil((O - g + I) / O); the field's size is
+    (max L - 1) j + r, its stride j I / O, its padding p (window 0 starts at input 0). The windows
+    never leave the input, so no clamping. With I >= 2 and O >= 2 not dividing I, the fields are
+    neither affine (floor(I/O) j differs from j I/O) nor all equal (window O - 1 starts past 0),
+    which is what the position-by-position step finds too."""
+    if not (n_out.__class__ is int and n_in.__class__ is int and n_out >= 2 and n_in >= 2 and n_in % n_out
+            and a.affine and a.size.__class__ is int and a.stride.__class__ is int and a.padding.__class__ is int
+            and isinstance(w, L.Resample) and w.s == Fraction(n_in, n_out) and w.a == 0 and w.b == w.s - 1
+            and not w.a_up and w.b_up):
+        return None
+    from math import gcd
+
+    g = gcd(n_in, n_out)
+    longest = -((-(n_out - g + n_in)) // n_out)
+    size = (longest - 1) * a.stride + a.size
+    args = (n_in, n_out, a.size, a.stride, a.padding)
+    return RF(size, _norm(a.stride * w.s), a.padding, _AdaptivePositions(*args, False), _AdaptivePositions(*args, True))
+
+
+def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
-    j' = j s, p' = p + pad j. Otherwise position by position, exact (None where sizes are
-    symbolic)."""
+    j' = j s, p' = p + pad j. An adaptive pool over an affine field in closed form. Otherwise
+    position by position, exact (None where sizes are symbolic), each position counted against
+    ``budget`` before the work."""
     if a.affine and isinstance(w, L.Axis):
         return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
     if a.fixed is not None:  # every position reads the same inputs, so does every window over them
@@ -505,12 +609,24 @@ def _rf_step(a: RF, w, n_out=None, n_in=None) -> RF | None:
         return RF(as_int(hi - lo + 1), _mul(a.stride, w.s), as_int(-lo), fixed=(lo, hi))
     if any(is_symbolic(v) for v in (n_out, n_in, a.stride, a.padding, a.size, w.s)):
         return None
-    firsts, lasts = [], []
-    for o in range(n_out):
-        lo, hi = w.span(o)
-        # positions outside the input (padding) have no field of their own: clamp to the border
-        firsts.append(a.at(min(max(lo, 0), n_in - 1))[0])
-        lasts.append(a.at(min(max(hi, 0), n_in - 1))[1])
+    closed = _rf_adaptive(a, w, n_out, n_in)
+    if closed is not None:
+        return closed
+    _spend(budget, n_out)
+    span = w.spans() if isinstance(w, L.Resample) else w.span
+    top = n_in - 1
+    # positions outside the input (padding) have no field of their own: clamp to the border
+    spans = [span(o) for o in range(n_out)]
+    los = [0 if lo < 0 else top if lo > top else lo for lo, _ in spans]
+    his = [0 if hi < 0 else top if hi > top else hi for _, hi in spans]
+    if a.affine and a.stride.__class__ is int and a.padding.__class__ is int and a.size.__class__ is int:
+        j, p, extra = a.stride, a.padding, a.size - 1 - a.padding
+        firsts = [x * j - p for x in los]
+        lasts = [x * j + extra for x in his]
+    else:
+        at = a.at
+        firsts = [at(x)[0] for x in los]
+        lasts = [at(x)[1] for x in his]
     return _rf_from(firsts, lasts, a.stride * w.s)
 
 
@@ -546,13 +662,15 @@ def _le(a, b) -> bool:
     """Is a <= b for every value of the symbols? (False when it cannot be shown.)"""
     if not is_symbolic(a) and not is_symbolic(b):
         return a <= b
-    from .expr import sympy
+    from .expr import expandable, sympy
 
+    if not expandable(b - a):  # sympy's simplify is open-ended: only on small differences
+        return False
     d = sympy().simplify(b - a)
     return bool(d.is_number and d >= 0)
 
 
-def _rf_join(states, xs=None, y=None):
+def _rf_join(states, xs=None, y=None, budget=None):
     states = [s for s in states]
     if any(s is None for s in states):
         # a branch without a field (flat vectors, or a position-dependent field of symbolic size):
@@ -577,6 +695,7 @@ def _rf_join(states, xs=None, y=None):
             continue
         if any(is_symbolic(v) for c in col for v in (n, c.size, c.stride, c.padding)):
             return None, None
+        _spend(budget, n)
         firsts, lasts = [], []
         for o in range(n):
             spans = [c.at(0 if b else o) for c, b in zip(col, broadcast)]

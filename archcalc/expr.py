@@ -31,7 +31,7 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from .limits import MAX_EXPR_CHARS, MAX_EXPR_NODES, MAX_POWER
+from .limits import MAX_EXPAND_TERMS, MAX_EXPR_CHARS, MAX_EXPR_NODES, MAX_FACTOR_SYMBOLS, MAX_FACTOR_TERMS, MAX_POWER
 
 _ARG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)")
 _ARG_PREFIX = "__arg_"
@@ -438,6 +438,8 @@ def canonical(a):
     C integers, M >= 1; or None where ``a`` has no such form (a product of floors, a Max). A plain
     integer-valued polynomial is (a - C, 0, 1, C)."""
     sp = sympy()
+    if not expandable(a):
+        return None
     a = sp.expand(a)
     c, rest = a.as_coeff_Add()
     if not c.is_Integer:
@@ -463,18 +465,95 @@ def canonical(a):
     return None
 
 
+def expansion_terms(expr, cap: int = MAX_EXPAND_TERMS) -> int:
+    """An upper bound on the terms ``sympy.expand(expr)`` builds, the terms it expands inside
+    function arguments (floor(...), Max(...)) included; any value above ``cap`` is returned as
+    cap + 1. One pass over the expression's distinct subterms, no expansion: a sum adds its parts'
+    counts, a product multiplies them, a power (t terms)**n has at most C(t + n - 1, n) (the
+    multinomial count: (H + W + K + 1)**40 gives 12,341).
+
+    >>> H, W = symbol("H"), symbol("W")
+    >>> expansion_terms((H + W + 1) ** 60, 10**6), expansion_terms(4 * H * W + 3)
+    (1891, 2)
+    """
+    if isinstance(expr, (int, Fraction)) or getattr(expr, "is_number", False):
+        return 1
+    memo: dict = {}
+    work = [0]
+
+    def terms(e):
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        if e.is_Atom:
+            t = 1
+        elif e.is_Add:
+            t = 0
+            for a in e.args:
+                t += terms(a)
+                if t > cap:
+                    break
+        elif e.is_Mul:
+            t = 1
+            for a in e.args:
+                t *= terms(a)
+                if t > cap:
+                    break
+        elif e.is_Pow and e.exp.is_Integer:
+            t, n = terms(e.base), abs(int(e.exp))
+            t = 1 if t == 1 else (cap + 1 if n > cap else math.comb(t + n - 1, n))
+        else:  # a function, a condition, a power with a symbolic exponent: expand works inside it
+            t = 1
+            for a in e.args:
+                work[0] += terms(a)
+        t = min(t, cap + 1)
+        memo[e] = t
+        return t
+
+    try:
+        return min(max(terms(expr), work[0]), cap + 1)
+    except RecursionError:
+        return cap + 1
+
+
+def expandable(value) -> bool:
+    """Is ``value`` small enough to expand (at most MAX_EXPAND_TERMS terms)? Checked before
+    every expansion of a spec-derived expression."""
+    return isinstance(value, (int, Fraction)) or expansion_terms(value) <= MAX_EXPAND_TERMS
+
+
+def expand(value):
+    """``sympy.expand``, refused with a one-line SpecError beyond MAX_EXPAND_TERMS terms (checked
+    before expanding)."""
+    if isinstance(value, (int, Fraction)):
+        return value
+    if not expandable(value):
+        from .errors import SpecError
+
+        raise SpecError(
+            f"a closed form would expand to more than {MAX_EXPAND_TERMS:,} terms, the limit for exact symbolic work",
+            hint="give some symbols values with --set",
+        )
+    return sympy().expand(value)
+
+
 @lru_cache(maxsize=8192)
 def simplify(value):
     """A readable closed form for display, in time bounded by the expression's size: polynomials
     are expanded and factored (27*C**2); expressions with floor/ceil or conditions are expanded and
-    collected by term, never handed to sympy's open-ended ``simplify``."""
+    collected by term, never handed to sympy's open-ended ``simplify``. Beyond MAX_EXPAND_TERMS
+    terms (checked before expanding) the value is shown as computed, unexpanded; a polynomial of
+    more than MAX_FACTOR_TERMS terms or MAX_FACTOR_SYMBOLS symbols is shown expanded, unfactored
+    (multivariate factoring takes time exponential in them)."""
     if isinstance(value, (int, Fraction)):
         return value
     sp = sympy()
-    if degree(value) > MAX_DEGREE:
+    if degree(value) > MAX_DEGREE or not expandable(value):
         return value
     expanded = sp.expand(value)
     if value.is_polynomial():
+        if len(expanded.free_symbols) > MAX_FACTOR_SYMBOLS or len(sp.Add.make_args(expanded)) > MAX_FACTOR_TERMS:
+            return expanded
         factored = sp.factor(expanded)
         # a product of several symbolic factors reads better factored (C*(C + 2)); a constant times
         # one sum (2*(48608*n - 10963)) reads better expanded
@@ -591,4 +670,4 @@ def equal(a, b) -> bool:
     False where equality would need a proof beyond that)."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
-    return sympy().expand(a - b) == 0
+    return expand(a - b) == 0

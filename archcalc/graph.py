@@ -11,6 +11,8 @@ ids are generated (n0, n1, ...), never taken from the spec.
 
 from __future__ import annotations
 
+from .errors import UsageError, Where
+from .limits import MAX_GRAPH_WORK
 from .report import details, exact, shape_text
 from .textout import plain
 
@@ -26,6 +28,7 @@ class Graph:
         self.input_id = "inp"
         self.nodes.append(("inp", ["input", shape_text(report.input)], ()))
         n = 0
+        folded = {}  # folded block name -> its node entry (a list, totals filled in as rows come)
         for i, (node, row) in enumerate(zip(net.nodes, report.rows)):
             parts = row.name.split(".")
             if depth and len(parts) > depth:
@@ -34,8 +37,9 @@ class Graph:
                 if key not in ids:
                     ids[key] = f"n{n}"
                     n += 1
-                    self.nodes.append([ids[key], [parts[depth - 1], "block"], tuple(parts[: depth - 1]), 0, 0])
-                g = self.nodes[-1] if self.nodes[-1][0] == ids[key] else next(x for x in self.nodes if x[0] == ids[key])
+                    folded[key] = [ids[key], [parts[depth - 1], "block"], tuple(parts[: depth - 1]), 0, 0]
+                    self.nodes.append(folded[key])
+                g = folded[key]
                 g[3] = g[3] + row.params
                 g[4] = g[4] + (0 if row.aux else row.macs)
                 continue
@@ -70,8 +74,14 @@ class Graph:
         self.blocks = set()
         for item in self.nodes:
             path = item[2]
-            for k in range(1, len(path) + 1):
+            for k in range(len(path), 0, -1):
+                if path[:k] in self.blocks:
+                    break  # its own parents are there already
                 self.blocks.add(path[:k])
+        # path -> its child blocks, sorted (what each emitter walks: linear, not a scan per block)
+        self.children: dict = {}
+        for p in sorted(self.blocks):
+            self.children.setdefault(p[:-1], []).append(p)
 
 
 # --------------------------------------------------------------------------- Mermaid
@@ -98,7 +108,7 @@ def mermaid(net, report, depth=None, direction="TD") -> str:
         for nid, label in by_path.get(path, []):
             text = "<br/>".join(mermaid_text(x) for x in label)
             out.append(f'{pad}{nid}["{text}"]')
-        for child in sorted(p for p in g.blocks if len(p) == len(path) + 1 and p[: len(path)] == path):
+        for child in g.children.get(path, ()):
             out.append(f'{pad}subgraph {block_ids[child]}["{mermaid_text(child[-1])}"]')
             emit(child, indent + 1)
             out.append(f"{pad}end")
@@ -123,13 +133,23 @@ def mermaid_fitting(net, report, depth=None, direction="TD"):
     def size(text):
         return text.count(" -->|"), len(text)
 
+    if depth is None:
+        # without a depth, a graph too large for Mermaid is rendered again at each fold until one
+        # fits: each render is linear, their number is the names' depth; bounded before the first
+        deepest = max((r.name.count(".") for r in report.rows), default=0)
+        renders = deepest + 1
+        if len(report.rows) > MERMAID_MAX_EDGES and renders * len(report.rows) > MAX_GRAPH_WORK:
+            raise UsageError(
+                f"fitting {len(report.rows):,} layers named {deepest + 1} parts deep to Mermaid could take {renders:,} "
+                f"renders ({renders * len(report.rows):,} layer renders), above the limit of {MAX_GRAPH_WORK:,}",
+                hint="choose a fold with --depth N, or use --format dot", where=Where(file=net.file) if net.file else None,
+            )
     text = mermaid(net, report, depth, direction)
     edges, chars = size(text)
     if edges <= MERMAID_MAX_EDGES and chars <= MERMAID_MAX_TEXT:
         return text, None
     limits = f"Mermaid draws at most {MERMAID_MAX_EDGES} edges and {MERMAID_MAX_TEXT:,} characters (GitHub too)"
     if depth is None:
-        deepest = max((r.name.count(".") for r in report.rows), default=0)
         for d in range(deepest, 0, -1):
             folded = mermaid(net, report, d, direction)
             e, c = size(folded)
@@ -161,7 +181,7 @@ def dot(net, report, depth=None) -> str:
         pad = "    " * indent
         for nid, label in by_path.get(path, []):
             out.append(f'{pad}{nid} [label="' + "\\n".join(dot_text(x) for x in label) + '"];')
-        for child in sorted(p for p in g.blocks if len(p) == len(path) + 1 and p[: len(path)] == path):
+        for child in g.children.get(path, ()):
             out.append(f"{pad}subgraph {block_ids[child]} {{")
             out.append(f'{pad}    label="{dot_text(child[-1])}";')
             emit(child, indent + 1)

@@ -224,3 +224,28 @@ MAX_MULTIPLIER = 1_000_000  # --ensemble K and --crops N (the totals are multipl
 MAX_BASELINE_DEPTH = 16  # nesting of a --baseline JSON file (archcalc writes 5 levels), checked before parsing
 MAX_CACHE_DEPTH = 16  # nesting of the zoo cache's JSON (archcalc writes 5 levels), checked before parsing
 MAX_FOLDER_DEPTH = 100  # folders below a folder given to check (refused beyond, before they are entered)
+
+# --------------------------------------------------------------------------- engine work (issue 19: hangs)
+
+# Receptive fields through resampling layers (upsample, transposed conv, adaptive pools that do not
+# divide, and what follows them) are exact per output position: each position of each axis is one
+# step (about 1-2 us, 16 bytes kept). Counted in the engine before each layer's steps, summed over
+# the network (the zoo's largest, unet, takes 6,744). An adaptive pool over an affine field is
+# closed form and takes none.
+MAX_RF_POSITIONS = 1_000_000
+
+# Symbolic closed forms (sympy), checked before the work: expanding a product of sums can make
+# exponentially many terms ((H + W + K + 1)**40: 12,341; 62 s for (H + W + 1)**60 before this bound)
+# and multivariate factoring is exponential in the symbols (20 free widths: 37 s). The estimate
+# (archcalc.expr.expansion_terms) is an upper bound computed without expanding. Beyond these the
+# display shows the value unexpanded or unfactored (docs/symbolic.md); exact comparisons refuse.
+MAX_EXPAND_TERMS = 300  # terms an expansion may build (the zoo's largest estimate is 130: inception_resnet_v2)
+MAX_FACTOR_TERMS = 64  # terms of a polynomial handed to sympy.factor (the zoo's most: 5)
+MAX_FACTOR_SYMBOLS = 4  # free symbols of a polynomial handed to sympy.factor (the zoo's most: 3)
+MAX_FREE_SYMBOLS = 32  # free symbols in one analysis (checked before the engine's walk)
+
+# Work that repeats an analysis or an evaluation: refused before it starts (or, for a scan whose
+# length is not known, as soon as it would pass the limit), with the numbers and the limit.
+MAX_SCAN_WORK = 2_000_000  # --min-input's scan and --tiling: analyses x layers (about 2-5 us each)
+MAX_SWEEP_WORK = 5_000_000  # sweep: points x the nodes of the compiled closed forms evaluated at each
+MAX_GRAPH_WORK = 2_000_000  # graph: layers x Mermaid renders tried while folding to fit (each linear)

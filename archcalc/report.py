@@ -290,10 +290,10 @@ def ratio(a, b) -> str:
     ('same', '1.0004x', 'n/a', 'same', '0.333x')
     """
     if is_symbolic(a) or is_symbolic(b):
-        from .expr import sympy
+        from .expr import expand, sympy
 
         sp = sympy()
-        a, b = sp.expand(a), sp.expand(b)
+        a, b = expand(a), expand(b)  # bounded (limits.MAX_EXPAND_TERMS)
         # bounded: polynomial quotients are cancelled (49*C**2 / (27*C**2) is 49/27), others shown as they are
         q = sp.cancel(b / a) if a.is_polynomial() and b.is_polynomial() else b / a
         if q.is_Integer:

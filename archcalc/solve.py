@@ -121,11 +121,26 @@ def _at_least_one(dim, name):
     return max(1, math.ceil((m * (1 - c) - r) / int(a)))
 
 
+def _scan_limit(what, analyses, net):
+    """Refuse ``analyses`` analyses of the network beyond limits.MAX_SCAN_WORK (analyses x layers)."""
+    from .errors import UsageError, Where
+    from .limits import MAX_SCAN_WORK
+
+    layers = len(net.nodes)
+    if analyses * max(layers, 1) > MAX_SCAN_WORK:
+        raise UsageError(
+            f"{what} needs {analyses:,} analyses of {layers:,} layers ({analyses * max(layers, 1):,} layer steps), "
+            f"above the limit of {MAX_SCAN_WORK:,}",
+            hint="a smaller range or a network with fewer layers", where=Where(file=net.file) if net.file else None,
+        )
+
+
 def _first_that_works(net, axis, start, concrete):
     """The first size >= start on ``axis`` (the other axis at the spec's size) that analyses."""
     from .engine import analyze
 
     for size in range(start, SCAN + 1):
+        _scan_limit(f"--min-input's scan of sizes {start}..{size}", size - start + 1, net)
         shape = list(concrete)
         shape[axis] = size
         try:
@@ -143,6 +158,7 @@ def tiling_sizes(net, lo: int, hi: int) -> list:
 
     if len(net.input) != 3:
         raise SpecError("tiling sizes need a C x H x W input", None)
+    _scan_limit(f"--tiling {lo}:{hi}", hi - lo + 1, net)
     out = []
     for s in range(lo, hi + 1):
         try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import SpecError, UsageError
+from .errors import SpecError, UsageError, Where
 from .expr import is_symbolic
+from .limits import MAX_SWEEP_WORK
 
 METRICS = ("params", "macs", "activations", "activation_bytes", "train_saved_bytes", "rf")
 
@@ -42,13 +43,27 @@ def sweep(load_free, names: tuple, values: list) -> Sweep:
                    and any(is_symbolic(d) for d in r.shape[1:])), None)
     if rf_row is not None:
         exprs["rf"] = rf_row.rf[0].size
-    fns = {m: compile_expr(e, names) for m, e in exprs.items()}
-    # validity: every spatial output at least 1 (the same forms, compiled)
-    checks = []
+    # validity: every spatial output at least 1 (the same forms, compiled); each distinct form once,
+    # under the first layer that has it (the first layer found below 1 is the same)
+    forms: dict = {}
     for r in report.rows:
         for d in r.shape:
-            if is_symbolic(d):
-                checks.append((r.name, compile_expr(d, names)))
+            if is_symbolic(d) and d not in forms:
+                forms[d] = r.name
+    # the work: every point evaluates each compiled form, node by node; counted before compiling
+    nodes = 0
+    for e in (*exprs.values(), *forms):
+        nodes += _nodes(e, MAX_SWEEP_WORK + 1 - nodes)
+        if nodes > MAX_SWEEP_WORK:
+            break
+    if nodes * len(values) > MAX_SWEEP_WORK:
+        raise UsageError(
+            f"the sweep evaluates {len(values):,} points x {nodes:,} closed-form terms "
+            f"({len(values) * nodes:,}), above the limit of {MAX_SWEEP_WORK:,}",
+            hint="sweep fewer points (a larger step)", where=Where(file=net.file) if net.file else None,
+        )
+    fns = {m: compile_expr(e, names) for m, e in exprs.items()}
+    checks = [(name, compile_expr(d, names)) for d, name in forms.items()]
     points, invalid = [], []
     for v in values:
         env = {n: v for n in names}
@@ -60,6 +75,18 @@ def sweep(load_free, names: tuple, values: list) -> Sweep:
         points.append({m: f(env) for m, f in fns.items()})
         invalid.append(None)
     return Sweep(report.name, tuple(names), list(values), points, invalid, rf_row.name if rf_row else None)
+
+
+def _nodes(expr, cap) -> int:
+    """The nodes of an expression's tree (what a compiled evaluator visits), counting at most to ``cap``."""
+    if not is_symbolic(expr):
+        return 1
+    n, stack = 0, [expr]
+    while stack and n < cap:
+        e = stack.pop()
+        n += 1
+        stack.extend(e.args)
+    return n
 
 
 def parse_sweep(items) -> tuple:

@@ -108,6 +108,22 @@ class Resample:
     def span(self, o):
         return _round(self.s * o + self.a, self.a_up), _round(self.s * o + self.b, self.b_up)
 
+    def spans(self):
+        """:meth:`span` as a function of o on plain ints (the same values, several times faster
+        than Fraction arithmetic: the receptive field steps through every output position)."""
+        if not all(v.__class__ in (int, Fraction) for v in (self.s, self.a, self.b)):
+            return self.span
+        s, a, b = Fraction(self.s), Fraction(self.a), Fraction(self.b)
+        d = s.denominator * a.denominator * b.denominator
+        m, x0, y0 = s.numerator * (d // s.denominator), a.numerator * (d // a.denominator), b.numerator * (d // b.denominator)
+        a_up, b_up = self.a_up, self.b_up
+
+        def span(o):
+            x, y = m * o + x0, m * o + y0
+            return (-((-x) // d) if a_up else x // d), (-((-y) // d) if b_up else y // d)
+
+        return span
+
 
 def rational(value):
     """An exact rational for a number of the spec (ints stay ints; a float is read as its decimal

@@ -184,10 +184,20 @@ def check_torch_sizes(report, where=None) -> None:
             hint="archcalc's engine handles it: use summary or check", where=where,
         )
 
+    batch = report.batch if isinstance(getattr(report, "batch", 1), int) else 1
     for r in report.rows:
         numel = 1
         for d in r.shape:
             numel *= d
+        # torch sizes a tensor's storage in bytes as an int64: the batch's output in float64 (the
+        # widest dtype verify uses) must stay below it too
+        nbytes = numel * 8 * batch if isinstance(numel, int) else None
+        if nbytes is not None and nbytes > TORCH_MAX_NUMEL:
+            raise UsageError(
+                f"layer '{r.name}' outputs {numel:.3e} elements per image ({nbytes:.3e} bytes at batch {batch} in "
+                f"float64), beyond what torch can allocate (2**62 bytes)",
+                hint="archcalc's engine still computes it: use summary", where=where,
+            )
         for what, value in (("output elements", numel), ("parameters", r.params), ("MACs", r.macs)):
             if isinstance(value, int) and value > TORCH_MAX_NUMEL:
                 raise UsageError(

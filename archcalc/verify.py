@@ -323,7 +323,10 @@ def _plan_position(rf_axis, out_size):
         c = min(c, max(out_size - 1, 0)) if out_size is not None else c
         first, last = a.at(c)
         return c, first, last
-    inside = [o for o in range(len(a.first)) if a.first[o] >= 0]
+    from .limits import MAX_RF_POSITIONS
+
+    # a lazy field (an adaptive pool's) can be long: look at most as far as the engine steps
+    inside = [o for o in range(min(len(a.first), MAX_RF_POSITIONS)) if a.first[o] >= 0]
     best = [o for o in inside if a.last[o] - a.first[o] + 1 == a.size]
     c = (best or inside or [0])[0]
     first, last = a.at(c)

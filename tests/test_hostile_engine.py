@@ -60,6 +60,15 @@ def test_adaptive_pool_to_a_billion_is_closed_form(tmp_path):
     assert row["rf"]["h"] == {"size": 4, "stride": 6e-09, "padding": 0}
 
 
+def test_adaptive_pool_to_a_billion_is_refused_by_verify_and_export(tmp_path):
+    """4 x 10^9 x 10^9 = 4e18 elements: 3.2e19 bytes in float64, above torch's int64 storage size
+    (torch raised 'Storage size calculation overflowed'): refused before anything is built."""
+    path = _spec(tmp_path, CONV_THEN_POOL % 1_000_000_000)
+    assert 4 * 10**18 * 8 > 2**62
+    for args in (["verify", str(path)], ["export", str(path), "--to", "torch", "-o", str(tmp_path / "x.py")]):
+        _case(tmp_path, args, 2, "4.000e+18 elements per image", "beyond what torch can allocate (2**62 bytes)")
+
+
 def test_adaptive_pool_to_a_billion_then_conv_is_refused(tmp_path):
     # a layer after it steps through its 10^9 positions: refused before the work, by the budget
     path = _spec(tmp_path, CONV_THEN_POOL % 1_000_000_000 + "  - {conv: {out: 4, kernel: 3, padding: 1}}\n")

@@ -210,7 +210,7 @@ def check_torch_sizes(report, where=None) -> None:
 def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None = None, where=None) -> None:
     """Refuse work that would allocate more than ``limit`` bytes (checked before any allocation)."""
     from .errors import UsageError
-    from .report_units import human_bytes
+    from .units import human_bytes
 
     if limit is not None and nbytes > limit:
         source = getattr(limit, "source", None)

@@ -319,3 +319,16 @@ def _remove_folder(target: _Target, sub: str, sub_fd) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, n))
         os.rmdir(target.where(sub), dir_fd=target.fd)
+
+
+def exists(path: str) -> bool:
+    """Does ``path`` name something (a dangling symlink and a FIFO included)? Never raises: a name
+    too long or with a NUL byte names nothing; a path that cannot be examined (a folder on the way
+    that cannot be searched) counts as existing, so that it is read (and refused) as a file."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return False
+    except OSError as err:
+        return err.errno not in (errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR)
+    return True

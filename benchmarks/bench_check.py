@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archcalc import checks, ci_report  # noqa: E402
+from archcalc.check import checks
+from archcalc.output import ci_report  # noqa: E402
 
 
 def wall(cmd, n):
@@ -44,7 +45,8 @@ def wall(cmd, n):
 
 def breakdown(targets):
     """Time each stage of one in-process run over the zoo."""
-    from archcalc import engine, spec
+    from archcalc.analysis import engine
+    from archcalc.spec import load as spec
 
     stages = {"loads": 0.0, "analyze": 0.0}
     real_loads, real_analyze = spec.loads, engine.analyze

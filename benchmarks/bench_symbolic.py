@@ -15,8 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archcalc import analyze, load, zoo  # noqa: E402
-from archcalc.report import to_dict  # noqa: E402
+from archcalc import analyze, load
+from archcalc.spec import zoo  # noqa: E402
+from archcalc.output.report import to_dict  # noqa: E402
 
 
 def best(fn, runs):

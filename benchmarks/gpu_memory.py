@@ -3,15 +3,15 @@
     PYTHONPATH=. python benchmarks/gpu_memory.py --out DIR              # CUDA (the table in docs/verify.md)
     PYTHONPATH=. python benchmarks/gpu_memory.py --out DIR --device cpu --limit 3   # a quick run anywhere
 
-For every zoo spec (archcalc.zoo.names(), symbolic ones left out) at each batch (default 1 and 32)
-it measures, through archcalc.verify:
+For every zoo spec (archcalc.spec.zoo.names(), symbolic ones left out) at each batch (default 1 and 32)
+it measures, through archcalc.torchside.verify:
 
 * cuda: ``torch.cuda.max_memory_allocated`` above the model and the input of an inference forward
   (eval, no grad) and of a training forward+backward (no optimizer step): verify.cuda_peak, the
   code behind ``archcalc verify NAME --device cuda --memory``;
 * cpu: the peak of live tensor bytes (verify.live_bytes), inference and training.
 
-beside the engine's ``inference_peak_bytes`` and ``train_peak_bytes`` (archcalc.liveness). Specs
+beside the engine's ``inference_peak_bytes`` and ``train_peak_bytes`` (archcalc.analysis.liveness). Specs
 whose estimate (weights, state, input and peak) exceeds the free device memory are skipped and
 listed; a failure in one spec is recorded and the run goes on; each spec gets a time box
 (--spec-seconds) and the whole run a deadline (--deadline), after which the rest are listed as not
@@ -67,10 +67,11 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     import torch
 
-    from archcalc import analyze, load, zoo
+    from archcalc import analyze, load
+    from archcalc.spec import zoo
     from archcalc.errors import ArchcalcError
-    from archcalc.liveness import totals
-    from archcalc import verify as V
+    from archcalc.analysis.liveness import totals
+    from archcalc.torchside import verify as V
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def main(argv=None):
                        "train_at": f"{tr['train_peak_layer']} ({tr['train_peak_phase']})"}
                 if cuda:
                     if model is None:
-                        from archcalc.torch import build
+                        from archcalc.torchside.build import build
 
                         model = build(net, device="cuda")
                     row["inference_measured"] = V.cuda_peak(model, net, batch, False)

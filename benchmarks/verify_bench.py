@@ -13,7 +13,7 @@ import time
 
 def main():
     import archcalc
-    from archcalc import zoo
+    from archcalc.spec import zoo
 
     names = zoo.names()
     if "resnet152" in names:
@@ -28,7 +28,7 @@ def main():
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "archcalc", "verify", name], capture_output=True, text=True)
     cli_s = time.perf_counter() - t
-    from archcalc.verify import verify
+    from archcalc.torchside.verify import verify
 
     net = archcalc.load(name)
     verify(net)  # warm-up: the first FlopCounterMode pulls in torch's dispatch machinery

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from archcalc.cli import main
+from archcalc.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# `archcalc list` keeps a cache (archcalc/zoocache.py): the tests use one of their own, never the
+# `archcalc list` keeps a cache (archcalc/spec/zoocache.py): the tests use one of their own, never the
 # user's, and subprocesses inherit it; the folder goes when the session ends
 _CACHE_DIR = tempfile.mkdtemp(prefix="archcalc-test-cache-")
 os.environ["ARCHCALC_CACHE_DIR"] = _CACHE_DIR

@@ -1,12 +1,13 @@
 """Print the saved-for-backward table of docs/verify.md: for every concrete zoo spec, the engine's
 train_saved_bytes beside what autograd keeps in one training forward on PyTorch's meta device
-(archcalc.verify.memory). Needs torch. Run: python tools/memory_table.py
+(archcalc.torchside.verify.memory). Needs torch. Run: python tools/memory_table.py
 """
 
 import warnings
 
-from archcalc import analyze, load, zoo
-from archcalc.verify import memory
+from archcalc import analyze, load
+from archcalc.spec import zoo
+from archcalc.torchside.verify import memory
 
 
 def main():

@@ -2,7 +2,7 @@
 
 Runs ``archcalc summary NAME -f json --max-rows 0`` for every zoo name and keeps the totals
 (params, buffers, MACs, activations, both peaks, training MACs) and each layer's name, output
-shape, params, MACs and receptive field. tests/test_zoo_numbers.py compares the current tree
+shape, params, MACs and receptive field. tests/zoo/test_zoo_numbers.py compares the current tree
 with the file this writes::
 
     python tools/record_zoo_numbers.py | gzip -9 -n > tests/reference/zoo_numbers.json.gz
@@ -23,7 +23,7 @@ TOTALS = ("params", "buffers", "macs", "activations", "activation_bytes", "infer
 
 
 def numbers(name: str) -> dict:
-    from archcalc.cli import main
+    from archcalc.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -37,7 +37,7 @@ def numbers(name: str) -> dict:
 
 
 def main() -> None:
-    from archcalc.cli import main as cli
+    from archcalc.cli.main import main as cli
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -4,7 +4,7 @@ A TARGET is ``package.module:factory`` (an importable module and a name in it: a
 class that returns an ``nn.Module``, called with ``--arg KEY=VALUE`` keyword arguments, or a
 module instance), ``path/to/file.py:Name`` (the same, from a file), or ``model.onnx``. Importing
 a Python TARGET runs that code: the user names it on the command line. Whether an argument is a
-TARGET is decided by :func:`archcalc.refs.resolve` alone (an existing path or a ``.yaml`` name
+TARGET is decided by :func:`archcalc.spec.refs.resolve` alone (an existing path or a ``.yaml`` name
 never is one; ``archcalc check`` takes none). A spec can never name a TARGET (the loader reads
 YAML only), and nothing here runs at archcalc's start-up: torch and onnx are imported inside the
 functions that need them.
@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError, did_you_mean, short
-from ..refs import is_target  # noqa: F401 - the form of a TARGET; archcalc.refs.resolve decides what an argument is
-from .ir import ImportFailed
+from ..spec.refs import is_target  # noqa: F401 - the form of a TARGET; archcalc.spec.refs.resolve decides what an argument is
+from .ir import ImportFailed, need  # noqa: F401 - need: archcalc.importer.need as before
 
 DEFAULT_INPUT = (3, 224, 224)
 
@@ -53,15 +53,6 @@ def parse_args(items) -> dict:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[key] = text
     return out
-
-
-def need(package: str, what: str):
-    """Import ``package`` or say how to install it (exit 2)."""
-    try:
-        return importlib.import_module(package)
-    except ImportError:
-        extra = "pip install torch (a CPU-only build is enough)" if package == "torch" else f"pip install {package}"
-        raise UsageError(f"{what} needs the '{package}' package, which is not installed", hint=f"install it with: {extra}") from None
 
 
 def _load_module(left: str, target: str):
@@ -131,7 +122,7 @@ def model_of(target: str, args: dict | None = None, device=None):
 
 
 def versions(target: str, onnx=False) -> str:
-    from .. import __version__
+    from ..version import __version__
 
     out = []
     if onnx:
@@ -187,12 +178,23 @@ def import_target(target: str, args=None, input_shape=None, name=None, model=Non
     return to_yaml(g, name, title, source), g, model
 
 
+def load_ref(ref, values=None, input_override=None, free=(), targets=True):
+    """A zoo name, a spec path, an ONNX file or (with ``targets``) a Python import target as a
+    Network: :func:`archcalc.load`. :func:`archcalc.spec.refs.resolve` decides which it is."""
+    from ..spec import refs
+
+    r = refs.resolve(ref, targets=targets)
+    if r.kind in (refs.ONNX, refs.TARGET):  # an ONNX file read as data, or the named Python
+        return load_target(r, values, input_override, free)
+    return refs.load_spec(r.text, values, input_override, free)
+
+
 def load_target(ref, values=None, input_override=None, free=()):
     """A Network for a TARGET, imported in memory (no file written): archcalc.load's hook.
-    ``ref`` is what :func:`archcalc.refs.resolve` made of the argument (an ONNX file or a Python
+    ``ref`` is what :func:`archcalc.spec.refs.resolve` made of the argument (an ONNX file or a Python
     target); a plain string is resolved here by the same rule."""
-    from ..refs import ONNX, TARGET, resolve
-    from ..spec import loads
+    from ..spec.refs import ONNX, TARGET, resolve
+    from ..spec.load import loads
 
     if isinstance(ref, str):
         ref = resolve(ref, targets=True)

@@ -152,3 +152,15 @@ def simplify(g: Graph) -> Graph:
     g.outputs = [new[i] for i in outputs]
     return g
 
+
+def need(package: str, what: str):
+    """Import ``package`` or say how to install it (exit 2)."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        extra = "pip install torch (a CPU-only build is enough)" if package == "torch" else f"pip install {package}"
+        from ..errors import UsageError
+
+        raise UsageError(f"{what} needs the '{package}' package, which is not installed", hint=f"install it with: {extra}") from None

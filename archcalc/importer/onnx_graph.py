@@ -22,7 +22,7 @@ from .ir import Graph, ImportFailed, Op, Unsupported, candidates, defaults_dropp
 
 
 def _onnx():
-    from . import need
+    from .ir import need
 
     return need("onnx", "importing an ONNX file")
 

@@ -10,9 +10,9 @@ import copy
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine import analyze
-from ..spec import loads
-from ..torch import build
+from ..analysis.engine import analyze
+from ..spec.load import loads
+from ..torchside.build import build
 
 
 def _meta(model):

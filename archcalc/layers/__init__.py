@@ -15,7 +15,7 @@ Each layer type is one class that declares everything archcalc knows about it (s
 
 The types live in one module per family: :mod:`.conv`, :mod:`.pool`, :mod:`.norm`,
 :mod:`.activation`, :mod:`.join`, :mod:`.resample`, :mod:`.channel`. The engine
-(archcalc/engine.py), the builder (archcalc/torch.py) and the verifier (archcalc/verify.py) name no
+(archcalc/analysis/engine.py), the builder (archcalc/torchside/build.py) and the verifier (archcalc/torchside/verify.py) name no
 layer type; a test enforces it.
 
 Shapes are tuples: ``(C, H, W)`` for feature maps, ``(F,)`` for flat vectors. Every size is a

@@ -264,7 +264,7 @@ class LayerType:
         """Elements of work tensors (of the dtype) that backward keeps besides those above."""
         return 0
 
-    # -- liveness (archcalc/liveness.py: peak memory as the builder really runs the model)
+    # -- liveness (archcalc/analysis/liveness.py: peak memory as the builder really runs the model)
     grad_alias: ClassVar[bool] = False  # backward hands its output's gradient to its inputs as is (or views of it)
     grad_shared: ClassVar[bool] = False  # backward makes one gradient that all its inputs share (a mean's)
     workspace_per_batch: ClassVar[bool] = False  # its ``workspace`` is one per batch, not per image (BN's statistics)
@@ -289,7 +289,7 @@ class LayerType:
     # -- torch
     def torch(self, a: dict, xs: list, y) -> list[tuple[str, dict]]:
         """The torch modules, as plain data: [(class name, keyword arguments), ...]. Names are
-        torch.nn classes or archcalc.torch's own modules. Extra inputs (``ref`` keys) reach the
+        torch.nn classes or archcalc.torchside.build's own modules. Extra inputs (``ref`` keys) reach the
         module's forward after the data input."""
         return [("Identity", {})]
 

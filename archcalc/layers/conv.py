@@ -314,7 +314,7 @@ class ChannelLinear(LayerType):
         return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
 
     def torch(self, a, xs, y):
-        # archcalc.torch.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
+        # archcalc.torchside.build.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
         return [("ChannelLinear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]
 
     def probe(self, a, xs, y, collapse):

@@ -1,0 +1,643 @@
+"""Live-tensor memory: the peaks of an inference forward and of a training forward+backward, and
+training MACs, as the builder (archcalc.torchside.build.ArchNet) really runs the model. Pure: no torch.
+
+The model (docs/memory.md):
+
+* **Inference** (``torch.no_grad``, eval mode; aux heads do not run). The nodes run in the spec's
+  order. A value lives from the layer that makes it until its last reader has run (the builder
+  drops it then); the network's outputs are kept, and so is a value no layer reads. Views and
+  in-place layers share their input's storage (in place only where the builder allows it:
+  :func:`builder_inplace`, the pure twin of archcalc.torchside.build.inplace_safe); a storage is freed when
+  no live value uses it. While a layer runs, its inputs, its new output and what it allocates
+  beyond the output (the registry's ``scratch``: max-pool indices, padded copies, partial sums)
+  are alive at once: that is the layer's peak. The network input belongs to the caller and is
+  not counted; neither are weights.
+* **Training** (train mode, aux heads run, then ``backward`` of the outputs' sum; no optimizer
+  step). The forward as above, but a storage that backward keeps (``saves``: input, output,
+  operands) stays alive until the backward of the first layer that saved it has run, and the
+  private tensors backward keeps (indices, masks, input copies, ``workspace``) live from their
+  layer's forward to its backward. Backward runs the recorded layers in reverse: a layer's output
+  gradient lives until its backward has run; it makes one new gradient per input that needs one
+  (``grad_alias`` types pass theirs on: add, concat's slices, flatten, identity; ``grad_shared``:
+  a mean's one gradient for all inputs) and its parameter gradients, which stay; then its output
+  gradient and what it saved are freed, and only then is a second gradient for an input summed
+  with the first (out of place: a new tensor, then both parts freed). The peak is the largest of
+  these points. Parameter gradients and batch norm's statistics (``workspace_per_batch``) do not
+  grow with the batch: each point is ``a x batch + g`` and the peak at any batch is the largest
+  over a few points (kept in the profile).
+* **Training MACs** per image: forward MACs (aux heads included) plus each recorded layer's
+  ``backward_macs`` (grad-input where its input needs a gradient: never for the first layer;
+  grad-weight where it is trainable).
+
+All figures are per image except the parameter gradients; the engine multiplies by the batch.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+from .. import layers as L
+from ..expr import as_int, is_symbolic
+
+_REGISTRY = L.REGISTRY
+INDEX_BYTES = 8  # max-pool indices are int64 (as engine.INDEX_BYTES)
+MASK_BYTES = 1  # dropout masks are bool (as engine.MASK_BYTES)
+
+
+def outputs(net, readers=None) -> list:
+    """The nodes the model returns: the main output, then each aux head's last node (as the
+    builder: archcalc.torchside.build.outputs). ``readers``: per node, how many nodes read it, where the
+    caller has counted them."""
+    if readers is None:
+        readers = _readers(net.nodes)
+    return [net.output] + [i for i, nd in enumerate(net.nodes) if nd.aux and not readers[i] and i != net.output]
+
+
+def _readers(nodes) -> list:
+    """Per node, how many nodes read its output (one more slot at the end: the network input)."""
+    readers = [0] * (len(nodes) + 1)
+    for node in nodes:
+        for j in node.inputs:
+            readers[j] += 1
+    return readers
+
+
+def builder_inplace(net, shapes) -> list:
+    """Per node: does the builder run an in-place layer in place? The rule of
+    archcalc.torchside.build.inplace_safe (only when no other node, no output and no earlier backward need
+    reads the storage, and it is not the network input), computed in one pass: per storage, the
+    count of reads from outside the chain of nodes that share it."""
+    safe = _inplace_safe(net, shapes)
+    return [False] * len(net.nodes) if safe is None else safe
+
+
+def _inplace_safe(net, shapes, readers=None, outs=None, records=None) -> list | None:
+    """:func:`builder_inplace`, or None where no layer asks to run in place. ``readers`` and ``outs`` as :func:`_readers` and
+    :func:`outputs` give them, where the caller has them; ``records``: per node, an object shared
+    by nodes of equal args and input shapes (the engine's), which keys the caches cheaply."""
+    nodes = net.nodes
+    n = len(nodes)
+    registry = _REGISTRY
+    if not any(registry[node.type].can_inplace and node.args.get("inplace") for node in nodes):
+        return None  # no storage chains to follow
+    nreaders = _readers(nodes) if readers is None else readers
+    outs = set(outputs(net, nreaders) if outs is None else outs)
+    root = [0] * n
+    ext = [0] * n  # per root: reads of chain members by nodes outside the chain
+    bad = [False] * n  # per root: a chain member is an output or saves its output for backward
+    safe = [False] * n
+    views: dict = {}  # (args id, input shapes) -> no new tensor at inference
+    saves_out: dict = {}  # args id -> saves its output for backward
+
+    for i, node in enumerate(nodes):
+        ltype = _REGISTRY[node.type]
+        ins = node.inputs
+        j = ins[0]
+        args = node.args
+        inplace = True if ltype.can_inplace and args.get("inplace") else False
+        if not inplace:
+            # a view (or an identity at inference) shares its input's storage
+            key = id(records[i]) if records is not None else (id(args), *[shapes[k] for k in ins])
+            view = views.get(key)
+            if view is None:
+                view = views[key] = ltype.new_tensor(args, [shapes[k] for k in ins], shapes[i], False) is False
+            s = (root[j] if j >= 0 else -1) if view else i
+        else:
+            s = root[j] if j >= 0 else -1
+            ok = s != -1
+            if ok:
+                inside = 0
+                for k in ins:
+                    if k >= 0 and root[k] == s:
+                        inside += 1
+                ok = not bad[s] and ext[s] - inside == 0
+            safe[i] = ok
+            if not ok:
+                s = i
+        root[i] = s
+        if s >= 0:  # node i joins storage s: reads of it from outside the chain, and whether it may change
+            inside = 0
+            for k in ins:
+                if k >= 0 and root[k] == s:
+                    inside += 1
+            ext[s] += nreaders[i] - inside
+            if i in outs:
+                bad[s] = True
+            else:
+                keeps = saves_out.get(id(args))
+                if keeps is None:
+                    keeps = saves_out[id(args)] = "output" in ltype.saves(args, True)
+                if keeps:
+                    bad[s] = True
+    return safe
+
+
+class Profile:
+    """The liveness result. Per image: ``inference`` (peak bytes), ``inference_at`` (node index);
+    ``points``: the training peak candidates (act bytes per image, gradient bytes, node index,
+    phase), none of which another exceeds in both; ``live``: per node the bytes alive after it at
+    inference (None for aux nodes); ``names``: the nodes."""
+
+    __slots__ = ("inference", "inference_at", "points", "live", "names", "input_bytes", "state_bytes")
+
+    def __init__(self, inference, inference_at, points, live, names, input_bytes, state_bytes):
+        self.inference = inference
+        self.inference_at = inference_at
+        self.points = points
+        self.live = live
+        self.names = names
+        self.input_bytes = input_bytes  # the input per image
+        self.state_bytes = state_bytes  # (weights and buffers, + optimizer state, all gradients)
+
+    def name(self, i):
+        return "input" if i is None or i < 0 else self.names[i].name
+
+    def inference_peak(self, batch):
+        return as_int(self.inference * batch)
+
+    def train_peak(self, batch):
+        """(bytes, node index, phase) of the largest training point at ``batch`` (an int; for a
+        symbolic batch the bytes are a Max of the candidates, and the place None where it depends
+        on the batch)."""
+        if is_symbolic(batch):
+            from ..expr import sympy
+
+            cands = [as_int(a * batch + g) for a, g, _, _ in self.points]
+            if len(cands) == 1:
+                return cands[0], self.points[0][2], self.points[0][3]
+            return sympy().Max(*cands), None, None
+        best = None
+        for a, g, i, phase in self.points:
+            v = a * batch + g
+            if best is None or v > best[0]:
+                best = (v, i, phase)
+        return best
+
+    def fit(self, budget: int, inference: bool = False):
+        """Largest batch whose total fits ``budget`` bytes (weights, buffers, input and the peak;
+        training adds optimizer state): 0 when none does."""
+        if inference:
+            fixed = self.state_bytes[0]
+            per = self.inference + self.input_bytes
+            if budget < fixed + per:
+                return 0
+            return (budget - fixed) // per
+        fixed = self.state_bytes[1]
+        best = None
+        for a, g, _, _ in self.points + [(0, self.state_bytes[2], None, None)]:  # (all gradients at the end)
+            per = a + self.input_bytes
+            room = budget - fixed - g
+            if room < per:
+                return 0
+            n = room // per
+            best = n if best is None else min(best, n)
+        return best or 0
+
+
+class Memory:
+    """``Report.memory``: the liveness pass, run the first time :meth:`get` is called (by
+    :func:`totals`, the summary, ``--fit``, a peak budget), so that an ``analyze`` whose caller
+    never asks for peaks pays nothing for them."""
+
+    __slots__ = ("_args", "_profile")
+
+    def __init__(self, *args):
+        self._args = args
+        self._profile = None
+
+    def get(self):
+        """The :class:`Profile` (None where a size is symbolic); fills ``row.train_macs`` and
+        ``row.live`` of the report's rows."""
+        if self._args is not None:
+            args, self._args = self._args, None
+            import gc
+
+            was = gc.isenabled()
+            gc.disable()  # a pass that makes no cycles: the collector would only rescan its lists
+            try:
+                self._profile = _compute(*args)
+            finally:
+                if was:
+                    gc.enable()
+        return self._profile
+
+
+def analyze(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None) -> Memory:
+    """The engine's hook: a :class:`Memory` that computes the profile when first asked.
+    ``records`` (per node, an object shared by nodes of equal args and input shapes) and
+    ``readers`` (per node, how many nodes read it) are the engine's, where it has them."""
+    return Memory(net, shapes, numel, grad, rows, nbytes, optimizer_states, records, readers)
+
+
+def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None):
+    """The :class:`Profile` of a concrete network (None where a size is symbolic), and the
+    training MACs per row (set as ``row.train_macs``; the live bytes as ``row.live``)."""
+    nodes = net.nodes
+    n = len(nodes)
+    nb = [numel[i] * nbytes for i in range(n)] + [0]  # bytes per value; [-1]: the caller's input
+    if n == 0 or net.symbolic or any(v.__class__ is not int for v in nb):  # a size of an unresolved symbol
+        _train_macs(nodes, shapes, grad, rows)
+        return None
+    if readers is None:
+        readers = _readers(nodes)
+    outs = outputs(net, readers)
+    # per node, as the builder runs it (a repeat's layers share one args object: declared once):
+    # (fresh, scratch) at inference; (fresh, scratch) in training, then what backward keeps when
+    # the layer is recorded: its input's storage, its output's, its operands', private bytes per
+    # image and per batch; then how its backward hands gradients on (joins, alias, shared). The
+    # same walk sets each row's training MACs (as _train_macs).
+    safe = _inplace_safe(net, shapes, readers, outs, records)
+    # caches by record id (engine's records), or by (args id, input shapes) without them:
+    # declarations by [unsafe], backward MACs by [gin * 2 + gw]
+    cache: list = [{}, {}]
+    back_cache: list = [{}, {}, {}, {}]
+    decls = []
+    registry = _REGISTRY
+    for i, node in enumerate(nodes):
+        ltype = registry[node.type]
+        ins = node.inputs
+        unsafe = 1 if safe is not None and not safe[i] and ltype.can_inplace and node.args.get("inplace") else 0
+        key = id(records[i]) if records is not None else (id(node.args), *[shapes[k] for k in ins])
+        d = cache[unsafe].get(key)
+        if d is None:
+            d = cache[unsafe][key] = _declare(ltype, node.args, [shapes[k] for k in ins], shapes[i], unsafe, nbytes)
+        decls.append(d)
+        r = rows[i]
+        if not grad[i]:
+            r.train_macs = r.macs
+            continue
+        j = ins[0]
+        params = r.params
+        slot = (2 if j >= 0 and grad[j] else 0) + (1 if node.trainable and (params.__class__ is not int or params != 0) else 0)
+        back = back_cache[slot].get(key)
+        if back is None:
+            back = back_cache[slot][key] = ltype.backward_macs(node.args, [shapes[k] for k in ins], shapes[i],
+                                                               slot >= 2, slot & 1 == 1)
+        r.train_macs = as_int(r.macs + back) if back else r.macs
+    for d in (*cache[0].values(), *cache[1].values()):
+        if d[1].__class__ is not int or d[3].__class__ is not int or d[7].__class__ is not int \
+                or d[8].__class__ is not int:
+            return None
+    same = not any(node.aux for node in nodes)
+    free_eval = _frees(nodes, outs, False)
+    live_after, peak, peak_at = _inference(nodes, nb, free_eval, decls)
+    for r, v in zip(rows, live_after):
+        r.live = v
+    points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, rows, nbytes, decls)
+    params = trainable = buffers = 0
+    for r in rows:
+        params += r.params
+        buffers += r.buffers
+        if r.trainable:
+            trainable += r.params
+    weights = (params + buffers) * nbytes
+    state = (weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
+    return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state)
+
+
+def _declare(ltype, args, xs, y, unsafe, nbytes):
+    """One layer's memory declaration as the builder runs it (see _compute)."""
+    if unsafe:
+        args = {**args, "inplace": False}
+    saves = tuple(ltype.saves(args, True))
+    work = ltype.workspace(args, xs, y) * nbytes
+    extra = 0 if ltype.workspace_per_batch else work
+    if "input_copy" in saves:
+        extra += L.prod(xs[0]) * nbytes
+    if "indices" in saves:
+        extra += L.prod(y) * INDEX_BYTES
+    if "mask" in saves:
+        extra += L.prod(y) * MASK_BYTES
+    return (ltype.fresh(args, xs, y, False), ltype.scratch(args, xs, y, nbytes, False),
+            ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
+            "input" in saves, "output" in saves, "operands" in saves,
+            extra, work if ltype.workspace_per_batch else 0,
+            ltype.joins, ltype.grad_alias, ltype.grad_shared)
+
+
+def _frees(nodes, outs, with_aux):
+    """Per node, the values dropped after it runs (their last reader), as ArchNet._frees: a list
+    with, per node, None, one value's index, or a list of them (a list per node would cost a
+    200,000-layer network tens of megabytes)."""
+    n = len(nodes)
+    last = [-1] * (n + 1)  # [-1]: the caller's input, never dropped
+    for i, node in enumerate(nodes):
+        if node.aux and not with_aux:
+            continue
+        for j in node.inputs:
+            last[j] = i
+    for o in outs:
+        last[o] = -1
+    last[-1] = -1
+    free: list = [None] * n
+    for j in range(n):
+        if last[j] >= 0:
+            _note(free, last[j], j)
+    return free
+
+
+def _inference(nodes, nb, free, decls):
+    n = len(nodes)
+    # lists of n + 1: index -1 is the caller's input (0 bytes, never freed)
+    store = list(range(n)) + [-1]  # the storage (a node index) each value lives in
+    ref = [0] * (n + 1)  # live values per storage
+    live = peak = 0
+    peak_at = None
+    after: list = [None] * n
+    for i, node in enumerate(nodes):
+        if node.aux:
+            continue
+        d = decls[i]
+        if d[0]:
+            b = nb[i]
+            ref[i] = 1
+            top = live + b + d[1]
+            live += b
+        else:
+            s = store[i] = store[node.inputs[0]]
+            ref[s] += 1
+            top = live + d[1]
+        if top > peak:
+            peak, peak_at = top, i
+        f = free[i]
+        if f is not None:
+            for j in ((f,) if f.__class__ is int else f):
+                s = store[j]
+                ref[s] -= 1
+                if not ref[s]:
+                    live -= nb[s]
+        after[i] = live
+    return after, peak, peak_at
+
+
+def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
+    n = len(nodes)
+    store = list(range(n)) + [-1]
+    ref = [0] * (n + 1)
+    saved = [False] * n + [True]  # kept for backward (the input: never freed here)
+    release: list = [None] * n  # node -> storages freed after its backward (the first node that saved them): None, one, or a list
+    extras = [0] * n  # node -> private bytes kept from its forward to its backward
+    live = 0
+    fixed = 0  # batch-independent bytes: per-batch workspaces, then parameter gradients
+    fixed_of = [0] * n  # node -> its per-batch workspace
+    points = []  # (act bytes per image, batch-independent bytes, node, phase), none dominated by a later one
+
+    def push(a, g, i, phase):
+        if points and points[-1][0] >= a and points[-1][1] >= g:
+            return
+        while points and points[-1][0] <= a and points[-1][1] <= g:
+            points.pop()
+        points.append((a, g, i, phase))
+
+    note = _note
+    last_a = last_g = -1  # the last point's bytes (none yet: any point is above)
+    for i, (node, d, g, f) in enumerate(zip(nodes, decls, grad, free)):
+        ins = node.inputs
+        if d[2]:
+            b = nb[i]
+            ref[i] = 1
+        else:
+            b = 0
+            s = store[i] = store[ins[0]]
+            ref[s] += 1
+        extra = 0
+        if g:
+            if d[4]:
+                s = store[ins[0]]
+                if not saved[s]:
+                    saved[s] = True
+                    note(release, i, s)
+            if d[5]:
+                s = store[i]
+                if not saved[s]:
+                    saved[s] = True
+                    note(release, i, s)
+            if d[6]:  # each operand another operand's gradient needs (a product)
+                data = ins if d[9] else ins[:1]
+                for m, j in enumerate(data):
+                    if any(grad[k] for q, k in enumerate(data) if q != m):
+                        s = store[j]
+                        if not saved[s]:
+                            saved[s] = True
+                            note(release, i, s)
+            extra = d[7]
+            if extra:
+                extras[i] = extra
+            if d[8]:
+                fixed += d[8]
+                fixed_of[i] = d[8]
+        a = live + b + extra + d[3]
+        if a > last_a or fixed > last_g:  # else the last point covers it
+            while points and points[-1][0] <= a and points[-1][1] <= fixed:  # push, inline
+                points.pop()
+            points.append((a, fixed, i, "forward"))
+            last_a, last_g = a, fixed
+        live += b + extra
+        if f is not None:
+            if f.__class__ is int:
+                s = store[f]
+                ref[s] -= 1
+                if not ref[s] and not saved[s]:
+                    live -= nb[s]
+            else:
+                for j in f:
+                    s = store[j]
+                    ref[s] -= 1
+                    if not ref[s] and not saved[s]:
+                        live -= nb[s]
+
+    # backward: the recorded nodes in reverse; gradients as storages (ids into gbytes / gref)
+    gbytes = [0]
+    gref = [0]
+    grad_of: list = [None] * (n + 1)  # node -> the storage id of its output's gradient so far
+    for o in outs:  # d(sum)/d(output) is an expanded scalar: no storage
+        if grad[o]:
+            gbytes.append(0)
+            gref.append(1)
+            grad_of[o] = len(gbytes) - 1
+    pgrads = 0
+    for i in range(n - 1, -1, -1):
+        gi = grad_of[i]
+        grad_of[i] = None
+        if gi is None or not grad[i]:
+            continue
+        node = nodes[i]
+        d = decls[i]
+        alias, shared = d[10], d[11]
+        ins = node.inputs
+        if node.trainable:
+            pgrads += rows[i].params * nbytes
+        # the layer's backward makes its input gradients (and its weights'): then autograd
+        # frees its output gradient and what it saved, and only then sums each gradient into
+        # one an input already has (a new tensor beside both)
+        new = 0
+        made = []
+        for j in (ins if d[9] else ins[:1]):
+            if j < 0 or not grad[j]:
+                continue
+            if alias:
+                inc = gi
+                gref[gi] += 1
+            elif shared and made:
+                inc = made[0][1]
+                gref[inc] += 1
+            else:
+                inc = len(gbytes)
+                gbytes.append(nb[j])
+                gref.append(1)
+                new += nb[j]
+            made.append((j, inc))
+        a, g = live + new, pgrads + fixed
+        if a > last_a or g > last_g:  # else the last point covers it
+            while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
+                points.pop()
+            points.append((a, g, i, "backward"))
+            last_a, last_g = a, g
+        live += new
+        gref[gi] -= 1
+        if not gref[gi]:
+            live -= gbytes[gi]
+        f = release[i]
+        if f is not None:
+            if f.__class__ is int:
+                if not ref[f]:
+                    live -= nb[f]
+            else:
+                for s in f:
+                    if not ref[s]:
+                        live -= nb[s]
+        live -= extras[i]
+        fixed -= fixed_of[i]
+        for j, inc in made:
+            old = grad_of[j]
+            if old is None:
+                grad_of[j] = inc
+                continue
+            # a second gradient: summed out of place, then both parts dropped
+            push(live + nb[j], pgrads + fixed, i, "backward")
+            last_a, last_g = points[-1][0], points[-1][1]
+            grad_of[j] = len(gbytes)
+            gbytes.append(nb[j])
+            gref.append(1)
+            live += nb[j]
+            for g in (inc, old):
+                gref[g] -= 1
+                if not gref[g]:
+                    live -= gbytes[g]
+    return _front(points)
+
+
+
+
+def _note(table, i, v):
+    """Add ``v`` to entry ``i`` of a list whose entries are None, one int, or a list of ints."""
+    f = table[i]
+    if f is None:
+        table[i] = v
+    elif f.__class__ is int:
+        table[i] = [f, v]
+    else:
+        f.append(v)
+
+
+def _front(points):
+    """The points no other point exceeds in both act and batch-independent bytes."""
+    out = []
+    best = -1
+    for p in sorted(points, key=itemgetter(1, 0), reverse=True):  # stable: equal points keep their order
+        if p[0] > best:
+            out.append(p)
+            best = p[0]
+    return out
+
+
+def _train_macs(nodes, shapes, grad, rows):
+    """Per row: forward MACs (every node runs in training, aux heads too) plus backward MACs."""
+    cache: dict = {}
+    for i, node in enumerate(nodes):
+        r = rows[i]
+        if not grad[i]:
+            r.train_macs = r.macs
+            continue
+        j = node.inputs[0]
+        gw = bool(node.trainable) and not (type(r.params) is int and r.params == 0)
+        gin = j >= 0 and bool(grad[j])
+        xs = [shapes[k] for k in node.inputs]
+        key = (id(node.args), gin, gw, *xs)
+        back = cache.get(key)
+        if back is None:
+            back = cache[key] = _REGISTRY[node.type].backward_macs(node.args, xs, r.shape, gin, gw)
+        r.train_macs = as_int(r.macs + back) if back else r.macs
+
+
+def vmax_(a, b):
+    if is_symbolic(a) or is_symbolic(b):
+        from ..expr import vmax
+
+        return vmax(a, b)
+    return max(a, b)
+
+
+def totals(report, batch=None) -> dict:
+    """The liveness figures of a report at ``batch`` (default: the report's), x ensemble:
+    ``inference_peak_bytes`` and ``inference_peak_layer``; ``train_peak_bytes``,
+    ``train_peak_layer``, ``train_peak_phase``; ``train_total_bytes`` (the training peak plus
+    weights, buffers, optimizer state and the input); ``train_macs`` per image. None where sizes
+    (or the depth) are symbolic."""
+    batch = report.batch if batch is None else batch
+    t = report.totals
+    k = t.get("ensemble", 1)
+    m = _profile(report)
+    out = dict.fromkeys(("inference_peak_bytes", "inference_peak_layer", "train_peak_bytes", "train_peak_layer",
+                         "train_peak_phase", "train_total_bytes", "train_macs"))
+    if is_symbolic(t.get("layers")):  # symbolic depth: the rows are one sample's
+        return out
+    total = 0
+    for r in report.rows:
+        total = total + (r.train_macs if r.train_macs is not None else r.macs)
+    out["train_macs"] = as_int(total * k)
+    if m is None:
+        return out
+    tb, ti, phase = m.train_peak(batch)
+    out.update(
+        inference_peak_bytes=as_int(m.inference_peak(batch) * k),
+        inference_peak_layer=m.name(m.inference_at),
+        train_peak_bytes=as_int(tb * k),
+        train_peak_layer=None if phase is None else m.name(ti),
+        train_peak_phase=phase,
+        # at the end of backward every gradient exists: the total is at least weights, state and those
+        train_total_bytes=as_int((vmax_(tb, m.state_bytes[2]) + m.state_bytes[1] + m.input_bytes * batch) * k),
+    )
+    return out
+
+
+def _profile(report):
+    mem = report.memory
+    return mem.get() if isinstance(mem, Memory) else mem
+
+
+def max_batch(report, budget: int, inference: bool = False):
+    """The largest batch whose whole footprint fits ``budget`` bytes: for inference weights,
+    buffers, the input and the inference peak; for training also optimizer state and the training
+    peak (gradients included). 0 when none fits. Without a liveness profile (symbolic sizes) the
+    engine's classic estimates (:func:`_classic_max_batch`; for inference every
+    activation kept)."""
+    k = report.totals.get("ensemble", 1)
+    m = _profile(report)
+    if m is not None and not is_symbolic(report.totals.get("layers")):
+        return m.fit(budget // k, inference)
+    if not inference:
+        return _classic_max_batch(report, budget)
+    t = report.totals
+    free = budget - (t["param_bytes"] + t["buffers"] * (t["param_bytes"] // max(t["params"], 1) if t["params"] else 4))
+    return as_int(free // t["activation_bytes"])
+
+
+def _classic_max_batch(report, budget_bytes: int):
+    """Largest training batch whose saved activations plus weights, gradients and optimizer
+    state fit in ``budget_bytes`` (0 when even the weights do not fit)."""
+    t = report.totals
+    free = budget_bytes - t["train_state_bytes"]
+    if is_symbolic(free) or is_symbolic(t["train_saved_bytes"]):
+        return as_int(free // t["train_saved_bytes"])
+    return max(free // t["train_saved_bytes"], 0) if t["train_saved_bytes"] else None

@@ -1,0 +1,108 @@
+"""`archcalc import`: a PyTorch model or an ONNX file as a spec. torch, onnx and the importer are
+imported only when the command runs."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from ..errors import CheckFailed, UsageError
+
+
+def _check_lines(result) -> list:
+    o, b, e = result["original"], result["built"], result["engine"]
+    sd = result["state_dict"]
+    lines = []
+    bad = sd["missing"] + sd["unexpected"] + sd["shape"]
+    if bad:
+        lines.append(f"state_dict: {len(sd['missing'])} missing, {len(sd['unexpected'])} unexpected, "
+                     f"{len(sd['shape'])} of another shape, e.g. {', '.join(bad[:3])}: MISMATCH")
+    else:
+        lines.append(f"state_dict: all {sd['keys']:,} entries of the original load into the built spec (names and shapes): ok")
+    for key, label in (("params", "params"), ("buffers", "buffers"), ("macs", "MACs")):
+        same = o[key] == b[key] == e[key]
+        lines.append(f"{label}: original {o[key]:,}, built {b[key]:,}, engine {e[key]:,}: {'ok' if same else 'MISMATCH'}")
+    out = result.get("outputs")
+    if out is not None:
+        shape = "x".join(str(d) for d in out["input"])
+        lines.append(f"outputs at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
+                     f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
+    elif result["ok"]:
+        lines.append("outputs: not compared (the model has no real weights)")
+    return lines
+
+
+def register(app):
+    from .common import parse_input
+
+    @app.command("import")
+    def import_(
+        target: str = typer.Argument(..., metavar="TARGET", show_default=False,
+                                     help="pkg.module:factory, path/to/file.py:Name, or model.onnx"),
+        output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the spec here (default: stdout)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+        input: Optional[str] = typer.Option(None, "--input", "-i", metavar="CxHxW",
+                                            help="The input to trace at (default 3x224x224); the spec's H and W default to it."),
+        name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="The spec's name (default: the factory's or file's name)."),
+        arg: Optional[List[str]] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
+                                                help="A keyword argument of the factory (a Python literal; repeatable)."),
+        check: bool = typer.Option(False, "--check", help="Round trip: build the spec, load the original's state_dict, "
+                                   "compare params, buffers, MACs and outputs (exit 1 on a mismatch)."),
+    ):
+        """Write a spec for a PyTorch model (traced with torch.fx) or an ONNX file. A Python TARGET
+        is imported and run: name only code you trust."""
+        from ..spec import refs
+        from ..errors import short
+        from ..importer import import_target, parse_args
+
+        # the explicit form: TARGET is a Python target or an .onnx file, decided by the one rule
+        # (archcalc.spec.refs): an existing file that is not .onnx, or a .yaml name, is never imported
+        kind = refs.resolve(target, targets=True).kind
+        if kind not in (refs.ONNX, refs.TARGET):
+            import os
+
+            from ..spec import zoo
+
+            what = ""
+            if kind == refs.ZOO and zoo.has(target):
+                what = "a zoo name, "
+            elif refs.exists(target) or refs.is_spec_name(target):
+                what = "a folder, " if os.path.isdir(target) else "a file, "
+            raise UsageError(f"{short(target)} is {what}not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
+        shape = parse_input(input)
+        if shape is not None and len(shape) != 3:
+            raise UsageError("import --input takes CxHxW, e.g. 3x224x224")
+        args = parse_args(arg)
+        if output:  # refused before the import's work: a link, folder, FIFO, device, or a file without --force
+            from ..safeio import check_target
+
+            check_target(output, replace=force)
+        if name is not None:
+            import re
+
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+                raise UsageError(f"--name {name[:80]!r}: letters, digits, '_', '-' and '.'")
+        text, graph, model = import_target(target, args, shape, name)
+        lines = []
+        if check:
+            if model is None:
+                raise UsageError("--check needs the PyTorch model (a Python TARGET), not an ONNX file",
+                                 hint="archcalc verify SPEC checks the spec against its own PyTorch build")
+            from ..importer.roundtrip import check as roundtrip
+
+            result = roundtrip(text, model, graph.input, file=output or "<imported>",
+                               output_input=(graph.input[0], min(graph.input[1], 64), min(graph.input[2], 64)))
+            lines = _check_lines(result)
+        if output:
+            from ..safeio import write_file
+
+            write_file(output, text, replace=force)
+            sys.stderr.write(f"archcalc: wrote {output} ({text.count(chr(10))} lines)\n")
+        else:
+            sys.stdout.write(text)
+        for line in lines:
+            sys.stderr.write(f"check: {line}\n")
+        if check and not result["ok"]:
+            raise CheckFailed("the round trip found a mismatch (above)")

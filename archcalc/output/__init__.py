@@ -1,0 +1,1 @@
+"""archcalc.output."""

@@ -1,0 +1,408 @@
+"""``archcalc explain``: every number of a layer (or a network) with its working.
+
+Each formula is written out with the layer's own numbers substituted, then evaluated, and the
+result is checked against the engine's (the two are computed independently here: a difference
+would be a bug, and is printed as one rather than hidden). Symbolic sizes stay symbols. Where a
+paper or lecture prints a figure that the layers do not give, the arithmetic of the difference
+follows (the same errata as docs/zoo.md, computed from the report rather than typed in).
+
+Pure text out: lists of lines, no printing.
+"""
+
+from __future__ import annotations
+
+
+from ..analysis.engine import DTYPES, RF, Report
+from ..expr import as_int, is_symbolic
+from .report import dim_text, exact, rf_text, shape_text, share
+from .textout import plain
+
+
+def _n(v) -> str:
+    """A size inside a formula: 224, or (H/2) for a symbolic one."""
+    return dim_text(v)
+
+
+def _x(v) -> str:
+    """A result: 1,792, or the closed form."""
+    return exact(v)
+
+
+def _pct(part, total) -> str:
+    f = share(part, total)
+    if f is None:
+        return ""
+    return f" ({100 * f:.3g}%)" if f >= 0.001 else f" ({100 * f:.2g}%)"
+
+
+def _eq(a, b) -> bool:
+    if is_symbolic(a) or is_symbolic(b):
+        from ..expr import equal
+
+        return equal(a, b)
+    return as_int(a) == as_int(b)
+
+
+def _check(lines, computed, engine, what):
+    if not _eq(computed, engine):
+        lines.append(f"  ! the engine has {_x(engine)} for {what}: please report this difference")
+
+
+# --------------------------------------------------------------------------- one layer
+
+
+def spec_path(file: str) -> str:
+    """A spec's file as the user knows it: relative to the working directory, or the zoo's name."""
+    from pathlib import Path
+
+    p = Path(file)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        pass
+    try:
+        from ..spec import zoo
+
+        if p.resolve().parent == zoo.specs_dir().resolve():
+            return f"the zoo's {p.name}"
+    except Exception:  # noqa: BLE001 - a display nicety, never an error
+        pass
+    return file
+
+
+def _axis_size(lines, axis_name, size, k, d, s, before, after, out, ceil=False):
+    """out = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1, written out."""
+    inner = f"{_n(size)} + {_n(before)} + {_n(after)} - {_n(d)}*({_n(k)}-1) - 1"
+    if any(is_symbolic(v) for v in (size, k, d, s, before, after)):
+        rnd = "ceil" if ceil else "floor"
+        lines.append(f"  {axis_name}: {rnd}(({inner})/{_n(s)}) + 1 = {_n(out)}")
+        return
+    span = size + before + after - d * (k - 1) - 1
+    q, r = divmod(span, s)
+    if r == 0:
+        lines.append(f"  {axis_name}: ({inner})/{s} + 1 = {q + 1}")
+        val = q + 1
+    else:
+        rnd = "ceil" if ceil else "floor"
+        val = (-(-span // s) if ceil else q) + 1
+        lines.append(f"  {axis_name}: {rnd}(({inner})/{s}) + 1 = {rnd}({span}/{s}) + 1 = {val - 1} + 1 = {val}"
+                     f"   ({span}/{s} = {span / s:g} is not a whole number)")
+    if ceil and val != out:
+        lines.append(f"  {axis_name}: the last window would start in the trailing padding: PyTorch drops it, {out}")
+    elif val != out:
+        lines.append(f"  ! the engine has {out}: please report this difference")
+
+
+def _rf_lines(lines, prev, win, rf):
+    """r' = r + (k-1)*j, j' = j*s, p' = p + P_before*j, per axis."""
+    for axis, name in ((0, "H"), (1, "W")):
+        a, w = prev[axis], win[axis]
+        r = as_int(a.size + (w.k - 1) * a.stride)
+        j = as_int(a.stride * w.s)
+        p = as_int(a.padding + w.before * a.stride)
+        lines.append(f"  {name}: r = {_n(a.size)} + ({_n(w.k)}-1)*{_n(a.stride)} = {_x(r)}; "
+                     f"j = {_n(a.stride)}*{_n(w.s)} = {_x(j)}; p = {_n(a.padding)} + {_n(w.before)}*{_n(a.stride)} = {_x(p)}")
+        if axis == 0 and prev[0] == prev[1] and win[0] == win[1]:
+            lines.append("  W: the same")
+            break
+    lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
+
+
+def _affine(s, a) -> str:
+    """s*o + a as people write it: 1/2*o - 1/2, o + 3, 2*o."""
+    head = "o" if not is_symbolic(s) and s == 1 else f"{_n(s)}*o"
+    if is_symbolic(a):
+        return f"{head} + {_n(a)}"
+    return head if a == 0 else f"{head} + {_n(a)}" if a > 0 else f"{head} - {_n(-a)}"
+
+
+def _resample_lines(lines, win, rf):
+    """first(o) = floor|ceil(s*o + a), last(o) = floor|ceil(s*o + b), per axis."""
+    for axis, name in ((0, "H"), (1, "W")):
+        w = win[axis]
+        first = f"{'ceil' if w.a_up else 'floor'}({_affine(w.s, w.a)})"
+        last = f"{'ceil' if w.b_up else 'floor'}({_affine(w.s, w.b)})"
+        lines.append(f"  {name}: first(o) = {first}, last(o) = {last}")
+        if axis == 0 and win[0] == win[1]:
+            lines.append("  W: the same")
+            break
+    lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
+
+
+def _saves_text(what, xs, y, nbytes):
+    from ..layers import prod
+
+    parts = []
+    for w in what:
+        if w == "input":
+            parts.append(f"its input ({shape_text(xs[0])})")
+        elif w == "output":
+            parts.append(f"its output ({shape_text(y)})")
+        elif w == "input_copy":
+            parts.append("a private copy of its input (it runs in place)")
+        elif w == "indices":
+            parts.append(f"int64 indices, 8 bytes x {_x(prod(y))} = {_x(as_int(8 * prod(y)))} bytes")
+        elif w == "mask":
+            parts.append(f"a one-byte mask per element, {_x(prod(y))} bytes")
+    return ", ".join(parts)
+
+
+def explain_layer(net, report: Report, index: int) -> list[str]:
+    """The working of row ``index`` (its formulas with numbers substituted)."""
+    from .. import layers as L
+
+    node = net.nodes[index]
+    row = report.rows[index]
+    lt = L.REGISTRY[node.type]
+    a = node.args
+    shapes = {-1: tuple(net.input)}
+    shapes.update({i: r.shape for i, r in enumerate(report.rows)})
+    xs = [shapes[j] for j in node.inputs]
+    y = row.shape
+    src = [("input" if j < 0 else plain(net.nodes[j].name)) for j in node.inputs]
+    where = f"line {row.line}" if row.line else ""
+    from .report import details
+
+    det = details(node)
+    lines = [f"{plain(row.name)}: {node.type}{(' ' + det) if det else ''}"
+             + (f" ({where} of {plain(spec_path(net.file))})" if where and net.file else ""),
+             f"input {', '.join(shape_text(x) for x in xs)} (from {', '.join(src)}), output {shape_text(y)}"]
+    if row.aux:
+        lines.append("an auxiliary head: its MACs are not in the inference total (macs_aux)")
+    if not row.trainable:
+        lines.append("frozen (trainable: false): its parameters count as frozen, not trainable")
+    nbytes = DTYPES[report.dtype]
+    t = report.totals
+
+    # -- shape
+    lines.append("")
+    win = lt.window(a, xs, y)
+    if node.type == "conv" or node.type in ("maxpool", "avgpool"):
+        x = xs[0]
+        k, d = a["kernel"], a.get("dilation", (1, 1))
+        s = a["stride"] if a.get("stride") is not None else k
+        if a["padding"] == "same":
+            lines.append("output size: padding 'same' (TensorFlow's rule): out = ceil(I / S), total padding "
+                         "max((out - 1)*S + D*(K-1) + 1 - I, 0), the odd pixel after")
+            for ax, name in ((0, "H"), (1, "W")):
+                lines.append(f"  {name}: ceil({_n(x[1 + ax])}/{_n(s[ax])}) = {_n(y[1 + ax])}; padding "
+                             f"{_n(win[ax].before)} before, {_n(win[ax].after)} after")
+        else:
+            lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
+                         + (" (ceil with ceil_mode)" if a.get("ceil_mode") else ""))
+            t_, b_, l_, r_ = a["padding"]
+            same_axes = (x[1], k[0], d[0], s[0], t_, b_) == (x[2], k[1], d[1], s[1], l_, r_)
+            _axis_size(lines, "H" if not same_axes else "H, W", x[1], k[0], d[0], s[0], t_, b_, y[1], a.get("ceil_mode", False))
+            if not same_axes:
+                _axis_size(lines, "W", x[2], k[1], d[1], s[1], l_, r_, y[2], a.get("ceil_mode", False))
+        if node.type == "conv":
+            cout = "out" if a["out"] is not None else "the input's channels"
+            lines.append(f"  channels: {cout} = {_n(y[0])}")
+    elif node.type == "linear":
+        lines.append(f"output size: out = {_n(y[0])} features from {_n(xs[0][0])}")
+    elif node.type == "concat":
+        lines.append("output channels: the branches' channels added, " + " + ".join(_n(x[0]) for x in xs) + f" = {_n(y[0])}")
+    elif node.type == "flatten":
+        lines.append(f"output size: {' * '.join(_n(v) for v in xs[0])} = {_n(y[0])} features")
+    elif node.type == "adaptive_avgpool":
+        lines.append(f"output size: fixed at {_n(y[1])}x{_n(y[2])}; windows of ceil(I/O) = "
+                     f"ceil({_n(xs[0][1])}/{_n(y[1])}) = {_n(win[0].k)} at stride floor(I/O) = {_n(win[0].s)}")
+    elif node.type == "global_avgpool":
+        lines.append(f"output size: C x 1 x 1 = {shape_text(y)} (one window over the whole {_n(xs[0][1])}x{_n(xs[0][2])} map)")
+    else:
+        lines.append(f"output size: {lt.formulas.get('shape', 'unchanged')} -> {shape_text(y)}")
+
+    # -- params
+    lines.append("")
+    if node.type == "conv":
+        g = lt.groups(a, xs[0])
+        kh, kw = a["kernel"]
+        w = as_int(y[0] * (xs[0][0] // g) * kh * kw)
+        bias = f" + {_n(y[0])}" if a["bias"] else ""
+        total = as_int(w + (y[0] if a["bias"] else 0))
+        lines.append("params: C_out * (C_in/groups) * K_h * K_w" + (" + C_out (bias)" if a["bias"] else " (no bias)"))
+        lines.append(f"  {_n(y[0])} * ({_n(xs[0][0])}/{_n(g)}) * {kh} * {kw}{bias} = "
+                     + (f"{_x(w)}{bias} = " if a["bias"] else "") + _x(total))
+        _check(lines, total, row.params, "params")
+        lines.append("MACs: C_out * H_out * W_out * (C_in/groups) * K_h * K_w")
+        macs = as_int(y[0] * y[1] * y[2] * (xs[0][0] // g) * kh * kw)
+        lines.append(f"  {_n(y[0])} * {_n(y[1])} * {_n(y[2])} * ({_n(xs[0][0])}/{_n(g)}) * {kh} * {kw} = {_x(macs)}")
+        _check(lines, macs, row.macs, "MACs")
+    elif node.type == "linear":
+        fin, fout = xs[0][0], y[0]
+        total = as_int(fin * fout + (fout if a["bias"] else 0))
+        lines.append("params: in * out" + (" + out (bias)" if a["bias"] else ""))
+        lines.append(f"  {_n(fin)} * {_n(fout)}" + (f" + {_n(fout)}" if a["bias"] else "") + f" = {_x(total)}")
+        _check(lines, total, row.params, "params")
+        lines.append("MACs: in * out")
+        lines.append(f"  {_n(fin)} * {_n(fout)} = {_x(as_int(fin * fout))}")
+        _check(lines, as_int(fin * fout), row.macs, "MACs")
+    elif node.type == "batchnorm":
+        c = xs[0][0]
+        if a["affine"]:
+            k = 2 if a["scale"] else 1
+            lines.append(f"params: {'2 * C (scale and shift)' if k == 2 else 'C (shift only)'} = {k} * {_n(c)} = {_x(as_int(k * c))}")
+        else:
+            lines.append("params: 0 (affine: false)")
+        lines.append(f"buffers: 2 * C (running mean and variance) = 2 * {_n(c)} = {_x(as_int(2 * c))}; not params")
+        lines.append("MACs: 0 (only conv and linear layers count)")
+    else:
+        lines.append(f"params: {_x(row.params)}" + ("" if row.params == 0 else f" ({lt.formulas.get('params', '')})"))
+        lines.append(f"MACs: {_x(row.macs)}" + (" (only conv and linear layers count)" if row.macs == 0 else ""))
+
+    # -- receptive field
+    lines.append("")
+    prev = report.rows[node.inputs[0]].rf if node.inputs and node.inputs[0] >= 0 else (
+        (RF(1, 1, 0), RF(1, 1, 0)) if len(net.input) == 3 else None)
+    if row.rf is None:
+        lines.append("receptive field: none (a flat vector that was never spatial)")
+    elif lt.joins:
+        lines.append(f"receptive field: the largest of the branches', {rf_text(row.rf)}")
+    elif isinstance(win, tuple) and prev is not None and any(not hasattr(w, "k") for w in win):
+        lines.append("receptive field of a resampling layer: output position o reads input positions "
+                     "first(o) .. last(o), an exact window per axis; the field is the widest over all positions")
+        _resample_lines(lines, win, row.rf)
+    elif isinstance(win, tuple) and prev is not None:
+        lines.append("receptive field (Araujo et al. 2019): r' = r + (k-1)*j, j' = j*s, p' = p + P_before*j, from "
+                     f"the input's {rf_text(prev)}")
+        _rf_lines(lines, prev, win, row.rf)
+    elif win == "global":
+        lines.append(f"receptive field: a window over the whole map, {rf_text(row.rf)}")
+    else:
+        lines.append(f"receptive field: unchanged (a pointwise layer), {rf_text(row.rf)}")
+
+    # -- memory
+    lines.append("")
+    if row.values:
+        lines.append(f"activations: {' * '.join(_n(v) for v in y)} = {_x(row.values)} values x {nbytes} bytes "
+                     f"({report.dtype}) = {_x(as_int(row.values * nbytes))} bytes")
+    else:
+        lines.append("activations: 0 new values (it works in place or is a view)")
+    kept = lt.saves(a, True)
+    if kept:
+        lines.append(f"backward keeps {_saves_text(kept, xs, y, nbytes)} (each tensor counted once in the total)")
+    else:
+        lines.append("backward keeps nothing of its own")
+
+    # -- into the totals
+    lines.append("")
+    lines.append("into the totals:")
+    lines.append(f"  params {_x(row.params)} of {_x(t['params'])}{_pct(row.params, t['params'])}")
+    if row.aux:
+        lines.append(f"  MACs {_x(row.macs)} of the aux heads' {_x(t['macs_aux'])}")
+    else:
+        lines.append(f"  MACs {_x(row.macs)} of {_x(t['macs'])}{_pct(row.macs, t['macs'])}")
+        lines.append(f"  activations {_x(row.values)} of {_x(t['activations'])}{_pct(row.values, t['activations'])}")
+    for w in row.warnings:
+        lines.append(f"warning: {plain(w)}")
+    return lines
+
+
+# --------------------------------------------------------------------------- a network
+
+
+def explain_network(net, report: Report) -> list[str]:
+    """How the totals add up: every layer with params or MACs, its formula with numbers, the sums;
+    then the printed figures that differ, with their arithmetic."""
+    t = report.totals
+    title = plain(report.name) + (f" — {plain(report.title)}" if report.title else "")
+    lines = [title, f"input {shape_text(report.input)}, {report.dtype}", ""]
+    lines.append("params and MACs of each layer that has any (conv: C_out * (C_in/groups) * K_h * K_w "
+                 "[+ C_out]; MACs C_out * H_out * W_out * (C_in/groups) * K_h * K_w; linear: in * out [+ out]):")
+    shapes = {-1: tuple(net.input)}
+    shapes.update({i: r.shape for i, r in enumerate(report.rows)})
+    p_sum, m_sum = 0, 0
+    for i, (node, row) in enumerate(zip(net.nodes, report.rows)):
+        if not row.params and not row.macs:
+            continue
+        x = shapes[node.inputs[0]] if node.inputs else ()
+        y = row.shape
+        a = node.args
+        if node.type == "conv":
+            from .. import layers as L
+
+            g = L.REGISTRY["conv"].groups(a, x)
+            kh, kw = a["kernel"]
+            per = f"{_n(y[0])} * ({_n(x[0])}/{_n(g)}) * {kh} * {kw}" + (f" + {_n(y[0])}" if a["bias"] else "")
+            mac = f"{_n(y[0])} * {_n(y[1])} * {_n(y[2])} * ({_n(x[0])}/{_n(g)}) * {kh} * {kw}"
+        elif node.type == "linear":
+            per = f"{_n(x[0])} * {_n(y[0])}" + (f" + {_n(y[0])}" if a["bias"] else "")
+            mac = f"{_n(x[0])} * {_n(y[0])}"
+        elif node.type == "batchnorm":
+            per = f"{2 if a.get('scale', True) else 1} * {_n(x[0])}"
+            mac = "0"
+        else:
+            per, mac = _x(row.params), _x(row.macs)
+        tag = " (aux)" if row.aux else ""
+        lines.append(f"  {plain(row.name)}{tag}: params {per} = {_x(row.params)}; MACs {mac} = {_x(row.macs)}")
+        p_sum = p_sum + row.params
+        if not row.aux:
+            m_sum = m_sum + row.macs
+    lines.append(f"  sum: params {_x(as_int(p_sum))}, MACs {_x(as_int(m_sum))}"
+                 + (f" (aux heads' MACs {_x(t['macs_aux'])} apart)" if t["macs_aux"] else ""))
+    if not _eq(as_int(p_sum) * t.get("ensemble", 1), t["params"]):
+        lines.append(f"  ! the engine's total is {_x(t['params'])}: please report this difference")
+    lines.append("")
+    lines.append(f"activations / image: the input {shape_text(report.input)} plus every new tensor = "
+                 f"{_x(t['activations'])} values x {DTYPES[report.dtype]} bytes = {_x(t['activation_bytes'])} bytes")
+    last = next((r for r in reversed(report.rows) if r.rf is not None and not r.aux), None)
+    if last is not None:
+        lines.append(f"receptive field at {plain(last.name)}: {rf_text(last.rf)} (size/stride/padding); "
+                     f"'archcalc explain {plain(report.name)} LAYER' works one layer through")
+    claims = getattr(net, "claims", ())
+    if claims:
+        from ..spec.claims import compare
+
+        compared = compare(claims, report)
+        if not compared:
+            lines += ["", f"{len(claims)} printed figure(s) in the spec: compared at concrete sizes only"]
+        for cmp in compared:
+            lines += ["", f"printed: {plain(cmp.claim.printed)} ({plain(cmp.claim.source)})"]
+            lines += _claim_lines(cmp)
+    return lines
+
+
+# --------------------------------------------------------------------------- printed figures
+
+
+def _digits(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _agree_text(how: str, actual, c) -> str:
+    if how == "equal":
+        return f"equals the printed {c.value}"
+    if how == "rounds":
+        return f"rounds to the printed {c.value}"
+    if how == "cut":
+        return f"is the printed {c.value} cut, not rounded, to its digits"
+    return ""
+
+
+def _claim_lines(cmp) -> list[str]:
+    """A printed figure against the layers: computed comparisons only (archcalc.spec.claims)."""
+    c = cmp.claim
+    of = cmp.of
+    shown = of.text if of.worked == of.text else f"{of.text} = {of.worked}"
+    head = f"  the layers: {shown}" + ("" if of.worked == _digits(of.value) else f" = {_digits(of.value)}")
+    if cmp.agrees:
+        lines = [f"{head}: {_agree_text(cmp.agrees, of.value, c)}"]
+    else:
+        diff = of.value - cmp.printed_value
+        more = "less" if diff > 0 else "more"
+        printed = c.value if c.value == _digits(cmp.printed_value) else f"{c.value} = {_digits(cmp.printed_value)}"
+        rel = f": the printed figure is {abs(diff) / of.value * 100:.3g}% {more}" if of.value else ""
+        lines = [f"{head}; printed {printed}: differs by {_digits(abs(diff))}{rel}"]
+    show_why = bool(c.why) and (bool(cmp.reproduce_agrees) if cmp.reproduce is not None else not cmp.agrees)
+    if cmp.reproduce is not None:
+        r = cmp.reproduce
+        text = f"  {r.text} = {r.worked}" + ("" if r.worked == _digits(r.value) else f" = {_digits(r.value)}")
+        if cmp.reproduce_agrees:
+            lines.append(f"{text}: {_agree_text(cmp.reproduce_agrees, r.value, c)}")
+        else:
+            lines.append(f"{text}: does not give the printed {c.value} either")
+    if show_why:
+        lines.append(f"  why: {plain(c.why)}")
+    return lines
+
+

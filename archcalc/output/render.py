@@ -1,0 +1,610 @@
+"""Text renderings of reports: tables for any terminal, JSON, CSV, Markdown. Only the CLI calls this.
+
+Every user string (name, title, source, warning) goes through :func:`archcalc.output.textout.plain`
+(tables, CSV) or :func:`md` (Markdown): it is printed as the characters it holds, never as markup
+or terminal escapes. JSON escapes control characters itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from ..analysis.engine import Report
+from ..expr import is_symbolic
+from .report import (both, details, exact, fold, human, jsonable, layer_line, param_split, ratio, rf_text, shape_text, share, sizes,
+                     to_dict)
+from .textout import Column, Out, plain, print_table
+
+CONVENTIONS = (
+    "params: learnable parameters (BN running statistics are buffers, counted apart). "
+    "MACs: multiply-accumulates of conv and linear layers at inference (aux heads apart); "
+    "FLOPs = 2 x MACs. activations: values of every new tensor per image, input included "
+    "(views and in-place layers add none). RF: receptive field size, effective stride and "
+    "effective padding (Araujo et al., Distill 2019)."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def md(text) -> str:
+    """A user string inside a Markdown table cell: plain, with ``|`` and ``<`` escaped."""
+    return plain(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
+def _bar(frac, ascii, width=8):
+    if frac is None or frac <= 0:
+        return ""
+    if ascii:
+        return "#" * max(1, round(frac * width))
+    eighths = max(1, round(frac * width * 8))
+    full, rem = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[rem - 1] if rem else "")
+
+
+def _pct(frac) -> str:
+    if frac is None or frac == 0:
+        return ""
+    return "<0.1" if frac < 0.0005 else f"{100 * frac:.1f}"
+
+
+def share_cell(frac, ascii=False) -> str:
+    """'74.4 ██████▉': the percentage and a bar of 8 cells for 100%."""
+    if frac is None or frac == 0:
+        return ""
+    return f"{_pct(frac):>5} {_bar(frac, ascii)}"
+
+
+class _Details(dict):
+    """id(row) -> details text, computed when a row is shown (a folded table shows few)."""
+
+    def __init__(self, report, net):
+        super().__init__()
+        self._nodes = {id(r): n for r, n in zip(report.rows, net.nodes)} if net is not None else {}
+
+    def get(self, key, default=""):
+        node = self._nodes.get(key)
+        return default if node is None else details(node)
+
+
+def _details_map(report, net):
+    """Row -> details text (needs the loaded Network; the engine's rows carry no args)."""
+    return _Details(report, net)
+
+
+def row_label(r) -> str:
+    name = plain(r.name)
+    if r.aux:
+        name += " (aux)"
+    if not r.trainable:
+        name += " (frozen)"
+    return name
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_json(report: Report, extra: dict | None = None) -> str:
+    return "".join(iter_summary_json(report, extra))
+
+
+def iter_summary_json(report: Report, extra: dict | None = None):
+    """The JSON document in pieces (layers encoded one at a time), ``extra`` keys appended."""
+    doc = to_dict(report)
+    rows = doc["layers"]
+    doc["layers"] = []
+    doc.update(extra or {})
+    # the document with indent 2, but one line per layer: `"layers": [` and its closing `]` come
+    # from the encoder around an empty list, the layers go between them
+    head, sep, tail = json.dumps(doc, indent=2).partition('"layers": []')
+    yield head
+    if not rows:
+        yield sep
+    else:
+        yield '"layers": [\n    '
+        n, lines = 0, []
+        cache: dict = {}  # shape and field texts by id: the rows, which hold those objects, outlive it
+        for r in rows._rows:
+            lines.append(layer_line(r, cache))
+            n += 1
+            if n == 1000:  # in pieces: a huge network is never one string
+                yield ",\n    ".join(lines)
+                lines = []
+                if r is not rows._rows[-1]:
+                    yield ",\n    "
+                n = 0
+        if lines:
+            yield ",\n    ".join(lines)
+        yield "\n  ]"
+    yield tail
+    yield "\n"
+
+
+def summary_csv(report: Report, depth=None, net=None) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        ["name", "type", "inputs", "output", "params", "buffers", "macs", "activations",
+         "rf_h", "rf_w", "rf_stride_h", "rf_stride_w", "rf_padding_h", "rf_padding_w", "aux", "warnings",
+         "trainable", "details"]
+    )
+    dmap = _details_map(report, net)
+    for r in fold(report.rows, depth):
+        rf = r.rf
+        rfv = ["", "", "", "", "", ""] if rf is None else [
+            jsonable(rf[0].size), jsonable(rf[1].size), jsonable(rf[0].stride),
+            jsonable(rf[1].stride), jsonable(rf[0].padding), jsonable(rf[1].padding),
+        ]
+        w.writerow(
+            [plain(r.name), r.type, " ".join(plain(x) for x in r.inputs), shape_text(r.shape), jsonable(r.params),
+             jsonable(r.buffers), jsonable(r.macs), jsonable(r.values), *rfv, int(r.aux),
+             "; ".join(plain(x) for x in r.warnings), int(r.trainable), dmap.get(id(r), "")]
+        )
+    t = report.totals
+    w.writerow(["total", "", "", shape_text(report.output), jsonable(t["params"]), jsonable(t["buffers"]),
+                jsonable(t["macs"]), jsonable(t["activations"]), "", "", "", "", "", "", "", "", "", ""])
+    return buf.getvalue()
+
+
+def total_lines(report: Report, fit=None):
+    """(label, text) pairs under the summary table: params split, buffers (when there are any),
+    MACs, memory, and torchinfo's size lines."""
+    t = report.totals
+    trainable, frozen = param_split(report)
+    params = both(t["params"]) + (f", of which aux heads {exact(t['params_aux'])}" if t["params_aux"] else "")
+    lines = [
+        ("params", params),
+        ("trainable / frozen", f"{exact(trainable)} / {exact(frozen)}"),
+    ]
+    if t["buffers"]:
+        lines.append(("buffers", f"{exact(t['buffers'])} (BN running statistics, not params)"))
+    lines += [
+        ("MACs", both(t["macs"]) + "; FLOPs = 2 x MACs"
+         + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else "")),
+        ("activations / image", f"{exact(t['activations'])} values = {both(t['activation_bytes'], 'B')}, "
+         f"{report.dtype} (classic count: every tensor kept)"),
+        ("saved for backward / image", f"{both(t['train_saved_bytes'], 'B')}"),
+        (f"weights+grads+optimizer ({report.optimizer})", f"{both(t['train_state_bytes'], 'B')}"),
+    ]
+    # (the older "training, batch N" line, saved x N + state, gave way to the liveness lines'
+    # "training total"; the JSON keeps its figure as batch_train_bytes)
+    sz = sizes(report)
+    per = "" if str(report.batch) == "1" else f", batch {report.batch}"
+    lines += peak_lines(report, per)
+    lines += [
+        (f"input size{per}", both(sz["input_bytes"], "B")),
+        ("params size" + (" (with buffers)" if t["buffers"] else ""), both(sz["param_bytes"], "B")),
+        (f"forward size{per}", both(sz["activation_bytes"], "B") + " (activations, input included)"),
+        ("estimated total size", both(sz["total_bytes"], "B") + " (forward + params)"),
+    ]
+    if t.get("ensemble", 1) != 1 or t.get("crops", 1) != 1:
+        lines.append(("test-time cost", f"ensemble of {t['ensemble']} x {t['crops']} crop(s): MACs x{t['ensemble'] * t['crops']}, "
+                      f"params and memory x{t['ensemble']}"))
+    if fit is not None:
+        budget, batch = fit[:2]
+        what = fit[2] if len(fit) > 2 else "training"
+        lines.append(("fits in " + human(budget, "B"), f"{what} batch of at most {exact(batch)}"))
+    return lines
+
+
+def peak_lines(report: Report, per: str = "") -> list:
+    """The liveness lines (docs/memory.md): inference and training peaks at the batch, where they
+    occur, the training total and training MACs; none where sizes are symbolic."""
+    from .report import _peaks
+
+    p = _peaks(report)
+    lines = []
+    if p["inference_peak_bytes"] is not None:
+        lines += [
+            (f"inference peak{per}", f"{both(p['inference_peak_bytes'], 'B')} at {plain(p['inference_peak_layer'])} "
+             "(live tensors of a no-grad forward; weights and input apart)"),
+            (f"training peak{per}", f"{both(p['train_peak_bytes'], 'B')} "
+             + (f"at {plain(p['train_peak_layer'])}, {p['train_peak_phase']} " if p["train_peak_phase"] else "")
+             + "(forward+backward, gradients included; weights and input apart)"),
+            (f"training total{per}", f"{both(p['train_total_bytes'], 'B')} (the peak, plus weights, "
+             f"{report.optimizer} state and input)"),
+        ]
+    if p["train_macs"] is not None:
+        lines.append(("training MACs / image", both(p["train_macs"]) + " (forward + backward)"))
+    return lines
+
+
+def _head_line(report):
+    return (f"input {shape_text(report.input)}, dtype {report.dtype}, batch {report.batch}"
+            + (f", symbols {', '.join(f'{k}={v}' for k, v in report.values.items())}" if report.values else ""))
+
+
+def summary_markdown(report: Report, depth=None, fit=None, net=None) -> str:
+    out = [f"# {md(report.name)}" + (f": {md(report.title)}" if report.title else ""), ""]
+    if report.source:
+        out += [f"Source: {md(report.source)}", ""]
+    out += [f"Input {shape_text(report.input)}, {report.dtype}, batch {report.batch}.", ""]
+    cols = ("#", "layer", "type", "details", "output", "params", "params %", "MACs", "MACs %", "activations",
+            "RF size/stride/pad")
+    right = {"#", "params", "params %", "MACs", "MACs %", "activations"}
+    out.append("| " + " | ".join(cols) + " |")
+    out.append("|" + "|".join("---:" if c in right else "---" for c in cols) + "|")
+    dmap = _details_map(report, net)
+    tp, tm = report.totals["params"], report.totals["macs"]
+    for i, r in enumerate(fold(report.rows, depth), 1):
+        pm = "" if r.aux else _pct(share(r.macs, tm))
+        out.append(f"| {i} | {md(row_label(r))} | {r.type} | {dmap.get(id(r), '')} | {shape_text(r.shape)} | "
+                   f"{exact(r.params)} | {_pct(share(r.params, tp))} | {exact(r.macs)} | {pm} | "
+                   f"{exact(r.values)} | {rf_text(r.rf)} |")
+    out.append("")
+    for k, v in total_lines(report, fit):
+        out.append(f"- **{k}**: {v}")
+    for w in report.warnings:
+        out.append(f"- warning: {md(w)}")
+    return "\n".join(out) + "\n"
+
+
+SUMMARY_COLUMNS = (
+    Column("#", "r", 6),
+    Column("layer", "l", 0),
+    Column("type", "l", 4),
+    Column("details", "l", 8),
+    Column("output", "l", 1),
+    Column("params", "r", 2),
+    Column("params %", "l", 10, "%P"),
+    Column("MACs", "r", 3),
+    Column("MACs %", "l", 9, "%MACs"),
+    Column("activations", "r", 5, "acts"),
+    Column("RF size/stride/pad", "l", 7, "RF r/j/p"),
+)
+
+
+MAX_ROWS = 10_000
+
+
+def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_rows=MAX_ROWS):
+    """The summary as a table that fits ``out.width`` (see :mod:`archcalc.output.textout`), then the
+    totals. Cheap per row: one string per cell, no markup. Over ``max_rows`` rows (0: no limit)
+    the middle rows are folded into one line that says how many (the totals stay exact)."""
+    dmap = _details_map(report, net)
+    t = report.totals
+    tp, tm = t["params"], t["macs"]
+    concrete = type(tp) is int and type(tm) is int
+    asc = out.ascii
+    rows = []
+    styles = []
+    folded = fold(report.rows, depth)
+    shown = list(enumerate(folded, 1))
+    hidden_rows = 0
+    if max_rows and len(folded) > max_rows:
+        half = max_rows // 2
+        hidden_rows = len(folded) - 2 * half
+        shown = shown[:half] + [None] + shown[-half:]
+    # a long network repeats its shapes, fields and shares: each distinct one is formatted once
+    shape_cells: dict = {}
+    rf_cells: dict = {}
+    share_cells: dict = {}
+
+    def share_of(frac):
+        cell = share_cells.get(frac)
+        if cell is None:
+            cell = share_cells[frac] = share_cell(frac, asc)
+        return cell
+
+    for item in shown:
+        if item is None:
+            rows.append(["", f"... {hidden_rows:,} rows not shown ...", "", "", "", "", "", "", "", "", ""])
+            styles.append("dim")
+            continue
+        i, r = item
+        if concrete and type(r.params) is int and type(r.macs) is int:
+            sp = share_of(r.params / tp) if tp and r.params else ""
+            sm = share_of(r.macs / tm) if tm and r.macs and not r.aux else ""
+        else:
+            sp = share_cell(share(r.params, tp), asc)
+            sm = "" if r.aux else share_cell(share(r.macs, tm), asc)
+        shape = shape_cells.get(r.shape)
+        if shape is None:
+            shape = shape_cells[r.shape] = shape_text(r.shape)
+        rf = r.rf
+        field = rf_cells.get(rf) if rf is not None else "-"
+        if field is None:
+            field = rf_cells[rf] = rf_text(rf)
+        rows.append([str(i), row_label(r), r.type, dmap.get(id(r), ""), shape, exact(r.params), sp,
+                     exact(r.macs), sm, exact(r.values), field])
+        styles.append("dim" if r.aux else ("yellow" if r.warnings else None))
+    footer = ["", "total", "", "", shape_text(report.output), exact(tp), "", exact(tm), "", exact(t["activations"]), ""]
+    title = plain(report.name) + (f" — {plain(report.title)}" if report.title else "")
+    print_table(out, SUMMARY_COLUMNS, rows, footer, title, styles if out.color else None)
+    if hidden_rows:
+        out.para(f"({hidden_rows:,} of {len(folded):,} rows folded into one line: --max-rows 0 prints every row, "
+                 "--depth N folds blocks, --format csv|json lists every layer)", "dim")
+    if report.source:
+        out.para("source: " + plain(report.source), "dim")
+    out.para(_head_line(report))
+    for k, v in total_lines(report, fit):
+        out.para(f"  {k}: {v}", indent="  ")
+    for w in report.warnings:
+        out.para(f"  warning: {plain(w)}", "yellow", indent="  ")
+
+
+# --------------------------------------------------------------------------- compare
+
+METRICS = (
+    ("params", "params"),
+    ("buffers", "buffers"),
+    ("macs", "MACs"),
+    ("activations", "activations / image"),
+    ("activation_bytes", "activation bytes / image"),
+    ("train_saved_bytes", "saved for backward / image"),
+)
+
+
+def layer_diffs(reports):
+    """Per-layer differences when the layer lists line up (same length, same types), else None."""
+    first = reports[0].rows
+    if any(len(r.rows) != len(first) for r in reports[1:]):
+        return None
+    if any(a.type != b.type for r in reports[1:] for a, b in zip(first, r.rows)):
+        return None
+    diffs = []
+    for i, row in enumerate(first):
+        others = [r.rows[i] for r in reports[1:]]
+        if any(shape_text(o.shape) != shape_text(row.shape) or str(o.params) != str(row.params)
+               or str(o.macs) != str(row.macs) for o in others):
+            diffs.append([row] + others)
+    return diffs
+
+
+def compare_dict(reports) -> dict:
+    from ..version import JSON_SCHEMA, __version__
+
+    base = reports[0].totals
+    diffs = layer_diffs(reports)
+    return {
+        "archcalc": __version__,
+        "schema": JSON_SCHEMA,
+        "networks": [
+            {"name": r.name, "input": jsonable(r.input), "output": jsonable(r.output),
+             "totals": {k: jsonable(v) for k, v in r.totals.items()},
+             "ratios": {k: _ratio_value(base[k], r.totals[k]) for k, _ in METRICS}}
+            for r in reports
+        ],
+        "layers_line_up": diffs is not None,
+        "layer_differences": None if diffs is None else [
+            [{"name": x.name, "output": jsonable(x.shape), "params": jsonable(x.params), "macs": jsonable(x.macs)} for x in group]
+            for group in diffs
+        ],
+    }
+
+
+def _ratio_value(a, b):
+
+    if is_symbolic(a) or is_symbolic(b):
+        return ratio(a, b)
+    return None if a == 0 else b / a
+
+
+def compare_markdown(reports) -> str:
+    head = ["metric"] + [md(r.name) for r in reports] + [f"{md(r.name)} / {md(reports[0].name)}" for r in reports[1:]]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out.append("| output | " + " | ".join(shape_text(r.output) for r in reports) + " |" + " |" * (len(reports) - 1))
+    for key, label in METRICS:
+        vals = [exact(r.totals[key]) for r in reports]
+        rat = [ratio(reports[0].totals[key], r.totals[key]) for r in reports[1:]]
+        out.append(f"| {label} | " + " | ".join(vals + rat) + " |")
+    return "\n".join(out) + "\n"
+
+
+def compare_csv(reports) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["metric"] + [plain(r.name) for r in reports])
+    w.writerow(["output"] + [shape_text(r.output) for r in reports])
+    for key, _ in METRICS:
+        w.writerow([key] + [jsonable(r.totals[key]) for r in reports])
+    return buf.getvalue()
+
+
+def compare_table(out: Out, reports):
+    names = [plain(r.name) for r in reports]
+    cols = [Column("metric", "l", 0)] + [Column(n, "r", 0) for n in names] + [
+        Column(f"{n} / {names[0]}", "r", 1, "ratio" if len(reports) == 2 else f"/{names[0]}") for n in names[1:]]
+    blank = [""] * (len(reports) - 1)
+    rows = [["input", *[shape_text(r.input) for r in reports], *blank],
+            ["output", *[shape_text(r.output) for r in reports], *blank]]
+    for key, label in METRICS:
+        rows.append([label, *[exact(r.totals[key]) for r in reports],
+                     *[ratio(reports[0].totals[key], r.totals[key]) for r in reports[1:]]])
+    rows.append(["final receptive field", *[rf_text(r.rows[-1].rf) for r in reports], *blank])
+    print_table(out, cols, rows, title="compare")
+    out.line("ratios: 'same' when equal, 'n/a' when the first is 0")
+    diffs = layer_diffs(reports)
+    if diffs is None:
+        out.line("The layer lists do not line up (different layers); totals only.")
+    elif not diffs:
+        out.line("Every layer agrees.")
+    else:
+        lcols = [Column("layer", "l", 0)] + [Column(f"{n}: output / params / MACs", "l", 0, n) for n in names]
+        lrows = [[plain(g[0].name), *[f"{shape_text(x.shape)} / {exact(x.params)} / {exact(x.macs)}" for x in g]]
+                 for g in diffs]
+        out.line()
+        print_table(out, lcols, lrows, title="layers that differ")
+    for r in reports:
+        for w in r.warnings:
+            out.para(f"  warning {plain(r.name)}: {plain(w)}", "yellow", indent="  ")
+
+
+# --------------------------------------------------------------------------- list
+
+
+def list_table(out: Out, rows):
+    """rows: (name, entry) for each zoo network, entries as :mod:`archcalc.spec.zoocache` keeps them."""
+    cols = [Column("name", "l", 0), Column("input", "l", 0), Column("params", "r", 0), Column("MACs", "r", 0),
+            Column("title", "l", 1)]
+    body = [[plain(n), e["input_text"], e["params_text"], e["macs_text"], plain(e["title"])] for n, e in rows]
+    print_table(out, cols, body, title="archcalc zoo")
+
+
+# --------------------------------------------------------------------------- layers listing
+
+
+def yaml_text(value) -> str:
+    """A default value as a spec writes it: null, false, [1, 1]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    return str(value)
+
+
+def layers_markdown() -> str:
+    """docs/layers.md, generated from the registry (a test keeps the file in step)."""
+    from ..layers import KIND_TEXT, REQUIRED, describe
+
+    out = [
+        "# Layer types",
+        "",
+        "Generated from the layer registry (`archcalc layers --format markdown`); do not edit by hand.",
+        "Size keys accept integers or expressions (`2*C`, `$width // 2`).",
+        "",
+    ]
+    for info in describe():
+        title = f"## `{info.name}`" + (f" (also {', '.join(f'`{a}`' for a in info.aliases)})" if info.aliases else "")
+        out += [title, "", info.doc, ""]
+        if info.keys:
+            out += ["| key | kind | default | meaning |", "|---|---|---|---|"]
+            for k in info.keys:
+                default = "required" if k.default is REQUIRED else ("-" if k.default is None else yaml_text(k.default))
+                out.append(f"| `{k.name}` | {KIND_TEXT[k.kind]} | {default} | {k.doc} |")
+            out.append("")
+        for name, text in info.formulas.items():
+            out.append(f"- {name}: `{text}`")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def layers_json() -> str:
+    from ..layers import KIND_TEXT, REQUIRED, describe
+
+    data = [{"name": i.name, "aliases": list(i.aliases), "doc": i.doc,
+             "keys": [{"name": k.name, "kind": k.kind, "kind_text": KIND_TEXT[k.kind], "required": k.default is REQUIRED,
+                       "default": None if k.default is REQUIRED else jsonable(k.default), "doc": k.doc} for k in i.keys],
+             "formulas": dict(i.formulas)} for i in describe()]
+    return json.dumps(data, indent=2) + "\n"
+
+
+def layers_text(out: Out):
+    """Every layer type as a short paragraph (no table: the formulas are long)."""
+    from ..layers import REQUIRED, describe
+
+    for info in describe():
+        out.line(info.name + (f" (also {', '.join(info.aliases)})" if info.aliases else "") + ": " + info.doc, "bold")
+        if info.keys:
+            keys = ", ".join(f"{k.name} ({'required' if k.default is REQUIRED else yaml_text(k.default)})" for k in info.keys)
+            out.line(f"  keys: {keys}")
+        for k, v in info.formulas.items():
+            out.line(f"  {k}: {v}")
+        out.line()
+
+
+# --------------------------------------------------------------------------- verify
+
+VERIFY_MARK = {"ok": "✓", "note": "≈", "mismatch": "✗"}
+
+
+def _vnum(v):
+    return exact(v) if isinstance(v, int) else (f"{v:.4g}" if isinstance(v, float) else plain(v))
+
+
+def _vshape(v):
+    return "x".join(str(d) for d in v)
+
+
+def _vcell(c, fmt=_vnum, mark=True):
+    e, t = c["engine"], c["torch"]
+    text = fmt(e) if c["status"] == "ok" else f"{fmt(e)} ≠ {fmt(t)}"
+    return f"{text} {VERIFY_MARK[c['status']]}" if mark else text
+
+
+VERIFY_KEYS = (("shape", _vshape), ("params", _vnum), ("buffers", _vnum), ("macs", _vnum), ("values", _vnum))
+
+
+def verify_table(result, out: Out | None = None):
+    """The verify report (the dict archcalc.torchside.verify.verify returns) on ``out``: one row per layer
+    with engine against torch. Wide: a mark in each cell (✓ agrees, ≈ a documented convention,
+    ✗ differs). Narrow (under 100 columns or when the wide table does not fit): the numbers
+    alone, engine ≠ torch only where they differ, and one mark column; columns are left out by
+    priority (type, torch), never cut."""
+    out = out or Out()
+    head = ("#", "layer", "type", "torch", "output", "params", "buffers", "MACs", "values")
+    right = {"#", "params", "buffers", "MACs", "values"}
+    prio = {"#": 5, "layer": 0, "type": 4, "torch": 3, "output": 0, "params": 0, "buffers": 0, "MACs": 0, "values": 0}
+    t = result["totals"]
+    tot = {"shape": t["output"], "params": t["params"], "buffers": t["buffers"], "macs": t["macs"],
+           "values": t["activations"]}
+    notes = []
+    wide_rows, narrow_rows, styles = [], [], []
+    for i, r in enumerate(result["layers"], 1):
+        c = r["checks"]
+        bad = any(x["status"] == "mismatch" for x in c.values())
+        for k, x in c.items():
+            if x["status"] == "note":
+                notes.append(f"{plain(r['name'])} ({k}): {plain(x['note'])}")
+        base = [str(i), plain(r["name"]) + (" (aux)" if r["aux"] else ""), r["type"], plain(r["torch"])]
+        wide_rows.append(base + [_vcell(c[k], f) for k, f in VERIFY_KEYS])
+        worst = "mismatch" if bad else ("note" if any(x["status"] == "note" for x in c.values()) else "ok")
+        narrow_rows.append(base + [_vcell(c[k], f, False) for k, f in VERIFY_KEYS] + [VERIFY_MARK[worst]])
+        styles.append("red" if bad else ("dim" if r["aux"] else None))
+    wide_cols = [Column(h, "r" if h in right else "l", prio[h]) for h in head]
+    wide_foot = ["", "total", "", ""] + [_vcell(tot[k], f) for k, f in VERIFY_KEYS]
+    title = f"verify {plain(result['network'])} — engine vs torch {plain(result['torch'])} on {plain(result['device'])}"
+    from .textout import layout
+
+    style = layout(wide_cols, wide_rows, wide_foot, out.width, out.ascii)[0]
+    if style == "boxed":
+        print_table(out, wide_cols, wide_rows, wide_foot, title, styles if out.color else None)
+    else:
+        narrow_cols = wide_cols + [Column("", "l", 0)]
+        ok_all = all(x["status"] != "mismatch" for x in tot.values())
+        narrow_foot = ["", "total", "", ""] + [_vcell(tot[k], f, False) for k, f in VERIFY_KEYS] + [
+            VERIFY_MARK["ok" if ok_all else "mismatch"]]
+        print_table(out, narrow_cols, narrow_rows, narrow_foot, title, styles if out.color else None)
+    out.line(f"input {_vshape(result['input'])}, batch {result['batch']}; MACs = FlopCounterMode FLOPs / 2; "
+             "buffers exclude num_batches_tracked; values = elements of each new tensor (0 for views and in-place)")
+    if t["macs_aux"]["engine"] or t["macs_aux"]["torch"]:
+        out.line(f"  aux-head MACs: {_vcell(t['macs_aux'])}")
+    for n in notes:
+        out.line(f"  ≈ {n}", "yellow")
+    if result.get("rf") is not None:
+        cols = [Column("layer", "l", 0), Column("input", "l", 3), Column("position", "r", 4, "pos"),
+                Column("engine r / j / p", "l", 0, "engine r/j/p"), Column("expected extent", "l", 2, "expected"),
+                Column("measured extent", "l", 0, "measured"), Column("size", "l", 1), Column("", "l", 0)]
+        rows = []
+        for r in result["rf"]:
+            for ax in ("h", "w"):
+                a = r["axes"][ax]
+                e, m = a["engine"], a["measured"]
+                ext = "-" if m["start"] is None else f"[{m['start']}, {m['start'] + m['size'] - 1}]"
+                size = f"{m['size']} vs {e['size']}" + (" (clipped by the image)" if a["clipped"] else "")
+                rows.append([f"{plain(r['layer'])} ({ax})", "x".join(map(str, r["input"])),
+                             str(r["position"][0 if ax == "h" else 1]), f"{e['size']} / {e['stride']} / {e['padding']}",
+                             f"[{a['expected_extent'][0]}, {a['expected_extent'][1]}]", ext, size, VERIFY_MARK[a["status"]]])
+        print_table(out, cols, rows, title="receptive fields (empirical: gradient extent of one output position)")
+    if result.get("memory"):
+        m = result["memory"]
+        s = m["saved_bytes"]
+        ratio_ = "-" if s["ratio"] is None else f"{s['ratio']:.3f}"
+        out.line(f"  saved for backward (batch {m['batch']}, {m['device']}): torch {_vnum(s['torch'])} bytes "
+                 f"({human(s['torch'], 'B')}) in {s['storages']} storages; engine estimate {_vnum(s['engine'])} bytes "
+                 f"({human(s['engine'], 'B')}); ratio torch/engine {ratio_}")
+        for k, v in {**(m.get("cuda") or {}), **(m.get("live") or {})}.items():
+            r = "-" if v["ratio"] is None else f"{v['ratio']:.3f}"
+            at = f" at {plain(v['at'])}" if v.get("at") else ""
+            out.line(f"  {k.replace('_', ' ')} (batch {v['batch']}, {m['device']}): torch {_vnum(v['torch'])} bytes, engine "
+                     f"{_vnum(v['engine'])}{at} ({v['engine_is']}); ratio torch/engine {r}")
+        for n in m["notes"]:
+            out.line(f"  note: {plain(n)}")
+    if result["ok"]:
+        out.line("engine and torch agree", "green")
+    else:
+        out.line(f"{result['mismatches']} mismatch(es)", "bold red")

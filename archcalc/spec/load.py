@@ -1,0 +1,1121 @@
+"""Spec loader: YAML text to a :class:`Network` (a list of nodes in topological order).
+
+Expands reusable ``blocks`` (with arguments), ``repeat``, parallel branches joined by ``concat``
+/ ``add`` (any join type of the registry), auxiliary heads (``aux``); evaluates size expressions
+with :mod:`archcalc.expr`; validates every layer's keys against its registry declaration. Every
+error is a :class:`SpecError` naming file, line, layer path and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import layers as L
+from ..errors import SpecError, Where, did_you_mean, expected_one_of, short
+from ..expr import ExprError, evaluate, is_symbolic, parse, symbol
+from ..limits import MAX_BLOCK_DEPTH, MAX_BYTES, MAX_DEPTH, MAX_NAME, MAX_NODES, MAX_SIZE, MAX_WORK
+from .yamlio import LMap, load_text
+
+TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants",
+            "claims")
+BLOCK_KEYS = ("args", "layers", "scope", "doc")
+BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory", "peak_memory", "train_peak_memory")
+CONTROL = ("repeat", "aux")
+
+
+class SymbolicRepeat(SpecError):
+    """A repeat count depends on a free symbol: the layer list itself depends on it. The totals can
+    still be closed forms in that symbol (:mod:`archcalc.analysis.depth`)."""
+
+    def __init__(self, fact, where, hint, symbols):
+        super().__init__(fact, where, hint)
+        self.symbols = symbols
+
+
+@dataclass(slots=True)
+class Node:
+    """One layer instance. ``inputs`` are node indices; -1 is the network input."""
+
+    name: str
+    type: str
+    args: dict
+    inputs: tuple
+    where: Where
+    aux: bool = False
+    trainable: bool = True  # False: `trainable: false` on the layer or an enclosing block/repeat
+
+
+@dataclass
+class Network:
+    name: str
+    title: str
+    source: str
+    file: str
+    input: tuple
+    symbols: dict  # declared name -> default (int or None)
+    values: dict  # name -> int actually used (defaults and --set); the rest stay symbolic
+    nodes: list = field(default_factory=list)
+    output: int = -1
+    budget: dict = field(default_factory=dict)
+    notes: str = ""
+    lint: Any = None  # the spec's raw `lint:` mapping (validated by the check command), or None
+    lint_line: int | None = None
+    variants: list = field(default_factory=list)  # member names a family spec declares
+    budget_source: dict = field(default_factory=dict)  # budget key -> (amount as written, line)
+    claims: tuple = ()  # printed figures (archcalc.spec.claims.Claim), compared by `explain`
+
+    @property
+    def symbolic(self) -> bool:
+        return any(is_symbolic(d) for d in self.input) or any(
+            v is None for k, v in self.values.items() if k in self.symbols
+        )
+
+    def free_symbols(self) -> list[str]:
+        return sorted(k for k in self.symbols if self.values.get(k) is None)
+
+
+@dataclass
+class _Raw:
+    """A block argument that is not a number: a branch or a list of layers, with the caller's env."""
+
+    value: Any
+    env: dict
+    line: int
+
+
+class _Ctx:
+    def __init__(self, file, blocks, values):
+        self.file = file
+        self.blocks = blocks
+        self.nodes: list[Node] = []
+        self.index: dict[str, int] = {}  # name -> node index
+        self.calls: list[str] = []  # blocks being expanded, outermost first
+        self.counters: dict = {}
+        self.values = values
+        self.frozen = 0  # > 0 inside an item marked `trainable: false`
+        self.work = 0  # expansion steps so far (items visited, repeat rounds, branches)
+        self.args_cache: dict = {}  # _args_key -> the layer's keys
+        self.values_cache: dict = {}  # (argument text, the arguments it uses) -> its value
+        self.plans: dict = {}  # id of a list item -> (type, keys): a plain layer whose keys use no argument
+        self.plan = None  # set by _expand_one when the item it expanded can be planned
+        self.static: dict = {}  # (type, id of a YAML value) or an argument's text -> the block arguments it uses
+        self.depth = 0  # items being expanded, outermost first
+
+    def tick(self, line, ypath, steps=1):
+        self.work += steps
+        if self.work > MAX_WORK:
+            self.fail(
+                f"expanding the spec takes more than {MAX_WORK:,} steps (blocks, repeats and branches, empty ones included)",
+                line, ypath, hint="a network this large is beyond archcalc's limits",
+            )
+
+    def where(self, line, path=None, layer=None):
+        return Where(file=self.file, line=line, path=path, layer=layer)
+
+    def fail(self, fact, line, path=None, layer=None, hint=None):
+        raise SpecError(fact, self.where(line, path, layer), hint)
+
+    def derive(self, scope, kind):
+        key = (scope, kind)
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return _join(scope, f"{kind}{self.counters[key]}")
+
+    def add(self, name, type_, args, inputs, line, ypath, aux):
+        nodes = self.nodes
+        k = len(nodes)
+        if name in self.index:
+            self.fail(
+                f"layer name '{name}' is used twice", line, ypath, type_,
+                hint=f"first at line {nodes[self.index[name]].where.line}",
+            )
+        if k >= MAX_NODES:
+            self.fail(f"the network expands to more than {MAX_NODES} layers", line, ypath)
+        if not aux:
+            for j in inputs:
+                if j >= 0 and nodes[j].aux:
+                    self.fail(
+                        f"layer '{name}' on the main path reads '{nodes[j].name}', which belongs to an aux head",
+                        line, ypath, type_, hint="aux heads run only in training; branch from a main-path layer instead",
+                    )
+        self.index[name] = k
+        nodes.append(Node(name, type_, args, tuple(inputs), Where(self.file, line, f"{ypath} '{name}'", type_), aux,
+                          not self.frozen))
+        return k
+
+
+def _join(scope, name):
+    return f"{scope}.{name}" if scope else name
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def read_spec_file(path) -> str:
+    """The text of a spec file, read safely: only regular files (never a directory, FIFO or device,
+    which could block or never end), at most MAX_BYTES + 1 bytes read, UTF-8 checked."""
+    import errno
+    import os
+
+    shown = short(str(path))
+    try:
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise SpecError(f"no such file {shown}") from None
+    except IsADirectoryError:
+        raise SpecError(f"{shown} is a directory, not a spec file") from None
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or (
+            "file name too long" if getattr(err, "errno", None) == errno.ENAMETOOLONG else str(err)
+        )
+        raise SpecError(f"cannot read {shown}: {short(reason)[1:-1]}") from None
+    try:
+        import stat
+
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError(f"{shown} is a directory, not a spec file")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+            raise SpecError(f"{shown} is {kind}, not a spec file")
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        raise SpecError(f"cannot read {shown}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        raise SpecError(f"{shown} is larger than the limit of {MAX_BYTES:,} bytes")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise SpecError(f"not UTF-8 text (byte 0x{data[err.start]:02x})", Where(file=str(path), line=line)) from None
+
+
+def load(path, values: dict | None = None, input_override=None, free=(), variant=None) -> Network:
+    """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``;
+    ``free`` names symbols to keep symbolic even where the spec gives a default; ``variant`` picks a
+    member of a family (``variants:``)."""
+    return loads(read_spec_file(path), str(path), values, input_override, free, variant)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]{0,63}")
+_MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+
+def _text_field(value, key, file, line, multiline):
+    """A spec's text (name, title, source, notes): no control or format characters (escape
+    sequences, bidi overrides), a bounded length; newlines only where text may span lines."""
+    import unicodedata
+
+    if not isinstance(value, (str, type(None))):
+        raise SpecError(f"'{key}' is text, got {short(value)}", Where(file=file, line=line))
+    text = (value or "").strip()
+    limit = 20_000 if multiline else 1_000
+    if len(text) > limit:
+        raise SpecError(f"'{key}' is longer than {limit:,} characters", Where(file=file, line=line))
+    for ch in text:
+        if ch in "\n\t" and multiline:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise SpecError(
+                f"'{key}' holds the control character U+{ord(ch):04X}",
+                Where(file=file, line=line),
+                "spec text is shown in terminals and reports: only printable characters" + (", newlines and tabs" if multiline else ""),
+            )
+    return text
+
+
+def _number(value, what, where):
+    """A symbol value: a positive integer, or an exact rational from a decimal (width: 1.2 is 6/5)."""
+    from fractions import Fraction
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{what} must be a positive number or null, got {short(value)}", where)
+    if isinstance(value, float):
+        import math
+
+        if not math.isfinite(value):
+            raise SpecError(f"{what} must be a finite number, got {short(value)}", where)
+        value = Fraction(repr(value))
+        if value.denominator == 1:
+            value = int(value)
+    if value <= 0 or value > MAX_SIZE:
+        raise SpecError(f"{what} must be a number from 1 to {MAX_SIZE:,} (or a positive fraction), got {short(value) if isinstance(value, int) else value}", where)
+    return value
+
+
+def _variants(raw, file, line, symbols):
+    if raw is None:
+        return {}
+    if not isinstance(raw, LMap) or not raw:
+        raise SpecError("'variants' maps each member's name to its symbol values, e.g. {efficientnet_b3: {width: 1.2}}",
+                        Where(file=file, line=line))
+    out = {}
+    for member, body in raw.items():
+        mline = raw.lines[member]
+        where = Where(file=file, line=mline, path=f"variants.{member}" if isinstance(member, str) and _MEMBER.fullmatch(member) else "variants")
+        if not isinstance(member, str) or not _MEMBER.fullmatch(member):
+            raise SpecError(f"variant name {short(member)} is not a plain name (letters, digits, '_', '-', '.')", where)
+        if body is None:
+            body = LMap()
+            body.lines = {}
+        if not isinstance(body, LMap):
+            raise SpecError(f"variant '{member}' is a mapping of symbol: value", where)
+        vals, title = {}, None
+        for key, value in body.items():
+            kwhere = where.at(line=body.lines.get(key))
+            if key == "title":
+                title = _text_field(value, "title", file, body.lines.get(key), False)
+                continue
+            if key not in symbols:
+                raise SpecError(f"variant '{member}': the spec has no symbol {short(key)}", kwhere,
+                                did_you_mean(str(key), symbols) or ("declared: " + ", ".join(sorted(symbols)) if symbols else None))
+            vals[key] = _number(value, f"variant '{member}': {key}", kwhere)
+        out[member] = {"values": vals, "title": title, "line": mline}
+    return out
+
+
+def family(text: str, file: str = "<spec>", doc=None) -> dict:
+    """The members a spec text declares under ``variants:`` (name -> title), without expanding layers."""
+    doc = load_text(text, file) if doc is None else doc
+    if not isinstance(doc, LMap) or "variants" not in doc:
+        return {}
+    symbols = _symbols(doc, file)
+    return {k: v["title"] for k, v in _variants(doc["variants"], file, doc.lines["variants"], symbols).items()}
+
+
+def _symbols(doc, file):
+    symbols: dict = {}
+    raw_symbols = doc.get("symbols") or LMap()
+    if not isinstance(raw_symbols, dict):
+        raise SpecError("'symbols' is a mapping of name: default (or null)", Where(file=file, line=doc.lines["symbols"]))
+    for name, default in raw_symbols.items():
+        line = raw_symbols.lines[name] if isinstance(raw_symbols, LMap) else doc.line
+        if not isinstance(name, str) or not _IDENT.fullmatch(name):
+            raise SpecError(f"symbol name {short(name)} is not an identifier", Where(file=file, line=line))
+        symbols[name] = None if default is None else _number(default, f"symbol '{name}' default", Where(file=file, line=line))
+    raw_input = doc.get("input")
+    if isinstance(raw_input, list):
+        for item in raw_input:
+            if isinstance(item, str) and _IDENT.fullmatch(item):
+                symbols.setdefault(item, None)
+    return symbols
+
+
+def parse_doc(text: str, file: str = "<spec>"):
+    """The YAML document of a spec text (a :class:`LMap` with line numbers), for callers that build
+    several networks from one file (a family's members) and parse it once."""
+    return load_text(text, file)
+
+
+def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None, free=(), variant=None,
+          doc=None) -> Network:
+    """A Network from spec text (or from ``doc``, the text already parsed by :func:`parse_doc`)."""
+    doc = load_text(text, file) if doc is None else doc
+    if not isinstance(doc, LMap):
+        raise SpecError("a spec is a mapping with at least 'input' and 'layers'", Where(file=file, line=1))
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise SpecError(
+                f"unknown top-level key {short(key)}", Where(file=file, line=doc.lines[key]), expected_one_of(key, TOP_KEYS)
+            )
+    for key in ("input", "layers"):
+        if key not in doc:
+            raise SpecError(f"missing top-level key '{key}'", Where(file=file, line=doc.line))
+
+    # symbols: declared in `symbols` or used in `input`
+    symbols = _symbols(doc, file)
+    raw_input = doc["input"]
+    in_line = doc.lines["input"]
+    if not isinstance(raw_input, list) or len(raw_input) not in (1, 3):
+        raise SpecError("'input' is [C, H, W] (or [F] for a flat vector)", Where(file=file, line=in_line))
+    members = _variants(doc.get("variants"), file, doc.lines.get("variants"), symbols)
+
+    used = {k: v for k, v in symbols.items() if v is not None}
+    member = None
+    if variant is not None:
+        member = members.get(variant)
+        if member is None:
+            raise SpecError(f"the spec declares no variant {short(variant)}", Where(file=file, line=doc.lines.get("variants", doc.line)),
+                            expected_one_of(variant, members, "a variant") if members else "it has no 'variants:'")
+        used.update(member["values"])
+    for name, value in (values or {}).items():
+        if name not in symbols:
+            hint = did_you_mean(name, symbols) or (
+                "this spec declares no symbols" if not symbols else "declared: " + ", ".join(sorted(symbols))
+            )
+            raise SpecError(f"--set {name}: the spec has no symbol '{name}'", Where(file=file), hint)
+        used[name] = value
+    for name in free:
+        if name not in symbols:
+            raise SpecError(
+                f"--symbolic {name}: the spec has no symbol '{name}'",
+                Where(file=file),
+                did_you_mean(name, symbols) or ("declared: " + ", ".join(sorted(symbols)) if symbols else "this spec declares no symbols"),
+            )
+        if name in (values or {}):
+            raise SpecError(f"symbol '{name}' is both given a value and kept symbolic", Where(file=file))
+        used.pop(name, None)
+    if input_override is not None:
+        # --input gives the input's symbols their values, so what is printed is what was used
+        if len(input_override) != len(raw_input):
+            raise SpecError(
+                f"--input has {len(input_override)} entries but the spec's input has {len(raw_input)}",
+                Where(file=file, line=in_line, path="input"),
+                "give CxHxW for a feature map, F for a flat vector",
+            )
+        for item, value in zip(raw_input, input_override):
+            name = item.strip() if isinstance(item, str) else None
+            if name in symbols:
+                if name in (values or {}):
+                    raise SpecError(f"symbol '{name}' is given by both --input and --set", Where(file=file, line=in_line, path="input"),
+                                    "give it once")
+                if name in free:
+                    raise SpecError(f"symbol '{name}' is given a value by --input and kept symbolic", Where(file=file, line=in_line, path="input"))
+                used[name] = value
+    env = {k: used.get(k, None) for k in symbols}
+    env = {k: (v if v is not None else symbol(k)) for k, v in env.items()}
+
+    if input_override is not None:
+        shape = tuple(input_override)
+    else:
+        shape = tuple(_size(item, env, Where(file=file, line=in_line, path="input")) for item in raw_input)
+
+    meta = {}
+    for key in ("name", "title", "source", "notes"):
+        meta[key] = _text_field(doc.get(key, ""), key, file, doc.lines.get(key), key in ("source", "notes"))
+    if member is not None:
+        meta["name"] = variant
+        meta["title"] = member["title"] or (f"{meta['title']} ({variant})" if meta["title"] else variant)
+    if not meta["name"]:
+        from pathlib import Path
+
+        meta["name"] = Path(file).stem
+    if len(meta["name"]) > MAX_NAME:
+        raise SpecError(f"'name' is longer than {MAX_NAME} characters", Where(file=file, line=doc.lines.get("name")))
+    budget = _budget(doc.get("budget"), file, doc.lines.get("budget"))
+
+    blocks = _blocks(doc.get("blocks"), file, doc.lines.get("blocks"))
+    ctx = _Ctx(file, blocks, used)
+    layers = doc["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("'layers' is a non-empty list", Where(file=file, line=doc.lines["layers"]))
+    out = _expand_list(ctx, layers, -1, env, "", "layers", False)
+    claims = ()
+    if "claims" in doc:
+        from . import claims as C
+
+        claims = C.read(doc["claims"], file, doc.lines["claims"], {n.name for n in ctx.nodes}, L.REGISTRY)
+
+    return Network(
+        name=meta["name"],
+        title=meta["title"],
+        source=meta["source"],
+        notes=meta["notes"],
+        file=file,
+        input=shape,
+        symbols=symbols,
+        values=used,
+        nodes=ctx.nodes,
+        output=out,
+        budget=budget,
+        lint=doc.get("lint"),
+        lint_line=doc.lines.get("lint"),
+        budget_source=_budget_source(doc.get("budget")),
+        variants=list(members),
+        claims=claims,
+    )
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _blocks(raw, file, line):
+    if raw is None:
+        return {}
+    if not isinstance(raw, LMap):
+        raise SpecError("'blocks' is a mapping of block name to definition", Where(file=file, line=line))
+    out = {}
+    for name, body in raw.items():
+        bline = raw.lines[name]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}", name):
+            raise SpecError(f"block name {short(name)} is not a name (letters, digits, '_', '-')", Where(file=file, line=bline, path="blocks"))
+        if L.lookup(name) or name in CONTROL:
+            raise SpecError(f"block name {short(name)} is already a layer type", Where(file=file, line=bline, path=f"blocks.{name}"))
+        if not isinstance(body, LMap) or "layers" not in body:
+            raise SpecError(
+                "a block is a mapping with 'layers' (and optional 'args', 'scope')",
+                Where(file=file, line=bline, path=f"blocks.{name}"),
+            )
+        for key in body:
+            if key not in BLOCK_KEYS:
+                raise SpecError(
+                    f"unknown block key {short(key)}",
+                    Where(file=file, line=body.lines[key], path=f"blocks.{name}"),
+                    expected_one_of(key, BLOCK_KEYS),
+                )
+        args = body.get("args") or []
+        if isinstance(args, list) and not all(isinstance(a, str) for a in args):
+            bad = next(a for a in args if not isinstance(a, str))
+            raise SpecError(f"block argument {short(bad)} is not a name", Where(file=file, line=bline, path=f"blocks.{name}"),
+                            "write args as a list of names or a mapping name: default")
+        if isinstance(args, list):
+            params = {a: L.REQUIRED for a in args}
+        elif isinstance(args, dict):
+            params = {a: (L.REQUIRED if d is None else d) for a, d in args.items()}
+        else:
+            raise SpecError("block 'args' is a list of names or a mapping name: default", Where(file=file, line=bline))
+        for a in params:
+            if not isinstance(a, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", a):
+                raise SpecError(f"block argument {short(a)} is not an identifier", Where(file=file, line=bline, path=f"blocks.{name}"))
+        scope = body.get("scope", True)
+        if not isinstance(scope, bool):
+            raise SpecError("block 'scope' is true or false", Where(file=file, line=body.lines["scope"], path=f"blocks.{name}"))
+        out[name] = {"params": params, "layers": body["layers"], "scope": scope, "line": bline}
+    return out
+
+
+MAX_AMOUNT = 10**30  # a budget amount
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_amount(text) -> int:
+    """'140M' -> 140_000_000; '16GiB' -> 17179869184; plain ints pass through.
+
+    >>> parse_amount("1.5G")
+    1500000000
+    """
+    if isinstance(text, bool):
+        raise ValueError(text)
+    if isinstance(text, int):
+        if not 0 <= text <= MAX_AMOUNT:
+            raise ValueError(text)
+        return text
+    if not isinstance(text, str) or len(text) > 40:
+        raise ValueError(text)
+    m = re.fullmatch(r"\s*([0-9]{1,24}(?:\.[0-9]{1,12})?)\s*([KMGT]I?B?|B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(text)
+    unit = (m.group(2) or "").upper()
+    if unit == "B":
+        unit = ""
+    if unit.endswith("B") and not unit.endswith("IB"):
+        unit = unit[:-1]
+    if unit not in _SUFFIX:
+        raise ValueError(text)
+    from decimal import Decimal
+
+    value = Decimal(m.group(1)) * _SUFFIX[unit]
+    if value != int(value) or int(value) > MAX_AMOUNT:
+        raise ValueError(text)
+    return int(value)
+
+
+def _budget_source(raw) -> dict:
+    """The budget amounts as written, with their lines (for lints on how they are written)."""
+    if not isinstance(raw, LMap):
+        return {}
+    return {k: (v, raw.lines.get(k)) for k, v in raw.items()}
+
+
+def _budget(raw, file, line):
+    if raw is None:
+        return {}
+    if not isinstance(raw, LMap):
+        raise SpecError("'budget' is a mapping such as {params: 140M, macs: 16G}", Where(file=file, line=line))
+    out = {}
+    for key, value in raw.items():
+        kline = raw.lines[key]
+        if key not in BUDGET_KEYS:
+            raise SpecError(f"unknown budget key {short(key)}", Where(file=file, line=kline, path="budget"), expected_one_of(key, BUDGET_KEYS))
+        try:
+            out[key] = parse_amount(value)
+        except ValueError:
+            raise SpecError(
+                f"{key}: cannot read {short(value)}",
+                Where(file=file, line=kline, path="budget"),
+                "write a whole number >= 0 with an optional K, M, G, T (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
+            ) from None
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_BRANCH = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+
+
+def _evaluate(value, env, where: Where, allow_words=False):
+    """An int (or sympy expression) from a YAML scalar; strings are size expressions."""
+    if isinstance(value, bool):
+        raise SpecError(f"expected a size, got {short(value)}", where)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and allow_words:  # a block argument such as p: 0.2
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if allow_words and _WORD.fullmatch(text) and text not in env:
+            return text
+        try:
+            tree = parse(text)
+            result = evaluate(tree, env)
+        except ExprError as err:
+            hint = None
+            if len(err.args) > 1 and err.args[1]:
+                name = err.args[1]
+                pool = [k for k in env if k.startswith("$") == name.startswith("$")]
+                hint = did_you_mean(name, pool) or (
+                    ("known: " + ", ".join(sorted(pool))) if pool else ("no block arguments here" if name.startswith("$") else "declare it under 'symbols'")
+                )
+            raise SpecError(str(err.args[0]), where, hint) from None
+        except TypeError:
+            raise SpecError(f"{short(text)} mixes text and numbers", where) from None
+        if isinstance(result, _Raw):
+            raise SpecError(f"{short(text)} is a list of layers, not a size", where)
+        return result
+    if isinstance(value, _Raw):
+        raise SpecError("expected a size, got a list of layers", where)
+    if is_symbolic(value):  # a block argument that was already evaluated to a closed form
+        return value
+    raise SpecError(f"expected a size, got {short(value)}", where)
+
+
+def _size(value, env, where, minimum=1):
+    from fractions import Fraction
+
+    v = _evaluate(value, env, where)
+    if isinstance(v, str):
+        raise SpecError(f"expected a size, got {short(v)}", where)
+    if isinstance(v, bool):
+        raise SpecError("expected a size, got a comparison (true/false)", where)
+    if isinstance(v, (float, Fraction)):
+        raise SpecError(f"expected an integer, got {v}", where, "round it with floor(), ceil() or round(), or use // for floor division")
+    if isinstance(v, int):
+        if v < minimum:
+            raise SpecError(f"expected an integer >= {minimum}, got {short(v)}", where)
+        if v > MAX_SIZE:
+            raise SpecError(f"size {short(v)} is above archcalc's limit of {MAX_SIZE:,}", where)
+    elif getattr(v, "is_number", False):
+        raise SpecError(f"expected an integer, got {v}", where)
+    return v
+
+
+def _float(key, value, env, where, expect):
+    """A float key (p, eps, ...): a finite number (or an expression), inside the key's range."""
+    import math
+    from fractions import Fraction
+
+    if isinstance(value, str):
+        value = _evaluate(value, env, where)
+    if isinstance(value, Fraction):  # an exact rational (a decimal, or a block argument computed as one)
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{expect}, got {short(value)}", where)
+    if isinstance(value, int) and abs(value) > 2**53:
+        raise SpecError(f"{key.name}: {short(value)} is too large", where)
+    value = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not math.isfinite(value):
+        raise SpecError(f"{key.name}: expected a finite number, got {value}", where)
+    lo, hi, lo_open = key.lo, key.hi, getattr(key, "lo_open", False)
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
+        bounds = [f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []
+        bounds += [f"<= {hi}"] if hi is not None else []
+        raise SpecError(f"{key.name}: expected a number {' and '.join(bounds)}, got {value}", where)
+    return value
+
+
+def _key_value(key: L.Key, value, env, where: Where, resolve=None):
+    kind = key.kind
+    if kind == "ref":
+        return _ref_value(key, value, env, where, resolve)
+    ref = env.get(value.strip()) if isinstance(value, str) else None
+    if isinstance(ref, _Raw):  # a block argument holding a list, e.g. kernel: [1, 7]
+        value, env = ref.value, ref.env
+    elif isinstance(value, str) and value.strip().startswith("$"):
+        value = _evaluate(value, env, where, allow_words=True)
+        if isinstance(value, str) and value.strip().startswith("$"):
+            raise SpecError(f"unknown argument {short(value)}", where)
+    expect = f"{key.name}: expected {L.KIND_TEXT.get(kind, kind)}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecError(f"{expect}, got {short(value)}", where)
+        return value
+    if kind == "float":
+        return _float(key, value, env, where, expect)
+    if kind in ("size", "count"):
+        return _size(value, env, where, minimum=1 if kind == "size" else 0)
+    if kind == "groups":
+        if value == "depthwise":
+            return value
+        return _size(value, env, where)
+    if kind == "pair":
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise SpecError(f"{expect}, got a list of {len(value)}", where)
+            return tuple(_size(v, env, where) for v in value)
+        v = _size(value, env, where)
+        return (v, v)
+    if kind == "padding":
+        if value == "same":
+            return "same"
+        if isinstance(value, list):
+            if len(value) == 2:
+                h, w = (_size(v, env, where, 0) for v in value)
+                return (h, h, w, w)
+            if len(value) == 4:
+                return tuple(_size(v, env, where, 0) for v in value)
+            raise SpecError(f"{expect}, got a list of {len(value)}", where)
+        v = _size(value, env, where, 0)
+        return (v, v, v, v)
+    if kind == "choice":
+        if isinstance(value, str) and value.strip().startswith("$"):
+            value = _evaluate(value, env, where, allow_words=True)
+        if not isinstance(value, str) or value not in key.choices:
+            hint = did_you_mean(value, key.choices) if isinstance(value, str) else None
+            raise SpecError(f"{key.name}: expected one of {', '.join(key.choices)}, got {short(value)}", where, hint)
+        return value
+    raise AssertionError(kind)  # pragma: no cover - registry declares only the kinds above
+
+
+def _ref_value(key, value, env, where, resolve):
+    """A key of kind 'ref': the name of an earlier layer (or 'input'), resolved by ``resolve`` to a
+    node index (-1 for the input)."""
+    if isinstance(value, str) and value.strip().startswith("$"):
+        value = env.get(value.strip(), value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{key.name}: expected the name of an earlier layer (or 'input'), got {short(value)}", where)
+    if resolve is None:  # pragma: no cover - every caller that allows refs passes a resolver
+        raise SpecError(f"{key.name}: a layer reference is not allowed here", where)
+    return resolve(value.strip(), key.name)
+
+
+def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dict:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"the keys of {ltype.name} are a mapping, got {short(raw)}",
+            where,
+            hint=("keys: " + ", ".join(k.name for k in ltype.keys)) if ltype.keys else f"{ltype.name} takes no keys",
+        )
+    known = {k.name: k for k in ltype.keys}
+    for name in raw:
+        if name not in known:
+            line = raw.lines.get(name) if isinstance(raw, LMap) else None
+            hint = did_you_mean(name, known) or (
+                ("keys: " + ", ".join(known)) if known else f"{ltype.name} takes no keys"
+            )
+            raise SpecError(f"unknown key {short(name)}", where.at(line=line), hint)
+    args = {}
+    for key in ltype.keys:
+        if key.name in raw:
+            line = raw.lines.get(key.name) if isinstance(raw, LMap) else None
+            args[key.name] = _key_value(key, raw[key.name], env, where if line is None else where.at(line=line), resolve)
+        elif key.required:
+            raise SpecError(f"missing key '{key.name}' ({key.doc})", where)
+        else:
+            default = key.default
+            if key.kind == "pair" and default is not None:
+                default = (default, default)
+            elif key.kind == "padding" and isinstance(default, int):
+                default = (default,) * 4
+            args[key.name] = default
+    return args
+
+
+_NO_OPTIONS: dict = {}  # a bare layer name's options (never written to)
+
+
+def _item_parts(item, ctx, line, ypath):
+    """Split one list item into (kind, value, options) where options holds 'name' etc."""
+    if isinstance(item, str):
+        return item.strip(), None, _NO_OPTIONS
+    if isinstance(item, dict):
+        if not item:
+            ctx.fail("an empty mapping is not a layer", line, ypath)
+        opts = {}
+        main = []
+        for k, v in item.items():
+            if k in ("name", "trainable", "from"):
+                opts[k] = v
+            elif k == "layers" and "repeat" in item:
+                opts["layers"] = v
+            else:
+                main.append(k)
+        if len(main) != 1:
+            if "layers" in main and "repeat" not in item:
+                ctx.fail("'layers' belongs to a 'repeat'", line, ypath, hint="write {repeat: N, layers: [...]}")
+            ctx.fail(
+                "one layer per list item: found " + ", ".join(short(k, 40) for k in main[:5]) + (f" and {len(main) - 5} more" if len(main) > 5 else ""),
+                line,
+                ypath,
+                hint="give each layer its own '- ' entry",
+            )
+        return str(main[0]), item[main[0]], opts
+    ctx.fail(f"a layer is a name or a mapping, got {short(item)}", line, ypath)
+
+
+def _expand_list(ctx, items, cur, env, scope, ypath, aux):
+    if isinstance(items, str) and items.startswith("$"):
+        return _expand_raw(ctx, items, cur, env, scope, ypath, aux, ctx_line=None)
+    if not isinstance(items, list):
+        ctx.fail(f"expected a list of layers, got {short(items)}", getattr(items, "line", None), ypath)
+    lines = getattr(items, "lines", None) or [getattr(items, "line", None)] * len(items)
+    plans = ctx.plans
+    nodes, index, counters = ctx.nodes, ctx.index, ctx.counters
+    for i, item in enumerate(items):
+        plan = plans.get(id(item))
+        if (plan is not None and ctx.depth < MAX_DEPTH and ctx.work < MAX_WORK and len(nodes) < MAX_NODES
+                and (aux or cur < 0 or not nodes[cur].aux)):
+            # a plain layer met before (a repeat's next round, a block's next call): its type and
+            # keys are known, only its name (ctx.derive) and place (ctx.add) are new
+            ctx.work += 1
+            type_, args = plan
+            key = (scope, type_)
+            count = counters[key] = counters.get(key, 0) + 1
+            name = f"{scope}.{type_}{count}" if scope else f"{type_}{count}"
+            if name not in index:
+                k = index[name] = len(nodes)
+                nodes.append(Node(name, type_, args, (cur,), Where(ctx.file, lines[i], f"{ypath}[{i}] '{name}'", type_),
+                                  aux, not ctx.frozen))
+                cur = k
+                continue
+            counters[key] -= 1  # a name given before: ctx.add says so
+            cur = ctx.add(ctx.derive(scope, type_), type_, args, (cur,), lines[i], f"{ypath}[{i}]", aux)
+            continue
+        ctx.plan = None
+        cur = _expand_item(ctx, item, cur, env, scope, f"{ypath}[{i}]", lines[i], aux)
+        if ctx.plan is not None:
+            plans[id(item)] = ctx.plan
+            ctx.plan = None
+    return cur
+
+
+def _expand_raw(ctx, ref, cur, env, scope, ypath, aux, ctx_line):
+    value = env.get(ref.strip())
+    if not isinstance(value, _Raw):
+        hint = did_you_mean(ref.strip(), [k for k in env if k.startswith("$")])
+        ctx.fail(f"{short(ref)} is not a block argument holding layers", ctx_line, ypath, hint=hint)
+    if value.value in ("identity", None) or value.value == []:
+        return cur
+    return _expand_list(ctx, value.value, cur, value.env, scope, ypath, aux)
+
+
+def _name(ctx, opts, env, scope, kind, line, ypath):
+    given = opts.get("name")
+    if given is None:
+        return ctx.derive(scope, kind)
+    if not isinstance(given, (str, int)) or isinstance(given, bool):
+        ctx.fail(f"a layer name is text, got {short(given)}", line, ypath)
+    text = str(given)
+
+    def interp(m):
+        v = _evaluate(m.group(1), env, ctx.where(line, ypath))
+        return str(v)
+
+    if len(text) > MAX_NAME:
+        ctx.fail(f"layer name {short(text)} is longer than {MAX_NAME} characters", line, ypath)
+    if "{" in text:
+        text = _BRACES.sub(interp, text)
+    if len(text) > MAX_NAME or not _NAME.fullmatch(text):
+        ctx.fail(f"layer name {short(text)} may hold only letters, digits, '_' and '-'", line, ypath, hint="'.' separates scopes")
+    return _join(scope, text)
+
+
+def _expand_item(ctx, item, cur, env, scope, ypath, line, aux):
+    ctx.tick(line, ypath)
+    if ctx.depth >= MAX_DEPTH:
+        ctx.fail(f"layers are nested more than {MAX_DEPTH} deep (blocks, repeats and branches together)", line, ypath)
+    kind, value, opts = _item_parts(item, ctx, line, ypath)
+    if opts and "from" in opts:  # `from: LAYER` on an item: it reads that earlier layer, not the one before it
+        cur = _tap(ctx, opts["from"], env, scope, line, ypath, kind)
+    trainable = opts.get("trainable", True) if opts else True
+    if trainable is not True and not isinstance(trainable, bool):
+        ctx.fail(f"'trainable' is true or false, got {short(trainable)}", line, ypath)
+    ctx.depth += 1
+    if trainable:
+        try:
+            return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+        finally:
+            ctx.depth -= 1
+    ctx.frozen += 1
+    try:
+        return _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+    finally:
+        ctx.frozen -= 1
+        ctx.depth -= 1
+
+
+def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
+    if kind.startswith("$"):
+        return _expand_raw(ctx, kind, cur, env, scope, ypath, aux, line)
+
+    if kind == "repeat":
+        times = _size(value, env, ctx.where(line, ypath, "repeat"), minimum=0)
+        if is_symbolic(times):
+            raise SymbolicRepeat(
+                f"repeat count {short(value)} must be a concrete integer",
+                ctx.where(line, ypath, "repeat"),
+                "give its symbols values with --set (or keep them symbolic for totals only: archcalc.analysis.depth)",
+                sorted(str(x) for x in times.free_symbols),
+            )
+        if times > MAX_NODES:
+            ctx.fail(f"repeat count {times} is above the limit of {MAX_NODES} layers", line, ypath, "repeat")
+        body = opts.get("layers")
+        if body is None:
+            ctx.fail("repeat needs 'layers'", line, ypath, "repeat", hint="write {repeat: N, layers: [...]}")
+        for i in range(times):
+            ctx.tick(line, ypath)
+            cur = _expand_list(ctx, body, cur, {**env, "$i": i + 1}, scope, f"{ypath}.layers", aux)
+        return cur
+
+    if kind == "aux":
+        name = _name(ctx, opts, env, scope, "aux", line, ypath)
+        _expand_list(ctx, value, cur, env, name, f"{ypath}.aux", True)
+        return cur
+
+    ltype = L.lookup(kind)
+    if ltype is not None and ltype.joins:
+        return _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux)
+
+    if ltype is not None:
+        name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
+        key = _args_key(ctx, ltype, value, env)
+        args = ctx.args_cache.get(key) if key is not None else None
+        if args is not None:  # keys read before from the same value and arguments
+            if not opts and len(key) == 2:  # and they use none: _expand_list reuses them directly
+                ctx.plan = (ltype.name, args)
+            return ctx.add(name, ltype.name, args, (cur,), line, ypath, aux)
+        refs: list = []
+
+        def resolve(ref, key="like"):  # a `like: LAYER` key: the layer's output becomes an extra input
+            idx = _tap(ctx, ref, env, scope, line, f"{ypath} '{name}'", ltype.name, key)
+            refs.append(idx)
+            return idx
+
+        args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve)
+        if key is not None:
+            ctx.args_cache[key] = args
+        return ctx.add(name, ltype.name, args, [cur] + refs, line, ypath, aux)
+
+    if kind in ctx.blocks:
+        return _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux)
+
+    choices = L.all_names() + list(ctx.blocks) + list(CONTROL)
+    ctx.fail(f"unknown layer type {short(kind)}", line, ypath, hint=expected_one_of(kind, choices, "a layer type or block"))
+
+
+_HAS_REF: dict = {}  # layer type -> does it take a `ref` key (a layer reference)?
+_MISSING = object()
+
+
+def _args_key(ctx, ltype, value, env):
+    """A cache key for a layer's keys, from what they can depend on: the YAML value itself and the
+    values of the block arguments ('$name', '$i') its strings use. Symbols are fixed for the whole
+    load, so expressions in them evaluate alike every time. A repeat then reads a layer's keys
+    once, not once per round, and a block called again with the same arguments reuses them (the
+    same dict: the engine's own cache then hits too). None where no key is safe: a layer reference,
+    or an argument holding layers or a list (its meaning depends on the caller's env)."""
+    has_ref = _HAS_REF.get(ltype.name)
+    if has_ref is None:
+        has_ref = _HAS_REF[ltype.name] = any(k.kind == "ref" for k in ltype.keys)
+    if has_ref:
+        return None
+    key = (ltype.name, id(value))
+    used = ctx.static.get(key)
+    if used is None:
+        used = ctx.static[key] = _arguments_used(value)
+    if used is False:
+        return None
+    if not used:
+        return key
+    return _with_values(key, used, env)
+
+
+def _with_values(key, used, env):
+    """``key`` and, per argument used, the type and value of its value (1, 1.0 and True are equal
+    keys: the type tells them apart); None where a value holds layers or a list."""
+    parts = [key]
+    for name in used:
+        v = env.get(name, _MISSING)
+        if isinstance(v, (_Raw, list, dict, set)):
+            return None
+        parts.append(v.__class__)
+        parts.append(v)
+    return tuple(parts)
+
+
+def _arguments_used(value):
+    """The block arguments ('$name') the strings of a YAML value use, sorted (False: never cache).
+    Each mapping or list is visited once, so a value built of aliases (a "billion laughs") costs
+    its distinct nodes, not its expansion. A '$' that names no argument cannot parse: the string
+    is kept as written, so the key still differs and the error is raised each time."""
+    stack, seen, found = [value], set(), set()
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "$" in v:
+                found.update("$" + m for m in _ARG_NAME.findall(v))
+                if "$" in _ARG_NAME.sub("", v):
+                    found.add(v)
+        elif isinstance(v, (dict, list)):
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                stack.extend(v)
+        elif isinstance(v, _Raw):  # layers inside the keys: never cached
+            return False
+    return tuple(sorted(found))
+
+
+_ARG_NAME = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)")
+
+
+def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
+    name = _name(ctx, opts, env, scope, ltype.name, line, ypath)
+    if isinstance(value, dict):
+        branches = list(value.items())
+        named = True
+    elif isinstance(value, list):
+        branches = [(f"b{i + 1}", b) for i, b in enumerate(value)]
+        named = False
+    else:
+        ctx.fail(f"{ltype.name} takes a list of branches (each a list of layers, or identity)", line, ypath, ltype.name)
+    if len(branches) < 2:
+        ctx.fail(f"{ltype.name} needs at least two branches, got {len(branches)}", line, ypath, ltype.name)
+    ends = []
+    for bname, branch in branches:
+        if not _BRANCH.fullmatch(str(bname)) or isinstance(bname, bool):
+            ctx.fail(f"branch name {short(bname)} may hold only letters, digits, '_' and '-'", line, ypath, ltype.name)
+        ctx.tick(line, ypath)
+        bscope = _join(scope, str(bname)) if named else _join(name, bname)
+        bpath = f"{ypath}.{ltype.name}.{bname}" if named else f"{ypath}.{ltype.name}[{bname[1:]}]"
+        if branch in ("identity", None) or branch == []:
+            ends.append(cur)
+        elif isinstance(branch, str) and branch.startswith("$"):
+            ends.append(_expand_raw(ctx, branch, cur, env, bscope, bpath, aux, line))
+        elif isinstance(branch, list):
+            ends.append(_expand_list(ctx, branch, cur, env, bscope, bpath, aux))
+        elif isinstance(branch, dict) and "from" in branch:
+            bline = getattr(branch, "line", line)
+            for key in branch:
+                if key not in ("from", "layers"):
+                    ctx.fail(f"unknown branch key {short(key)}", bline, bpath, ltype.name, hint=expected_one_of(key, ("from", "layers")))
+            start = _tap(ctx, branch["from"], env, scope, bline, bpath, ltype.name)
+            body = branch.get("layers") or []
+            ends.append(_expand_list(ctx, body, start, env, bscope, bpath, aux) if body else start)
+        else:
+            ctx.fail(
+                f"branch {bname} of {ltype.name} is a list of layers, 'identity' or {{from: LAYER, layers: [...]}}, got {short(branch)}",
+                getattr(branch, "line", line),
+                bpath,
+                ltype.name,
+            )
+    return ctx.add(name, ltype.name, {"branches": [b for b, _ in branches]}, ends, line, ypath, aux)
+
+
+def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
+    """The node a branch starts from: an earlier layer named relative to the current scope (or
+    any enclosing one), or 'input' for the network input."""
+    if not isinstance(ref, str) or not ref:
+        ctx.fail(f"'{key}' names an earlier layer, got {short(ref)}", line, ypath, layer)
+    name = _BRACES.sub(lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref) if "{" in ref else ref
+    parts = scope.split(".") if scope else []
+    for k in range(len(parts), -1, -1):
+        full = _join(".".join(parts[:k]), name)
+        if full in ctx.index:
+            return ctx.index[full]
+    if name == "input":
+        return -1
+    local = [n[len(scope) + 1:] for n in ctx.index if scope and n.startswith(scope + ".")] or list(ctx.index)
+    ctx.fail(
+        f"'{key}: {short(name)[1:-1] if isinstance(name, str) else name}' names no earlier layer",
+        line,
+        ypath,
+        layer,
+        hint=did_you_mean(name, local) or "name the layer with name: and branch from it after it",
+    )
+
+
+def _argument(ctx, raw, env, line, ypath, kind):
+    """A block argument's value (a size, a number or a word), evaluated once per text and values
+    of the arguments it uses (a block called again with the same arguments is common)."""
+    if raw.__class__ is not str:
+        return _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    used = ctx.static.get(raw)
+    if used is None:
+        used = ctx.static[raw] = _arguments_used(raw)
+    key = _with_values(raw, used, env)
+    if key is None:
+        return _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    value = ctx.values_cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = ctx.values_cache[key] = _evaluate(raw, env, ctx.where(line, ypath, kind), allow_words=True)
+    return value
+
+
+def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
+    block = ctx.blocks[kind]
+    params = block["params"]
+    given = value if value is not None else {}
+    if not isinstance(given, dict):
+        ctx.fail(f"the arguments of block '{kind}' are a mapping", line, ypath, kind, hint="args: " + ", ".join(params))
+    benv = {k: v for k, v in env.items() if not k.startswith("$")}
+    for arg in given:
+        if arg not in params:
+            ctx.fail(
+                f"block '{kind}' has no argument {short(arg)}",
+                given.lines.get(arg, line) if isinstance(given, LMap) else line,
+                ypath,
+                kind,
+                hint=did_you_mean(arg, params) or ("args: " + ", ".join(params) if params else "it takes none"),
+            )
+    for arg, default in params.items():
+        if arg in given:
+            raw, source_env = given[arg], env
+        elif default is not L.REQUIRED:
+            raw, source_env = default, benv
+        else:
+            ctx.fail(f"block '{kind}' needs argument '{arg}'", line, ypath, kind)
+        aline = given.lines.get(arg, line) if isinstance(given, LMap) else line
+        passed = source_env.get(raw.strip()) if isinstance(raw, str) else None
+        if isinstance(passed, _Raw):  # a layers argument handed on to a nested block
+            benv["$" + arg] = passed
+        elif isinstance(raw, (list, dict)):
+            benv["$" + arg] = _Raw(raw, source_env, aline)
+        elif isinstance(raw, (bool, float)):
+            benv["$" + arg] = raw
+        elif raw == "identity":
+            benv["$" + arg] = _Raw("identity", source_env, aline)
+        else:
+            benv["$" + arg] = _argument(ctx, raw, source_env, aline, ypath, kind)
+    if len(ctx.calls) >= MAX_BLOCK_DEPTH:
+        ctx.fail(f"blocks call blocks more than {MAX_BLOCK_DEPTH} deep", line, ypath, kind)
+    if kind in ctx.calls:
+        cycle = " -> ".join(ctx.calls[ctx.calls.index(kind):] + [kind])
+        ctx.fail(f"block '{kind}' calls itself ({cycle})", line, ypath, kind, hint="a block may only use blocks that do not lead back to it")
+    if block["scope"]:
+        inner = _name(ctx, opts, env, scope, kind, line, ypath)
+    else:
+        if "name" in opts:
+            ctx.fail(f"block '{kind}' has scope: false, so its call takes no name", line, ypath, kind)
+        inner = scope
+    ctx.calls.append(kind)
+    try:
+        return _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
+    finally:
+        ctx.calls.pop()

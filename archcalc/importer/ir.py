@@ -32,6 +32,7 @@ class Op:
     aux: bool = False
     torch: str = ""  # the torch module class, function or ONNX op it came from
     shape: tuple = None  # output shape without the batch dimension
+    origin: str = ""  # what it was imported from, for error messages (ONNX: "node #3 '/conv/Conv' (Conv)")
 
     @property
     def parts(self):
@@ -47,6 +48,7 @@ class Graph:
     children: dict = field(default_factory=dict)  # module path -> names of its child modules
     source: str = ""
     name: str = "imported"
+    file: str = ""  # the file or target it was imported from, for error messages
 
 
 class Unsupported:

@@ -427,9 +427,9 @@ def validate(text: str, g) -> None:
     from ..engine import analyze
     from ..errors import ArchcalcError, short
     from ..spec import loads
-    from .ir import ImportFailed
+    from .ir import ImportFailed, shown_path
 
-    file = short(g.file or "<imported>", 100)[1:-1]
+    file = shown_path(g.file or "<imported>")
     try:
         report = analyze(loads(text, g.file or "<imported>"))
     except ArchcalcError as err:

@@ -29,7 +29,7 @@ import stat
 from .. import layers as L
 from .. import limits as LIM
 from ..errors import short
-from .ir import Graph, ImportFailed, Op, Unsupported, candidates, defaults_dropped, simplify
+from .ir import Graph, ImportFailed, Op, Unsupported, candidates, defaults_dropped, shown_path, simplify
 
 
 def _onnx():
@@ -39,8 +39,8 @@ def _onnx():
 
 
 def _shown(label) -> str:
-    """A file name for an error message: at most ~100 characters, control characters escaped."""
-    return short(str(label), 100)[1:-1]
+    """A file name for an error message: at most 100 characters, control characters escaped."""
+    return shown_path(label)
 
 
 # --------------------------------------------------------------------------- the file, within bounds
@@ -150,7 +150,7 @@ def _wire_tables() -> dict:
 _HIGH = bytes(range(128, 256))
 
 
-def _scan(data: bytes, label) -> None:
+def _scan(data: bytes, label) -> dict:
     """Walk the protobuf ``data`` on the wire (one bounded loop, no recursion, nothing parsed) and
     refuse it when parsing it would build more than the limits allow: fields, messages, numbers
     and strings of repeated fields, nodes, initializers, graph and message nesting, values of
@@ -177,7 +177,7 @@ def _scan(data: bytes, label) -> None:
             if pos > end:
                 raise malformed(end)
             if not stack:
-                return
+                return {"fields": fields, "messages": messages, "elements": elements, "nodes": nodes, "initializers": inits}
             end, name, table, gdepth, attr = stack.pop()
             continue
         # the tag: field number and wire type (a varint)
@@ -461,12 +461,13 @@ class R:
     number in [lo, hi]), ``weight`` (the input whose shape is a layer's size: its rank and
     positive dimensions are checked when known) and the attributes it reads."""
 
-    __slots__ = ("needs", "optional", "most", "attrs", "scalars", "weight")
+    __slots__ = ("needs", "optional", "most", "attrs", "scalars", "weight", "finite")
 
-    def __init__(self, needs=("X",), optional=(), most=None, attrs=None, scalars=None, weight=None):
+    def __init__(self, needs=("X",), optional=(), most=None, attrs=None, scalars=None, weight=None, finite=False):
         self.needs, self.optional = tuple(needs), tuple(optional)
         self.most = len(self.needs) + len(self.optional) if most is None else most
         self.attrs, self.scalars, self.weight = dict(attrs or {}), dict(scalars or {}), weight
+        self.finite = finite  # every constant input's values finite (a Mul by a constant is a scale layer)
 
 
 _BIG = LIM.MAX_SIZE
@@ -503,12 +504,18 @@ RULES = {
     "ReduceMean": R(("data",), ("axes",), attrs={"axes": A(_INTS, lo=-64, hi=64), "keepdims": A(_INT, **_BOOL)}),
     "Flatten": R(attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Reshape": R(("data",), ("shape",)),
-    "Add": R(("A", "B")), "Mul": R(("A", "B")),
+    "Add": R(("A", "B")), "Mul": R(("A", "B"), finite=True),
     "Sum": R(("data_0",), most=LIM.ONNX_MAX_ATTR_ELEMENTS),
-    "Concat": R(("inputs",), most=LIM.ONNX_MAX_ATTR_ELEMENTS, attrs={"axis": A(_INT, True, lo=-64, hi=64)}),
+    "Concat": R(("inputs",), most=LIM.ONNX_MAX_ATTR_ELEMENTS, attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Resize": R(("X",), ("roi", "scales", "sizes"), attrs=_RESIZE),
     "Upsample": R(("X",), ("scales",), attrs=_RESIZE),
 }
+
+
+def np_isfinite(v) -> bool:
+    import numpy as np
+
+    return bool(np.isfinite(v).all())
 
 
 def node_label(node, index) -> str:
@@ -606,6 +613,11 @@ def validate_node(node, index, r) -> None:
             if not math.isfinite(x) or lo is not None and x < lo or hi is not None and x >= hi:
                 rng = f" in [{lo}, {hi})" if lo is not None else ""
                 fail(f"input {k + 1} ({(rule.needs + rule.optional)[k]}) is {x!r}, expected a finite number{rng}")
+    if rule.finite:
+        for k, x in enumerate(ins):
+            v = r.value(x)
+            if v is not None and v.dtype.kind == "f" and not np_isfinite(v):
+                fail(f"input {k + 1} ({(rule.needs + rule.optional)[k]}) is a constant that is not finite")
     # the weight whose shape sizes the layer: positive dimensions where known
     if rule.weight is not None:
         w = r.shapes.get(ins[rule.weight])
@@ -614,7 +626,7 @@ def validate_node(node, index, r) -> None:
                 fail(f"input 2 (scale) has rank {len(w)}, expected a vector of one value per channel")
             if any(d is not None and not 0 < d <= _BIG for d in w):
                 fail(f"input {rule.weight + 1} ({rule.needs[rule.weight]}) has the shape "
-                     f"{'x'.join('?' if d is None else str(d) for d in w)[:80]}, expected positive dimensions")
+                     f"{'x'.join('?' if d is None else str(d) for d in w)[:80]}, expected dimensions from 1 to {_BIG:,}")
 
 
 def _num(x, digits=7):
@@ -631,32 +643,43 @@ def _pads(pads):
 
 
 class _Reader:
+    """The main graph of a model: its initializers, constants, producers and shapes. Every node of
+    an op archcalc translates is checked (:func:`validate_node`) before shape inference, whose
+    messages about a malformed node would be onnx's own, and the shapes are then inferred."""
+
     def __init__(self, model, label):
         onnx = _onnx()
         self.onnx = onnx
         self.label = label
+        self._values: dict = {}
+        self._index(model.graph)
+        for k, node in enumerate(self.graph.node):
+            validate_node(node, k, self)
         try:
             model = onnx.shape_inference.infer_shapes(model)
         except Exception as err:  # noqa: BLE001 - a malformed file: one line
             raise ImportFailed(f"{_shown(label)}: ONNX shape inference failed: {type(err).__name__}: {short(str(err), 120)[1:-1]}") from None
-        self.graph = model.graph
-        self.inits = {t.name: t for t in self.graph.initializer}
+        self._index(model.graph)
+
+    def _index(self, graph):
+        label = self.label
+        self.graph = graph
+        self.inits = {t.name: t for t in graph.initializer}
         self.shapes = {}
-        for vi in list(self.graph.value_info) + list(self.graph.input) + list(self.graph.output):
+        for vi in list(graph.value_info) + list(graph.input) + list(graph.output):
             dims = vi.type.tensor_type.shape.dim
             self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
         for name, t in self.inits.items():
             self.shapes[name] = tuple(t.dims)
-        self.consts = {}  # the output of a Constant node -> its tensor (a value is read when asked for)
+        self.consts = {}  # the output of a Constant node -> (its attribute, node, index); values read when asked for
         self.producer = {}
-        for k, node in enumerate(self.graph.node):
+        for k, node in enumerate(graph.node):
             for out in node.output:
                 self.producer[out] = node
             if node.op_type == "Constant":
                 if len(node.output) != 1 or not node.output[0] or len(node.attribute) != 1:
                     raise ImportFailed(f"{_shown(label)}: {node_label(node, k)}: expected one output and one value attribute")
                 self.consts[node.output[0]] = (node.attribute[0], node, k)
-        self._values: dict = {}
 
     def attrs(self, node):
         """The attributes of a node that archcalc reads (those in RULES, checked by validate_node)."""

@@ -21,6 +21,7 @@ ranges) before it is used, so a malformed file ends in one line naming the file,
 from __future__ import annotations
 
 import ast
+import bisect
 import math
 import os
 import re
@@ -221,7 +222,7 @@ def _scan(data: bytes, label) -> dict:
                 if name == attr_t and rep:
                     attr += 1
                     if attr > max_attr:
-                        raise too_many(f"values in one node attribute", max_attr)
+                        raise too_many("values in one node attribute", max_attr)
                 if name == graph_t and (key >> 3) in (5, 15):  # initializer, sparse_initializer
                     inits += 1
                     if inits > max_inits:
@@ -489,7 +490,7 @@ RULES = {
     "ConvTranspose": R(("X", "W"), ("B",), attrs={**_CONV, "output_padding": A(_INTS, lo=0, hi=_BIG, spatial=1)}, weight=1),
     "Gemm": R(("A", "B"), ("C",), attrs={"alpha": _FINITE, "beta": _FINITE, "transA": A(_INT, **_BOOL),
                                          "transB": A(_INT, **_BOOL)}, weight=1),
-    "BatchNormalization": R(("X", "scale", "B", "input_mean", "input_var"),
+    "BatchNormalization": R("X scale B input_mean input_var".split(),  # ONNX's input names
                             attrs={"epsilon": A(_FLOAT, lo=0.0), "momentum": A(_FLOAT, lo=0.0, hi=1.0)}, weight=1),
     "Relu": R(), "Sigmoid": R(), "Tanh": R(), "HardSwish": R(), "Identity": R(), "GlobalAveragePool": R(),
     "HardSigmoid": R(attrs={"alpha": _FINITE, "beta": _FINITE}),
@@ -903,15 +904,27 @@ def read(path: str, input_shape=None) -> Graph:
     bad = Unsupported()
     ops: list = []
     env = {inputs[0].name: -1}
-    param_paths = {n.rsplit(".", 1)[0] for n in r.inits if "." in n}
-    scopes_with_children = {p.rsplit(".", k)[0] for p in param_paths for k in range(1, min(p.count("."), 64) + 1)}
+    # module paths of the weights, sorted: a scope has children when one starts with 'scope.'
+    # (a binary search; the set of every prefix would grow with the names' lengths x their depths)
+    param_paths = sorted({n.rsplit(".", 1)[0] for n in r.inits if "." in n})
     used: dict = {}
+    counters: dict = {}
+
+    def has_children(scope):
+        key = scope + "."
+        i = bisect.bisect_left(param_paths, key)
+        return i < len(param_paths) and param_paths[i].startswith(key)
 
     def unique(scope, base):
+        """base, base_2, base_3, ...: the first not taken in scope (names are never given back, so
+        the search goes on from where it stopped last: linear, not quadratic, in the nodes)."""
         taken = used.setdefault(scope, set())
-        name, k = base, 2
+        k = counters.get((scope, base), 1)
+        name = base if k == 1 else f"{base}_{k}"
         while name in taken:
-            name, k = f"{base}_{k}", k + 1
+            k += 1
+            name = f"{base}_{k}"
+        counters[(scope, base)] = k
         taken.add(name)
         return f"{scope}.{name}" if scope else name
 
@@ -957,7 +970,7 @@ def read(path: str, input_shape=None) -> Graph:
             if weight and "." in weight and len(steps) == 1:
                 name = weight.rsplit(".", 1)[0]
                 used.setdefault(name.rsplit(".", 1)[0] if "." in name else "", set()).add(name.rsplit(".", 1)[-1])
-            elif where and where not in scopes_with_children and len(steps) == 1:
+            elif where and not has_children(where) and len(steps) == 1:
                 parent, _, leaf = where.rpartition(".")
                 name = unique(parent, leaf)
             else:

@@ -400,6 +400,13 @@ NODE_CASES = {
     "mul_by_nan": (lambda m: (_set_inputs(_node(m, "Relu"), ["b", "nan"]), setattr(_node(m, "Relu"), "op_type", "Mul"),
                               m.graph.initializer.append(_init("nan", (), float("nan")))),
                    "node #2 '/relu/Relu' (Mul)", "input 2 (B) is a constant that is not finite"),
+    "batchnorm_of_a_constant": (lambda m: _set_inputs(_node(m, "BatchNormalization"),
+                                                      ["bn1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"]),
+                                "node #1 '/bn1/BatchNormalization' (BatchNormalization)", "its data input is a constant"),
+    "weight_read_twice": (lambda m: (m.graph.node.insert(2, h.make_node(
+        "BatchNormalization", ["b", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"], ["b2"], name="/again")),
+        _set_inputs(_node(m, "Relu"), ["b2"])), "node #2 '/again' (BatchNormalization)",
+        "its weight 'bn1.weight' names the layer 'bn1', already the name of node #1 '/bn1/BatchNormalization'"),
     # the emitted spec is loaded before it is used: what only the layer's own rules refuse
     "maxpool_kernel_above_input": (lambda m: _set_attr(_node(m, "MaxPool"), "kernel_shape", [9, 9]),
                                    "node #3 '/pool/MaxPool' (MaxPool)", "the maxpool layer it gives does not load"),
@@ -478,10 +485,11 @@ OPS = ["Conv", "Gemm", "MaxPool", "BatchNormalization", "Clip", "Dropout", "Conc
 
 def _mutate(m, rng):
     """One random change: drop an input or an attribute, retype or revalue an attribute, change
-    an initializer's rank or data, the input's size, a node's op, add an input or scope metadata."""
+    an initializer's rank or data, the input's size, a node's op, add an input or scope metadata,
+    put a constant where an input was."""
     g = m.graph
     node = g.node[rng.randrange(len(g.node))]
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     if kind == 0 and node.input:
         del node.input[rng.randrange(len(node.input))]
     elif kind == 1 and node.attribute:
@@ -525,6 +533,8 @@ def _mutate(m, rng):
         node.input.append(rng.choice(["half", "scales", "axes", "lo", "x", "", "nope"]))
     elif kind == 8:
         h.set_metadata_props(node, {"pkg.torch.onnx.name_scopes": rng.choice(["5", "['a', 1]", "[", "['', 'a.b', 'c']"])})
+    elif kind == 9 and node.input and g.initializer:  # a constant where data was, or another weight
+        node.input[rng.randrange(len(node.input))] = g.initializer[rng.randrange(len(g.initializer))].name
 
 
 def test_fuzz_mutated_models(tmp_path):

@@ -341,7 +341,11 @@ def _external_file(folder, location, subject, files: dict):
         raise ImportFailed(f"{subject}: external data location {shown} leads out of the model's folder ('..')")
     base = os.path.realpath(folder)
     real = os.path.realpath(os.path.join(folder, location))
-    if os.path.commonpath([base, real]) != base:
+    try:
+        inside = os.path.commonpath([base, real]) == base
+    except ValueError:  # another drive (Windows)
+        inside = False
+    if not inside:
         raise ImportFailed(f"{subject}: external data location {shown} leads out of the model's folder "
                            "through a symbolic link")
     if real not in files:
@@ -405,7 +409,8 @@ def _prepare_tensors(model, folder, label) -> None:
             if n <= LIM.ONNX_VALUE_ELEMENTS:
                 fd, _ = _open_regular(path, subject, "a regular file", nofollow=True)
                 try:
-                    data = os.pread(fd, nbytes, offset)
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    data = os.read(fd, nbytes)  # at most ONNX_VALUE_ELEMENTS x 16 bytes
                 except OSError as err:
                     raise ImportFailed(f"{subject}: cannot read its external data: {err.strerror or err}") from None
                 finally:
@@ -909,6 +914,7 @@ def read(path: str, input_shape=None) -> Graph:
     param_paths = sorted({n.rsplit(".", 1)[0] for n in r.inits if "." in n})
     used: dict = {}
     counters: dict = {}
+    named: dict = {}  # layer name -> the node that has it
 
     def has_children(scope):
         key = scope + "."
@@ -942,6 +948,9 @@ def read(path: str, input_shape=None) -> Graph:
             bad.add(f"ONNX {node.op_type}", where)
             continue
         steps, data = res
+        if not data:
+            raise ImportFailed(f"{_shown(label)}: {node_label(node, index)}: its data input is a constant; archcalc "
+                               "imports layers that compute on the network's input")
         if any(x not in env for x in data):
             continue  # downstream of a node already reported
         inputs_ = [env[x] for x in data]
@@ -969,6 +978,10 @@ def read(path: str, input_shape=None) -> Graph:
                 break
             if weight and "." in weight and len(steps) == 1:
                 name = weight.rsplit(".", 1)[0]
+                if name in named:  # a weight read twice (shared weights), or a name already given
+                    raise ImportFailed(f"{_shown(label)}: {node_label(node, index)}: its weight {short(weight, 60)} names "
+                                       f"the layer {short(name, 60)}, already the name of {named[name]}; archcalc "
+                                       "imports each weight used once")
                 used.setdefault(name.rsplit(".", 1)[0] if "." in name else "", set()).add(name.rsplit(".", 1)[-1])
             elif where and not has_children(where) and len(steps) == 1:
                 parent, _, leaf = where.rpartition(".")
@@ -981,8 +994,9 @@ def read(path: str, input_shape=None) -> Graph:
                 bad.add(f"ONNX {node.op_type} (as torch {cls})", where)
                 last = None
                 break
+            named[name] = node_label(node, index)
             ops.append(Op(name, ltype.name, defaults_dropped(ltype, result), list(inputs_), {}, torch=cls, shape=out_shape,
-                          origin=node_label(node, index)))
+                          origin=named[name]))
             inputs_ = [len(ops) - 1]
             xs = [out_shape]
             last = len(ops) - 1

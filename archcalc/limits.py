@@ -259,3 +259,26 @@ MAX_FREE_SYMBOLS = 32  # free symbols in one analysis (checked before the engine
 MAX_SCAN_WORK = 2_000_000  # --min-input's scan and --tiling: analyses x layers (about 2-5 us each)
 MAX_SWEEP_WORK = 5_000_000  # sweep: points x the nodes of the compiled closed forms evaluated at each
 MAX_GRAPH_WORK = 2_000_000  # graph: layers x Mermaid renders tried while folding to fit (each linear)
+
+# --------------------------------------------------------------------------- ONNX files (archcalc/importer/onnx_graph.py)
+# An ONNX file and its external data files are untrusted input like a spec. The file must be a
+# regular file (fstat after a non-blocking open: never a FIFO or a device); its size is checked
+# with fstat before a byte is read and at most ONNX_MAX_BYTES + 1 bytes are ever read. The
+# protobuf is then walked once on the wire (a bounded loop, no parse) to count what parsing it
+# would build, so the counts below are refused before protobuf allocates anything for them: an
+# empty message costs 2 bytes in the file but ~150 bytes parsed, a one-byte varint 8 bytes.
+
+ONNX_MAX_BYTES = 2**30  # an ONNX file (inline weights: parsed ~1x; larger models: external data)
+ONNX_MAX_FIELDS = 4_000_000  # protobuf fields of any kind in the file (the wire walk's work)
+ONNX_MAX_MESSAGES = 1_000_000  # protobuf messages (nodes, attributes, value infos, dims, ...)
+ONNX_MAX_ELEMENTS = 16_000_000  # varint numbers and strings in repeated fields (8-16 bytes each parsed)
+ONNX_MAX_NODES = 50_000  # nodes in all graphs, subgraphs and functions together
+ONNX_MAX_INITIALIZERS = 20_000  # initializers (dense and sparse) in all graphs; also tensors with external data
+ONNX_MAX_GRAPH_DEPTH = 8  # graphs nested in node attributes (If / Loop bodies); the main graph is 1
+ONNX_MAX_PROTO_DEPTH = 64  # protobuf messages nested in messages (protobuf's own limit is 100)
+ONNX_MAX_ATTR_ELEMENTS = 10_000  # values in one node attribute (ints, floats, strings, tensors, graphs)
+ONNX_MAX_METADATA_CHARS = 10_000  # one metadata value archcalc parses (pkg.torch.onnx.name_scopes)
+ONNX_VALUE_ELEMENTS = 64  # archcalc reads the values only of tensors this small (shapes, axes, scalars);
+# a larger tensor's data is dropped after the checks, before shape inference: only its dims are used
+ONNX_MAX_EXTERNAL_FILE_BYTES = 2**31  # one external data file (fstat, before anything is read from it)
+ONNX_MAX_EXTERNAL_BYTES = 2**32  # external data of all tensors together, by their shapes x dtypes

@@ -406,4 +406,75 @@ def to_yaml(g, name, title, source, notes=None) -> str:
             write_items(_prepare_items(body), 6, lines)
     lines.append("layers:")
     write_items(_prepare_items(items), 2, lines)
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    validate(text, g)
+    return text
+
+
+# ---------------------------------------------------------------------- the spec must load
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def validate(text: str, g) -> None:
+    """Load the written spec with archcalc's own loader and run the engine on it, before anyone
+    writes or uses it, and compare each layer's output shape with the one the importer recorded
+    (ONNX shape inference). A spec that does not load (a negative size, a
+    stride of 0, a NaN epsilon, a name the loader refuses) or computes another shape is an
+    ImportFailed naming the node or layer and the bad value, in one line."""
+    from ..analysis.engine import analyze
+    from ..errors import ArchcalcError, short
+    from ..spec.load import loads
+    from .ir import ImportFailed, shown_path
+
+    file = shown_path(g.file or "<imported>")
+    for stage in ("load", "analyze"):
+        try:
+            if stage == "load":
+                net = loads(text, g.file or "<imported>")
+            else:
+                report = analyze(net)
+        except ArchcalcError as err:
+            culprit = _culprit(g, stage == "analyze")
+            if culprit is not None:
+                op, fact = culprit
+                raise ImportFailed(f"{file}: {op.origin or 'layer ' + short(op.name, 60)}: the {op.type} layer it gives "
+                                   f"does not load: {fact}") from None
+            raise ImportFailed(f"{file}: the imported spec does not load: {err}") from None
+    rows = {r.name: r for r in report.rows}
+    for op in g.ops:
+        # ONNX ops (those with an origin) carry the shape ONNX inferred for that layer; a traced op's
+        # shape is the torch call's, which a layer may split with the next (torch's round trip, --check,
+        # compares those models)
+        row = rows.get(op.name)
+        if not op.origin or row is None or op.shape is None or not all(isinstance(d, int) for d in op.shape):
+            continue
+        if tuple(row.shape) != tuple(op.shape):
+            raise ImportFailed(f"{file}: {op.origin}: the model gives an output of {_shape(op.shape)}, but archcalc's "
+                               f"{op.type} layer computes {_shape(row.shape)}")
+
+
+def _culprit(g, run_engine):
+    """The first layer that does not load on its own (a one-layer spec at its input shape; with
+    ``run_engine``, also run through the engine), with the loader's message; None when each
+    loads alone. Only the spec's own loader runs unless the whole spec loaded."""
+    from ..analysis.engine import analyze
+    from ..errors import ArchcalcError
+    from ..spec.load import loads
+
+    for op in g.ops:
+        if L.REGISTRY[op.type].joins or op.refs or len(op.inputs) != 1:
+            continue
+        x = g.input if op.inputs[0] == -1 else g.ops[op.inputs[0]].shape
+        if not x or not all(isinstance(d, int) for d in x):
+            continue
+        one = f"input: {flow(list(x))}\nlayers:\n- {flow({op.type: dict(op.args), 'name': 'layer'})}\n"
+        try:
+            net = loads(one, "<layer>")
+            if run_engine:
+                analyze(net)
+        except ArchcalcError as err:
+            return op, err.fact
+    return None

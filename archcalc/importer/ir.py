@@ -13,6 +13,13 @@ from .. import layers as L
 from ..errors import ArchcalcError, short
 
 
+def shown_path(path, limit: int = 100) -> str:
+    """A file name for a one-line message: control characters escaped, a long one cut at the
+    front so the file's own name stays ('…/models/net.onnx')."""
+    text = short(str(path), 10 * limit)[1:-1]  # repr without the quotes: no control character passes
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+
+
 class ImportFailed(ArchcalcError):
     """A model could not be imported (a target that does not load, an untraceable model, an op
     with no layer type). Exit code 2."""
@@ -32,6 +39,7 @@ class Op:
     aux: bool = False
     torch: str = ""  # the torch module class, function or ONNX op it came from
     shape: tuple = None  # output shape without the batch dimension
+    origin: str = ""  # what it was imported from, for error messages (ONNX: "node #3 '/conv/Conv' (Conv)")
 
     @property
     def parts(self):
@@ -47,6 +55,7 @@ class Graph:
     children: dict = field(default_factory=dict)  # module path -> names of its child modules
     source: str = ""
     name: str = "imported"
+    file: str = ""  # the file or target it was imported from, for error messages
 
 
 class Unsupported:
@@ -65,7 +74,7 @@ class Unsupported:
         shown = [f"{what} at {short(where, 60)[1:-1]} (x{n})" for (what, where), n in items[:12]]
         more = f" and {len(items) - 12} more" if len(items) > 12 else ""
         raise ImportFailed(
-            f"{short(model, 60)[1:-1]}: {len(items)} construct{'s' if len(items) != 1 else ''} with no archcalc layer type: "
+            f"{shown_path(model)}: {len(items)} construct{'s' if len(items) != 1 else ''} with no archcalc layer type: "
             + "; ".join(shown) + more,
             hint="archcalc counts nothing it does not know; a new layer type is one class in archcalc/layers/ "
             "(docs/design.md, 'Adding a layer type')",

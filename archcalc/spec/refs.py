@@ -98,7 +98,7 @@ def resolve(ref, *, targets: bool, globs: bool = False, command: str = "this com
                 note = f"'{text}' is the zoo's spec; to use the {'folder' if _is_dir(local) else 'file'} here, give its path: ./{local}"
             return Ref(text, ZOO, note)
     if here:
-        return Ref(text, ONNX if low.endswith(".onnx") and not _is_dir(text) else FILE)
+        return Ref(text, ONNX if low.endswith(".onnx") else FILE)
     if globs and GLOB_CHARS & set(text):
         return Ref(text, GLOB)
     if is_spec_name(text):

@@ -332,3 +332,76 @@ def exists(path: str) -> bool:
     except OSError as err:
         return err.errno not in (errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR)
     return True
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class NotRegular(OSError):
+    """An existing path that is not a regular file; ``kind`` says what it is: "a directory",
+    "a FIFO", "a device", "a socket" or "not a regular file"."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def kind_of(mode: int) -> str | None:
+    """What a file of ``mode`` is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def open_regular(path, *, nofollow: bool = False):
+    """(fd, fstat result) of a regular file, opened without blocking (opening a FIFO to read waits
+    for a writer forever) and checked with ``fstat`` before anything is read. Raises
+    :class:`NotRegular` for anything else, OSError (FileNotFoundError, ...) or ValueError (a NUL in
+    the name) as ``os.open`` does; with ``nofollow`` a final symbolic link is ELOOP."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if nofollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(os.fspath(path), flags)
+    except IsADirectoryError:
+        raise NotRegular("a directory") from None
+    try:
+        st = os.fstat(fd)
+        kind = kind_of(st.st_mode)
+        if kind is not None:
+            raise NotRegular(kind)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes from ``fd`` (more than ``limit`` tells the caller the file is
+    too large, also one that grew after it was looked at)."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, min(limit + 1 - size, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular(path, limit: int, *, nofollow: bool = False) -> bytes:
+    """The bytes of a regular file, at most ``limit + 1`` of them (see :func:`read_fd`); the
+    errors of :func:`open_regular`."""
+    fd, _ = open_regular(path, nofollow=nofollow)
+    try:
+        return read_fd(fd, limit)
+    finally:
+        os.close(fd)

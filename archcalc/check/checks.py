@@ -940,35 +940,17 @@ def parse_baseline(data: bytes, path: str) -> dict:
 def _read_regular(path: str, limit: int, option: str, hint: str | None = None) -> bytes:
     """At most ``limit`` bytes of a regular file. A FIFO or device is refused as not a regular file
     without blocking (opened O_NONBLOCK, checked with fstat before any read); OS errors are one line."""
-    import stat
+    from ..safeio import NotRegular, read_regular
 
     shown_path = short(str(path))
     try:
-        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(path, limit - 1)
     except FileNotFoundError:
         raise UsageError(f"{option} {shown_path}: no such file", hint=hint) from None
-    except IsADirectoryError:
-        raise UsageError(f"{option} {shown_path}: a folder, not a regular file") from None
+    except NotRegular as err:
+        raise UsageError(f"{option} {shown_path}: {err.kind}, not a regular file") from None
     except (OSError, ValueError) as err:
         raise UsageError(f"{option} {shown_path}: {_reason(err)}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
-            raise UsageError(f"{option} {shown_path}: {kind}, not a regular file")
-        chunks, size = [], 0
-        while size < limit:
-            chunk = os.read(fd, limit - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as err:
-        raise UsageError(f"{option} {shown_path}: {_reason(err)}") from None
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def _reason(err) -> str:

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ArchcalcError, UsageError
+from ..errors import UsageError
 
 CONVENTIONS_HELP = (
     "Conventions: params are learnable parameters (BN running statistics are buffers, apart); "

@@ -25,9 +25,7 @@ import bisect
 import math
 import os
 import re
-import stat
 
-from .. import layers as L
 from .. import limits as LIM
 from ..errors import short
 from .ir import Graph, ImportFailed, Op, Unsupported, candidates, defaults_dropped, shown_path, simplify
@@ -47,50 +45,32 @@ def _shown(label) -> str:
 # --------------------------------------------------------------------------- the file, within bounds
 
 
-def _kind(mode) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _open_regular(path, subject: str, what: str, nofollow=False):
     """(fd, size) of a regular file, opened without blocking (opening a FIFO to read would wait
-    for a writer forever) and checked with fstat before anything is read."""
+    for a writer forever) and checked with fstat before anything is read (archcalc.safeio)."""
     import errno
 
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if nofollow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    from ..safeio import NotRegular, open_regular
+
     try:
-        fd = os.open(path, flags)
+        fd, st = open_regular(path, nofollow=nofollow)
     except FileNotFoundError:
         raise ImportFailed(f"{subject}: no such file") from None
-    except IsADirectoryError:
-        raise ImportFailed(f"{subject} is a directory, not {what}") from None
+    except NotRegular as err:
+        raise ImportFailed(f"{subject} is {err.kind}, not {what}") from None
     except (OSError, ValueError) as err:
         code = getattr(err, "errno", None)
         reason = ("a symbolic link" if code == errno.ELOOP and nofollow else
                   "file name too long" if code == errno.ENAMETOOLONG else getattr(err, "strerror", None) or str(err))
         raise ImportFailed(f"{subject}: cannot read: {short(reason, 80)[1:-1]}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImportFailed(f"{subject} is {_kind(st.st_mode)}, not {what}")
-    except BaseException:
-        os.close(fd)
-        raise
     return fd, st.st_size
 
 
 def _read_bytes(path, label) -> bytes:
     """The bytes of an ONNX file: a regular file of at most ONNX_MAX_BYTES (fstat first, then at
     most ONNX_MAX_BYTES + 1 bytes read, so a file that grows is refused too)."""
+    from ..safeio import read_fd
+
     subject = _shown(label)
     fd, size = _open_regular(str(path), subject, "an ONNX file")
     limit = LIM.ONNX_MAX_BYTES
@@ -98,20 +78,14 @@ def _read_bytes(path, label) -> bytes:
         if size > limit:
             raise ImportFailed(f"{subject} is larger than the limit of {limit:,} bytes for an ONNX file",
                                hint="save a larger model with external data (onnx.save(..., save_as_external_data=True))")
-        chunks, got = [], 0
-        while got <= limit:
-            chunk = os.read(fd, min(limit + 1 - got, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
+        data = read_fd(fd, limit)
     except OSError as err:
         raise ImportFailed(f"{subject}: cannot read: {short(err.strerror or str(err), 80)[1:-1]}") from None
     finally:
         os.close(fd)
-    if got > limit:
+    if len(data) > limit:
         raise ImportFailed(f"{subject} is larger than the limit of {limit:,} bytes for an ONNX file")
-    return b"".join(chunks)
+    return data
 
 
 # protobuf on the wire: what parsing would build, counted before anything is parsed

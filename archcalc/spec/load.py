@@ -156,43 +156,23 @@ def read_spec_file(path) -> str:
     """The text of a spec file, read safely: only regular files (never a directory, FIFO or device,
     which could block or never end), at most MAX_BYTES + 1 bytes read, UTF-8 checked."""
     import errno
-    import os
+
+    from ..safeio import NotRegular, read_regular
 
     shown = short(str(path))
     try:
-        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise SpecError(f"no such file {shown}") from None
-    except IsADirectoryError:
-        raise SpecError(f"{shown} is a directory, not a spec file") from None
+    except NotRegular as err:
+        raise SpecError(f"{shown} is {err.kind}, not a spec file") from None
     except (OSError, ValueError) as err:
         reason = getattr(err, "strerror", None) or (
             "file name too long" if getattr(err, "errno", None) == errno.ENAMETOOLONG else str(err)
         )
         raise SpecError(f"cannot read {shown}: {short(reason)[1:-1]}") from None
-    try:
-        import stat
-
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise SpecError(f"{shown} is a directory, not a spec file")
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-            raise SpecError(f"{shown} is {kind}, not a spec file")
-        chunks, size = [], 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as err:
-        raise SpecError(f"cannot read {shown}: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
-    if size > MAX_BYTES:
+    if len(data) > MAX_BYTES:
         raise SpecError(f"{shown} is larger than the limit of {MAX_BYTES:,} bytes")
-    data = b"".join(chunks)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

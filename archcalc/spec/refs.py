@@ -19,7 +19,6 @@ Nothing here imports, opens or reads a file: it looks at names and ``lstat``s pa
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from dataclasses import dataclass

@@ -90,28 +90,22 @@ def _read_bytes(path: Path) -> bytes | None:
     device: those are not even opened blocking) of at most MAX_CACHE_BYTES bytes."""
     import stat
 
+    from ..safeio import open_regular, read_fd
+
     try:
         before = os.lstat(path)
         if not stat.S_ISREG(before.st_mode) or before.st_size > MAX_CACHE_BYTES:
             return None
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
+        fd, st = open_regular(path, nofollow=True)
         try:
-            st = os.fstat(fd)  # the file opened is the one looked at (not swapped in between)
-            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):  # the file opened is the one looked at
                 return None
-            chunks, size = [], 0
-            while size <= MAX_CACHE_BYTES:
-                chunk = os.read(fd, MAX_CACHE_BYTES + 1 - size)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
+            data = read_fd(fd, MAX_CACHE_BYTES)
         finally:
             os.close(fd)
-    except OSError:
+    except (OSError, ValueError):
         return None
-    return None if size > MAX_CACHE_BYTES else b"".join(chunks)
+    return None if len(data) > MAX_CACHE_BYTES else data
 
 
 def _read(path: Path) -> dict:

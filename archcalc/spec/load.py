@@ -237,7 +237,7 @@ def _variants(raw, file, line, symbols):
     if raw is None:
         return {}
     if not isinstance(raw, LMap) or not raw:
-        raise SpecError("'variants' maps each member's name to its symbol values, e.g. {efficientnet_b3: {width: 1.2}}",
+        raise SpecError("'variants' maps each member's name to its symbol values, e.g. {net_b3: {width: 1.2}}",
                         Where(file=file, line=line))
     out = {}
     for member, body in raw.items():

@@ -1,5 +1,9 @@
 """Spec loader: YAML text to a :class:`Network` (a list of nodes in topological order).
 
+The loader's public names are importable from here; they are defined beside it: the data model in
+:mod:`.network`, file reading in :mod:`.read`, the top-level fields in :mod:`.header`, budgets in
+:mod:`.budgets`. This module expands the layers.
+
 Expands reusable ``blocks`` (with arguments), ``repeat``, parallel branches joined by ``concat``
 / ``add`` (any join type of the registry), auxiliary heads (``aux``); evaluates size expressions
 with :mod:`archcalc.expr`; validates every layer's keys against its registry declaration. Every
@@ -9,71 +13,23 @@ error is a :class:`SpecError` naming file, line, layer path and what was expecte
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import layers as L
 from ..errors import SpecError, Where, did_you_mean, expected_one_of, short
 from ..expr import ExprError, evaluate, is_symbolic, parse, symbol
-from ..limits import MAX_BLOCK_DEPTH, MAX_BYTES, MAX_DEPTH, MAX_NAME, MAX_NODES, MAX_SIZE, MAX_WORK
+from ..limits import MAX_BLOCK_DEPTH, MAX_DEPTH, MAX_NAME, MAX_NODES, MAX_SIZE, MAX_WORK
+from .budgets import BUDGET_KEYS, _budget, _budget_source, parse_amount  # noqa: F401 - BUDGET_KEYS, parse_amount: public
+from .header import _symbols, _text_field, _variants, family  # noqa: F401 - family: public
+from .network import Network, Node, SymbolicRepeat  # noqa: F401 - Node: public
+from .read import parse_doc, read_spec_file  # noqa: F401 - parse_doc: public
 from .yamlio import LMap, load_text
 
 TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants",
             "claims")
 BLOCK_KEYS = ("args", "layers", "scope", "doc")
-BUDGET_KEYS = ("params", "macs", "activations", "memory", "train_memory", "peak_memory", "train_peak_memory")
 CONTROL = ("repeat", "aux")
-
-
-class SymbolicRepeat(SpecError):
-    """A repeat count depends on a free symbol: the layer list itself depends on it. The totals can
-    still be closed forms in that symbol (:mod:`archcalc.analysis.depth`)."""
-
-    def __init__(self, fact, where, hint, symbols):
-        super().__init__(fact, where, hint)
-        self.symbols = symbols
-
-
-@dataclass(slots=True)
-class Node:
-    """One layer instance. ``inputs`` are node indices; -1 is the network input."""
-
-    name: str
-    type: str
-    args: dict
-    inputs: tuple
-    where: Where
-    aux: bool = False
-    trainable: bool = True  # False: `trainable: false` on the layer or an enclosing block/repeat
-
-
-@dataclass
-class Network:
-    name: str
-    title: str
-    source: str
-    file: str
-    input: tuple
-    symbols: dict  # declared name -> default (int or None)
-    values: dict  # name -> int actually used (defaults and --set); the rest stay symbolic
-    nodes: list = field(default_factory=list)
-    output: int = -1
-    budget: dict = field(default_factory=dict)
-    notes: str = ""
-    lint: Any = None  # the spec's raw `lint:` mapping (validated by the check command), or None
-    lint_line: int | None = None
-    variants: list = field(default_factory=list)  # member names a family spec declares
-    budget_source: dict = field(default_factory=dict)  # budget key -> (amount as written, line)
-    claims: tuple = ()  # printed figures (archcalc.spec.claims.Claim), compared by `explain`
-
-    @property
-    def symbolic(self) -> bool:
-        return any(is_symbolic(d) for d in self.input) or any(
-            v is None for k, v in self.values.items() if k in self.symbols
-        )
-
-    def free_symbols(self) -> list[str]:
-        return sorted(k for k in self.symbols if self.values.get(k) is None)
 
 
 @dataclass
@@ -152,149 +108,11 @@ def _join(scope, name):
 # --------------------------------------------------------------------------- entry points
 
 
-def read_spec_file(path) -> str:
-    """The text of a spec file, read safely: only regular files (never a directory, FIFO or device,
-    which could block or never end), at most MAX_BYTES + 1 bytes read, UTF-8 checked."""
-    import errno
-
-    from ..safeio import NotRegular, read_regular
-
-    shown = short(str(path))
-    try:
-        data = read_regular(path, MAX_BYTES)
-    except FileNotFoundError:
-        raise SpecError(f"no such file {shown}") from None
-    except NotRegular as err:
-        raise SpecError(f"{shown} is {err.kind}, not a spec file") from None
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or (
-            "file name too long" if getattr(err, "errno", None) == errno.ENAMETOOLONG else str(err)
-        )
-        raise SpecError(f"cannot read {shown}: {short(reason)[1:-1]}") from None
-    if len(data) > MAX_BYTES:
-        raise SpecError(f"{shown} is larger than the limit of {MAX_BYTES:,} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise SpecError(f"not UTF-8 text (byte 0x{data[err.start]:02x})", Where(file=str(path), line=line)) from None
-
-
 def load(path, values: dict | None = None, input_override=None, free=(), variant=None) -> Network:
     """Load a spec file. ``values`` sets symbols (``--set``); ``input_override`` replaces ``input``;
     ``free`` names symbols to keep symbolic even where the spec gives a default; ``variant`` picks a
     member of a family (``variants:``)."""
     return loads(read_spec_file(path), str(path), values, input_override, free, variant)
-
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]{0,63}")
-_MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
-
-
-def _text_field(value, key, file, line, multiline):
-    """A spec's text (name, title, source, notes): no control or format characters (escape
-    sequences, bidi overrides), a bounded length; newlines only where text may span lines."""
-    import unicodedata
-
-    if not isinstance(value, (str, type(None))):
-        raise SpecError(f"'{key}' is text, got {short(value)}", Where(file=file, line=line))
-    text = (value or "").strip()
-    limit = 20_000 if multiline else 1_000
-    if len(text) > limit:
-        raise SpecError(f"'{key}' is longer than {limit:,} characters", Where(file=file, line=line))
-    for ch in text:
-        if ch in "\n\t" and multiline:
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            raise SpecError(
-                f"'{key}' holds the control character U+{ord(ch):04X}",
-                Where(file=file, line=line),
-                "spec text is shown in terminals and reports: only printable characters" + (", newlines and tabs" if multiline else ""),
-            )
-    return text
-
-
-def _number(value, what, where):
-    """A symbol value: a positive integer, or an exact rational from a decimal (width: 1.2 is 6/5)."""
-    from fractions import Fraction
-
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{what} must be a positive number or null, got {short(value)}", where)
-    if isinstance(value, float):
-        import math
-
-        if not math.isfinite(value):
-            raise SpecError(f"{what} must be a finite number, got {short(value)}", where)
-        value = Fraction(repr(value))
-        if value.denominator == 1:
-            value = int(value)
-    if value <= 0 or value > MAX_SIZE:
-        raise SpecError(f"{what} must be a number from 1 to {MAX_SIZE:,} (or a positive fraction), got {short(value) if isinstance(value, int) else value}", where)
-    return value
-
-
-def _variants(raw, file, line, symbols):
-    if raw is None:
-        return {}
-    if not isinstance(raw, LMap) or not raw:
-        raise SpecError("'variants' maps each member's name to its symbol values, e.g. {net_b3: {width: 1.2}}",
-                        Where(file=file, line=line))
-    out = {}
-    for member, body in raw.items():
-        mline = raw.lines[member]
-        where = Where(file=file, line=mline, path=f"variants.{member}" if isinstance(member, str) and _MEMBER.fullmatch(member) else "variants")
-        if not isinstance(member, str) or not _MEMBER.fullmatch(member):
-            raise SpecError(f"variant name {short(member)} is not a plain name (letters, digits, '_', '-', '.')", where)
-        if body is None:
-            body = LMap()
-            body.lines = {}
-        if not isinstance(body, LMap):
-            raise SpecError(f"variant '{member}' is a mapping of symbol: value", where)
-        vals, title = {}, None
-        for key, value in body.items():
-            kwhere = where.at(line=body.lines.get(key))
-            if key == "title":
-                title = _text_field(value, "title", file, body.lines.get(key), False)
-                continue
-            if key not in symbols:
-                raise SpecError(f"variant '{member}': the spec has no symbol {short(key)}", kwhere,
-                                did_you_mean(str(key), symbols) or ("declared: " + ", ".join(sorted(symbols)) if symbols else None))
-            vals[key] = _number(value, f"variant '{member}': {key}", kwhere)
-        out[member] = {"values": vals, "title": title, "line": mline}
-    return out
-
-
-def family(text: str, file: str = "<spec>", doc=None) -> dict:
-    """The members a spec text declares under ``variants:`` (name -> title), without expanding layers."""
-    doc = load_text(text, file) if doc is None else doc
-    if not isinstance(doc, LMap) or "variants" not in doc:
-        return {}
-    symbols = _symbols(doc, file)
-    return {k: v["title"] for k, v in _variants(doc["variants"], file, doc.lines["variants"], symbols).items()}
-
-
-def _symbols(doc, file):
-    symbols: dict = {}
-    raw_symbols = doc.get("symbols") or LMap()
-    if not isinstance(raw_symbols, dict):
-        raise SpecError("'symbols' is a mapping of name: default (or null)", Where(file=file, line=doc.lines["symbols"]))
-    for name, default in raw_symbols.items():
-        line = raw_symbols.lines[name] if isinstance(raw_symbols, LMap) else doc.line
-        if not isinstance(name, str) or not _IDENT.fullmatch(name):
-            raise SpecError(f"symbol name {short(name)} is not an identifier", Where(file=file, line=line))
-        symbols[name] = None if default is None else _number(default, f"symbol '{name}' default", Where(file=file, line=line))
-    raw_input = doc.get("input")
-    if isinstance(raw_input, list):
-        for item in raw_input:
-            if isinstance(item, str) and _IDENT.fullmatch(item):
-                symbols.setdefault(item, None)
-    return symbols
-
-
-def parse_doc(text: str, file: str = "<spec>"):
-    """The YAML document of a spec text (a :class:`LMap` with line numbers), for callers that build
-    several networks from one file (a family's members) and parse it once."""
-    return load_text(text, file)
 
 
 def loads(text: str, file: str = "<spec>", values: dict | None = None, input_override=None, free=(), variant=None,
@@ -461,70 +279,6 @@ def _blocks(raw, file, line):
         if not isinstance(scope, bool):
             raise SpecError("block 'scope' is true or false", Where(file=file, line=body.lines["scope"], path=f"blocks.{name}"))
         out[name] = {"params": params, "layers": body["layers"], "scope": scope, "line": bline}
-    return out
-
-
-MAX_AMOUNT = 10**30  # a budget amount
-_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def parse_amount(text) -> int:
-    """'140M' -> 140_000_000; '16GiB' -> 17179869184; plain ints pass through.
-
-    >>> parse_amount("1.5G")
-    1500000000
-    """
-    if isinstance(text, bool):
-        raise ValueError(text)
-    if isinstance(text, int):
-        if not 0 <= text <= MAX_AMOUNT:
-            raise ValueError(text)
-        return text
-    if not isinstance(text, str) or len(text) > 40:
-        raise ValueError(text)
-    m = re.fullmatch(r"\s*([0-9]{1,24}(?:\.[0-9]{1,12})?)\s*([KMGT]I?B?|B)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise ValueError(text)
-    unit = (m.group(2) or "").upper()
-    if unit == "B":
-        unit = ""
-    if unit.endswith("B") and not unit.endswith("IB"):
-        unit = unit[:-1]
-    if unit not in _SUFFIX:
-        raise ValueError(text)
-    from decimal import Decimal
-
-    value = Decimal(m.group(1)) * _SUFFIX[unit]
-    if value != int(value) or int(value) > MAX_AMOUNT:
-        raise ValueError(text)
-    return int(value)
-
-
-def _budget_source(raw) -> dict:
-    """The budget amounts as written, with their lines (for lints on how they are written)."""
-    if not isinstance(raw, LMap):
-        return {}
-    return {k: (v, raw.lines.get(k)) for k, v in raw.items()}
-
-
-def _budget(raw, file, line):
-    if raw is None:
-        return {}
-    if not isinstance(raw, LMap):
-        raise SpecError("'budget' is a mapping such as {params: 140M, macs: 16G}", Where(file=file, line=line))
-    out = {}
-    for key, value in raw.items():
-        kline = raw.lines[key]
-        if key not in BUDGET_KEYS:
-            raise SpecError(f"unknown budget key {short(key)}", Where(file=file, line=kline, path="budget"), expected_one_of(key, BUDGET_KEYS))
-        try:
-            out[key] = parse_amount(value)
-        except ValueError:
-            raise SpecError(
-                f"{key}: cannot read {short(value)}",
-                Where(file=file, line=kline, path="budget"),
-                "write a whole number >= 0 with an optional K, M, G, T (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
-            ) from None
     return out
 
 

@@ -137,7 +137,7 @@ def read_side(ref: str) -> tuple[str, str, str | None]:
     """(text, label, family member or None) for one side of a diff: PATH, NAME, git:REV:PATH,
     each PATH optionally followed by #MEMBER for a member of a family file."""
     from ..spec import zoo
-    from .checks import read_text, shown
+    from .discover import read_text, shown
 
     member = None
     if ref.startswith("git:"):
@@ -157,7 +157,7 @@ def read_side(ref: str) -> tuple[str, str, str | None]:
 
 
 def load_side(ref: str, values=None, input_override=None, batch=1):
-    from .checks import members
+    from .discover import members
     from ..analysis.engine import analyze
     from ..spec.load import loads
 

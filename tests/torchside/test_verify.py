@@ -54,10 +54,26 @@ def test_cli_verify_vgg16_table_and_json(cli):
     assert conv["checks"]["shape"]["torch"] == [64, 224, 224]
 
 
+def _resnet18_macs():
+    """ResNet-18 at 224x224 by hand: C_out * H_out * W_out * C_in * K * K per conv, plus the head."""
+    conv = lambda cout, hw, cin, k: cout * hw * hw * cin * k * k  # noqa: E731
+    total = conv(64, 112, 3, 7) + 4 * conv(64, 56, 64, 3)  # stem, then layer1's four 3x3 convs
+    for c, hw in ((128, 28), (256, 14), (512, 7)):  # layer2-4: a strided 3x3, three 3x3, a 1x1 projection
+        total += conv(c, hw, c // 2, 3) + 3 * conv(c, hw, c, 3) + conv(c, hw, c // 2, 1)
+    return total + 512 * 1000
+
+
 def test_batch_divides_macs(cli):
-    code, out, _ = cli("verify", "resnet18" if "resnet18" in zoo.names() else "vgg16", "--batch", "3", "-f", "json")
+    """torch counts the FLOPs of all 3 images; verify divides by 2 x batch to get per-image MACs,
+    which must equal the hand count (not 3x it)."""
+    code, out, _ = cli("verify", "resnet18", "--batch", "3", "-f", "json")
     assert code == 0
-    assert json.loads(out)["batch"] == 3
+    data = json.loads(out)
+    assert data["batch"] == 3
+    conv1 = next(r for r in data["layers"] if r["name"] == "conv1")
+    assert conv1["checks"]["macs"]["torch"] == 64 * 112 * 112 * 3 * 7 * 7 == 118_013_952
+    assert _resnet18_macs() == 1_814_073_344  # the figure torchvision publishes: 1.81 GFLOPS
+    assert data["totals"]["macs"]["torch"] == data["totals"]["macs"]["engine"] == _resnet18_macs()
 
 
 # --------------------------------------------------------------------------- receptive fields

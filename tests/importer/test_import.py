@@ -13,7 +13,6 @@ it). The torch-only tests below run everywhere torch is.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import textwrap
@@ -392,16 +391,13 @@ def test_convnext_state_dict_names_and_shapes():
     assert sorted(built) == sorted(want)
 
 
-def test_committed_examples_are_the_importer_output_and_readable():
+def test_committed_examples_are_the_importer_output():
     pytest.importorskip("torchvision")
-    for name, limit in (("resnet50", 2.0), ("mobilenet_v3_large", 2.2)):
+    for name in ("resnet50", "mobilenet_v3_large"):
         committed = (ROOT / "docs" / "examples" / f"{name}.yaml").read_text()
         text, _, _ = import_target(f"torchvision.models:{name}", {"weights": None}, (3, 224, 224), device="meta")
         strip = lambda t: [line for line in t.splitlines() if not line.startswith("source:")]  # noqa: E731
         assert strip(text) == strip(committed), name
-        hand = len((ROOT / "specs" / f"{name}.yaml").read_text().splitlines())
-        assert len(committed.splitlines()) <= limit * hand, (name, len(committed.splitlines()), hand)
-        ast.literal_eval("1")  # (keeps the ast import honest for the helpers above)
 
 
 # --------------------------------------------------------------------------- ONNX

@@ -132,7 +132,6 @@ def _stage_ends(net, report):
             if not L.REGISTRY[net.nodes[i].type].size_dependent(net.nodes[i].args)]
 
 
-@pytest.mark.skipif("resnet18" not in zoo.names(), reason="specs/resnet18.yaml not in the zoo")
 def test_rf_resnet18():
     net = archcalc.load("resnet18")
     report = analyze(net)
@@ -397,8 +396,6 @@ def test_rf_modern_zoo_equals_input_gradients(name, size):
     """Squeeze-excitation gates (every position then reads the whole image), channel splits and
     shuffles, and FCN's bilinear upsample back to the input (at a reduced input): the engine's
     field at the end of each stage equals the extent of the input gradient."""
-    if name not in zoo.names():
-        pytest.skip(f"specs for {name} not in the zoo yet")
     net = archcalc.load(name, input_override=(3, size, size) if size else None)
     report = analyze(net)
     res = receptive_fields(net, None, report)

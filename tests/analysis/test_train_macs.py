@@ -31,7 +31,7 @@ SMALL_MEMBER = {"convnext": "convnext_tiny", "efficientnet": "efficientnet_b0", 
 
 
 def _zoo_names():
-    if os.environ.get("ARCHCALC_DEEP"):
+    if os.environ.get("ARCHCALC_DEEP") == "1":
         return zoo.names()
     fams = zoo.families()
     members = {m for ms in fams.values() for m in ms}

@@ -151,7 +151,11 @@ def test_check_within_and_over_budget(cli, tmp_path):
 def test_help_states_conventions():
     proc = run_subprocess("--help")
     assert proc.returncode == 0
-    assert "GMACs" in proc.stdout and "summary" in proc.stdout
+    text = " ".join(proc.stdout.split())  # the paragraph is wrapped to the terminal
+    for convention in ("BN running statistics are buffers", "MACs are multiply-accumulates of conv and linear layers",
+                       "FLOPs = 2 x MACs", "activations are the values of every new tensor per image, input included",
+                       "RF is receptive field size / effective stride / effective padding"):
+        assert convention in text, convention
 
 
 def test_summary_imports_neither_sympy_nor_torch():

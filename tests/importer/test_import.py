@@ -13,9 +13,9 @@ it). The torch-only tests below run everywhere torch is.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
+import sys
 import textwrap
 
 import pytest
@@ -311,15 +311,19 @@ def test_commands_accept_a_target(netfile, capsys):
     assert main(["check", target, "--input", "3x32x32"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "never imports Python" in captured.err
-    assert main(["compare", target, "lenet5", "--input", "3x32x32"]) in (0, 2)
+    assert main(["compare", target, "lenet5", "--input", "3x32x32"]) == 0
+    assert "2,216" in capsys.readouterr().out  # the model's params, beside LeNet-5's
     assert main(["verify", target, "--input", "3x32x32"]) == 0
     assert "mismatch" not in capsys.readouterr().out
 
 
-def test_check_of_a_spec_folder_never_imports_python(tmp_path):
-    (tmp_path / "evil.py").write_text("raise SystemExit('imported!')\n")
+def test_check_of_a_spec_folder_never_imports_python(tmp_path, capsys):
+    marker = tmp_path / "imported"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('imported!')\n")
     (tmp_path / "a.yaml").write_text("input: [3, 8, 8]\nlayers:\n  - {conv: {out: 4, kernel: 3}}\n")
     assert main(["check", str(tmp_path)]) == 0
+    assert "a.yaml" in capsys.readouterr().out  # the spec beside it was checked
+    assert not marker.exists() and "evil" not in sys.modules
 
 
 # --------------------------------------------------------------------------- torchvision
@@ -392,16 +396,13 @@ def test_convnext_state_dict_names_and_shapes():
     assert sorted(built) == sorted(want)
 
 
-def test_committed_examples_are_the_importer_output_and_readable():
+def test_committed_examples_are_the_importer_output():
     pytest.importorskip("torchvision")
-    for name, limit in (("resnet50", 2.0), ("mobilenet_v3_large", 2.2)):
+    for name in ("resnet50", "mobilenet_v3_large"):
         committed = (ROOT / "docs" / "examples" / f"{name}.yaml").read_text()
         text, _, _ = import_target(f"torchvision.models:{name}", {"weights": None}, (3, 224, 224), device="meta")
         strip = lambda t: [line for line in t.splitlines() if not line.startswith("source:")]  # noqa: E731
         assert strip(text) == strip(committed), name
-        hand = len((ROOT / "specs" / f"{name}.yaml").read_text().splitlines())
-        assert len(committed.splitlines()) <= limit * hand, (name, len(committed.splitlines()), hand)
-        ast.literal_eval("1")  # (keeps the ast import honest for the helpers above)
 
 
 # --------------------------------------------------------------------------- ONNX

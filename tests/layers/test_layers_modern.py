@@ -11,7 +11,6 @@ import pytest
 import torch  # noqa: E402  (a test extra: missing torch must fail, not skip)
 
 from archcalc import analyze
-from archcalc.spec import zoo  # noqa: E402
 from archcalc.spec.load import loads  # noqa: E402
 from archcalc.torchside.build import build, export_source  # noqa: E402
 from archcalc.torchside.verify import memory, receptive_fields, verify  # noqa: E402
@@ -265,11 +264,6 @@ def test_export_of_every_new_type_runs_like_the_builder(tmp_path):
 # --------------------------------------------------------------------------- zoo networks (C2's specs)
 
 
-def _zoo(name):
-    return pytest.mark.skipif(name not in zoo.names(), reason=f"specs/{name}.yaml not in the zoo yet")
-
-
-@_zoo("unet")
 def test_unet_receptive_field_equals_input_gradients():
     import archcalc
 
@@ -311,8 +305,6 @@ def test_symbolic_fields_are_exact_or_unknown_never_wrong(name):
     import archcalc
     from archcalc.expr import substitute
 
-    if name not in zoo.names():
-        pytest.skip(f"specs for {name} not in the zoo yet")
     conc = analyze(archcalc.load(name))
     sym = analyze(archcalc.load(name, free=("H", "W")))
     env = {"H": conc.input[1], "W": conc.input[2]}

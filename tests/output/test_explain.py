@@ -154,7 +154,7 @@ def test_unknown_and_ambiguous_layers(cli):
     assert code == 2 and "ambiguous" in err and "layer1.0.residual.bn2" in err
 
 
-def test_every_layer_of_the_zoo_explains_without_disagreement():
+def test_every_layer_of_six_zoo_networks_explains_without_disagreement():
     """explain recomputes conv, linear and window arithmetic on its own: any difference from the
     engine would print a '!' line."""
     for name in ("resnet50", "inception_v3", "mobilenet_v2", "alexnet-paper", "densenet121", "squeezenet1_0"):

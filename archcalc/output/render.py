@@ -467,10 +467,11 @@ def zoo_rows() -> list:
     """``archcalc list``'s service: (name, entry) for every zoo network, each entry its title, input
     and totals (numbers and their text), read from the listing cache (:mod:`archcalc.spec.zoocache`)
     or computed there and then."""
-    from ..spec import refs, zoo, zoocache
+    from ..spec import zoo, zoocache
 
-    def compute(name):
+    def compute(name):  # on a cache miss only
         from ..analysis.engine import analyze
+        from ..spec import refs
 
         net = refs.load_spec(name)  # a family member (efficientnet_b3) with its own values
         r = analyze(net)

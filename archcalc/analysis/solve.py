@@ -286,3 +286,27 @@ def parse_range(text: str) -> list:
         raise ValueError(text)
     return [int(p) for p in items]
 
+
+
+@dataclass
+class Sizes:
+    """``summary --min-input`` / ``--tiling``: what was asked for, solved."""
+
+    network: str
+    min_input: MinInput | None  # None: not asked
+    tiling: tuple | None  # (lo, hi, the sizes in lo..hi at which every window tiles its input); None: not asked
+
+
+def input_sizes(net, want_min: bool, tiling: str | None) -> Sizes:
+    """The service of ``summary --min-input`` and ``--tiling LO:HI`` (the range's text)."""
+    from ..errors import UsageError, plain
+
+    found_min = min_input(net) if want_min else None
+    found_tiling = None
+    if tiling:
+        try:
+            sizes = parse_range(tiling)
+        except ValueError:
+            raise UsageError(f"--tiling {plain(tiling)}: expected LO:HI, e.g. --tiling 200:300") from None
+        found_tiling = (sizes[0], sizes[-1], tiling_sizes(net, sizes[0], sizes[-1]))
+    return Sizes(net.name, found_min, found_tiling)

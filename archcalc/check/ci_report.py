@@ -13,15 +13,17 @@ except ``--format github``'s own annotations. A file name that is not UTF-8 neve
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..version import __version__
-from .checks import LINTS, METRICS, Run, SpecResult, pct_text
 from ..output.textout import Commands, escape, neutral
+
+if TYPE_CHECKING:  # the renderers' argument types; checks itself is imported where a report is made, so the
+    from .checks import Run, SpecResult  # CLI can build --format's choices from FORMATS without it
 
 CHECK_SCHEMA = 1  # version of the JSON document (docs/ci.md)
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-FORMATS = ("text", "json", "junit", "github", "sarif")
 
 def clean(text, limit: int = 200) -> str:
     """User text for one line of a report: control, bidi and zero-width characters and line
@@ -121,6 +123,8 @@ def _finding_dict(f) -> dict:
 
 
 def as_dict(run: Run) -> dict:
+    from .checks import LINTS, METRICS, pct_text
+
     o = run.options
     specs = []
     for r in run.results:
@@ -246,6 +250,8 @@ RULES = {
 
 
 def sarif(run: Run) -> dict:
+    from .checks import LINTS
+
     rules = [{"id": k, "name": k, "shortDescription": {"text": t}, "fullDescription": {"text": h},
               "defaultConfiguration": {"level": lvl}} for k, (t, h, lvl) in RULES.items()]
     rules += [{"id": lint.id, "name": lint.id, "shortDescription": {"text": lint.title},
@@ -283,15 +289,19 @@ def sarif(run: Run) -> dict:
 
 
 def render(run: Run, fmt: str) -> str:
-    """The report in format ``fmt``, every line harmless (:func:`archcalc.output.textout.neutral`):
-    the same text goes to stdout and to ``--report`` files. ``github``'s is a
-    :class:`archcalc.output.textout.Commands`, whose annotation lines stay commands."""
-    if fmt == "json":
-        return neutral(as_json(run))
-    if fmt == "junit":
-        return neutral(junit(run))
-    if fmt == "github":
-        return Commands(neutral(github(run), commands=True))
-    if fmt == "sarif":
-        return neutral(json.dumps(sarif(run), indent=2) + "\n")
-    return neutral(text(run))
+    """The report in format ``fmt`` (a key of :data:`FORMATS`), every line harmless
+    (:func:`archcalc.output.textout.neutral`): the same text goes to stdout and to ``--report``
+    files. ``github``'s is a :class:`archcalc.output.textout.Commands`, whose annotation lines stay
+    commands."""
+    return FORMATS[getattr(fmt, "value", fmt)](run)
+
+
+# ``archcalc check``'s renderer table (the shape of archcalc.output.views' tables): format name ->
+# the whole report as text. ``--format`` and ``--report FORMAT=FILE`` offer exactly these keys.
+FORMATS = {
+    "text": lambda run: neutral(text(run)),
+    "json": lambda run: neutral(as_json(run)),
+    "junit": lambda run: neutral(junit(run)),
+    "github": lambda run: Commands(neutral(github(run), commands=True)),
+    "sarif": lambda run: neutral(json.dumps(sarif(run), indent=2) + "\n"),
+}

@@ -9,7 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import BatchOpt, DType, DTypeOpt, InputOpt, Optim, OptimOpt, SetOpt
+from ..check import ci_report
+from .common import BatchOpt, DType, DTypeOpt, InputOpt, Optim, OptimOpt, SetOpt, format_choices, format_option
 from ..errors import CheckFailed, SpecError, UsageError, short
 
 BUDGET_HELP = (
@@ -19,12 +20,7 @@ BUDGET_HELP = (
 )
 
 
-class CheckFormat(str, Enum):
-    text = "text"
-    json = "json"
-    junit = "junit"
-    github = "github"
-    sarif = "sarif"
+CheckFormat = format_choices("CheckFormat", ci_report.FORMATS)
 
 
 class DiffFormat(str, Enum):
@@ -110,6 +106,74 @@ def _jobs(n: int) -> int:
     return n
 
 
+def _notes(specs):
+    """The one rule (archcalc.spec.refs): a Python target is a usage error here, before any work."""
+    from ..spec import refs
+
+    for ref in specs:
+        note = refs.resolve(ref, targets=False, globs=True, command="check").note
+        if note:
+            sys.stderr.write(f"archcalc: note: {note}\n")
+
+
+def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs):
+    """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked)."""
+    from ..check import checks
+    from .common import _val, parse_batch, parse_input, parse_sets
+
+    opts = checks.Options(
+        values=parse_sets(set), input=parse_input(input), batch=parse_batch(batch), dtype=_val(dtype),
+        optimizer=_val(optimizer), limits=parse_budgets(budget), ignore=parse_ignore(ignore), strict=strict,
+        baseline=checks.load_baseline(baseline) if baseline else None, growth=checks.parse_growth(max_growth),
+        keep_layers=bool(write_baseline), jobs=_jobs(jobs),
+    )
+    if opts.baseline is not None:
+        checks.check_baseline_options(opts.baseline, opts, baseline)
+    return opts
+
+
+def _check_targets(extra, write_baseline):
+    """reports and the baseline replace a regular file (CI rewrites them every run), never a link,
+    folder, FIFO or device (archcalc/safeio.py): refused before the run."""
+    from ..safeio import check_target
+
+    for kind, path in extra:
+        check_target(path, replace=True, option=f"--report {kind}")
+    if write_baseline:
+        check_target(write_baseline, replace=True, option="--write-baseline")
+
+
+def _emit(run, fmt, extra, write_baseline):
+    """The report files, the baseline, then the report on stdout (through ci_report.FORMATS)."""
+    from ..check import checks
+    from ..safeio import write_file
+
+    single_error = len(run.results) == 1 and run.results[0].status == "error"
+    for kind, path in extra:
+        write_file(path, ci_report.render(run, kind), replace=True, option=f"--report {kind}")
+    if write_baseline:  # written before stdout: a failed write leaves no result printed
+        checks.write_baseline(run, write_baseline)
+    if not (single_error and getattr(fmt, "value", fmt) == "text"):
+        sys.stdout.write(ci_report.render(run, fmt))
+    if write_baseline:
+        kept = len(checks.baseline_document(run)["specs"])
+        sys.stderr.write(f"archcalc: wrote {write_baseline}: {kept} spec{'s' if kept != 1 else ''}\n")
+
+
+def _exit(run):
+    """The run's exit code as the error that carries it: 2 a spec could not be read, 1 a check failed."""
+    code = run.exit_code
+    single_error = len(run.results) == 1 and run.results[0].status == "error"
+    if code == 2:
+        bad = [r for r in run.results if r.status == "error"]
+        if single_error:
+            raise SpecError(bad[0].findings[0].message)
+        names = ", ".join(ci_report.clean(r.key, 80) for r in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise SpecError(f"{len(bad)} of {len(run.results)} specs could not be checked: {names}")
+    if code == 1:
+        raise CheckFailed(_failure_text(run))
+
+
 def register(app):
     @app.command()
     def check(
@@ -117,7 +181,7 @@ def register(app):
         budget: Optional[List[str]] = typer.Option(None, "--budget", metavar="KEY=AMOUNT", help=BUDGET_HELP),
         strict: bool = typer.Option(False, "--strict", help="Lint warnings fail the check (exit 1)."),
         ignore: Optional[List[str]] = typer.Option(None, "--ignore", metavar="LINT", help="Lint ids to silence for this run (repeatable or comma-separated)."),
-        format: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f", metavar="text|json|junit|github|sarif", help="Report format."),
+        format: CheckFormat = format_option(ci_report.FORMATS, help="Report format."),
         reports: Optional[List[str]] = typer.Option(None, "--report", metavar="FORMAT=FILE", help="Also write a report to a file, FORMAT=FILE (repeatable), e.g. sarif=archcalc.sarif, junit=archcalc.xml."),
         baseline: Optional[str] = typer.Option(None, "--baseline", metavar="FILE", help="Compare each spec's totals with this baseline file."),
         write_baseline: Optional[str] = typer.Option(None, "--write-baseline", metavar="FILE", help="Write the checked specs' totals and layers to this baseline file."),
@@ -131,54 +195,16 @@ def register(app):
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
         from ..check import checks
-        from ..check import ci_report
-        from ..spec import refs
-        from .common import _val, parse_batch, parse_input, parse_sets
 
-        for ref in specs:  # the one rule (archcalc.spec.refs): a Python target is a usage error here, before any work
-            note = refs.resolve(ref, targets=False, globs=True, command="check").note
-            if note:
-                sys.stderr.write(f"archcalc: note: {note}\n")
+        _notes(specs)
         if max_growth and not baseline:
             raise UsageError("--max-growth needs --baseline FILE")
-        opts = checks.Options(
-            values=parse_sets(set), input=parse_input(input), batch=parse_batch(batch), dtype=_val(dtype),
-            optimizer=_val(optimizer), limits=parse_budgets(budget), ignore=parse_ignore(ignore), strict=strict,
-            baseline=checks.load_baseline(baseline) if baseline else None, growth=checks.parse_growth(max_growth),
-            keep_layers=bool(write_baseline), jobs=_jobs(jobs),
-        )
-        if opts.baseline is not None:
-            checks.check_baseline_options(opts.baseline, opts, baseline)
+        opts = _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs)
         extra = parse_reports(reports)
-        # reports and the baseline replace a regular file (CI rewrites them every run), never a
-        # link, folder, FIFO or device (archcalc/safeio.py): refused before the run
-        from ..safeio import check_target, write_file
-
-        for kind, path in extra:
-            check_target(path, replace=True, option=f"--report {kind}")
-        if write_baseline:
-            check_target(write_baseline, replace=True, option="--write-baseline")
+        _check_targets(extra, write_baseline)
         run = checks.run(specs, opts)
-        fmt = _val(format)
-        single_error = len(run.results) == 1 and run.results[0].status == "error"
-        for kind, path in extra:
-            write_file(path, ci_report.render(run, kind), replace=True, option=f"--report {kind}")
-        if write_baseline:  # written before stdout: a failed write leaves no result printed
-            checks.write_baseline(run, write_baseline)
-        if not (single_error and fmt == "text"):
-            sys.stdout.write(ci_report.render(run, fmt))
-        if write_baseline:
-            kept = len(checks.baseline_document(run)["specs"])
-            sys.stderr.write(f"archcalc: wrote {write_baseline}: {kept} spec{'s' if kept != 1 else ''}\n")
-        code = run.exit_code
-        if code == 2:
-            bad = [r for r in run.results if r.status == "error"]
-            if single_error:
-                raise SpecError(bad[0].findings[0].message)
-            names = ", ".join(ci_report.clean(r.key, 80) for r in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise SpecError(f"{len(bad)} of {len(run.results)} specs could not be checked: {names}")
-        if code == 1:
-            raise CheckFailed(_failure_text(run))
+        _emit(run, format, extra, write_baseline)
+        _exit(run)
 
     @app.command()
     def diff(

@@ -195,11 +195,17 @@ def _root(
     and memory from a YAML spec."""
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
+def format_choices(name: str, table) -> type:
+    """The ``--format`` choices of one view: a str Enum made from its renderer table's keys
+    (:mod:`archcalc.output.views`), in the table's order; so a format is one entry there."""
+    return Enum(name, [(k, k) for k in table], type=str, module=__name__)
+
+
+def format_option(table, help: str = "Output format."):
+    """The ``--format`` / ``-f`` option of one view: default the table's first format, metavar
+    its formats joined by ``|``."""
+    first = next(iter(table))
+    return typer.Option(first, "--format", "-f", metavar="|".join(table), help=help)
 
 
 class DType(str, Enum):
@@ -225,7 +231,6 @@ DTypeOpt = typer.Option(DType.fp32, "--dtype", metavar="fp32|fp16|bf16|int8|fp64
 OptimOpt = typer.Option(Optim.sgd, "--optimizer", metavar="sgd|momentum|adam", help="Optimizer state for the training-memory total.")
 EnsembleOpt = typer.Option(1, "--ensemble", metavar="K", help="K models averaged: MACs, params and memory x K.")
 CropsOpt = typer.Option(1, "--crops", metavar="N", help="N crops evaluated per image: MACs x N.")
-FormatOpt = typer.Option(Format.table, "--format", "-f", metavar="table|json|csv|markdown", help="Output format.")
 
 
 def _console():

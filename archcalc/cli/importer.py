@@ -34,6 +34,34 @@ def _check_lines(result) -> list:
     return lines
 
 
+def _import_target(target):
+    """TARGET is a Python target or an .onnx file, decided by the one rule (archcalc.spec.refs): an
+    existing file that is not .onnx, or a .yaml name, is never imported."""
+    from ..errors import short
+    from ..spec import refs
+
+    kind = refs.resolve(target, targets=True).kind
+    if kind not in (refs.ONNX, refs.TARGET):
+        import os
+
+        from ..spec import zoo
+
+        what = ""
+        if kind == refs.ZOO and zoo.has(target):
+            what = "a zoo name, "
+        elif refs.exists(target) or refs.is_spec_name(target):
+            what = "a folder, " if os.path.isdir(target) else "a file, "
+        raise UsageError(f"{short(target)} is {what}not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
+
+
+def _spec_name(name):
+    if name is not None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+            raise UsageError(f"--name {name[:80]!r}: letters, digits, '_', '-' and '.'")
+
+
 def register(app):
     from .common import parse_input
 
@@ -53,24 +81,9 @@ def register(app):
     ):
         """Write a spec for a PyTorch model (traced with torch.fx) or an ONNX file. A Python TARGET
         is imported and run: name only code you trust."""
-        from ..spec import refs
-        from ..errors import short
         from ..importer import import_target, parse_args
 
-        # the explicit form: TARGET is a Python target or an .onnx file, decided by the one rule
-        # (archcalc.spec.refs): an existing file that is not .onnx, or a .yaml name, is never imported
-        kind = refs.resolve(target, targets=True).kind
-        if kind not in (refs.ONNX, refs.TARGET):
-            import os
-
-            from ..spec import zoo
-
-            what = ""
-            if kind == refs.ZOO and zoo.has(target):
-                what = "a zoo name, "
-            elif refs.exists(target) or refs.is_spec_name(target):
-                what = "a folder, " if os.path.isdir(target) else "a file, "
-            raise UsageError(f"{short(target)} is {what}not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
+        _import_target(target)
         shape = parse_input(input)
         if shape is not None and len(shape) != 3:
             raise UsageError("import --input takes CxHxW, e.g. 3x224x224")
@@ -79,11 +92,7 @@ def register(app):
             from ..safeio import check_target
 
             check_target(output, replace=force)
-        if name is not None:
-            import re
-
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
-                raise UsageError(f"--name {name[:80]!r}: letters, digits, '_', '-' and '.'")
+        _spec_name(name)
         text, graph, model = import_target(target, args, shape, name)
         lines = []
         if check:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import re
 import sys
-from enum import Enum
 from typing import List, Optional
 
 import typer
 
 from ..errors import ArchcalcError, UsageError
 
+from ..output import views
 from .common import (  # noqa: F401
     BatchOpt,
     CropsOpt,
     DType,
     DTypeOpt,
     EnsembleOpt,
-    Format,
-    FormatOpt,
     FreeOpt,
     InputOpt,
     Optim,
@@ -30,20 +28,26 @@ from .common import (  # noqa: F401
     SetOpt,
     SpecArg,
     _EXITING,
-    _out,
     _val,
     app,
     depth_note,
+    format_choices,
+    format_option,
     load_net,
     load_report,
     net_and_report,
 )
 
+SFormat = format_choices("SFormat", views.SUMMARY)
+CFormat = format_choices("CFormat", views.COMPARE)
+ZFormat = format_choices("ZFormat", views.LIST)
+LFormat = format_choices("LFormat", views.LAYERS)
+
 
 @app.command()
 def summary(
     spec: str = SpecArg,
-    format: Format = FormatOpt,
+    format: SFormat = format_option(views.SUMMARY),
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
     symbolic: Optional[str] = FreeOpt,
@@ -63,91 +67,37 @@ def summary(
                                          "sizes in LO..HI at which no window leaves a row or column of real input unseen."),
 ):
     """Per-layer table and totals for one network."""
-    from ..output import render
-
     if min_input or tiling:
-        return _sizes(spec, set, input, min_input, tiling, _val(format))
+        from ..analysis.solve import input_sizes
 
+        return views.emit(views.SIZES, format, input_sizes(load_net(spec, set, input), min_input, tiling), default="text")
     net, report = net_and_report(spec, set, input, symbolic, batch, dtype, optimizer, ensemble, crops)
     depth_note(report, depth)
-    fit_info = None
-    if fit is not None:
-        from ..errors import short
-        from ..analysis.liveness import max_batch
-        from ..spec.load import parse_amount
-
-        try:
-            budget = parse_amount(fit)
-        except ValueError:
-            shown = fit if len(fit) <= 40 and fit.isprintable() else short(fit)
-            raise UsageError(f"--fit {shown}: expected a size such as 16GiB or 80G") from None
-        fit_info = (budget, max_batch(report, budget, inference), "inference" if inference else "training")
-    elif inference:
-        raise UsageError("--inference goes with --fit SIZE", hint="archcalc summary NAME --fit 16GiB --inference")
-    fmt = _val(format)
-    if fmt == "json":
-        extra = {"fit": {"budget_bytes": fit_info[0], "max_batch": render.jsonable(fit_info[1]),
-                         "for": fit_info[2]}} if fit_info else None
-        chunks, size = [], 0
-        for chunk in render.iter_summary_json(report, extra):  # pieces of up to 1,000 layers
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= 1 << 20:  # written a megabyte at a time: never the whole document at once
-                sys.stdout.write("".join(chunks))
-                chunks, size = [], 0
-        sys.stdout.write("".join(chunks))
-    elif fmt == "csv":
-        sys.stdout.write(render.summary_csv(report, depth, net))
-    elif fmt == "markdown":
-        sys.stdout.write(render.summary_markdown(report, depth, fit_info, net))
-    else:
-        if max_rows < 0:
-            raise UsageError(f"--max-rows {max_rows}: expected 0 (every row) or a positive number")
-        render.summary_table(_out(), report, depth, fit_info, net, max_rows)
+    views.emit(views.SUMMARY, format, views.Summary(report, net, depth, _fit(report, fit, inference), max_rows))
 
 
-def _sizes(spec, sets, input_, min_input, tiling, fmt):
-    """--min-input and --tiling: input sizes read from the closed forms (archcalc.analysis.solve)."""
-    import json
+def _fit(report, fit, inference):
+    """--fit SIZE [--inference]: (budget bytes, the largest batch that fits, for what), or None."""
+    if fit is None:
+        if inference:
+            raise UsageError("--inference goes with --fit SIZE", hint="archcalc summary NAME --fit 16GiB --inference")
+        return None
+    from ..errors import short
+    from ..analysis.liveness import max_batch
+    from ..spec.load import parse_amount
 
-    from ..analysis.solve import min_input as solve_min, parse_range, tiling_sizes
-
-    net = load_net(spec, sets, input_)
-    data: dict = {"network": net.name}
-    lines = []
-    if min_input:
-        m = solve_min(net)
-        data["min_input"] = {"size": list(m.size), "binding": list(m.binding), "method": m.method}
-        where = ", ".join(f"{ax}: '{b}'" for ax, b in zip("HW", m.binding) if b) or "no layer limits it"
-        lines.append(f"minimum input: {'x'.join(map(str, m.size))} (each layer's output at least 1x1 at inference; "
-                     f"first to reach 1: {where}; {m.method})")
-    if tiling:
-        try:
-            sizes = parse_range(tiling)
-        except ValueError:
-            raise UsageError(f"--tiling {plain_text(tiling)}: expected LO:HI, e.g. --tiling 200:300") from None
-        found = tiling_sizes(net, sizes[0], sizes[-1])
-        data["tiling"] = {"range": [sizes[0], sizes[-1]], "sizes": found}
-        shown = ", ".join(map(str, found)) if found else "none"
-        lines.append(f"input sizes {sizes[0]}..{sizes[-1]} at which every window tiles its input: {shown}")
-    if fmt == "json":
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        from ..output.textout import plain as shown
-
-        sys.stdout.write(shown(net.name) + "\n" + "".join(f"  {shown(line)}\n" for line in lines))
-
-
-def plain_text(text):
-    from ..errors import plain
-
-    return plain(text)
+    try:
+        budget = parse_amount(fit)
+    except ValueError:
+        shown = fit if len(fit) <= 40 and fit.isprintable() else short(fit)
+        raise UsageError(f"--fit {shown}: expected a size such as 16GiB or 80G") from None
+    return (budget, max_batch(report, budget, inference), "inference" if inference else "training")
 
 
 @app.command()
 def compare(
     specs: List[str] = typer.Argument(..., metavar="NAME|PATH...", help="Two or more zoo names or spec paths.", show_default=False),
-    format: Format = FormatOpt,
+    format: CFormat = format_option(views.COMPARE),
     input: Optional[str] = InputOpt,
     set: Optional[List[str]] = SetOpt,
     symbolic: Optional[str] = FreeOpt,
@@ -157,96 +107,24 @@ def compare(
     crops: int = CropsOpt,
 ):
     """Totals side by side with ratios to the first; per-layer differences where layers line up."""
-    from ..output import render
-
     if len(specs) < 2:
         raise UsageError("compare needs at least two specs")
     reports = [load_report(s, set, input, batch, dtype, Optim.sgd, ensemble, crops, symbolic) for s in specs]
-    fmt = _val(format)
-    if fmt == "json":
-        import json
-
-        sys.stdout.write(json.dumps(render.compare_dict(reports), indent=2) + "\n")
-    elif fmt == "csv":
-        sys.stdout.write(render.compare_csv(reports))
-    elif fmt == "markdown":
-        sys.stdout.write(render.compare_markdown(reports))
-    else:
-        render.compare_table(_out(), reports)
+    views.emit(views.COMPARE, format, reports)
 
 
 @app.command("list")
-def list_(format: Format = FormatOpt):
+def list_(format: ZFormat = format_option(views.LIST)):
     """The bundled zoo with each network's totals."""
-    from ..spec import zoo, zoocache
+    from ..output.render import zoo_rows
 
-    def compute(name):
-        from ..importer import load_ref as load
-        from ..analysis.engine import analyze
-        from ..output.report import exact, jsonable, shape_text
-
-        net = load(name)  # a family member (efficientnet_b3) with its own values
-        r = analyze(net)
-        t = r.totals
-        return {"title": net.title, "input": jsonable(r.input), "input_text": shape_text(r.input),
-                "params": jsonable(t["params"]), "macs": jsonable(t["macs"]), "activations": jsonable(t["activations"]),
-                "params_text": exact(t["params"]), "macs_text": exact(t["macs"])}
-
-    names = zoo.names()
-    entries = zoocache.listing([(n, zoo.resolve(n)) for n in names], compute)
-    rows = list(zip(names, entries))
-    fmt = _val(format)
-    if fmt == "json":
-        import json
-
-        data = [{"name": n, "title": e["title"], "input": e["input"], "params": e["params"], "macs": e["macs"],
-                 "activations": e["activations"]} for n, e in rows]
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    if fmt in ("csv", "markdown"):
-        from ..output.render import md
-        from ..output.textout import plain
-
-        lines = ["name,input,params,macs,title"]
-        if fmt == "markdown":
-            lines = ["| name | input | params | macs | title |", "|---|---|---:|---:|---|"]
-        for n, e in rows:
-            cells = (n, e["input_text"], str(e["params"]), str(e["macs"]), e["title"])
-            if fmt == "csv":
-                import csv
-                import io
-
-                buf = io.StringIO()
-                csv.writer(buf, lineterminator="").writerow([plain(c) for c in cells])
-                lines.append(buf.getvalue())
-            else:
-                lines.append("| " + " | ".join(md(c) for c in cells) + " |")
-        sys.stdout.write("\n".join(lines) + "\n")
-        return
-    from ..output.render import list_table
-
-    list_table(_out(), rows)
-
-
-class LFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
+    views.emit(views.LIST, format, zoo_rows())
 
 
 @app.command()
-def layers(format: LFormat = typer.Option(LFormat.table, "--format", "-f", metavar="table|markdown|json",
-                                          help="Output format (markdown is docs/layers.md).")):
+def layers(format: LFormat = format_option(views.LAYERS, help="Output format (markdown is docs/layers.md).")):
     """Every layer type with its keys, defaults and formulas."""
-    from ..output import render
-
-    fmt = _val(format)
-    if fmt == "markdown":
-        sys.stdout.write(render.layers_markdown())
-    elif fmt == "json":
-        sys.stdout.write(render.layers_json())
-    else:
-        render.layers_text(_out())
+    views.emit(views.LAYERS, format, None)
 
 
 from . import torch as cli_torch  # noqa: E402  (registers verify and export; imports torch only when they run)

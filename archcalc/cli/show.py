@@ -6,13 +6,13 @@ from typing import List, Optional
 
 import typer
 
-from .common import BatchOpt, DType, DTypeOpt, FreeOpt, InputOpt, SetOpt, SpecArg, _out, analyze_net, load_net
+from ..output import views
+from .common import (BatchOpt, DType, DTypeOpt, FreeOpt, InputOpt, SetOpt, SpecArg, _out, analyze_net, format_choices,
+                     format_option, load_net)
 from ..errors import UsageError
 
 
-class GFormat(str, Enum):
-    mermaid = "mermaid"
-    dot = "dot"
+GFormat = format_choices("GFormat", views.GRAPH)
 
 
 class Metric(str, Enum):
@@ -73,8 +73,7 @@ def register(app):
     @app.command()
     def graph(
         spec: str = SpecArg,
-        format: GFormat = typer.Option(GFormat.mermaid, "--format", "-f", metavar="mermaid|dot",
-                                       help="mermaid (renders in GitHub Markdown) or dot (Graphviz)."),
+        format: GFormat = format_option(views.GRAPH, help="mermaid (renders in GitHub Markdown) or dot (Graphviz)."),
         depth: Optional[int] = typer.Option(None, "--depth", "-d", metavar="N", help="Fold blocks below N name parts into one node."),
         direction: str = typer.Option("TD", "--direction", metavar="TD|LR", help="Mermaid: top-down or left-right."),
         input: Optional[str] = InputOpt,
@@ -82,21 +81,14 @@ def register(app):
         symbolic: Optional[str] = FreeOpt,
     ):
         """The architecture as a graph: blocks as subgraphs, shapes on the edges."""
-        from ..output import graph as G
-        from .common import _val, depth_note
+        from .common import depth_note
 
         if direction not in ("TD", "LR"):
             raise UsageError(f"--direction {direction[:20]}: expected TD or LR")
         net = load_net(spec, set, input, symbolic)
         report = analyze_net(net)
         depth_note(report, depth)
-        if _val(format) == "dot":
-            sys.stdout.write(G.dot(net, report, depth))
-        else:
-            text, note = G.mermaid_fitting(net, report, depth, direction)
-            if note:
-                sys.stderr.write(f"archcalc: note: {note}\n")
-            sys.stdout.write(text)
+        views.emit(views.GRAPH, format, views.GraphView(net, report, depth, direction))
 
     @app.command()
     def plot(

@@ -443,6 +443,47 @@ def list_table(out: Out, rows):
     print_table(out, cols, body, title="archcalc zoo")
 
 
+def _list_cells(rows):
+    for n, e in rows:
+        yield (n, e["input_text"], str(e["params"]), str(e["macs"]), e["title"])
+
+
+def list_csv(rows) -> str:
+    lines = ["name,input,params,macs,title"]
+    for cells in _list_cells(rows):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow([plain(c) for c in cells])
+        lines.append(buf.getvalue())
+    return "\n".join(lines) + "\n"
+
+
+def list_markdown(rows) -> str:
+    lines = ["| name | input | params | macs | title |", "|---|---|---:|---:|---|"]
+    lines += ["| " + " | ".join(md(c) for c in cells) + " |" for cells in _list_cells(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def zoo_rows() -> list:
+    """``archcalc list``'s service: (name, entry) for every zoo network, each entry its title, input
+    and totals (numbers and their text), read from the listing cache (:mod:`archcalc.spec.zoocache`)
+    or computed there and then."""
+    from ..spec import zoo, zoocache
+
+    def compute(name):  # on a cache miss only
+        from ..analysis.engine import analyze
+        from ..spec import refs
+
+        net = refs.load_spec(name)  # a family member (efficientnet_b3) with its own values
+        r = analyze(net)
+        t = r.totals
+        return {"title": net.title, "input": jsonable(r.input), "input_text": shape_text(r.input),
+                "params": jsonable(t["params"]), "macs": jsonable(t["macs"]), "activations": jsonable(t["activations"]),
+                "params_text": exact(t["params"]), "macs_text": exact(t["macs"])}
+
+    names = zoo.names()
+    return list(zip(names, zoocache.listing([(n, zoo.resolve(n)) for n in names], compute)))
+
+
 # --------------------------------------------------------------------------- layers listing
 
 
@@ -608,3 +649,74 @@ def verify_table(result, out: Out | None = None):
         out.line("engine and torch agree", "green")
     else:
         out.line(f"{result['mismatches']} mismatch(es)", "bold red")
+
+
+# --------------------------------------------------------------------------- summary --min-input / --tiling
+
+
+def sizes_dict(s) -> dict:
+    """An :class:`archcalc.analysis.solve.Sizes` as JSON data."""
+    data: dict = {"network": s.network}
+    if s.min_input is not None:
+        m = s.min_input
+        data["min_input"] = {"size": list(m.size), "binding": list(m.binding), "method": m.method}
+    if s.tiling is not None:
+        lo, hi, found = s.tiling
+        data["tiling"] = {"range": [lo, hi], "sizes": found}
+    return data
+
+
+def sizes_text(s) -> str:
+    lines = []
+    if s.min_input is not None:
+        m = s.min_input
+        where = ", ".join(f"{ax}: '{b}'" for ax, b in zip("HW", m.binding) if b) or "no layer limits it"
+        lines.append(f"minimum input: {'x'.join(map(str, m.size))} (each layer's output at least 1x1 at inference; "
+                     f"first to reach 1: {where}; {m.method})")
+    if s.tiling is not None:
+        lo, hi, found = s.tiling
+        shown = ", ".join(map(str, found)) if found else "none"
+        lines.append(f"input sizes {lo}..{hi} at which every window tiles its input: {shown}")
+    return plain(s.network) + "\n" + "".join(f"  {plain(line)}\n" for line in lines)
+
+
+# --------------------------------------------------------------------------- sweep
+
+BAR = "█"
+
+
+def sweep_dict(result) -> dict:
+    """An :class:`archcalc.analysis.sweep.Sweep` as JSON data."""
+    return {"network": result.name, "swept": list(result.symbols), "rf_layer": result.rf_layer,
+            "points": [{"value": v, **(p or {}), **({"invalid": why} if why else {})}
+                       for v, p, why in zip(result.values, result.points, result.invalid)]}
+
+
+def sweep_csv(stream, result) -> None:
+    from ..analysis.sweep import METRICS
+
+    w = csv.writer(stream, lineterminator="\n")
+    w.writerow([",".join(result.symbols)] + list(METRICS) + ["invalid"])
+    for v, p, why in zip(result.values, result.points, result.invalid):
+        w.writerow([v] + [("" if p is None else p[m]) for m in METRICS] + [why or ""])
+
+
+def sweep_table(out: Out, result, metric: str) -> None:
+    bar = "#" if out.ascii else BAR
+    top = max((p[metric] for p in result.points if p), default=0) or 1
+    swept = ",".join(result.symbols)
+    cols = [Column(swept, "r"), Column("params", "r"), Column("MACs", "r"), Column("activations", "r", 2),
+            Column("RF", "r", 3), Column(metric, "l", 1)]
+    rows = []
+    width = 24
+    for v, p, why in zip(result.values, result.points, result.invalid):
+        if p is None:
+            rows.append([str(v), "-", "-", "-", "-", plain(why)])
+            continue
+        n = round(width * p[metric] / top)
+        rows.append([str(v), exact(p["params"]), human(p["macs"]), human(p["activations"]), str(p["rf"]),
+                     bar * n + (" " if n else "") + human(p[metric], "B" if metric.endswith("bytes") else "")])
+    print_table(out, cols, rows, title=f"sweep {plain(result.name)}: {swept}")
+    if result.rf_layer:
+        out.para(f"RF: receptive field size (H axis) at '{plain(result.rf_layer)}', the last layer whose map depends on "
+                 "the swept size; one symbolic analysis, its closed forms evaluated at each point")

@@ -91,3 +91,17 @@ def test_sweep_cli(cli):
     assert classifier == 123_633_664
     assert (15_470_264_320 - classifier) // 49 + classifier == 436_830_208
     assert lines[2].startswith("32,138357544,436830208,")
+
+
+def test_input_sizes_service():
+    from archcalc.analysis.solve import input_sizes
+    from archcalc.errors import UsageError
+
+    s = input_sizes(load("alexnet-paper"), True, "227:231")
+    # 227 tiles (the paper's own size); 228..230 leave rows unseen ((s - 11) % 4 != 0); 231 tiles conv1
+    # ((231 - 11) / 4 + 1 = 56) but 56 - 3 is odd for the 3x3/2 pool
+    assert s.network and s.tiling == (227, 231, [227])
+    assert s.min_input.size[0] == 3 and s.min_input.size[1] == s.min_input.size[2]
+    assert input_sizes(load("alexnet-paper"), False, None).min_input is None
+    with pytest.raises(UsageError, match=r"^--tiling 2x:9: expected LO:HI"):
+        input_sizes(load("alexnet-paper"), False, "2x:9")

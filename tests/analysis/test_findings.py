@@ -154,3 +154,14 @@ def test_cli_takes_depth_start_from_the_number(noise, tmp_path):
     net, r = net_and_report(str(spec), free="n")
     assert r.warnings[0].get("start") == 3 and r.warnings[0].message.startswith("zq")
     assert [node.name for node in net.nodes] == ["stem", "c1"]
+
+
+def test_a_finding_pickles_and_compares_as_data():
+    import copy
+    import pickle
+
+    w = only(report(TILING), "tiling")
+    for twin in (pickle.loads(pickle.dumps(w)), copy.deepcopy(w)):
+        assert twin == w and twin.numbers == w.numbers and str(twin) == str(w)
+    with pytest.raises(AttributeError):
+        w.code = "other"  # frozen

@@ -24,6 +24,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..errors import SpecError
+from ..findings import Finding
 
 DEGREE = 3  # the highest degree fitted in the depth symbol
 CHECKS = 2  # further values the polynomial must match
@@ -33,7 +34,8 @@ MAX_START = 64  # the first value tried must be at most this
 def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
     """A Report whose totals are polynomials in the depth symbol(s) ``depth`` (one at a time), with
     ``free_other`` kept symbolic in every sample. ``load(values, free)`` loads the Network. The
-    report's rows are those at the first sample value, and its warnings say so."""
+    report's rows are those at the first sample value, and its first warning says so: a
+    ``depth-start`` :class:`~archcalc.findings.Finding` whose ``start`` is that value."""
     from .engine import analyze
     from ..expr import expand, sympy
 
@@ -90,9 +92,12 @@ def analyze_depth(load, free_other: tuple, depth: tuple, **analyze_kw):
         totals[key] = _as_int(poly)
     first.totals = totals
     first.values = {k: v for k, v in first.values.items() if k != name}
-    first.warnings = [f"totals are closed forms in {name} (exact: fitted at {name} = {start}..{start + DEGREE} and "
-                      f"checked at {start + DEGREE + 1}..{start + DEGREE + CHECKS}); the layers shown are those at "
-                      f"{name} = {start}"] + list(first.warnings)
+    first.warnings = [Finding(
+        "depth-start",
+        f"totals are closed forms in {name} (exact: fitted at {name} = {start}..{start + DEGREE} and "
+        f"checked at {start + DEGREE + 1}..{start + DEGREE + CHECKS}); the layers shown are those at {name} = {start}",
+        numbers=(("symbol", name), ("start", start), ("degree", DEGREE), ("checks", CHECKS)),
+    )] + list(first.warnings)
     return first
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from .. import layers as L
 from . import liveness as _liveness
 from ..errors import SpecError, Where
+from ..findings import Finding
 from ..expr import as_int, is_symbolic, vmax
 from ..limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
 from ..limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
@@ -179,7 +180,7 @@ def analyze(
         )
     walk = _Walk(net, DTYPES[dtype])
     rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
-    warnings = [f"{rows[i].name}: {w}" for i in walk.warned for w in rows[i].warnings]
+    warnings = [w.at(rows[i].name, f"{rows[i].name}: {w.message}") for i in walk.warned for w in rows[i].warnings]
     totals = _totals(net, rows, walk.numel, walk.saved, walk.extra_bytes, walk.nbytes, batch, optimizer, ensemble, crops)
     memory = _liveness.analyze(net, walk.shapes, walk.numel, walk.grad, rows, walk.nbytes, OPTIMIZERS[optimizer],
                                walk.records, walk.readers)
@@ -269,6 +270,8 @@ class _Walk:
         self.rfs[i] = rf
         if warnings:
             self.warned.append(i)
+            name = node.name
+            warnings = [w if w.layer == name else w.at(name, w.message) for w in warnings]
         values = self.memory(i, ltype, node, xs, y, params, decls)
         names = self.names
         return Row(
@@ -295,6 +298,9 @@ class _Walk:
         y, params, buffers, macs = self.shape(ltype, node, xs)
         win = None if ltype.joins else ltype.window(node.args, xs, y)
         warnings = tuple(ltype.warnings(node.args, xs, y))
+        if warnings and not all(w.__class__ is Finding for w in warnings):
+            # a layer type's plain-text warning: a finding of the generic 'layer' code
+            warnings = tuple(w if w.__class__ is Finding else Finding("layer", str(w)) for w in warnings)
         if isinstance(win, tuple) and len(win) == 2 and isinstance(win[0], L.Axis):
             lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
             if any(lost):
@@ -675,10 +681,11 @@ def _rf_join(states, xs=None, y=None, budget=None):
         n = y[1 + axis]
         col = [s[axis] for s in states]
         main = [c for c, b in zip(col, broadcast) if not b] or col
-        if len({sum(c.at(0)) for c in main}) > 1:
-            note = "branches' receptive fields are not centre-aligned"
+        centres = [sum(c.at(0)) for c in main]
+        if len(set(centres)) > 1:
+            note = _alignment_note(axis, centres, [c.stride for c in main])
         elif len({c.stride for c in main}) > 1:
-            note = "branches have different effective strides"
+            note = _alignment_note(axis, None, [c.stride for c in main])
         fixed = _join_fixed(col, broadcast, n, main[0].stride)
         if fixed is not None:
             out.append(fixed)
@@ -726,12 +733,12 @@ def _rf_join_affine(states):
         for c in col[1:]:
             if _gt(c.size, big.size):
                 big = c
-        centres = {_centre(c) for c in col}
-        strides = {c.stride for c in col}
-        if len(centres) > 1 or len(strides) > 1:
-            note = "branches' receptive fields are not centre-aligned" if len(centres) > 1 else (
-                "branches have different effective strides"
-            )
+        centres = [_centre(c) for c in col]
+        strides = [c.stride for c in col]
+        if len(set(centres)) > 1:
+            note = _alignment_note(axis, centres, strides)
+        elif len(set(strides)) > 1:
+            note = _alignment_note(axis, None, strides)
         size = big.size if all(not is_symbolic(c.size) for c in col) else vmax(*[c.size for c in col])
         out.append(RF(size, big.stride, big.padding))
     return tuple(out), note
@@ -748,17 +755,33 @@ def _centre(rf: RF):
     return as_int(rf.size - 1 - 2 * rf.padding)
 
 
-def _tiling_note(x, win, lost) -> str:
+def _tiling_note(x, win, lost) -> Finding:
+    """A window that does not tile its input: the rows and columns of real input it never reads."""
     h, w = win
     parts = []
     for n, what in zip(lost, ("row", "column")):
         if n:
             parts.append(f"{n} {what}{'s' if n > 1 else ''}")
     pads = f"padding {h.before}+{h.after}, {w.before}+{w.after}"
-    return (
+    return Finding(
+        "tiling",
         f"{h.k}x{w.k}/{h.s} window does not tile its {x[1]}x{x[2]} input ({pads}): "
-        f"the last {' and '.join(parts)} of real input are never seen"
+        f"the last {' and '.join(parts)} of real input are never seen",
+        numbers=(("lost_rows", lost[0]), ("lost_columns", lost[1]), ("kernel_h", h.k), ("kernel_w", w.k),
+                 ("stride_h", h.s), ("stride_w", w.s), ("input_h", x[1]), ("input_w", x[2]),
+                 ("pad_top", h.before), ("pad_bottom", h.after), ("pad_left", w.before), ("pad_right", w.after)),
     )
+
+
+def _alignment_note(axis, centres, strides) -> Finding:
+    """Branches of a join whose fields differ on ``axis`` (0: rows, 1: columns): their centres
+    (``centres``: each branch's first-window centre, doubled) or, where those agree (``None``),
+    their effective strides."""
+    if centres is not None:
+        return Finding("alignment.centres", "branches' receptive fields are not centre-aligned",
+                       numbers=(("axis", axis), ("centres_x2", tuple(centres)), ("strides", tuple(strides))))
+    return Finding("alignment.strides", "branches have different effective strides",
+                   numbers=(("axis", axis), ("strides", tuple(strides))))
 
 
 def _unused(size, w) -> int:

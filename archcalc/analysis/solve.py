@@ -165,7 +165,7 @@ def tiling_sizes(net, lo: int, hi: int) -> list:
             r = analyze(replace(net, input=(net.input[0], s, s)))
         except ArchcalcError:
             continue
-        if not any("does not tile" in w for row in r.rows for w in row.warnings):
+        if not any(w.is_a("tiling") for row in r.rows for w in row.warnings):
             out.append(s)
     return out
 

@@ -5,7 +5,8 @@ names) into a :class:`Run` of :class:`SpecResult` s; :mod:`archcalc.check.ci_rep
 text, JSON, JUnit XML, GitHub workflow commands or SARIF. A spec that cannot be read is one
 result with status ``error``; the others are still checked.
 
-Every check is one declaration: the lints in :data:`LINTS` (id, title, help) drive the checker,
+Every check is one declaration: the lints in :data:`LINTS` (id, title, help, check; declared one
+per function with :func:`lint`, and selecting the engine's findings by code, never by text) drive the checker,
 the `lint:` validation, the SARIF rules and docs/ci.md; the budget and baseline figures in
 :data:`METRICS` (key -> how to read it from a report's totals) drive budgets, baselines and
 ``--max-growth``.
@@ -29,44 +30,18 @@ from .discover import _reason, expand, members, read_text, shown
 
 @dataclass(frozen=True)
 class Lint:
+    """A lint: its id (what `lint: ignore` and --ignore name), a title, one paragraph of help, and
+    the check that finds it on an analysed spec (None: it fires elsewhere, see its declaration)."""
+
     id: str
     title: str
     help: str
+    check: Callable | None = None
 
 
-LINTS: dict[str, Lint] = {
-    lint.id: lint
-    for lint in (
-        Lint("tiling", "a window does not tile its input",
-             "A conv or pool window whose stride does not divide (input + padding - kernel): the last "
-             "rows or columns of real input are never seen (AlexNet's 11x11/4 conv at 224x224)."),
-        Lint("alignment", "branches are not centre-aligned",
-             "The branches joined by add or concat have receptive fields whose centres (or effective "
-             "strides) differ: the joined features describe different places of the image."),
-        Lint("rf-coverage", "the head does not see the whole input",
-             "The receptive field at the network's flat (or 1x1) output does not reach every row and "
-             "column of the input: a classifier that cannot see the whole image."),
-        Lint("rf-excess", "the head's receptive field exceeds the input 16 times",
-             "The receptive field at the output is more than 16 times the input's height or width: at "
-             "most 1/16 of the last layers' theoretical window lies on the image, the rest on zero "
-             "padding (often an input far smaller than the network was made for)."),
-        Lint("collapse", "the map collapses to 1x1 before the spatial layers end",
-             "A layer brings the map to 1x1 while later layers still use windows larger than 1: those "
-             "windows see only padding apart from their centre tap."),
-        Lint("unused", "a layer's output is never used",
-             "No later layer reads the output and it is not the network's output (nor an auxiliary "
-             "head's): its params and MACs still count in the totals."),
-        Lint("budget-units", "a budget without a unit looks like a mistake",
-             "A budget amount written without a unit is 1,000 times or more below the actual figure: "
-             "probably 25 where 25M was meant."),
-        Lint("layer", "a layer type's own warning",
-             "A fact the layer type itself flags for this use of it, e.g. an adaptive average pool to a "
-             "size larger than its input (an upsample, not a pool)."),
-        Lint("unused-ignore", "a lint exception silences nothing",
-             "The spec's `lint: {ignore: ...}` names a lint that does not fire on this spec (at the "
-             "sizes checked): the exception is stale."),
-    )
-}
+# Every lint, in the order checks and reports list them: declared one per function in the lints
+# section below (:func:`lint`), as yamllint declares its rules.
+LINTS: dict[str, Lint] = {}
 RF_EXCESS = 16  # rf-excess fires above this many times the input's side
 MAX_REASON = 1000  # characters of a `lint: ignore` reason
 
@@ -243,59 +218,128 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+@dataclass
+class Linted:
+    """What a lint's check reads: the spec's network, its report and its file."""
+
+    net: Any
+    report: Any
+    file: str
+
+    def found(self, lint_id: str, message: str, row=None, line=None, **data) -> Finding:
+        return Finding("lint", lint_id, "warning", message, self.file,
+                       line if line is not None else (row.line if row is not None else None),
+                       row.name if row is not None else None, data=data)
+
+
+def lint(lint_id: str, title: str, help: str):
+    """Declare a lint: decorates its check, a function of a :class:`Linted` giving its findings."""
+
+    def declare(check):
+        if lint_id in LINTS:
+            raise ValueError(f"lint {lint_id!r} is declared twice")
+        LINTS[lint_id] = Lint(lint_id, title, help, check)
+        return check
+
+    return declare
+
+
 def lints(net, report, file: str) -> list[Finding]:
     """Every lint that fires on one analysed spec (before any ignore is applied)."""
-    from .. import layers as L
-    from ..output.report import exact, shape_text
-
+    spec = Linted(net, report, file)
     out: list[Finding] = []
+    for declared in LINTS.values():
+        if declared.check is not None:
+            out.extend(declared.check(spec))
+    return out
+
+
+def _row_findings(spec: Linted, lint_id: str, family: str) -> list[Finding]:
+    """The lint ``lint_id`` for each of the rows' findings (archcalc.findings) of code ``family``."""
+    return [spec.found(lint_id, f"{row.name} ({row.type}): {w.message}", row)
+            for row in spec.report.rows for w in row.warnings if w.is_a(family)]
+
+
+@lint("tiling", "a window does not tile its input",
+      "A conv or pool window whose stride does not divide (input + padding - kernel): the last "
+      "rows or columns of real input are never seen (AlexNet's 11x11/4 conv at 224x224).")
+def _tiling(spec: Linted) -> list[Finding]:
+    return _row_findings(spec, "tiling", "tiling")
+
+
+@lint("alignment", "branches are not centre-aligned",
+      "The branches joined by add or concat have receptive fields whose centres (or effective "
+      "strides) differ: the joined features describe different places of the image.")
+def _alignment(spec: Linted) -> list[Finding]:
+    return _row_findings(spec, "alignment", "alignment")
+
+
+def _head(spec: Linted):
+    """The output row, its receptive field and the input's H and W, where all are concrete (else None)."""
+    net, report = spec.net, spec.report
     rows = report.rows
-
-    def add(lint_id, message, row=None, line=None, **data):
-        out.append(Finding("lint", lint_id, "warning", message, file,
-                           line if line is not None else (row.line if row is not None else None),
-                           row.name if row is not None else None, data=data))
-
-    # tiling and alignment: the engine's per-row notes
-    for row in rows:
-        for note in row.warnings:
-            # the engine's notes: a window that does not tile, branches not aligned; anything
-            # else is the layer type's own warning (e.g. an adaptive pool that upsamples)
-            if "does not tile" in note:
-                lint_id = "tiling"
-            elif "centre-aligned" in note or "effective strides" in note:
-                lint_id = "alignment"
-            else:
-                lint_id = "layer"
-            add(lint_id, f"{row.name} ({row.type}): {note}", row)
-
-    # rf-coverage and rf-excess, at the head (the network's output)
     head = rows[net.output] if 0 <= net.output < len(rows) else None
     inp = report.input
-    if head is not None and head.rf is not None and len(inp) == 3 and _concrete(*inp):
-        h_in, w_in = inp[1], inp[2]
-        out_shape = report.output
-        classifier = len(out_shape) == 1 or (len(out_shape) == 3 and out_shape[1:] == (1, 1))
-        rf_h, rf_w = head.rf
-        if _concrete(rf_h.size, rf_h.padding, rf_w.size, rf_w.padding):
-            reach = (rf_h.size - rf_h.padding, rf_w.size - rf_w.padding)  # first row past the union of windows
-            missed = (max(h_in - reach[0], 0), max(w_in - reach[1], 0))
-            if classifier and any(missed):
-                parts = [_plural(n, w) for n, w in zip(missed, ("row", "column")) if n]
-                add("rf-coverage",
-                    f"{head.name} ({head.type}): the output's receptive field reaches input rows 0-{min(reach[0], h_in) - 1} "
-                    f"and columns 0-{min(reach[1], w_in) - 1} of the {h_in}x{w_in} input: the last {' and '.join(parts)} "
-                    f"never reach the output", head, missed=list(missed))
-            big = max(Fraction(rf_h.size, h_in), Fraction(rf_w.size, w_in))
-            if big > RF_EXCESS:
-                add("rf-excess",
-                    f"{head.name} ({head.type}): the output's receptive field is {exact(rf_h.size)}x{exact(rf_w.size)}, "
-                    f"{float(big):.1f} times the {h_in}x{w_in} input (more than {RF_EXCESS}x)", head,
-                    ratio=float(big))
+    if head is None or head.rf is None or len(inp) != 3 or not _concrete(*inp):
+        return None
+    rf_h, rf_w = head.rf
+    if not _concrete(rf_h.size, rf_h.padding, rf_w.size, rf_w.padding):
+        return None
+    return head, rf_h, rf_w, inp[1], inp[2]
 
-    # collapse: a 1x1 map while later layers still use windows larger than 1
+
+@lint("rf-coverage", "the head does not see the whole input",
+      "The receptive field at the network's flat (or 1x1) output does not reach every row and "
+      "column of the input: a classifier that cannot see the whole image.")
+def _rf_coverage(spec: Linted) -> list[Finding]:
+    at = _head(spec)
+    if at is None:
+        return []
+    head, rf_h, rf_w, h_in, w_in = at
+    out_shape = spec.report.output
+    classifier = len(out_shape) == 1 or (len(out_shape) == 3 and out_shape[1:] == (1, 1))
+    reach = (rf_h.size - rf_h.padding, rf_w.size - rf_w.padding)  # first row past the union of windows
+    missed = (max(h_in - reach[0], 0), max(w_in - reach[1], 0))
+    if not (classifier and any(missed)):
+        return []
+    parts = [_plural(n, w) for n, w in zip(missed, ("row", "column")) if n]
+    return [spec.found(
+        "rf-coverage",
+        f"{head.name} ({head.type}): the output's receptive field reaches input rows 0-{min(reach[0], h_in) - 1} "
+        f"and columns 0-{min(reach[1], w_in) - 1} of the {h_in}x{w_in} input: the last {' and '.join(parts)} "
+        f"never reach the output", head, missed=list(missed))]
+
+
+@lint("rf-excess", "the head's receptive field exceeds the input 16 times",
+      "The receptive field at the output is more than 16 times the input's height or width: at "
+      "most 1/16 of the last layers' theoretical window lies on the image, the rest on zero "
+      "padding (often an input far smaller than the network was made for).")
+def _rf_excess(spec: Linted) -> list[Finding]:
+    from ..output.report import exact
+
+    at = _head(spec)
+    if at is None:
+        return []
+    head, rf_h, rf_w, h_in, w_in = at
+    big = max(Fraction(rf_h.size, h_in), Fraction(rf_w.size, w_in))
+    if big <= RF_EXCESS:
+        return []
+    return [spec.found(
+        "rf-excess",
+        f"{head.name} ({head.type}): the output's receptive field is {exact(rf_h.size)}x{exact(rf_w.size)}, "
+        f"{float(big):.1f} times the {h_in}x{w_in} input (more than {RF_EXCESS}x)", head, ratio=float(big))]
+
+
+@lint("collapse", "the map collapses to 1x1 before the spatial layers end",
+      "A layer brings the map to 1x1 while later layers still use windows larger than 1: those "
+      "windows see only padding apart from their centre tap.")
+def _collapse(spec: Linted) -> list[Finding]:
+    from .. import layers as L
+    from ..output.report import shape_text
+
+    net, rows = spec.net, spec.report.rows
     shapes = {r.name: r.shape for r in rows}
-    shapes["input"] = tuple(inp)
+    shapes["input"] = tuple(spec.report.input)
     by_name = {r.name: r for r in rows}
     groups: dict = {}  # the layer that made the map 1x1 -> the layers that waste windows on it
     for i, row in enumerate(rows):
@@ -310,28 +354,59 @@ def lints(net, report, file: str) -> list[Finding]:
             origin = _collapse_origin(row, by_name, shapes)
             if origin is not None:
                 groups.setdefault(origin.name, []).append((row, win))
+    out = []
     for origin_name, wasted in groups.items():
         origin = by_name[origin_name]
         row, win = wasted[0]
         rest = len(wasted) - 1
         who = f"{row.name} ({row.type}, line {row.line})" + (f" and {_plural(rest, 'more layer')}" if rest else "")
         verb = "still use" if rest else "still uses"
-        add("collapse",
+        out.append(spec.found(
+            "collapse",
             f"{origin.name} ({origin.type}): the map is 1x1 from here ({shape_text(origin.shape)}), yet {who} {verb} "
             f"{getattr(win[0], 'k', 1)}x{getattr(win[1], 'k', 1)} windows that see only padding around the centre", origin,
-            layers=[r.name for r, _ in wasted])
+            layers=[r.name for r, _ in wasted]))
+    return out
 
-    # unused: outputs no layer reads (the network's output and auxiliary heads aside)
+
+@lint("unused", "a layer's output is never used",
+      "No later layer reads the output and it is not the network's output (nor an auxiliary "
+      "head's): its params and MACs still count in the totals.")
+def _unused(spec: Linted) -> list[Finding]:
+    from ..output.report import exact
+
+    net, rows = spec.net, spec.report.rows
     read = set()
     for node in net.nodes:
         read.update(node.inputs)
-    for i, (node, row) in enumerate(zip(net.nodes, rows)):
-        if i != net.output and i not in read and not node.aux:
-            add("unused",
-                f"{row.name} ({row.type}): its output is never used (no later layer reads it and it is not "
-                f"the network's output); its {exact(row.params)} params and {exact(row.macs)} MACs still count",
-                row)
-    return out
+    return [spec.found(
+        "unused",
+        f"{row.name} ({row.type}): its output is never used (no later layer reads it and it is not "
+        f"the network's output); its {exact(row.params)} params and {exact(row.macs)} MACs still count", row)
+        for i, (node, row) in enumerate(zip(net.nodes, rows))
+        if i != net.output and i not in read and not node.aux]
+
+
+# budget-units fires where the budgets are checked (budget_unit_lints, from _check): it reads the
+# amounts as written, which the report does not hold
+LINTS["budget-units"] = Lint(
+    "budget-units", "a budget without a unit looks like a mistake",
+    "A budget amount written without a unit is 1,000 times or more below the actual figure: "
+    "probably 25 where 25M was meant.")
+
+
+@lint("layer", "a layer type's own warning",
+      "A fact the layer type itself flags for this use of it, e.g. an adaptive average pool to a "
+      "size larger than its input (an upsample, not a pool).")
+def _layer(spec: Linted) -> list[Finding]:
+    return _row_findings(spec, "layer", "layer")
+
+
+# unused-ignore fires once per file, over every checked member of a family (_stale_ignores)
+LINTS["unused-ignore"] = Lint(
+    "unused-ignore", "a lint exception silences nothing",
+    "The spec's `lint: {ignore: ...}` names a lint that does not fire on this spec (at the "
+    "sizes checked): the exception is stale.")
 
 
 def _collapse_origin(row, by_name, shapes):

@@ -395,7 +395,7 @@ def net_and_report(ref, sets=None, input_=None, free=None, batch="1", dtype=DTyp
         report = analyze_depth(load_at, others, depth, dtype=_val(dtype), batch=parse_batch(batch),
                                optimizer=_val(optimizer), ensemble=_at_least_one("--ensemble", ensemble),
                                crops=_at_least_one("--crops", crops))
-        start = int(report.warnings[0].split(" = ")[1].split("..")[0])
+        start = next(w.get("start") for w in report.warnings if w.code == "depth-start")
         return load_at({depth[0]: start}, others), report
     report = analyze_net(net, batch, dtype, optimizer, ensemble, crops)
     if _EXITING["hard"]:

@@ -241,8 +241,10 @@ class LayerType:
         ratio of unresolved sizes: the engine then reports no receptive field)."""
         return None
 
-    def warnings(self, a: dict, xs: list, y) -> list[str]:
-        """Facts about this use of the layer that deserve a warning (the engine adds them to its row)."""
+    def warnings(self, a: dict, xs: list, y) -> list:
+        """Facts about this use of the layer that deserve a warning (the engine adds them to its row):
+        :class:`archcalc.findings.Finding` s with a code the type declares (``findings.declare``,
+        under ``layer``), their numbers and a message; the finding's layer is filled by the engine."""
         return []
 
     # -- memory

@@ -6,6 +6,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
+from ..findings import Finding, declare
 from .base import REQUIRED, Axis, Key, LayerType, Resample, eff, hw, pads, pair_of, register, same_out, window_out
 
 
@@ -178,6 +179,11 @@ class AvgPool(_Pool):
         return {**self._from(kw), "count_include_pad": bool(kw.get("count_include_pad", True))}
 
 
+_UPSAMPLES = declare("layer.adaptive-upsample", "an adaptive average pool to a size larger than its input: "
+                     "torch repeats input values, an upsample rather than a pool (numbers: input_h, input_w, "
+                     "output_h, output_w)")
+
+
 @register
 class AdaptiveAvgPool(LayerType):
     name = "adaptive_avgpool"
@@ -202,8 +208,9 @@ class AdaptiveAvgPool(LayerType):
         bigger = [(i, o) for i, o in zip(x[1:], y[1:]) if not is_symbolic(i) and not is_symbolic(o) and o > i]
         if not bigger:
             return []
-        return [f"adaptive_avgpool to {y[1]}x{y[2]} is larger than its {x[1]}x{x[2]} input: torch repeats input "
-                "values (an upsample, not a pool); use a larger input or a smaller size"]
+        return [Finding(_UPSAMPLES, f"adaptive_avgpool to {y[1]}x{y[2]} is larger than its {x[1]}x{x[2]} input: "
+                        "torch repeats input values (an upsample, not a pool); use a larger input or a smaller size",
+                        numbers=(("input_h", x[1]), ("input_w", x[2]), ("output_h", y[1]), ("output_w", y[2])))]
 
     def new_tensor(self, a, xs, y, training):
         if training:

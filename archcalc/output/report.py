@@ -72,7 +72,7 @@ def to_dict(report: Report) -> dict:
                    **{f"size_{k}": jsonable(v) for k, v in sizes(report).items()},
                    **{k: jsonable(v) for k, v in _peaks(report).items()}},
         "layers": _Rows(report.rows),
-        "warnings": list(report.warnings),
+        "warnings": [str(w) for w in report.warnings],  # findings print their message
     }
 
 
@@ -98,7 +98,7 @@ def layer_dict(r: Row) -> dict:
         "aux": r.aux,
         "trainable": r.trainable,
         "line": r.line,
-        "warnings": list(r.warnings),
+        "warnings": [str(w) for w in r.warnings],
     }
 
 
@@ -152,7 +152,7 @@ def layer_line(r: Row, cache: dict | None = None) -> str:
         _q(r.name), _q(r.type), _q(inputs[0]) if len(inputs) == 1 else ", ".join(map(_q, inputs)), shape_text,
         r.params, r.buffers, r.macs, r.values, rf_text, "true" if r.aux else "false",
         "true" if r.trainable else "false", "null" if r.line is None else r.line,
-        ", ".join(map(_q, r.warnings)) if r.warnings else "")
+        ", ".join([_q(str(w)) for w in r.warnings]) if r.warnings else "")
 
 
 class _Rows(list):

@@ -47,7 +47,8 @@ def test_depth_symbol_is_reported():
         load("resnet20", free=("n",))
     assert err.value.symbols == ["n"]
     r = depth("resnet20", (), "n")
-    assert "totals are closed forms in n" in r.warnings[0]
+    assert "totals are closed forms in n" in r.warnings[0].message
+    assert r.warnings[0].code == "depth-start" and r.warnings[0].get("start") == 1
 
 
 def test_not_a_polynomial_is_an_error():

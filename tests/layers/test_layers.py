@@ -124,7 +124,8 @@ def test_misaligned_branches_are_flagged():
     r = run([4, 8, 8], "concat: [[{maxpool: {kernel: 2, stride: 1}}], [{avgpool: {kernel: 2, stride: 1}}]]")
     assert r.warnings == []
     r = run([4, 8, 8], "concat: [[{conv: {out: 4, kernel: 3, padding: [0, 2, 0, 2]}}], [{conv: {out: 4, kernel: 3, padding: 1}}]]")
-    assert r.warnings == ["concat1: branches' receptive fields are not centre-aligned"]
+    assert [str(w) for w in r.warnings] == ["concat1: branches' receptive fields are not centre-aligned"]
+    assert [(w.code, w.layer) for w in r.warnings] == [("alignment.centres", "concat1")]
 
 
 def test_list_argument_as_kernel():

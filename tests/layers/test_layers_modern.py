@@ -160,8 +160,10 @@ def test_transposed_conv_stride_is_an_exact_fraction():
 def test_adaptive_avgpool_larger_than_input_warns(cli):
     r = analyze(net_of([4, 2, 2], "adaptive_avgpool: {size: 7}"))
     assert r.output == (4, 7, 7)
-    assert r.warnings == ["adaptive_avgpool1: adaptive_avgpool to 7x7 is larger than its 2x2 input: torch repeats "
-                          "input values (an upsample, not a pool); use a larger input or a smaller size"]
+    assert [str(w) for w in r.warnings] == [
+        "adaptive_avgpool1: adaptive_avgpool to 7x7 is larger than its 2x2 input: torch repeats "
+        "input values (an upsample, not a pool); use a larger input or a smaller size"]
+    assert r.warnings[0].code == "layer.adaptive-upsample" and r.warnings[0].is_a("layer")
 
 
 def test_vgg16_rf_at_32x32_is_a_table_not_a_traceback(cli):

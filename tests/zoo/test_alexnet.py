@@ -66,7 +66,8 @@ def test_alexnet_paper_on_224_warns_about_tiling():
     r = analyze(load("alexnet-paper", input_override=(3, 224, 224)))
     # (224 - 11) = 213 = 4 * 53 + 1: one row and one column of the image are never seen
     assert r.row("conv1").shape == (96, 54, 54)
-    assert r.warnings[0] == (
+    assert r.warnings[0].code == "tiling" and r.warnings[0].get("lost_rows") == 1
+    assert str(r.warnings[0]) == (
         "conv1: 11x11/4 window does not tile its 224x224 input (padding 0+0, 0+0): "
         "the last 1 row and 1 column of real input are never seen"
     )

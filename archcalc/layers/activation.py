@@ -95,6 +95,9 @@ class Scale(Pointwise):
     keys = (Key("factor", "float", REQUIRED, "the constant"),)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
 
+    def details(self, a, xs, y):
+        return f"x{float(a['factor']):g}"
+
     def torch(self, a, xs, y):
         return [("Scale", {"factor": a["factor"]})]
 
@@ -115,6 +118,9 @@ class Dropout(Pointwise):
     doc = "Dropout: an identity at inference; in training a new tensor and a one-byte mask per element."
     keys = (Key("p", "float", 0.5, "drop probability", lo=0, hi=1),)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
+
+    def details(self, a, xs, y):
+        return f"p={float(a['p']):g}"
 
     def new_tensor(self, a, xs, y, training):
         return training
@@ -168,6 +174,7 @@ class Identity(Pointwise):
     name = "identity"
     doc = "Passes its input on unchanged (no new tensor)."
     view = True
+    is_identity = True  # `identity` also names an empty branch (add: [identity, [...]])
     grad_alias = True  # no autograd node: the gradient passes through
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
     torch_ops = ("Identity", "contiguous")

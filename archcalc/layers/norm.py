@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import TENSOR, Key, Param, Pointwise, args_of, hw, prod, register
+from .base import TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
 
 
 @register
@@ -31,6 +31,19 @@ class BatchNorm(Pointwise):
         if not a["affine"]:
             return 0, 2 * c
         return (2 * c if a["scale"] else c), 2 * c
+
+    def formula(self, a, xs, y):
+        c = Factor("C", xs[0][0])
+        if not a["affine"]:
+            params = Count((), "affine: false")
+        elif a["scale"]:
+            params = Count((Term((Factor("2", 2), c)),), "scale and shift")
+        else:
+            params = Count((Term((c,)),), "shift only")
+        return Counts(params, Count((Term((Factor("2", 2), c)),), "running mean and variance"))
+
+    def details(self, a, xs, y):
+        return "" if a.get("affine", True) else "no affine"
 
     def saves(self, a, training):
         return ("input",)
@@ -71,6 +84,11 @@ class LayerNorm(Pointwise):
 
     def count(self, a, xs, y):
         return (2 * xs[0][0] if a["affine"] else 0), 0
+
+    def formula(self, a, xs, y):
+        if not a["affine"]:
+            return Counts(Count((), "affine: false"))
+        return Counts(Count((Term((Factor("2", 2), Factor("C", xs[0][0]))),), "scale and shift"))
 
     def saves(self, a, training):
         return ("input",)
@@ -116,6 +134,9 @@ class LayerScale(Pointwise):
     def count(self, a, xs, y):
         return xs[0][0], 0
 
+    def formula(self, a, xs, y):
+        return Counts(Count((Term((Factor("C", xs[0][0]),)),), "one scale per channel"))
+
     def saves(self, a, training):
         return ("input",)  # the scale's gradient needs the input
 
@@ -151,6 +172,9 @@ class LayerScale(Pointwise):
 @register
 class LRN(Pointwise):
     name = "lrn"
+
+    def details(self, a, xs, y):
+        return f"size {a['size']}"
     doc = "Local response normalisation across channels (torch.nn.LocalResponseNorm; AlexNet 2012)."
     keys = (
         Key("size", "size", 5, "channels in the normalising window"),

@@ -181,6 +181,9 @@ class PadChannels(LayerType):
     )
     formulas = {"shape": "out x ceil(H / stride) x ceil(W / stride)", "params": "0", "macs": "0"}
 
+    def details(self, a, xs, y):
+        return f"/{a['stride']}" if a.get("stride", 1) != 1 else ""
+
     def out(self, a, xs):
         x = hw(xs[0], self.name)
         if not is_symbolic(x[0]) and not is_symbolic(a["out"]) and a["out"] < x[0]:

@@ -90,6 +90,7 @@ class Softmax(Pointwise):
 
 @register
 class Scale(Pointwise):
+    torch_module = "activation_torch"  # its own nn.Module classes
     name = "scale"
     doc = "Multiplies by a constant, no parameters (Inception-ResNet's residual scaling)."
     keys = (Key("factor", "float", REQUIRED, "the constant"),)
@@ -140,6 +141,7 @@ class Dropout(Pointwise):
 
 @register
 class StochasticDepth(Pointwise):
+    torch_module = "activation_torch"  # its own nn.Module classes
     name = "stochastic_depth"
     doc = (
         "Stochastic depth (torchvision.ops.StochasticDepth): an identity at inference, counting "

@@ -33,6 +33,7 @@ class Flatten(LayerType):
 
 @register
 class Channels(LayerType):
+    torch_module = "channel_torch"  # its own nn.Module classes
     name = "channels"
     doc = (
         "A slice of the channels, x[:, start:stop] (a view: no new tensor). ShuffleNetV2's chunk is "
@@ -81,6 +82,7 @@ class Channels(LayerType):
 
 @register
 class ChannelShuffle(LayerType):
+    torch_module = "channel_torch"  # its own nn.Module classes
     name = "channel_shuffle"
     doc = (
         "ShuffleNet's channel shuffle: view as groups x C/groups, transpose, flatten back "

@@ -11,6 +11,7 @@ from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resamp
 
 
 class _ConvBase(LayerType):
+    torch_module = "conv_torch"  # its own nn.Module classes
     def groups(self, a, x):
         return x[0] if a["groups"] == "depthwise" else a["groups"]
 
@@ -314,6 +315,7 @@ class Linear(LayerType):
 
 @register
 class ChannelLinear(LayerType):
+    torch_module = "conv_torch"  # its own nn.Module classes
     name = "channel_linear"
     doc = (
         "A fully connected layer over the channels at every position: torch.nn.Linear on the "
@@ -348,7 +350,7 @@ class ChannelLinear(LayerType):
         return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
 
     def torch(self, a, xs, y):
-        # archcalc.torchside.build.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
+        # archcalc.layers.conv_torch.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
         return [("ChannelLinear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]
 
     def probe(self, a, xs, y, collapse):

@@ -7,6 +7,7 @@ from .base import TENSOR, LayerType, ShapeError, Text, args_of, prod, register, 
 
 
 class _Join(LayerType):
+    torch_module = "join_torch"  # its own nn.Module classes
     joins = True
 
     def mismatch(self, a, xs, i):

@@ -8,6 +8,7 @@ from .base import TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, ar
 
 @register
 class BatchNorm(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "batchnorm"
     aliases = ("bn",)
     doc = "Batch normalisation over channels (torch.nn.BatchNorm2d, or BatchNorm1d on a flat vector)."
@@ -71,6 +72,7 @@ class BatchNorm(Pointwise):
 
 @register
 class LayerNorm(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "layernorm"
     doc = (
         "Layer normalisation over the channels at each position (ConvNeXt's LayerNorm2d, the same as "
@@ -119,6 +121,7 @@ class LayerNorm(Pointwise):
 
 @register
 class LayerScale(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "layer_scale"
     doc = (
         "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "

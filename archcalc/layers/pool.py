@@ -11,6 +11,7 @@ from .base import (REQUIRED, Axis, Key, LayerType, Resample, Text, eff, hw, pads
 
 
 class _Pool(LayerType):
+    torch_module = "pool_torch"  # its own nn.Module classes
     torch_name: ClassVar[str]
 
     def stride(self, a):

@@ -9,7 +9,6 @@ import warnings
 with warnings.catch_warnings():  # torch warns at import when numpy is absent; irrelevant here
     warnings.simplefilter("ignore")
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
 

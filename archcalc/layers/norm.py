@@ -175,9 +175,6 @@ class LayerScale(Pointwise):
 @register
 class LRN(Pointwise):
     name = "lrn"
-
-    def details(self, a, xs, y):
-        return f"size {a['size']}"
     doc = "Local response normalisation across channels (torch.nn.LocalResponseNorm; AlexNet 2012)."
     keys = (
         Key("size", "size", 5, "channels in the normalising window"),
@@ -186,6 +183,9 @@ class LRN(Pointwise):
         Key("k", "float", 2.0, "k (AlexNet: 2; PyTorch's default is 1)"),
     )
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def details(self, a, xs, y):
+        return f"size {a['size']}"
 
     def out(self, a, xs):
         return hw(xs[0], self.name)

@@ -90,10 +90,14 @@ class Softmax(Pointwise):
 
 @register
 class Scale(Pointwise):
+    torch_module = "activation_torch"  # its own nn.Module classes
     name = "scale"
     doc = "Multiplies by a constant, no parameters (Inception-ResNet's residual scaling)."
     keys = (Key("factor", "float", REQUIRED, "the constant"),)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def details(self, a, xs, y):
+        return f"x{float(a['factor']):g}"
 
     def torch(self, a, xs, y):
         return [("Scale", {"factor": a["factor"]})]
@@ -116,6 +120,9 @@ class Dropout(Pointwise):
     keys = (Key("p", "float", 0.5, "drop probability", lo=0, hi=1),)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
 
+    def details(self, a, xs, y):
+        return f"p={float(a['p']):g}"
+
     def new_tensor(self, a, xs, y, training):
         return training
 
@@ -134,6 +141,7 @@ class Dropout(Pointwise):
 
 @register
 class StochasticDepth(Pointwise):
+    torch_module = "activation_torch"  # its own nn.Module classes
     name = "stochastic_depth"
     doc = (
         "Stochastic depth (torchvision.ops.StochasticDepth): an identity at inference, counting "
@@ -168,6 +176,7 @@ class Identity(Pointwise):
     name = "identity"
     doc = "Passes its input on unchanged (no new tensor)."
     view = True
+    is_identity = True  # `identity` also names an empty branch (add: [identity, [...]])
     grad_alias = True  # no autograd node: the gradient passes through
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
     torch_ops = ("Identity", "contiguous")

@@ -194,6 +194,139 @@ def concrete(*values) -> bool:
     return not any(is_symbolic(v) for v in values)
 
 
+# --------------------------------------------------------------------------- formulas (explain's working)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One named factor of a count: ``name`` as the formula's heading writes it (``C_out``,
+    ``(C_in/groups)``), its ``value``; a quotient has a divisor ``over`` (the working shows
+    ``(64/1)``, the value is ``value // over``)."""
+
+    name: str
+    value: Any
+    over: Any = None
+
+    @property
+    def number(self):
+        return self.value if self.over is None else self.value // self.over
+
+
+@dataclass(frozen=True)
+class Term:
+    """A product of factors; ``note`` names what it counts (``bias``)."""
+
+    factors: tuple
+    note: str = ""
+
+    @property
+    def value(self):
+        return prod(f.number for f in self.factors)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count (params, buffers or MACs) as a sum of products of named factors, from which
+    ``archcalc explain`` prints both the formula and its working, and evaluates the number. No
+    terms: 0. ``note`` qualifies the whole (``no bias``, ``affine: false``)."""
+
+    terms: tuple = ()
+    note: str = ""
+
+    @property
+    def value(self):
+        total = 0
+        for t in self.terms:
+            total = total + t.value
+        return as_int(total)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A layer's params, buffers and MACs, each a :class:`Count`: what :meth:`LayerType.formula`
+    declares (a test checks each against ``count``/``macs``, the engine's fast path)."""
+
+    params: Count = Count()
+    buffers: Count = Count()
+    macs: Count = Count()
+
+
+@dataclass(frozen=True)
+class Text:
+    """A line of ``explain`` with sizes in it: ``template`` holds ``{}`` where each of ``values``
+    goes (a size as the report writes it, a tuple as a shape)."""
+
+    template: str
+    values: tuple = ()
+
+
+@dataclass(frozen=True)
+class WindowSizes:
+    """The output size of a sliding window on H and W (conv, pools), for ``explain``'s per-axis
+    working: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1 (ceil with ``ceil``), or
+    with 'same' padding ceil(I/S) and the padding per axis (``before``, ``after``)."""
+
+    size: tuple  # (H, W) of the input
+    kernel: tuple
+    dilation: tuple
+    stride: tuple
+    padding: Any  # (top, bottom, left, right) or "same"
+    before: tuple  # the padding the window applies per axis (H, W)
+    after: tuple
+    out: tuple  # (H_out, W_out)
+    ceil: bool = False
+    channels: Text | None = None  # a line on the output channels
+
+
+def window_sizes(a, xs, y, stride=None, channels=None) -> WindowSizes:
+    """:class:`WindowSizes` of a layer with kernel/stride/padding(/dilation/ceil_mode) keys."""
+    x = xs[0]
+    s = tuple(stride if stride is not None else a["stride"])
+    k = eff(a)
+    t, b, l, r = pads({**a, "stride": s}, x, k)
+    return WindowSizes((x[1], x[2]), tuple(a["kernel"]), tuple(a.get("dilation", (1, 1))), s, a["padding"],
+                       (t, l), (b, r), (y[1], y[2]), bool(a.get("ceil_mode", False)), channels)
+
+
+def pair_text(v, sep="x", both=False) -> str:
+    a, b = v
+    return str(a) if a == b and not both else f"{a}{sep}{b}"
+
+
+def window_details(a) -> str:
+    """The settings of a windowed layer in a few characters: '3x3/2 p1 g=32 d2 ceil nobias'."""
+    k = a["kernel"]
+    s = a.get("stride")
+    s = k if s is None else s
+    text = pair_text(k, both=True)
+    if tuple(s) != (1, 1):
+        text += "/" + pair_text(s, ",")
+    pad = a.get("padding", 0)
+    if pad == "same":
+        text += " same"
+    elif pad and any(pad):
+        top, bottom, left, right = pad
+        if top == bottom == left == right:
+            text += f" p{top}"
+        elif top == bottom and left == right:
+            text += f" p{top},{left}"
+        else:
+            text += f" p{top},{bottom},{left},{right}"
+    d = a.get("dilation", (1, 1))
+    if tuple(d) != (1, 1):
+        text += " d" + pair_text(d, ",")
+    g = a.get("groups", 1)
+    if g == "depthwise":
+        text += " dw"
+    elif g != 1:
+        text += f" g={g}"
+    if a.get("ceil_mode"):
+        text += " ceil"
+    if a.get("bias") is False:
+        text += " nobias"
+    return text
+
+
 # --------------------------------------------------------------------------- base class
 
 
@@ -204,11 +337,15 @@ class LayerType:
 
     * YAML keys (:class:`Key`), ``doc``, ``formulas`` (``archcalc layers``, docs/layers.md);
     * ``out`` / ``count`` / ``macs``: shape, (params, buffers), multiply-accumulates;
+    * ``details`` (a summary row's settings text), ``formula`` (params/buffers/MACs as named
+      factors, for ``explain``'s working), ``size_formula`` (explain's output-size working);
+    * ``is_identity``: the type's name also means an empty branch (``add: [identity, [...]]``);
     * ``window``: the local window per axis for the receptive field (:class:`Axis`,
       :class:`Resample`, 'global' or None);
     * memory: ``new_tensor``, ``saves``, ``workspace``; ``can_inplace`` (an ``inplace`` key that
       the engine and the builder may switch off where the input is read elsewhere);
-    * torch: ``torch`` (the modules, as plain data), ``probe`` (how the empirical receptive-field
+    * torch: ``torch`` (the modules, as plain data; the type's own nn.Module classes live in its
+      ``torch_module``, archcalc/layers/<family>_torch.py), ``probe`` (how the empirical receptive-field
       probe linearises it), ``size_dependent`` (its window depends on the input size),
       ``probe_needs_channels``, ``batch_stats``, ``copy_note``.
     """
@@ -221,6 +358,8 @@ class LayerType:
     joins: ClassVar[bool] = False  # takes several inputs (concat, add, mean, mul)
     view: ClassVar[bool] = False  # produces no new tensor (in-place or a view) at inference
     can_inplace: ClassVar[bool] = False  # honours an `inplace` key (activations)
+    is_identity: ClassVar[bool] = False  # passes its input on unchanged: the word names an empty branch
+    torch_module: ClassVar[str | None] = None  # its own nn.Module classes: archcalc.layers.<this> (imports torch)
     probe_needs_channels: ClassVar[bool] = False  # the RF probe cannot collapse channels through it
     batch_stats: ClassVar[bool] = False  # trains on batch statistics (needs > 1 value per channel)
 
@@ -240,6 +379,25 @@ class LayerType:
         'global' for a window over everything; 'unknown' where it cannot be known (a resampling
         ratio of unresolved sizes: the engine then reports no receptive field)."""
         return None
+
+    # -- what the report and ``archcalc explain`` show (archcalc/output/: generic printers)
+    def details(self, a: dict, xs, y) -> str:
+        """The layer's settings in a few characters, as a summary row shows them ('7x7/2 p3',
+        'g=32', 'p=0.5'); '' when there is nothing to say. Reads only ``a`` (the summary calls it
+        with ``xs``/``y`` None). A layer with a kernel shows its window by default."""
+        return window_details(a) if "kernel" in a else ""
+
+    def formula(self, a: dict, xs: list, y) -> Counts:
+        """Params, buffers and MACs as sums of products of named factors (:class:`Counts`), from
+        which ``explain`` prints the formula, the working and the number. Must equal ``count`` and
+        ``macs`` (tests/layers/test_formulas.py checks every type and every zoo layer)."""
+        return Counts()
+
+    def size_formula(self, a: dict, xs: list, y) -> Text | WindowSizes:
+        """How ``explain`` works out the output size: a sliding window's per-axis arithmetic
+        (:class:`WindowSizes`) or a line (:class:`Text`); by default the ``shape`` formula."""
+        shape = self.formulas.get("shape", "unchanged").replace("{", "{{").replace("}", "}}")
+        return Text("output size: " + shape + " -> {}", (tuple(y),))
 
     def warnings(self, a: dict, xs: list, y) -> list:
         """Facts about this use of the layer that deserve a warning (the engine adds them to its row):
@@ -291,8 +449,9 @@ class LayerType:
     # -- torch
     def torch(self, a: dict, xs: list, y) -> list[tuple[str, dict]]:
         """The torch modules, as plain data: [(class name, keyword arguments), ...]. Names are
-        torch.nn classes or archcalc.torchside.build's own modules. Extra inputs (``ref`` keys) reach the
-        module's forward after the data input."""
+        torch.nn classes or classes of the type's own ``torch_module`` (a sibling module that
+        imports torch; the registry never imports it: :func:`torch_classes` does, for the builder).
+        Extra inputs (``ref`` keys) reach the module's forward after the data input."""
         return [("Identity", {})]
 
     def probe(self, a: dict, xs: list, y, collapse: bool) -> list[tuple[str, dict]]:
@@ -392,6 +551,19 @@ def register(cls):
 
 def lookup(name: str) -> LayerType | None:
     return REGISTRY.get(ALIASES.get(name, name))
+
+
+def torch_classes() -> dict:
+    """Class name -> class of every nn.Module the layer types declare in their ``torch_module``
+    (imports torch: only the builder calls it)."""
+    import importlib
+
+    out = {}
+    for t in REGISTRY.values():
+        if t.torch_module:
+            mod = importlib.import_module(f"{__package__}.{t.torch_module}")
+            out.update({n: c for n, c in vars(mod).items() if isinstance(c, type) and c.__module__ == mod.__name__})
+    return out
 
 
 def all_names() -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Key, LayerType, ShapeError, concrete, hw, prod, register
+from .base import Key, LayerType, ShapeError, Text, concrete, hw, prod, register
 
 
 @register
@@ -15,6 +15,9 @@ class Flatten(LayerType):
 
     def out(self, a, xs):
         return (prod(xs[0]),)
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: " + " * ".join("{}" for _ in xs[0]) + " = {} features", tuple(xs[0]) + (y[0],))
 
     def torch(self, a, xs, y):
         return [("Flatten", {})]
@@ -30,6 +33,7 @@ class Flatten(LayerType):
 
 @register
 class Channels(LayerType):
+    torch_module = "channel_torch"  # its own nn.Module classes
     name = "channels"
     doc = (
         "A slice of the channels, x[:, start:stop] (a view: no new tensor). ShuffleNetV2's chunk is "
@@ -78,6 +82,7 @@ class Channels(LayerType):
 
 @register
 class ChannelShuffle(LayerType):
+    torch_module = "channel_torch"  # its own nn.Module classes
     name = "channel_shuffle"
     doc = (
         "ShuffleNet's channel shuffle: view as groups x C/groups, transpose, flatten back "

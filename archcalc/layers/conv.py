@@ -6,10 +6,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, eff, hw, pads, pair_of, register, same_out, window_out
+from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resample, ShapeError, Term, Text, eff, hw, pads,
+                   pair_of, register, same_out, window_out, window_sizes)
 
 
 class _ConvBase(LayerType):
+    torch_module = "conv_torch"  # its own nn.Module classes
     def groups(self, a, x):
         return x[0] if a["groups"] == "depthwise" else a["groups"]
 
@@ -75,6 +77,18 @@ class Conv(_ConvBase):
     def macs(self, a, xs, y):
         x = xs[0]
         return as_int(y[0] * y[1] * y[2] * (x[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
+
+    def formula(self, a, xs, y):
+        x = xs[0]
+        per = (Factor("(C_in/groups)", x[0], self.groups(a, x)), Factor("K_h", a["kernel"][0]), Factor("K_w", a["kernel"][1]))
+        cout = Factor("C_out", y[0])
+        params = (Count((Term((cout,) + per), Term((cout,), "bias"))) if a["bias"]
+                  else Count((Term((cout,) + per),), "no bias"))
+        return Counts(params, macs=Count((Term((cout, Factor("H_out", y[1]), Factor("W_out", y[2])) + per),)))
+
+    def size_formula(self, a, xs, y):
+        cout = "out" if a["out"] is not None else "the input's channels"
+        return window_sizes(a, xs, y, channels=Text(f"  channels: {cout} = {{}}", (y[0],)))
 
     def window(self, a, xs, y):
         k = eff(a)
@@ -191,6 +205,14 @@ class ConvTranspose(_ConvBase):
         x = xs[0]
         return as_int(x[0] * x[1] * x[2] * (y[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
 
+    def formula(self, a, xs, y):
+        x = xs[0]
+        cin = Factor("C_in", x[0])
+        per = (Factor("(C_out/groups)", y[0], self.groups(a, x)), Factor("K_h", a["kernel"][0]), Factor("K_w", a["kernel"][1]))
+        params = (Count((Term((cin,) + per), Term((Factor("C_out", y[0]),), "bias"))) if a["bias"]
+                  else Count((Term((cin,) + per),), "no bias"))
+        return Counts(params, macs=Count((Term((cin, Factor("H_in", x[1]), Factor("W_in", x[2])) + per),)))
+
     def window(self, a, xs, y):
         # output o = i*S - P + t*D for a tap t in [0, K-1]: it reads inputs i in
         # [ceil((o + P - (K-1) D) / S), floor((o + P) / S)] (the extent; with S > 1 and D > 1 some
@@ -261,6 +283,14 @@ class Linear(LayerType):
     def macs(self, a, xs, y):
         return as_int(xs[0][0] * y[0])
 
+    def formula(self, a, xs, y):
+        fin, fout = Factor("in", xs[0][0]), Factor("out", y[0])
+        params = Count((Term((fin, fout)), Term((fout,), "bias"))) if a["bias"] else Count((Term((fin, fout)),))
+        return Counts(params, macs=Count((Term((fin, fout)),)))
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: out = {} features from {}", (y[0], xs[0][0]))
+
     def window(self, a, xs, y):
         return "global"
 
@@ -285,6 +315,7 @@ class Linear(LayerType):
 
 @register
 class ChannelLinear(LayerType):
+    torch_module = "conv_torch"  # its own nn.Module classes
     name = "channel_linear"
     doc = (
         "A fully connected layer over the channels at every position: torch.nn.Linear on the "
@@ -306,6 +337,11 @@ class ChannelLinear(LayerType):
     def macs(self, a, xs, y):
         return as_int(y[0] * y[1] * y[2] * xs[0][0])
 
+    def formula(self, a, xs, y):
+        fin, fout = Factor("C_in", xs[0][0]), Factor("C_out", y[0])
+        params = Count((Term((fin, fout)), Term((fout,), "bias"))) if a["bias"] else Count((Term((fin, fout)),))
+        return Counts(params, macs=Count((Term((fout, Factor("H", y[1]), Factor("W", y[2]), fin)),)))
+
     def saves(self, a, training):
         return ("input",)
 
@@ -314,7 +350,7 @@ class ChannelLinear(LayerType):
         return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
 
     def torch(self, a, xs, y):
-        # archcalc.torchside.build.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
+        # archcalc.layers.conv_torch.ChannelLinear: nn.Linear's parameters, run as a 1x1 conv on N, C, H, W
         return [("ChannelLinear", {"in_features": xs[0][0], "out_features": y[0], "bias": a["bias"]})]
 
     def probe(self, a, xs, y, collapse):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import TENSOR, LayerType, ShapeError, args_of, prod, register, shape_text
+from .base import TENSOR, LayerType, ShapeError, Text, args_of, prod, register, shape_text
 
 
 class _Join(LayerType):
+    torch_module = "join_torch"  # its own nn.Module classes
     joins = True
 
     def mismatch(self, a, xs, i):
@@ -46,6 +47,10 @@ class Concat(_Join):
     def out(self, a, xs):
         self.same_spatial(a, xs)
         return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
+
+    def size_formula(self, a, xs, y):
+        return Text("output channels: the branches' channels added, " + " + ".join("{}" for _ in xs) + " = {}",
+                    tuple(x[0] for x in xs) + (y[0],))
 
     def torch(self, a, xs, y):
         return [("Concat", {})]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import TENSOR, Key, Param, Pointwise, args_of, hw, prod, register
+from .base import TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
 
 
 @register
 class BatchNorm(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "batchnorm"
     aliases = ("bn",)
     doc = "Batch normalisation over channels (torch.nn.BatchNorm2d, or BatchNorm1d on a flat vector)."
@@ -31,6 +32,19 @@ class BatchNorm(Pointwise):
         if not a["affine"]:
             return 0, 2 * c
         return (2 * c if a["scale"] else c), 2 * c
+
+    def formula(self, a, xs, y):
+        c = Factor("C", xs[0][0])
+        if not a["affine"]:
+            params = Count((), "affine: false")
+        elif a["scale"]:
+            params = Count((Term((Factor("2", 2), c)),), "scale and shift")
+        else:
+            params = Count((Term((c,)),), "shift only")
+        return Counts(params, Count((Term((Factor("2", 2), c)),), "running mean and variance"))
+
+    def details(self, a, xs, y):
+        return "" if a.get("affine", True) else "no affine"
 
     def saves(self, a, training):
         return ("input",)
@@ -58,6 +72,7 @@ class BatchNorm(Pointwise):
 
 @register
 class LayerNorm(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "layernorm"
     doc = (
         "Layer normalisation over the channels at each position (ConvNeXt's LayerNorm2d, the same as "
@@ -71,6 +86,11 @@ class LayerNorm(Pointwise):
 
     def count(self, a, xs, y):
         return (2 * xs[0][0] if a["affine"] else 0), 0
+
+    def formula(self, a, xs, y):
+        if not a["affine"]:
+            return Counts(Count((), "affine: false"))
+        return Counts(Count((Term((Factor("2", 2), Factor("C", xs[0][0]))),), "scale and shift"))
 
     def saves(self, a, training):
         return ("input",)
@@ -101,6 +121,7 @@ class LayerNorm(Pointwise):
 
 @register
 class LayerScale(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
     name = "layer_scale"
     doc = (
         "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "
@@ -115,6 +136,9 @@ class LayerScale(Pointwise):
 
     def count(self, a, xs, y):
         return xs[0][0], 0
+
+    def formula(self, a, xs, y):
+        return Counts(Count((Term((Factor("C", xs[0][0]),)),), "one scale per channel"))
 
     def saves(self, a, training):
         return ("input",)  # the scale's gradient needs the input
@@ -159,6 +183,9 @@ class LRN(Pointwise):
         Key("k", "float", 2.0, "k (AlexNet: 2; PyTorch's default is 1)"),
     )
     formulas = {"shape": "unchanged", "params": "0", "macs": "0 (not a conv or linear)"}
+
+    def details(self, a, xs, y):
+        return f"size {a['size']}"
 
     def out(self, a, xs):
         return hw(xs[0], self.name)

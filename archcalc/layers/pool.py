@@ -7,10 +7,12 @@ from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
 from ..findings import Finding, declare
-from .base import REQUIRED, Axis, Key, LayerType, Resample, eff, hw, pads, pair_of, register, same_out, window_out
+from .base import (REQUIRED, Axis, Key, LayerType, Resample, Text, eff, hw, pads, pair_of, pair_text, register, same_out,
+                   window_out, window_sizes)
 
 
 class _Pool(LayerType):
+    torch_module = "pool_torch"  # its own nn.Module classes
     torch_name: ClassVar[str]
 
     def stride(self, a):
@@ -50,6 +52,9 @@ class _Pool(LayerType):
 
     def size_dependent(self, a):
         return a["padding"] == "same" and tuple(self.stride(a)) != (1, 1)
+
+    def size_formula(self, a, xs, y):
+        return window_sizes(a, xs, y, stride=self.stride(a))
 
     def _from(self, kw):
         k, s = pair_of(kw["kernel_size"]), kw.get("stride")
@@ -203,6 +208,13 @@ class AdaptiveAvgPool(LayerType):
         x = hw(xs[0], self.name)
         return (x[0], a["size"][0], a["size"][1])
 
+    def details(self, a, xs, y):
+        return pair_text(a["size"], both=True)
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: fixed at {}x{}; windows of ceil(I/O) = ceil({}/{}) = {} at stride floor(I/O) = {}",
+                    (y[1], y[2], xs[0][1], y[1], ceildiv(xs[0][1], y[1]), floordiv(xs[0][1], y[1])))
+
     def warnings(self, a, xs, y):
         x = xs[0]
         bigger = [(i, o) for i, o in zip(x[1:], y[1:]) if not is_symbolic(i) and not is_symbolic(o) and o > i]
@@ -275,6 +287,9 @@ class GlobalAvgPool(LayerType):
     def out(self, a, xs):
         x = hw(xs[0], self.name)
         return (x[0], 1, 1)
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: C x 1 x 1 = {} (one window over the whole {}x{} map)", (tuple(y), xs[0][1], xs[0][2]))
 
     def window(self, a, xs, y):
         x = xs[0]

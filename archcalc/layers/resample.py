@@ -11,6 +11,7 @@ from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, 
 
 @register
 class Upsample(LayerType):
+    torch_module = "resample_torch"  # its own nn.Module classes
     name = "upsample"
     doc = (
         "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear, by a scale factor, to a "
@@ -122,6 +123,7 @@ class Upsample(LayerType):
 
 @register
 class Crop(LayerType):
+    torch_module = "resample_torch"  # its own nn.Module classes
     name = "crop"
     doc = (
         "Centre crop to the spatial size of an earlier layer's output (`like: NAME`: U-Net's "
@@ -170,6 +172,7 @@ class Crop(LayerType):
 
 @register
 class PadChannels(LayerType):
+    torch_module = "resample_torch"  # its own nn.Module classes
     name = "pad_channels"
     doc = (
         "Parameter-free shortcut (CIFAR ResNet 'option A'): take every stride-th row and column, "
@@ -180,6 +183,9 @@ class PadChannels(LayerType):
         Key("stride", "size", 1, "subsampling stride"),
     )
     formulas = {"shape": "out x ceil(H / stride) x ceil(W / stride)", "params": "0", "macs": "0"}
+
+    def details(self, a, xs, y):
+        return f"/{a['stride']}" if a.get("stride", 1) != 1 else ""
 
     def out(self, a, xs):
         x = hw(xs[0], self.name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..analysis.engine import DTYPES, RF, Report
 from ..expr import as_int, is_symbolic
+from ..layers import Count, Resample, Text, WindowSizes, lookup, prod
 from .report import dim_text, exact, rf_text, shape_text, share
 from .textout import plain
 
@@ -130,8 +131,6 @@ def _resample_lines(lines, win, rf):
 
 
 def _saves_text(what, xs, y, nbytes):
-    from ..layers import prod
-
     parts = []
     for w in what:
         if w == "input":
@@ -147,13 +146,75 @@ def _saves_text(what, xs, y, nbytes):
     return ", ".join(parts)
 
 
+def _fill(text: Text) -> str:
+    """A type's line with its sizes written as the report writes them."""
+    return text.template.format(*(shape_text(v) if isinstance(v, tuple) else _n(v) for v in text.values))
+
+
+def _window_size_lines(lines, w: WindowSizes):
+    """A sliding window's output size, per axis (H and W together where they agree)."""
+    if w.padding == "same":
+        lines.append("output size: padding 'same' (TensorFlow's rule): out = ceil(I / S), total padding "
+                     "max((out - 1)*S + D*(K-1) + 1 - I, 0), the odd pixel after")
+        for ax, name in ((0, "H"), (1, "W")):
+            lines.append(f"  {name}: ceil({_n(w.size[ax])}/{_n(w.stride[ax])}) = {_n(w.out[ax])}; padding "
+                         f"{_n(w.before[ax])} before, {_n(w.after[ax])} after")
+    else:
+        lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
+                     + (" (ceil with ceil_mode)" if w.ceil else ""))
+        t_, b_, l_, r_ = w.padding
+        k, d, s = w.kernel, w.dilation, w.stride
+        same_axes = (w.size[0], k[0], d[0], s[0], t_, b_) == (w.size[1], k[1], d[1], s[1], l_, r_)
+        _axis_size(lines, "H" if not same_axes else "H, W", w.size[0], k[0], d[0], s[0], t_, b_, w.out[0], w.ceil)
+        if not same_axes:
+            _axis_size(lines, "W", w.size[1], k[1], d[1], s[1], l_, r_, w.out[1], w.ceil)
+    if w.channels is not None:
+        lines.append(_fill(w.channels))
+
+
+def _heading(c: Count) -> str:
+    """A count's formula in its factors' names: 'C_out * (C_in/groups) * K_h * K_w + C_out (bias)'."""
+    text = " + ".join(" * ".join(f.name for f in t.factors) + (f" ({t.note})" if t.note else "") for t in c.terms)
+    return (text or "0") + (f" ({c.note})" if c.note else "")
+
+
+def _factor(f) -> str:
+    return _n(f.value) if f.over is None else f"({_n(f.value)}/{_n(f.over)})"
+
+
+def _working(c: Count) -> str:
+    """The formula with the layer's numbers: '64 * (3/1) * 3 * 3 + 64'; '' for no terms."""
+    return " + ".join(" * ".join(_factor(f) for f in t.factors) for t in c.terms)
+
+
+def _count_lines(what: str, c: Count, engine) -> list[str]:
+    """'params: <formula>' and its working, evaluated from the same factors and checked against the
+    engine's count; one line where the formula is a product of at most two factors."""
+    value = c.value
+    tail = "; not params" if what == "buffers" else ""
+    if not c.terms:
+        note = c.note or ("only conv and linear layers count" if what == "MACs" else "")
+        lines = [f"{what}: 0" + (f" ({note})" if note else "") + tail]
+    else:
+        working = _working(c)
+        lone = len(c.terms) == 1 and len(c.terms[0].factors) == 1 and c.terms[0].factors[0].over is None
+        steps = [] if lone else [working]
+        if len(c.terms) > 1:
+            steps.append(" + ".join(_factor(t.factors[0]) if len(t.factors) == 1 else _x(t.value) for t in c.terms))
+        steps.append(_x(value))
+        if len(c.terms) == 1 and len(c.terms[0].factors) <= 2:
+            lines = [f"{what}: {_heading(c)} = " + " = ".join(steps) + tail]
+        else:
+            lines = [f"{what}: {_heading(c)}", "  " + " = ".join(steps) + tail]
+    _check(lines, value, engine, what)
+    return lines
+
+
 def explain_layer(net, report: Report, index: int) -> list[str]:
     """The working of row ``index`` (its formulas with numbers substituted)."""
-    from .. import layers as L
-
     node = net.nodes[index]
     row = report.rows[index]
-    lt = L.REGISTRY[node.type]
+    lt = lookup(node.type)
     a = node.args
     shapes = {-1: tuple(net.input)}
     shapes.update({i: r.shape for i, r in enumerate(report.rows)})
@@ -161,9 +222,7 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
     y = row.shape
     src = [("input" if j < 0 else plain(net.nodes[j].name)) for j in node.inputs]
     where = f"line {row.line}" if row.line else ""
-    from .report import details
-
-    det = details(node)
+    det = lt.details(a, xs, y)
     lines = [f"{plain(row.name)}: {node.type}{(' ' + det) if det else ''}"
              + (f" ({where} of {plain(spec_path(net.file))})" if where and net.file else ""),
              f"input {', '.join(shape_text(x) for x in xs)} (from {', '.join(src)}), output {shape_text(y)}"]
@@ -177,78 +236,19 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
     # -- shape
     lines.append("")
     win = lt.window(a, xs, y)
-    if node.type == "conv" or node.type in ("maxpool", "avgpool"):
-        x = xs[0]
-        k, d = a["kernel"], a.get("dilation", (1, 1))
-        s = a["stride"] if a.get("stride") is not None else k
-        if a["padding"] == "same":
-            lines.append("output size: padding 'same' (TensorFlow's rule): out = ceil(I / S), total padding "
-                         "max((out - 1)*S + D*(K-1) + 1 - I, 0), the odd pixel after")
-            for ax, name in ((0, "H"), (1, "W")):
-                lines.append(f"  {name}: ceil({_n(x[1 + ax])}/{_n(s[ax])}) = {_n(y[1 + ax])}; padding "
-                             f"{_n(win[ax].before)} before, {_n(win[ax].after)} after")
-        else:
-            lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
-                         + (" (ceil with ceil_mode)" if a.get("ceil_mode") else ""))
-            t_, b_, l_, r_ = a["padding"]
-            same_axes = (x[1], k[0], d[0], s[0], t_, b_) == (x[2], k[1], d[1], s[1], l_, r_)
-            _axis_size(lines, "H" if not same_axes else "H, W", x[1], k[0], d[0], s[0], t_, b_, y[1], a.get("ceil_mode", False))
-            if not same_axes:
-                _axis_size(lines, "W", x[2], k[1], d[1], s[1], l_, r_, y[2], a.get("ceil_mode", False))
-        if node.type == "conv":
-            cout = "out" if a["out"] is not None else "the input's channels"
-            lines.append(f"  channels: {cout} = {_n(y[0])}")
-    elif node.type == "linear":
-        lines.append(f"output size: out = {_n(y[0])} features from {_n(xs[0][0])}")
-    elif node.type == "concat":
-        lines.append("output channels: the branches' channels added, " + " + ".join(_n(x[0]) for x in xs) + f" = {_n(y[0])}")
-    elif node.type == "flatten":
-        lines.append(f"output size: {' * '.join(_n(v) for v in xs[0])} = {_n(y[0])} features")
-    elif node.type == "adaptive_avgpool":
-        lines.append(f"output size: fixed at {_n(y[1])}x{_n(y[2])}; windows of ceil(I/O) = "
-                     f"ceil({_n(xs[0][1])}/{_n(y[1])}) = {_n(win[0].k)} at stride floor(I/O) = {_n(win[0].s)}")
-    elif node.type == "global_avgpool":
-        lines.append(f"output size: C x 1 x 1 = {shape_text(y)} (one window over the whole {_n(xs[0][1])}x{_n(xs[0][2])} map)")
+    size = lt.size_formula(a, xs, y)
+    if isinstance(size, WindowSizes):
+        _window_size_lines(lines, size)
     else:
-        lines.append(f"output size: {lt.formulas.get('shape', 'unchanged')} -> {shape_text(y)}")
+        lines.append(_fill(size))
 
-    # -- params
+    # -- params, buffers, MACs: the type's named factors, worked and checked against the engine
     lines.append("")
-    if node.type == "conv":
-        g = lt.groups(a, xs[0])
-        kh, kw = a["kernel"]
-        w = as_int(y[0] * (xs[0][0] // g) * kh * kw)
-        bias = f" + {_n(y[0])}" if a["bias"] else ""
-        total = as_int(w + (y[0] if a["bias"] else 0))
-        lines.append("params: C_out * (C_in/groups) * K_h * K_w" + (" + C_out (bias)" if a["bias"] else " (no bias)"))
-        lines.append(f"  {_n(y[0])} * ({_n(xs[0][0])}/{_n(g)}) * {kh} * {kw}{bias} = "
-                     + (f"{_x(w)}{bias} = " if a["bias"] else "") + _x(total))
-        _check(lines, total, row.params, "params")
-        lines.append("MACs: C_out * H_out * W_out * (C_in/groups) * K_h * K_w")
-        macs = as_int(y[0] * y[1] * y[2] * (xs[0][0] // g) * kh * kw)
-        lines.append(f"  {_n(y[0])} * {_n(y[1])} * {_n(y[2])} * ({_n(xs[0][0])}/{_n(g)}) * {kh} * {kw} = {_x(macs)}")
-        _check(lines, macs, row.macs, "MACs")
-    elif node.type == "linear":
-        fin, fout = xs[0][0], y[0]
-        total = as_int(fin * fout + (fout if a["bias"] else 0))
-        lines.append("params: in * out" + (" + out (bias)" if a["bias"] else ""))
-        lines.append(f"  {_n(fin)} * {_n(fout)}" + (f" + {_n(fout)}" if a["bias"] else "") + f" = {_x(total)}")
-        _check(lines, total, row.params, "params")
-        lines.append("MACs: in * out")
-        lines.append(f"  {_n(fin)} * {_n(fout)} = {_x(as_int(fin * fout))}")
-        _check(lines, as_int(fin * fout), row.macs, "MACs")
-    elif node.type == "batchnorm":
-        c = xs[0][0]
-        if a["affine"]:
-            k = 2 if a["scale"] else 1
-            lines.append(f"params: {'2 * C (scale and shift)' if k == 2 else 'C (shift only)'} = {k} * {_n(c)} = {_x(as_int(k * c))}")
-        else:
-            lines.append("params: 0 (affine: false)")
-        lines.append(f"buffers: 2 * C (running mean and variance) = 2 * {_n(c)} = {_x(as_int(2 * c))}; not params")
-        lines.append("MACs: 0 (only conv and linear layers count)")
-    else:
-        lines.append(f"params: {_x(row.params)}" + ("" if row.params == 0 else f" ({lt.formulas.get('params', '')})"))
-        lines.append(f"MACs: {_x(row.macs)}" + (" (only conv and linear layers count)" if row.macs == 0 else ""))
+    counts = lt.formula(a, xs, y)
+    lines += _count_lines("params", counts.params, row.params)
+    if counts.buffers.terms or row.buffers:
+        lines += _count_lines("buffers", counts.buffers, row.buffers)
+    lines += _count_lines("MACs", counts.macs, row.macs)
 
     # -- receptive field
     lines.append("")
@@ -258,7 +258,7 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
         lines.append("receptive field: none (a flat vector that was never spatial)")
     elif lt.joins:
         lines.append(f"receptive field: the largest of the branches', {rf_text(row.rf)}")
-    elif isinstance(win, tuple) and prev is not None and any(not hasattr(w, "k") for w in win):
+    elif isinstance(win, tuple) and prev is not None and any(isinstance(w, Resample) for w in win):
         lines.append("receptive field of a resampling layer: output position o reads input positions "
                      "first(o) .. last(o), an exact window per axis; the field is the widest over all positions")
         _resample_lines(lines, win, row.rf)
@@ -307,37 +307,30 @@ def explain_network(net, report: Report) -> list[str]:
     t = report.totals
     title = plain(report.name) + (f" — {plain(report.title)}" if report.title else "")
     lines = [title, f"input {shape_text(report.input)}, {report.dtype}", ""]
-    lines.append("params and MACs of each layer that has any (conv: C_out * (C_in/groups) * K_h * K_w "
-                 "[+ C_out]; MACs C_out * H_out * W_out * (C_in/groups) * K_h * K_w; linear: in * out [+ out]):")
     shapes = {-1: tuple(net.input)}
     shapes.update({i: r.shape for i, r in enumerate(report.rows)})
+    worked, legend = [], {}
     p_sum, m_sum = 0, 0
     for i, (node, row) in enumerate(zip(net.nodes, report.rows)):
         if not row.params and not row.macs:
             continue
-        x = shapes[node.inputs[0]] if node.inputs else ()
-        y = row.shape
-        a = node.args
-        if node.type == "conv":
-            from .. import layers as L
-
-            g = L.REGISTRY["conv"].groups(a, x)
-            kh, kw = a["kernel"]
-            per = f"{_n(y[0])} * ({_n(x[0])}/{_n(g)}) * {kh} * {kw}" + (f" + {_n(y[0])}" if a["bias"] else "")
-            mac = f"{_n(y[0])} * {_n(y[1])} * {_n(y[2])} * ({_n(x[0])}/{_n(g)}) * {kh} * {kw}"
-        elif node.type == "linear":
-            per = f"{_n(x[0])} * {_n(y[0])}" + (f" + {_n(y[0])}" if a["bias"] else "")
-            mac = f"{_n(x[0])} * {_n(y[0])}"
-        elif node.type == "batchnorm":
-            per = f"{2 if a.get('scale', True) else 1} * {_n(x[0])}"
-            mac = "0"
-        else:
-            per, mac = _x(row.params), _x(row.macs)
+        lt = lookup(node.type)
+        counts = lt.formula(node.args, [shapes[j] for j in node.inputs], row.shape)
+        for key, c in (("params", counts.params), ("macs", counts.macs)):
+            seen = legend.setdefault(lt.name, {"params": [], "macs": []})[key]
+            if c.terms and _heading(c) not in seen:
+                seen.append(_heading(c))
+        per, mac = _working(counts.params) or "0", _working(counts.macs) or "0"
         tag = " (aux)" if row.aux else ""
-        lines.append(f"  {plain(row.name)}{tag}: params {per} = {_x(row.params)}; MACs {mac} = {_x(row.macs)}")
+        worked.append(f"  {plain(row.name)}{tag}: params {per} = {_x(row.params)}; MACs {mac} = {_x(row.macs)}")
         p_sum = p_sum + row.params
         if not row.aux:
             m_sum = m_sum + row.macs
+    lines.append("params and MACs of each layer that has any ("
+                 + "; ".join(f"{name}: {' or '.join(h['params']) or '0'}"
+                             + (f"; MACs {' or '.join(h['macs'])}" if h["macs"] else "") for name, h in legend.items())
+                 + "):")
+    lines += worked
     lines.append(f"  sum: params {_x(as_int(p_sum))}, MACs {_x(as_int(m_sum))}"
                  + (f" (aux heads' MACs {_x(t['macs_aux'])} apart)" if t["macs_aux"] else ""))
     if not _eq(as_int(p_sum) * t.get("ensemble", 1), t["params"]):

@@ -14,6 +14,7 @@ from typing import Any
 from ..version import JSON_SCHEMA, __version__
 from ..analysis.engine import Report, Row
 from ..expr import as_int, is_symbolic, simplify, text
+from ..layers import lookup
 
 ROW_FIELDS = ("params", "buffers", "macs", "values")
 
@@ -354,59 +355,7 @@ def sizes(report: Report) -> dict:
             "total_bytes": as_int(act + param_bytes)}
 
 
-def _pair(v, sep="x", both=False):
-    a, b = v
-    return str(a) if a == b and not both else f"{a}{sep}{b}"
-
-
 def details(node) -> str:
-    """A layer's settings in a few characters: conv '3x3/2 p1 g=32 d2 nobias', pools '3x3/2 p1
-    ceil', 'p=0.5' for dropout, '7x7' for adaptive pools. Empty when there is nothing to say.
-
-    The spec loader has already normalised the arguments (pairs, four paddings)."""
-    a = node.args
-    t = node.type
-    if "kernel" in a:
-        k = a["kernel"]
-        s = a.get("stride")
-        s = k if s is None else s
-        text = _pair(k, both=True)
-        if tuple(s) != (1, 1):
-            text += "/" + _pair(s, ",")
-        pad = a.get("padding", 0)
-        if pad == "same":
-            text += " same"
-        elif pad and any(pad):
-            top, bottom, left, right = pad
-            if top == bottom == left == right:
-                text += f" p{top}"
-            elif top == bottom and left == right:
-                text += f" p{top},{left}"
-            else:
-                text += f" p{top},{bottom},{left},{right}"
-        d = a.get("dilation", (1, 1))
-        if tuple(d) != (1, 1):
-            text += " d" + _pair(d, ",")
-        g = a.get("groups", 1)
-        if g == "depthwise":
-            text += " dw"
-        elif g != 1:
-            text += f" g={g}"
-        if a.get("ceil_mode"):
-            text += " ceil"
-        if a.get("bias") is False:
-            text += " nobias"
-        return text
-    if t == "adaptive_avgpool":
-        return _pair(a["size"], both=True)
-    if t == "dropout":
-        return f"p={float(a['p']):g}"
-    if t == "batchnorm" and not a.get("affine", True):
-        return "no affine"
-    if t == "lrn":
-        return f"size {a['size']}"
-    if t == "pad_channels" and a.get("stride", 1) != 1:
-        return f"/{a['stride']}"
-    if t == "scale":
-        return f"x{float(a['factor']):g}"
-    return ""
+    """A layer's settings in a few characters ('3x3/2 p1 g=32 d2 nobias', 'p=0.5', '7x7'), as its
+    type declares them (LayerType.details); empty when there is nothing to say."""
+    return lookup(node.type).details(node.args, None, None)

@@ -535,12 +535,20 @@ def _expand_list(ctx, items, cur, env, scope, ypath, aux):
     return cur
 
 
+def _empty_branch(value) -> bool:
+    """An empty branch: null, [] or the name of a layer type declared ``is_identity``."""
+    if value is None or value == []:
+        return True
+    t = L.lookup(value) if isinstance(value, str) else None
+    return t is not None and t.is_identity
+
+
 def _expand_raw(ctx, ref, cur, env, scope, ypath, aux, ctx_line):
     value = env.get(ref.strip())
     if not isinstance(value, _Raw):
         hint = did_you_mean(ref.strip(), [k for k in env if k.startswith("$")])
         ctx.fail(f"{short(ref)} is not a block argument holding layers", ctx_line, ypath, hint=hint)
-    if value.value in ("identity", None) or value.value == []:
+    if _empty_branch(value.value):
         return cur
     return _expand_list(ctx, value.value, cur, value.env, scope, ypath, aux)
 
@@ -738,7 +746,7 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
         ctx.tick(line, ypath)
         bscope = _join(scope, str(bname)) if named else _join(name, bname)
         bpath = f"{ypath}.{ltype.name}.{bname}" if named else f"{ypath}.{ltype.name}[{bname[1:]}]"
-        if branch in ("identity", None) or branch == []:
+        if _empty_branch(branch):
             ends.append(cur)
         elif isinstance(branch, str) and branch.startswith("$"):
             ends.append(_expand_raw(ctx, branch, cur, env, bscope, bpath, aux, line))
@@ -833,8 +841,8 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             benv["$" + arg] = _Raw(raw, source_env, aline)
         elif isinstance(raw, (bool, float)):
             benv["$" + arg] = raw
-        elif raw == "identity":
-            benv["$" + arg] = _Raw("identity", source_env, aline)
+        elif isinstance(raw, str) and _empty_branch(raw):  # the word of an identity type: an empty layers argument
+            benv["$" + arg] = _Raw(raw, source_env, aline)
         else:
             benv["$" + arg] = _argument(ctx, raw, source_env, aline, ypath, kind)
     if len(ctx.calls) >= MAX_BLOCK_DEPTH:

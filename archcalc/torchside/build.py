@@ -18,7 +18,8 @@ How each layer type is built comes from the layer registry (``REGISTRY[type].tor
 data such as ``[("ZeroPad2d", {...}), ("Conv2d", {...})]``; torch.nn classes are looked up by name
 and the project-specific ones (:data:`CUSTOM`: joins, padding, crops, channel slices and shuffles,
 layer scale and LayerNorm2d, stochastic depth, resizing to another layer's size, and the modules
-of the receptive-field probe) are defined below. A layer with a ``ref`` key (``like: NAME``) gets
+of the receptive-field probe) live with their layer types, in archcalc/layers/<family>_torch.py
+(each type's ``torch_module``); this module holds only the generic machinery. A layer with a ``ref`` key (``like: NAME``) gets
 that layer's output as an extra forward argument. This module names no layer type: in-place
 safety, views and frozen (``trainable: false``) layers follow each type's declarations.
 """
@@ -33,294 +34,23 @@ import warnings
 with warnings.catch_warnings():  # torch warns at import when numpy is absent; irrelevant here
     warnings.simplefilter("ignore")
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
 from .. import layers as L
 from ..errors import SpecError, UsageError
 
-# --------------------------------------------------------------------------- project-specific modules
-
-
-class Concat(nn.Module):
-    """torch.cat of the inputs, in order, along channels."""
-
-    def forward(self, *xs):
-        return torch.cat(xs, dim=1)
-
-
-class Add(nn.Module):
-    """Elementwise sum of the inputs (a residual join)."""
-
-    def forward(self, *xs):
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-
-
-class Mean(nn.Module):
-    """Elementwise mean of the inputs (FractalNet's join)."""
-
-    def forward(self, *xs):
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out / len(xs)
-
-
-class NegInfPad2d(nn.Module):
-    """Pad with -inf (before a max-pool); padding is (left, right, top, bottom)."""
-
-    def __init__(self, padding):
-        super().__init__()
-        self.padding = tuple(padding)
-
-    def forward(self, x):
-        return F.pad(x, self.padding, value=float("-inf"))
-
-    def extra_repr(self):
-        return f"padding={self.padding}"
-
-
-class PadChannels(nn.Module):
-    """Take every stride-th row and column, then zero-pad channels (`before` ahead, `after` behind)."""
-
-    def __init__(self, stride, before, after):
-        super().__init__()
-        self.stride, self.before, self.after = stride, before, after
-
-    def forward(self, x):
-        s = self.stride
-        if s != 1:
-            x = x[:, :, ::s, ::s]
-        return F.pad(x, (0, 0, 0, 0, self.before, self.after))
-
-    def extra_repr(self):
-        return f"stride={self.stride}, before={self.before}, after={self.after}"
-
-
-class ChannelBias(nn.Module):
-    """A learnable per-channel shift (batch norm with a shift but no scale, as Keras' scale=False)."""
-
-    def __init__(self, num_features):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(num_features))
-
-    def forward(self, x):
-        return x + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
-
-
-class Scale(nn.Module):
-    """Multiply by a constant (Inception-ResNet's residual scaling)."""
-
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
-
-    def extra_repr(self):
-        return f"factor={self.factor}"
-
-
-class Crop2d(nn.Module):
-    """Keep the first size[0] rows and size[1] columns."""
-
-    def __init__(self, size):
-        super().__init__()
-        self.size = tuple(size)
-
-    def forward(self, x):
-        return x[:, :, : self.size[0], : self.size[1]]
-
-    def extra_repr(self):
-        return f"size={self.size}"
-
-
-class Mul(nn.Module):
-    """Elementwise product of the inputs, with broadcasting (a squeeze-excitation gate)."""
-
-    def forward(self, *xs):
-        out = xs[0]
-        for x in xs[1:]:
-            out = out * x
-        return out
-
-
-class LayerScale(nn.Module):
-    """A learnable per-channel scale (ConvNeXt's layer scale), initialised to ``init``."""
-
-    def __init__(self, channels, init, dims=3):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(channels, *([1] * (dims - 1))) * init)
-
-    def forward(self, x):
-        return self.gamma * x
-
-
-class ChannelLinear(nn.Linear):
-    """nn.Linear over the channels at every position of an N x C x H x W map (its weight out x in,
-    as ConvNeXt's pointwise layers, which apply nn.Linear to the channels-last tensor), run as a
-    1x1 convolution."""
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an N x C x H x W map (ConvNeXt's LayerNorm2d)."""
-
-    def forward(self, x):
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
-
-
-class StochasticDepth(nn.Module):
-    """Drops the whole input per image (mode row) or per batch (mode batch) in training and rescales
-    by 1 / (1 - p); an identity at inference (as torchvision.ops.StochasticDepth)."""
-
-    def __init__(self, p, mode="row"):
-        super().__init__()
-        self.p, self.mode = p, mode
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        survival = 1.0 - self.p
-        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
-        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
-        if survival > 0.0:
-            noise.div_(survival)
-        return x * noise
-
-    def extra_repr(self):
-        return f"p={self.p}, mode={self.mode}"
-
-
-class ChannelSlice(nn.Module):
-    """Channels start .. stop - 1 of the input (a view)."""
-
-    def __init__(self, start, stop):
-        super().__init__()
-        self.start, self.stop = start, stop
-
-    def forward(self, x):
-        return x[:, self.start : self.stop]
-
-    def extra_repr(self):
-        return f"start={self.start}, stop={self.stop}"
-
-
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle (torchvision's channel_shuffle)."""
-
-    def __init__(self, groups):
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x):
-        n, c, h, w = x.shape
-        x = x.view(n, self.groups, c // self.groups, h, w)
-        return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
-
-    def extra_repr(self):
-        return f"groups={self.groups}"
-
-
-class ResizeLike(nn.Module):
-    """F.interpolate to the spatial size of a second input (used for its size only)."""
-
-    def __init__(self, mode="nearest", align_corners=None):
-        super().__init__()
-        self.mode, self.align_corners = mode, align_corners
-
-    def forward(self, x, like):
-        return F.interpolate(x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners)
-
-    def extra_repr(self):
-        return f"mode={self.mode}, align_corners={self.align_corners}"
-
-
-class CentreCrop(nn.Module):
-    """Rows top .. top + size[0] - 1 and columns left .. left + size[1] - 1 (a view); further inputs
-    (the layer whose size it takes) are ignored."""
-
-    def __init__(self, top, left, size):
-        super().__init__()
-        self.top, self.left, self.size = top, left, tuple(size)
-
-    def forward(self, x, *like):
-        return x[:, :, self.top : self.top + self.size[0], self.left : self.left + self.size[1]]
-
-    def extra_repr(self):
-        return f"top={self.top}, left={self.left}, size={self.size}"
-
-
-# ------------------------------------------------------------ modules of the receptive-field probe
-
-
-class ProbeSpatialConv(nn.Module):
-    """A convolution's geometry on one channel: sum the input channels, then a constant kernel.
-
-    The receptive field depends only on the geometry, so every conv of the linearised network can
-    work on channel sums (grouped and depthwise convs included: the measured output position sums
-    all its channels, so the union over groups is what is measured either way)."""
-
-    def __init__(self, kernel_size, stride, padding, dilation):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
-
-    def forward(self, x):
-        kh, kw = self.kernel_size
-        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
-        return F.conv2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.dilation)
-
-
-class ProbeSpatialConvTranspose(nn.Module):
-    """A transposed convolution's geometry on one channel (channel sums, a constant kernel)."""
-
-    def __init__(self, kernel_size, stride, padding, output_padding, dilation):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.output_padding, self.dilation = output_padding, dilation
-
-    def forward(self, x):
-        kh, kw = self.kernel_size
-        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
-        return F.conv_transpose2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.output_padding,
-                                  1, self.dilation)
-
-
-class ProbeSumPool(nn.Module):
-    """A max-pool's geometry with every window position weighted 1 (dilation and ceil mode too)."""
-
-    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode):
-        super().__init__()
-        self.k, self.s, self.p, self.d, self.ceil_mode = kernel_size, stride, padding, dilation, ceil_mode
-
-    def forward(self, x):
-        k, s, pad, d = self.k, self.s, self.p, self.d
-        with torch.device("meta"):
-            want = F.max_pool2d(torch.empty(x.shape, device="meta"), k, s, pad, d, self.ceil_mode).shape[2:]
-        x = F.pad(x, (pad[1], pad[1] + s[1] * 2, pad[0], pad[0] + s[0] * 2))
-        w = torch.ones(x.shape[1], 1, *k, dtype=x.dtype, device=x.device)
-        y = F.conv2d(x, w, stride=s, dilation=d, groups=x.shape[1])
-        return y[:, :, : want[0], : want[1]]
-
-
-CUSTOM = {cls.__name__: cls for cls in (
-    ChannelBias, Scale, Crop2d, Concat, Add, Mean, NegInfPad2d, PadChannels, Mul, LayerScale, LayerNorm2d, ChannelLinear,
-    StochasticDepth, ChannelSlice, ChannelShuffle, ResizeLike, CentreCrop, ProbeSpatialConv, ProbeSpatialConvTranspose, ProbeSumPool,
-)}
+# archcalc's own modules (joins, padding, crops, channel slices and shuffles, the probe's geometry)
+# live with their layer types (archcalc/layers/<family>_torch.py): class name -> class
+CUSTOM = L.torch_classes()
 
 
 def torch_class(name: str):
     if name in CUSTOM:
         return CUSTOM[name]
     cls = getattr(nn, name, None)
+    if cls is None:  # a type registered after this module was imported
+        CUSTOM.update(L.torch_classes())
+        cls = CUSTOM.get(name)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise SpecError(f"the layer registry names an unknown torch module '{name}'")
     return cls

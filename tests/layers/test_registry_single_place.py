@@ -12,10 +12,6 @@ from conftest import ROOT
 
 PACKAGE = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "archcalc").rglob("*.py")
                  if "layers" not in p.relative_to(ROOT / "archcalc").parts)
-# Modules that still name layer types, each a defect the redesign (issue 20) removes: explain's
-# per-type formulas, report's per-type details text, the loader's identity shortcut. The list may
-# only shrink: test_known_offenders_still_offend fails once one is fixed, so it is taken off.
-KNOWN = {"archcalc/output/explain.py", "archcalc/output/report.py", "archcalc/spec/load.py"}
 # a claim's field names (rows["x"].channels) that happen to equal a type's name
 FIELDS_NOT_TYPES = {"archcalc/spec/claims.py": {"'channels'"}}
 
@@ -43,15 +39,10 @@ def _mentions(source: str):
     return out
 
 
-@pytest.mark.parametrize("path", [p for p in PACKAGE if p not in KNOWN])
+@pytest.mark.parametrize("path", PACKAGE)
 def test_no_module_outside_the_registry_names_a_layer_type(path):
     found = [m for m in _mentions((ROOT / path).read_text()) if m[1] not in FIELDS_NOT_TYPES.get(path, ())]
     assert found == [], found
-
-
-@pytest.mark.parametrize("path", sorted(KNOWN))
-def test_known_offenders_still_offend(path):
-    assert _mentions((ROOT / path).read_text()), f"{path} names no layer type now: take it off KNOWN"
 
 
 def test_the_guard_covers_the_whole_package():

@@ -132,10 +132,14 @@ def test_symbolic_spec_stays_symbolic(cli):
 def test_other_layer_types_are_explained(cli):
     code, out, _ = cli("explain", "vgg16", "fc6")
     # 7*7*512 = 25,088 inputs, 4096 outputs
-    assert "  25088 * 4096 + 4096 = 102,764,544" in out.splitlines() and 25088 * 4096 + 4096 == 102_764_544
+    assert "  25088 * 4096 + 4096 = 102,760,448 + 4096 = 102,764,544" in out.splitlines()
+    assert 25088 * 4096 == 102_760_448 and 25088 * 4096 + 4096 == 102_764_544
+    assert "MACs: in * out = 25088 * 4096 = 102,760,448" in out.splitlines()
     code, out, _ = cli("explain", "resnet18", "bn1")
     assert "params: 2 * C (scale and shift) = 2 * 64 = 128" in out
     assert "buffers: 2 * C (running mean and variance) = 2 * 64 = 128; not params" in out
+    code, out, _ = cli("explain", "inception_resnet_v2", "Conv2d_1a_3x3.bn")  # Keras' scale=False: a shift per channel
+    assert code == 0 and "params: C (shift only) = 32" in out.splitlines() and "! " not in out
     code, out, _ = cli("explain", "inception-bottleneck", "output")
     assert "output channels: the branches' channels added, 128 + 192 + 96 + 64 = 480" in out
     code, out, _ = cli("explain", "resnet18", "maxpool")

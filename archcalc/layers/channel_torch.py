@@ -1,0 +1,42 @@
+"""The nn.Module classes of channels (a slice) and channel_shuffle: imported only by the builder
+(archcalc.layers.base.torch_classes), never by the registry. Each class is self-contained (torch, F,
+nn): ``archcalc export --to torch`` copies its source into the file it writes."""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():  # torch warns at import when numpy is absent; irrelevant here
+    warnings.simplefilter("ignore")
+    import torch
+    from torch import nn
+
+
+class ChannelSlice(nn.Module):
+    """Channels start .. stop - 1 of the input (a view)."""
+
+    def __init__(self, start, stop):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        return x[:, self.start : self.stop]
+
+    def extra_repr(self):
+        return f"start={self.start}, stop={self.stop}"
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle (torchvision's channel_shuffle)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w)
+        return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"

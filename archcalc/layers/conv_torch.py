@@ -1,0 +1,54 @@
+"""The nn.Module classes of convolutions and channel_linear (ProbeSpatial*: the receptive-field probe's one-channel geometry): imported only by the builder
+(archcalc.layers.base.torch_classes), never by the registry. Each class is self-contained (torch, F,
+nn): ``archcalc export --to torch`` copies its source into the file it writes."""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():  # torch warns at import when numpy is absent; irrelevant here
+    warnings.simplefilter("ignore")
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at every position of an N x C x H x W map (its weight out x in,
+    as ConvNeXt's pointwise layers, which apply nn.Linear to the channels-last tensor), run as a
+    1x1 convolution."""
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+
+
+class ProbeSpatialConv(nn.Module):
+    """A convolution's geometry on one channel: sum the input channels, then a constant kernel.
+
+    The receptive field depends only on the geometry, so every conv of the linearised network can
+    work on channel sums (grouped and depthwise convs included: the measured output position sums
+    all its channels, so the union over groups is what is measured either way)."""
+
+    def __init__(self, kernel_size, stride, padding, dilation):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+
+    def forward(self, x):
+        kh, kw = self.kernel_size
+        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+        return F.conv2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.dilation)
+
+
+class ProbeSpatialConvTranspose(nn.Module):
+    """A transposed convolution's geometry on one channel (channel sums, a constant kernel)."""
+
+    def __init__(self, kernel_size, stride, padding, output_padding, dilation):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.output_padding, self.dilation = output_padding, dilation
+
+    def forward(self, x):
+        kh, kw = self.kernel_size
+        w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+        return F.conv_transpose2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.output_padding,
+                                  1, self.dilation)

@@ -1,0 +1,44 @@
+"""The nn.Module classes of batchnorm (shift only), layernorm on feature maps, layer_scale: imported only by the builder
+(archcalc.layers.base.torch_classes), never by the registry. Each class is self-contained (torch, F,
+nn): ``archcalc export --to torch`` copies its source into the file it writes."""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():  # torch warns at import when numpy is absent; irrelevant here
+    warnings.simplefilter("ignore")
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+class ChannelBias(nn.Module):
+    """A learnable per-channel shift (batch norm with a shift but no scale, as Keras' scale=False)."""
+
+    def __init__(self, num_features):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x):
+        return x + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an N x C x H x W map (ConvNeXt's LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learnable per-channel scale (ConvNeXt's layer scale), initialised to ``init``."""
+
+    def __init__(self, channels, init, dims=3):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels, *([1] * (dims - 1))) * init)
+
+    def forward(self, x):
+        return self.gamma * x

@@ -34,7 +34,7 @@ All figures are per image except the parameter gradients; the engine multiplies 
 
 from __future__ import annotations
 
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from .. import layers as L
@@ -430,14 +430,17 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     live = 0
     fixed = 0  # batch-independent bytes: per-batch workspaces, then parameter gradients
     fixed_of = [0] * n  # node -> its per-batch workspace
-    points = []  # Points, none dominated by a later one
+    # the candidates, none dominated by a later one: plain tuples in Point's field order (act,
+    # fixed, node, phase) while the walk runs, made Points by _front. The walk makes one per layer
+    # on a long chain, and a NamedTuple costs several times a tuple to make.
+    points = []
 
     def push(a, g, i, phase):
-        if points and points[-1].act >= a and points[-1].fixed >= g:
+        if points and points[-1][0] >= a and points[-1][1] >= g:
             return
-        while points and points[-1].act <= a and points[-1].fixed <= g:
+        while points and points[-1][0] <= a and points[-1][1] <= g:
             points.pop()
-        points.append(Point(a, g, i, phase))
+        points.append((a, g, i, phase))
 
     note = _note
     last_a = last_g = -1  # the last point's bytes (none yet: any point is above)
@@ -478,9 +481,9 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 fixed_of[i] = d.per_batch
         a = live + b + extra + d.scratch_train
         if a > last_a or fixed > last_g:  # else the last point covers it
-            while points and points[-1].act <= a and points[-1].fixed <= fixed:  # push, inline
+            while points and points[-1][0] <= a and points[-1][1] <= fixed:  # push, inline
                 points.pop()
-            points.append(Point(a, fixed, i, "forward"))
+            points.append((a, fixed, i, "forward"))
             last_a, last_g = a, fixed
         live += b + extra
         if f is not None:
@@ -539,9 +542,9 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             made.append((j, inc))
         a, g = live + new, pgrads + fixed
         if a > last_a or g > last_g:  # else the last point covers it
-            while points and points[-1].act <= a and points[-1].fixed <= g:  # push, inline
+            while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
                 points.pop()
-            points.append(Point(a, g, i, "backward"))
+            points.append((a, g, i, "backward"))
             last_a, last_g = a, g
         live += new
         gref[gi] -= 1
@@ -565,7 +568,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 continue
             # a second gradient: summed out of place, then both parts dropped
             push(live + nb[j], pgrads + fixed, i, "backward")
-            last_a, last_g = points[-1].act, points[-1].fixed
+            last_a, last_g = points[-1][0], points[-1][1]
             grad_of[j] = len(gbytes)
             gbytes.append(nb[j])
             gref.append(1)
@@ -590,14 +593,16 @@ def _note(table, i, v):
         f.append(v)
 
 
-def _front(points):
-    """The points no other point exceeds in both act and batch-independent bytes."""
+def _front(points) -> list:
+    """The :class:`Point` s no other point exceeds in both act and batch-independent bytes, from
+    the walk's (act, fixed, node, phase) tuples."""
     out = []
     best = -1
-    for p in sorted(points, key=attrgetter("fixed", "act"), reverse=True):  # stable: equal points keep their order
-        if p.act > best:
-            out.append(p)
-            best = p.act
+    new = tuple.__new__  # a Point from a tuple of its fields, without a Python-level call
+    for p in sorted(points, key=itemgetter(1, 0), reverse=True):  # stable: equal points keep their order
+        if p[0] > best:
+            out.append(new(Point, p))
+            best = p[0]
     return out
 
 

@@ -101,6 +101,34 @@ class RF:
         return self.first[o], self.last[o]
 
 
+@dataclass(slots=True, eq=False)
+class Local:
+    """What one layer gives on its own input shapes (:meth:`_Walk.local`): one record per
+    (args, input shapes), shared by every node of a repeat that has both (``_Walk.records`` keys
+    the liveness caches by its id). Slotted: the walk reads its fields once per node, and a slot
+    is read as fast as a tuple item (a NamedTuple's field, on Python 3.11, is not)."""
+
+    shape: tuple
+    params: Any
+    buffers: Any
+    macs: Any
+    window: Any  # the layer type's window: None (pointwise), "global", "unknown", or (Axis|Resample) x 2
+    warnings: tuple
+    numel: Any  # elements of the output
+    same_field: bool  # the receptive field passes through unchanged
+    decls: list  # the memory declarations [out of place, in place] as far as known (filled by _Walk.memory)
+
+
+@dataclass(slots=True, eq=False)
+class MemoryDecl:
+    """A layer's memory declaration at one in-place setting (:meth:`_Walk.memory`)."""
+
+    new_eval: Any  # a new tensor at inference: True, False, or a condition on unresolved sizes
+    new_train: Any  # the same in training
+    saves: tuple  # what backward keeps ("input", "output", "operands", "input_copy", "indices", "mask")
+    workspace: Any  # elements of workspace backward keeps
+
+
 @dataclass(slots=True)
 class Row:
     name: str
@@ -254,11 +282,13 @@ class _Walk:
             self.seen.add(args_id)
             hit = self.local(ltype, node, xs)
         self.records[i] = hit
-        y, params, buffers, macs, win, warnings, numel, same_field, decls = hit
+        y = hit.shape
+        win = hit.window
+        warnings = hit.warnings
         shapes[i] = y
-        self.numel[i] = numel
+        self.numel[i] = hit.numel
         src = self.rfs[ins[0]]
-        if same_field and (win is None or (src is not None and src[0].first is None and src[0].fixed is None
+        if hit.same_field and (win is None or (src is not None and src[0].first is None and src[0].fixed is None
                                            and src[1].first is None and src[1].fixed is None)):
             # pointwise on a map, or a 1x1/1 window without padding on an affine field: the field
             # passes through (the same object serves); self.extent[i] stays None
@@ -272,7 +302,8 @@ class _Walk:
             self.warned.append(i)
             name = node.name
             warnings = [w if w.layer == name else w.at(name, w.message) for w in warnings]
-        values = self.memory(i, ltype, node, xs, y, params, decls)
+        params = hit.params
+        values = self.memory(i, ltype, node, xs, y, params, hit.decls)
         names = self.names
         return Row(
             node.name,
@@ -280,8 +311,8 @@ class _Walk:
             [names[j] for j in ins] if len(ins) != 1 else [names[ins[0]]],
             y,
             params,
-            buffers,
-            macs,
+            hit.buffers,
+            hit.macs,
             values,
             rf,
             node.aux,
@@ -291,10 +322,8 @@ class _Walk:
         )
 
     # -- shape and counts
-    def local(self, ltype, node, xs):
-        """What a layer gives on its own inputs: (shape, params, buffers, MACs, window, warnings,
-        elements of the output, does the receptive field pass through, the memory declarations
-        by in-place or not (filled by :meth:`memory`))."""
+    def local(self, ltype, node, xs) -> Local:
+        """What a layer gives on its own inputs (the memory declarations are filled by :meth:`memory`)."""
         y, params, buffers, macs = self.shape(ltype, node, xs)
         win = None if ltype.joins else ltype.window(node.args, xs, y)
         warnings = tuple(ltype.warnings(node.args, xs, y))
@@ -311,7 +340,7 @@ class _Walk:
             (win is None and len(y) != 1)
             or (isinstance(win, tuple) and len(win) == 2
                 and all(a.__class__ is _Axis and a.k == 1 and a.s == 1 and a.before == 0 for a in win)))
-        return y, params, buffers, macs, win, warnings, L.prod(y), same_field, [None, None]
+        return Local(y, params, buffers, macs, win, warnings, L.prod(y), same_field, [None, None])
 
     def shape(self, ltype, node, xs):
         try:
@@ -396,9 +425,11 @@ class _Walk:
                 inplace = 1
         decl = decls[inplace]
         if decl is None:
-            decl = decls[inplace] = (ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
-                                     tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
-        new_eval, new_train, saves, workspace = decl
+            decl = decls[inplace] = MemoryDecl(ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
+                                               tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
+        new_eval = decl.new_eval
+        saves = decl.saves
+        workspace = decl.workspace
         numel = self.numel
         if new_eval is True:
             values = numel[i]
@@ -409,7 +440,7 @@ class _Walk:
 
             values = sympy().Piecewise((numel[i], new_eval), (0, True))
         tensor = self.tensor
-        tensor[i] = i if (new_train is not False) else tensor[ins[0]]
+        tensor[i] = i if (decl.new_train is not False) else tensor[ins[0]]
         # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
         grad = self.grad
         if node.trainable and (params > 0 if params.__class__ is int else _positive(params)):

@@ -35,6 +35,7 @@ All figures are per image except the parameter gradients; the engine multiplies 
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Any, NamedTuple
 
 from .. import layers as L
 from ..expr import as_int, is_symbolic
@@ -132,10 +133,60 @@ def _inplace_safe(net, shapes, readers=None, outs=None, records=None) -> list | 
     return safe
 
 
+class Point(NamedTuple):
+    """A training peak candidate: bytes alive at one moment of a training step."""
+
+    act: Any  # bytes per image (activations, what backward keeps, activation gradients)
+    fixed: Any  # bytes that do not grow with the batch (parameter gradients, per-batch workspaces)
+    node: Any  # the node index running then (None: the end of backward)
+    phase: Any  # "forward" or "backward" (None: the end of backward)
+
+
+class TrainPeak(NamedTuple):
+    """The largest training point at one batch: its bytes, node index and phase (both None where
+    it depends on a symbolic batch)."""
+
+    bytes: Any
+    node: Any
+    phase: Any
+
+
+class StateBytes(NamedTuple):
+    """Bytes that are not activations, for one model."""
+
+    weights: Any  # weights and buffers
+    with_optimizer: Any  # weights and buffers, + optimizer state
+    gradients: Any  # every parameter gradient
+
+
+class Decl:
+    """One layer's memory declaration as the builder runs it (:func:`_declare`): shared by the
+    nodes of equal args and input shapes. A slotted class (read in the liveness loops: a slot is
+    read as fast as a tuple item)."""
+
+    __slots__ = ("fresh_eval", "scratch_eval", "fresh_train", "scratch_train", "saves_input", "saves_output",
+                 "saves_operands", "private", "per_batch", "joins", "grad_alias", "grad_shared")
+
+    def __init__(self, fresh_eval, scratch_eval, fresh_train, scratch_train, saves_input, saves_output,
+                 saves_operands, private, per_batch, joins, grad_alias, grad_shared):
+        self.fresh_eval = fresh_eval  # a new tensor at inference
+        self.scratch_eval = scratch_eval  # bytes allocated beside the output at inference
+        self.fresh_train = fresh_train  # the same in training
+        self.scratch_train = scratch_train
+        self.saves_input = saves_input  # backward keeps the input's storage
+        self.saves_output = saves_output  # ... the output's
+        self.saves_operands = saves_operands  # ... each operand another operand's gradient needs
+        self.private = private  # bytes per image kept from the forward to the backward (indices, masks, copies)
+        self.per_batch = per_batch  # bytes per batch kept likewise (batch norm's statistics)
+        self.joins = joins  # reads every input as data (else further inputs are refs: sizes only)
+        self.grad_alias = grad_alias  # hands its output gradient on as its input's
+        self.grad_shared = grad_shared  # one gradient for all its inputs
+
+
 class Profile:
     """The liveness result. Per image: ``inference`` (peak bytes), ``inference_at`` (node index);
-    ``points``: the training peak candidates (act bytes per image, gradient bytes, node index,
-    phase), none of which another exceeds in both; ``live``: per node the bytes alive after it at
+    ``points``: the training peak candidates (:class:`Point`), none of which another exceeds in
+    both act and fixed bytes; ``live``: per node the bytes alive after it at
     inference (None for aux nodes); ``names``: the nodes."""
 
     __slots__ = ("inference", "inference_at", "points", "live", "names", "input_bytes", "state_bytes")
@@ -147,7 +198,7 @@ class Profile:
         self.live = live
         self.names = names
         self.input_bytes = input_bytes  # the input per image
-        self.state_bytes = state_bytes  # (weights and buffers, + optimizer state, all gradients)
+        self.state_bytes = state_bytes  # a StateBytes
 
     def name(self, i):
         return "input" if i is None or i < 0 else self.names[i].name
@@ -155,38 +206,37 @@ class Profile:
     def inference_peak(self, batch):
         return as_int(self.inference * batch)
 
-    def train_peak(self, batch):
-        """(bytes, node index, phase) of the largest training point at ``batch`` (an int; for a
-        symbolic batch the bytes are a Max of the candidates, and the place None where it depends
-        on the batch)."""
+    def train_peak(self, batch) -> TrainPeak:
+        """The largest training point at ``batch`` (an int; for a symbolic batch the bytes are a
+        Max of the candidates, and the place None where it depends on the batch)."""
         if is_symbolic(batch):
             from ..expr import sympy
 
-            cands = [as_int(a * batch + g) for a, g, _, _ in self.points]
+            cands = [as_int(p.act * batch + p.fixed) for p in self.points]
             if len(cands) == 1:
-                return cands[0], self.points[0][2], self.points[0][3]
-            return sympy().Max(*cands), None, None
+                return TrainPeak(cands[0], self.points[0].node, self.points[0].phase)
+            return TrainPeak(sympy().Max(*cands), None, None)
         best = None
-        for a, g, i, phase in self.points:
-            v = a * batch + g
-            if best is None or v > best[0]:
-                best = (v, i, phase)
+        for p in self.points:
+            v = p.act * batch + p.fixed
+            if best is None or v > best.bytes:
+                best = TrainPeak(v, p.node, p.phase)
         return best
 
     def fit(self, budget: int, inference: bool = False):
         """Largest batch whose total fits ``budget`` bytes (weights, buffers, input and the peak;
         training adds optimizer state): 0 when none does."""
         if inference:
-            fixed = self.state_bytes[0]
+            fixed = self.state_bytes.weights
             per = self.inference + self.input_bytes
             if budget < fixed + per:
                 return 0
             return (budget - fixed) // per
-        fixed = self.state_bytes[1]
+        fixed = self.state_bytes.with_optimizer
         best = None
-        for a, g, _, _ in self.points + [(0, self.state_bytes[2], None, None)]:  # (all gradients at the end)
-            per = a + self.input_bytes
-            room = budget - fixed - g
+        for p in self.points + [Point(0, self.state_bytes.gradients, None, None)]:  # (all gradients at the end)
+            per = p.act + self.input_bytes
+            room = budget - fixed - p.fixed
             if room < per:
                 return 0
             n = room // per
@@ -275,8 +325,8 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
                                                                slot >= 2, slot & 1 == 1)
         r.train_macs = as_int(r.macs + back) if back else r.macs
     for d in (*cache[0].values(), *cache[1].values()):
-        if d[1].__class__ is not int or d[3].__class__ is not int or d[7].__class__ is not int \
-                or d[8].__class__ is not int:
+        if d.scratch_eval.__class__ is not int or d.scratch_train.__class__ is not int \
+                or d.private.__class__ is not int or d.per_batch.__class__ is not int:
             return None
     same = not any(node.aux for node in nodes)
     free_eval = _frees(nodes, outs, False)
@@ -291,11 +341,11 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
         if r.trainable:
             trainable += r.params
     weights = (params + buffers) * nbytes
-    state = (weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
+    state = StateBytes(weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
     return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state)
 
 
-def _declare(ltype, args, xs, y, unsafe, nbytes):
+def _declare(ltype, args, xs, y, unsafe, nbytes) -> Decl:
     """One layer's memory declaration as the builder runs it (see _compute)."""
     if unsafe:
         args = {**args, "inplace": False}
@@ -308,11 +358,11 @@ def _declare(ltype, args, xs, y, unsafe, nbytes):
         extra += L.prod(y) * INDEX_BYTES
     if "mask" in saves:
         extra += L.prod(y) * MASK_BYTES
-    return (ltype.fresh(args, xs, y, False), ltype.scratch(args, xs, y, nbytes, False),
-            ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
-            "input" in saves, "output" in saves, "operands" in saves,
-            extra, work if ltype.workspace_per_batch else 0,
-            ltype.joins, ltype.grad_alias, ltype.grad_shared)
+    return Decl(ltype.fresh(args, xs, y, False), ltype.scratch(args, xs, y, nbytes, False),
+                ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
+                "input" in saves, "output" in saves, "operands" in saves,
+                extra, work if ltype.workspace_per_batch else 0,
+                ltype.joins, ltype.grad_alias, ltype.grad_shared)
 
 
 def _frees(nodes, outs, with_aux):
@@ -348,15 +398,15 @@ def _inference(nodes, nb, free, decls):
         if node.aux:
             continue
         d = decls[i]
-        if d[0]:
+        if d.fresh_eval:
             b = nb[i]
             ref[i] = 1
-            top = live + b + d[1]
+            top = live + b + d.scratch_eval
             live += b
         else:
             s = store[i] = store[node.inputs[0]]
             ref[s] += 1
-            top = live + d[1]
+            top = live + d.scratch_eval
         if top > peak:
             peak, peak_at = top, i
         f = free[i]
@@ -380,7 +430,10 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     live = 0
     fixed = 0  # batch-independent bytes: per-batch workspaces, then parameter gradients
     fixed_of = [0] * n  # node -> its per-batch workspace
-    points = []  # (act bytes per image, batch-independent bytes, node, phase), none dominated by a later one
+    # the candidates, none dominated by a later one: plain tuples in Point's field order (act,
+    # fixed, node, phase) while the walk runs, made Points by _front. The walk makes one per layer
+    # on a long chain, and a NamedTuple costs several times a tuple to make.
+    points = []
 
     def push(a, g, i, phase):
         if points and points[-1][0] >= a and points[-1][1] >= g:
@@ -393,7 +446,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
     last_a = last_g = -1  # the last point's bytes (none yet: any point is above)
     for i, (node, d, g, f) in enumerate(zip(nodes, decls, grad, free)):
         ins = node.inputs
-        if d[2]:
+        if d.fresh_train:
             b = nb[i]
             ref[i] = 1
         else:
@@ -402,31 +455,31 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             ref[s] += 1
         extra = 0
         if g:
-            if d[4]:
+            if d.saves_input:
                 s = store[ins[0]]
                 if not saved[s]:
                     saved[s] = True
                     note(release, i, s)
-            if d[5]:
+            if d.saves_output:
                 s = store[i]
                 if not saved[s]:
                     saved[s] = True
                     note(release, i, s)
-            if d[6]:  # each operand another operand's gradient needs (a product)
-                data = ins if d[9] else ins[:1]
+            if d.saves_operands:  # each operand another operand's gradient needs (a product)
+                data = ins if d.joins else ins[:1]
                 for m, j in enumerate(data):
                     if any(grad[k] for q, k in enumerate(data) if q != m):
                         s = store[j]
                         if not saved[s]:
                             saved[s] = True
                             note(release, i, s)
-            extra = d[7]
+            extra = d.private
             if extra:
                 extras[i] = extra
-            if d[8]:
-                fixed += d[8]
-                fixed_of[i] = d[8]
-        a = live + b + extra + d[3]
+            if d.per_batch:
+                fixed += d.per_batch
+                fixed_of[i] = d.per_batch
+        a = live + b + extra + d.scratch_train
         if a > last_a or fixed > last_g:  # else the last point covers it
             while points and points[-1][0] <= a and points[-1][1] <= fixed:  # push, inline
                 points.pop()
@@ -463,7 +516,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             continue
         node = nodes[i]
         d = decls[i]
-        alias, shared = d[10], d[11]
+        alias, shared = d.grad_alias, d.grad_shared
         ins = node.inputs
         if node.trainable:
             pgrads += rows[i].params * nbytes
@@ -472,7 +525,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
         # one an input already has (a new tensor beside both)
         new = 0
         made = []
-        for j in (ins if d[9] else ins[:1]):
+        for j in (ins if d.joins else ins[:1]):
             if j < 0 or not grad[j]:
                 continue
             if alias:
@@ -540,13 +593,15 @@ def _note(table, i, v):
         f.append(v)
 
 
-def _front(points):
-    """The points no other point exceeds in both act and batch-independent bytes."""
+def _front(points) -> list:
+    """The :class:`Point` s no other point exceeds in both act and batch-independent bytes, from
+    the walk's (act, fixed, node, phase) tuples."""
     out = []
     best = -1
+    new = tuple.__new__  # a Point from a tuple of its fields, without a Python-level call
     for p in sorted(points, key=itemgetter(1, 0), reverse=True):  # stable: equal points keep their order
         if p[0] > best:
-            out.append(p)
+            out.append(new(Point, p))
             best = p[0]
     return out
 
@@ -598,15 +653,17 @@ def totals(report, batch=None) -> dict:
     out["train_macs"] = as_int(total * k)
     if m is None:
         return out
-    tb, ti, phase = m.train_peak(batch)
+    peak = m.train_peak(batch)
+    tb = peak.bytes
     out.update(
         inference_peak_bytes=as_int(m.inference_peak(batch) * k),
         inference_peak_layer=m.name(m.inference_at),
         train_peak_bytes=as_int(tb * k),
-        train_peak_layer=None if phase is None else m.name(ti),
-        train_peak_phase=phase,
+        train_peak_layer=None if peak.phase is None else m.name(peak.node),
+        train_peak_phase=peak.phase,
         # at the end of backward every gradient exists: the total is at least weights, state and those
-        train_total_bytes=as_int((vmax_(tb, m.state_bytes[2]) + m.state_bytes[1] + m.input_bytes * batch) * k),
+        train_total_bytes=as_int((vmax_(tb, m.state_bytes.gradients) + m.state_bytes.with_optimizer
+                                  + m.input_bytes * batch) * k),
     )
     return out
 

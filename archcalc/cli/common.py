@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 import sys
 from enum import Enum
-from typing import List, Optional
+from typing import List, Optional, Union, get_args, get_origin
 
 import typer
 
+from .. import _speedups
 from ..errors import UsageError
 
 CONVENTIONS_HELP = (
@@ -33,32 +34,7 @@ app = typer.Typer(
 )
 
 
-def _plain_argument_help():
-    """Arguments with a metavar read as that metavar in help: ``NAME|PATH``, not ``{NAME|PATH}``
-    in the usage line and ``NAME|PATH <str>`` in the list (typer 0.29's display). A display
-    detail only: left alone if typer's internals differ."""
-    try:
-        from typer.core import TyperArgument
-    except ImportError:  # pragma: no cover
-        return
-    base_type, base_usage = getattr(TyperArgument, "display_type_rich", None), getattr(TyperArgument, "_usage_display_name", None)
-    if base_type is None or base_usage is None or getattr(TyperArgument, "_archcalc_plain", False):
-        return
-
-    def display_type_rich(self, ctx):
-        return None if self.metavar else base_type(self, ctx)
-
-    def usage_display_name(self):
-        if not self.metavar:
-            return base_usage(self)
-        return self.metavar if self.required else f"[{self.metavar.strip('[]')}]"
-
-    TyperArgument.display_type_rich = display_type_rich
-    TyperArgument._usage_display_name = usage_display_name
-    TyperArgument._archcalc_plain = True
-
-
-_plain_argument_help()
+_speedups.plain_argument_help()
 
 
 MAX_OPTION_DIGITS = 18  # an integer option's digits (every one is a count; 10**18 is beyond every limit)
@@ -80,103 +56,57 @@ def _option_name(param) -> str:
     return next((o for o in opts if o.startswith("--")), opts[0] if opts else str(getattr(param, "name", "option")))
 
 
-def _light_coercion():
-    """Coerce archcalc's own parameter types without pydantic.
+def _int(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    # checked on the text, before int() (thousands of digits: Python's conversion limit, then
+    # an OverflowError wherever the number meets a float); every integer option is a count
+    if not re.fullmatch(r"[+-]?[0-9]{1,%d}" % MAX_OPTION_DIGITS, text):
+        raise _BadInt(text)
+    return int(text)
 
-    typer 0.29 converts every parameter value through a pydantic ``TypeAdapter``, and importing
-    pydantic for that costs 60-85 ms a run, more than the whole engine on resnet152 (issue 14).
-    The annotations archcalc's commands use (str, int, bool, a str Enum, lists and Optionals of
-    those) need none of it: they are converted here. Anything else (custom parsers or click
-    types, ranges, paths, files) goes to typer's own builder, as does everything if typer's
-    internals differ from what this expects."""
-    try:
-        from dataclasses import dataclass
-        from enum import Enum as _Enum
-        from typing import Any as _Any, Union, get_args, get_origin
 
-        from typer import core as tcore
-        from typer._click.exceptions import BadParameter
-        from typer._coercion import RuntimeParam
-    except ImportError:  # pragma: no cover
-        return
-    original = getattr(tcore, "build_runtime_param", None)
-    if original is None or getattr(original, "_archcalc", False):
-        return
+def _str(value):
+    return value if isinstance(value, str) else str(value)
 
-    def _int(value):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        text = str(value).strip()
-        # checked on the text, before int() (thousands of digits: Python's conversion limit, then
-        # an OverflowError wherever the number meets a float); every integer option is a count
-        if not re.fullmatch(r"[+-]?[0-9]{1,%d}" % MAX_OPTION_DIGITS, text):
-            raise _BadInt(text)
-        return int(text)
 
-    def _str(value):
-        return value if isinstance(value, str) else str(value)
-
-    def converter(annotation):
-        """A function for one annotation, or None where typer should decide."""
-        origin = get_origin(annotation)
-        if origin is Union:
-            rest = [a for a in get_args(annotation) if a is not type(None)]
-            return converter(rest[0]) if len(rest) == 1 else None
-        if origin is list:
-            (item,) = get_args(annotation) or (str,)
-            one = converter(item)
-            return None if one is None else (lambda v: [one(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
-        if annotation is str:
-            return _str
-        if annotation is int:
-            return _int
-        if annotation is bool:
-            return lambda v: v if isinstance(v, bool) else None
-        if isinstance(annotation, type) and issubclass(annotation, _Enum) and issubclass(annotation, str):
-            def enum(v, cls=annotation):
-                if isinstance(v, cls):
-                    return v
-                try:
-                    return cls(v)
-                except ValueError:
-                    raise ValueError(f"'{str(v)[:40]}' is not one of {', '.join(m.value for m in cls)}") from None
-            return enum
-        return None
-
-    @dataclass(frozen=True)
-    class _Light(RuntimeParam):
-        convert: _Any = None
-
-        def _coerce_value(self, value, param, ctx):
+def _converter(annotation):
+    """How archcalc converts a parameter of one annotation (str, int, bool, a str Enum, lists and
+    Optionals of those) without pydantic; None where typer should decide (see
+    archcalc._speedups.light_coercion)."""
+    origin = get_origin(annotation)
+    if origin is Union:
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        return _converter(rest[0]) if len(rest) == 1 else None
+    if origin is list:
+        (item,) = get_args(annotation) or (str,)
+        one = _converter(item)
+        return None if one is None else (lambda v: [one(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
+    if annotation is str:
+        return _str
+    if annotation is int:
+        return _int
+    if annotation is bool:
+        return lambda v: v if isinstance(v, bool) else None
+    if isinstance(annotation, type) and issubclass(annotation, Enum) and issubclass(annotation, str):
+        def enum(v, cls=annotation):
+            if isinstance(v, cls):
+                return v
             try:
-                out = self.convert(value)
-            except _BadInt as err:  # one line, naming the option (not click's three-line usage text)
-                raise UsageError(f"{_option_name(param)} {err}") from None
-            except ValueError as err:
-                raise BadParameter(str(err), ctx=ctx, param=param) from None
-            if out is None and value is not None:  # not a value this converter knows: typer's way
-                return original(_descriptor(self))._coerce_value(value, param=param, ctx=ctx)
-            return out
-
-    def _descriptor(light):
-        from typer._coercion import TypeDescriptor
-
-        return TypeDescriptor(annotation=light.annotation, parameter_info=light.parameter_info, file_annotation=None)
-
-    def build(descriptor):
-        info = descriptor.parameter_info
-        plain = descriptor.file_annotation is None and all(
-            getattr(info, k, None) is None for k in ("parser", "click_type", "min", "max"))
-        convert = converter(descriptor.annotation) if plain else None
-        if convert is None:
-            return original(descriptor)
-        return _Light(annotation=descriptor.annotation, parameter_info=info, convert=convert)
-
-    build._archcalc = True
-    tcore.build_runtime_param = build
+                return cls(v)
+            except ValueError:
+                raise ValueError(f"'{str(v)[:40]}' is not one of {', '.join(m.value for m in cls)}") from None
+        return enum
+    return None
 
 
-_light_coercion()
+def _loud(err, param):
+    """A bad integer is one line naming the option (not click's three-line usage text)."""
+    return UsageError(f"{_option_name(param)} {err}") if isinstance(err, _BadInt) else None
+
+
+_speedups.light_coercion(_converter, _loud)
 
 
 def _version(value: bool):

@@ -1,10 +1,32 @@
 """Plain text for any terminal: user strings made harmless, a writer that knows its stream, and a
 table that fits the width it is given.
 
-Nothing here parses markup: every string is printed as the characters it holds, after
-:func:`plain` has replaced control characters and escape sequences with visible escapes. The
-table keeps every digit: when the columns do not fit it first switches to a compact layout
-(no borders), then leaves out whole columns by priority (naming them), and never cuts a cell.
+rich, the project's terminal library, does what it does well here: styles and their escape
+sequences (:class:`rich.style.Style`: any style rich parses, "bold red", "dim"), whether a terminal
+takes colour (:class:`rich.console.Console`: ``NO_COLOR``, ``TERM=dumb``, ``TTY_COMPATIBLE``) and
+the width of a character in terminal cells (:func:`rich.cells.cell_len`: East Asian wide
+characters, emoji, combining marks). rich is imported only where it is needed: on a terminal (the
+colour decision and styles), and for a string with a character that is not one column wide. A
+summary written to a pipe or a file imports none of it (rich's console module alone costs more to
+import than the engine's work on resnet152; typer does not import rich for a concrete summary).
+
+What stays here, because rich cannot do it:
+
+* the table (:func:`table`, :func:`layout`): rich's Table fits a width by wrapping or cropping
+  cells ("…"), which would cut a layer name or a digit. This one never cuts a cell: when the
+  columns do not fit it switches to a compact layout (no borders), then leaves out whole columns
+  by priority and names them. It is also the hot path of a 200,000-row table (one ``str.format``
+  per row, where rich's Table measures and renders every cell as segments);
+* harmless text (:func:`plain`, :func:`escape`, :class:`Guard`): rich's ``markup.escape`` only
+  stops markup (nothing here is ever parsed as markup: no string reaches rich's markup parser, so
+  ``[/]`` prints as itself), while a spec's strings must also lose control characters, escape
+  sequences, bidi overrides and CI runners' workflow commands;
+* piped output is never cut and never coloured (rich would wrap a pipe at 80 columns, and colour
+  it under ``FORCE_COLOR``); ``NO_COLOR`` drops every style, bold and dim too (rich keeps those);
+* the ASCII fallback (:data:`ASCII_SUBS`, :data:`BOXED_ASCII`): decided by encoding the very
+  characters archcalc prints on the stream's encoding (rich's ``ascii_only`` treats every
+  encoding that is not UTF-* as ASCII), and marks become words (✓ -> ok), which rich has no
+  notion of.
 """
 
 from __future__ import annotations
@@ -261,7 +283,28 @@ def cells(s: str) -> int:
 _UNICODE_PROBE = "┏━┃┡╇│─├┼└┴✓≈✗≠█▏—…"
 ASCII_SUBS = str.maketrans({"✓": "ok", "≈": "~", "✗": "X", "≠": "!=", "—": "-", "…": "...", "×": "x",
                             "█": "#", "▏": "|", "·": "."})
-_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "bold red": "1;31"}
+_STYLES: dict = {}  # style text -> (escape sequence before, after)
+
+
+def _styled(s: str, style: str) -> str:
+    """``s`` in a rich style (the standard 16 colours: what every terminal shows alike)."""
+    codes = _STYLES.get(style)
+    if codes is None:
+        from rich.color import ColorSystem
+        from rich.style import Style
+
+        before, _, after = Style.parse(style).render("\x00", color_system=ColorSystem.STANDARD).partition("\x00")
+        codes = _STYLES[style] = (before, after)
+    return codes[0] + s + codes[1]
+
+
+def _takes_colour(stream) -> bool:
+    """Does a terminal stream take colour? rich's Console decides (NO_COLOR, TERM=dumb,
+    TTY_COMPATIBLE=0: no)."""
+    from rich.console import Console
+
+    console = Console(file=stream)
+    return console.is_terminal and console.color_system is not None and not console.no_color
 
 
 def _int_env(name):
@@ -274,8 +317,8 @@ class Out:
 
     * width: ``COLUMNS`` when set; else the terminal's width on a terminal; else None (piped
       output is never cut);
-    * colour only on a terminal, never with ``NO_COLOR`` set (https://no-color.org) or
-      ``TERM=dumb``;
+    * colour only on a terminal, as rich's Console decides there: never with ``NO_COLOR`` set
+      (https://no-color.org) or ``TERM=dumb``;
     * ``ascii``: True when the stream cannot encode box-drawing characters (then tables use
       ``+-|`` and marks become words).
     """
@@ -294,7 +337,7 @@ class Out:
                 width = shutil.get_terminal_size((80, 24)).columns
         self.width = width
         if color is None:
-            color = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+            color = tty and _takes_colour(self.stream)
         self.color = bool(color)
         if ascii is None:
             enc = getattr(self.stream, "encoding", None) or "ascii"
@@ -312,7 +355,7 @@ class Out:
     def line(self, s: str = "", style: str | None = None) -> None:
         s = self.text(s)
         if style and self.color and s:
-            s = f"\x1b[{_ANSI.get(style, '0')}m{s}\x1b[0m"
+            s = _styled(s, style)
         self.stream.write(s + "\n")
 
     def para(self, s: str, style: str | None = None, indent: str = "") -> None:

@@ -32,93 +32,20 @@ with warnings.catch_warnings():
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
+from .. import _speedups
 from .. import layers as L
 from ..errors import SpecError, UsageError
 from .build import build, plan
 
 
-# Start-up (issue 14): torch wraps code that dynamo must never trace (every TorchDispatchMode's
-# ``__torch_dispatch__``, and the elementwise references its CPU and meta batch-norm
-# decompositions call) in ``torch._compile._disable_dynamo``, whose wrapper imports
-# ``torch._dynamo`` on its first call to build a ``torch._dynamo.disable(fn)``: 1.1-1.4 s, a third
-# of ``archcalc verify resnet152``. archcalc compiles nothing, and outside a compile that disable
-# wrapper only calls ``fn``. So while archcalc runs a model, each such wrapper that torch's
-# reference modules, decomposition tables and archcalc's dispatch modes hold is told, through the
-# cache attribute it reads first, that the function to call is ``fn`` itself; afterwards the
-# attributes are removed again, so a process that compiles later gets torch's own behaviour.
-# Skipped where dynamo is already loaded; where torch's internals differ, nothing is found and
-# dynamo is imported as before (slower, never wrong).
-_DYNAMO_ROOTS = ("torch._refs", "torch._prims", "torch._decomp")
-_MAX_VISITS = 200_000  # a bound on the walk (torch 2.13 has about 3,200 such functions)
-_calm = {"depth": 0, "seeded": []}
+# Start-up (issue 14): while a model runs here, torch's disable-dynamo wrappers call their
+# function directly instead of importing torch._dynamo (over a second): archcalc._speedups, which
+# holds every use of torch's private internals, explains how.
+def _dispatch_modes():
+    return (LiveBytes,)
 
 
-def _seed_dynamo_disable() -> list:
-    """Set ``fn.__dynamo_disable = fn`` on the functions behind torch's ``_disable_dynamo``
-    wrappers (found through ``__wrapped__`` and closures); returns those it set."""
-    import sys
-
-    if "torch._dynamo" in sys.modules:
-        return []
-    try:
-        from torch._compile import _disable_dynamo
-
-        code = _disable_dynamo(lambda: None).__code__
-        slot = code.co_freevars.index("fn")
-        import torch._decomp as decomp
-        import torch.utils.flop_counter as flop_counter
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return []
-    stack = [cls.__dict__.get("__torch_dispatch__") for cls in (getattr(flop_counter, "_FlopCounterMode", None), LiveBytes) if cls]
-    for name, module in list(sys.modules.items()):
-        if module is not None and name.startswith(_DYNAMO_ROOTS):
-            stack.extend(vars(module).values())
-    for table in ("decomposition_table", "meta_table"):
-        stack.extend(getattr(decomp, table, {}).values())
-    seen, seeded = set(), []
-    while stack and len(seen) < _MAX_VISITS:
-        f = stack.pop()
-        if not callable(f) or isinstance(f, type) or id(f) in seen:
-            continue
-        seen.add(id(f))
-        closure = getattr(f, "__closure__", None) or ()
-        if getattr(f, "__code__", None) is code and len(closure) > slot:
-            fn = closure[slot].cell_contents
-            if getattr(fn, "__dynamo_disable", None) is None and hasattr(fn, "__dict__"):
-                fn.__dynamo_disable = fn
-                seeded.append(fn)
-        wrapped = getattr(f, "__wrapped__", None)
-        if wrapped is not None:
-            stack.append(wrapped)
-        for cell in closure:
-            try:
-                stack.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                pass
-    return seeded
-
-
-def _without_dynamo(run):
-    """Decorator for the functions here that run a model: torch's disable-dynamo wrappers call
-    their function directly while any of them runs (see above)."""
-    import functools
-
-    @functools.wraps(run)
-    def calm(*args, **kwargs):
-        if _calm["depth"] == 0:
-            _calm["seeded"] = _seed_dynamo_disable()
-        _calm["depth"] += 1
-        try:
-            return run(*args, **kwargs)
-        finally:
-            _calm["depth"] -= 1
-            if _calm["depth"] == 0:
-                for fn in _calm["seeded"]:
-                    if fn.__dict__.get("__dynamo_disable") is fn:
-                        del fn.__dynamo_disable
-                _calm["seeded"] = []
-
-    return calm
+_without_dynamo = _speedups.without_dynamo(_dispatch_modes)
 
 
 OK, NOTE, BAD = "ok", "note", "mismatch"

@@ -438,16 +438,17 @@ def test_verify_never_imports_dynamo_and_leaves_torch_as_it_was():
     code = (
         "import sys\n"
         "from archcalc import analyze, load\n"
-        "from archcalc.torchside.verify import verify, _seed_dynamo_disable\n"
+        "from archcalc.torchside.verify import verify, LiveBytes\n"
+        "from archcalc._speedups import seed_dynamo_disable\n"
         "from archcalc.spec.load import loads\n"
         "net = loads('input: [3, 16, 16]\\nlayers:\\n  - {conv: {out: 4, kernel: 3}}\\n  - batchnorm\\n  - relu\\n')\n"
         "r = verify(net, analyze(net), device='meta', mem=True)\n"
         "print(r['ok'], r['mismatches'], 'torch._dynamo' in sys.modules)\n"
-        "again = _seed_dynamo_disable()\n"  # all removed after the run: found and set again
+        "again = seed_dynamo_disable((LiveBytes,))\n"  # all removed after the run: found and set again
         "print(len(again) > 100)\n"
         "import types\n"
         "sys.modules['torch._dynamo'] = types.ModuleType('torch._dynamo')\n"  # as if loaded (the real one: 1.5 s)
-        "print(_seed_dynamo_disable())\n"  # a process with dynamo keeps torch's behaviour
+        "print(seed_dynamo_disable((LiveBytes,)))\n"  # a process with dynamo keeps torch's behaviour
     )
     out = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.split("\n")[:3] == ["True 0 False", "True", "[]"], out.stdout + out.stderr[-3000:]

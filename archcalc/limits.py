@@ -210,7 +210,6 @@ def check_torch_sizes(report, where=None) -> None:
 def check_allocation(nbytes: int, limit: int | None, what: str, hint: str | None = None, where=None) -> None:
     """Refuse work that would allocate more than ``limit`` bytes (checked before any allocation)."""
     from .errors import UsageError
-    from .units import human_bytes
 
     if limit is not None and nbytes > limit:
         source = getattr(limit, "source", None)
@@ -282,3 +281,15 @@ ONNX_VALUE_ELEMENTS = 64  # archcalc reads the values only of tensors this small
 # a larger tensor's data is dropped after the checks, before shape inference: only its dims are used
 ONNX_MAX_EXTERNAL_FILE_BYTES = 2**31  # one external data file (fstat, before anything is read from it)
 ONNX_MAX_EXTERNAL_BYTES = 2**32  # external data of all tensors together, by their shapes x dtypes
+
+
+def human_bytes(n: int) -> str:
+    """Byte counts as text in limit messages (no imports: the start-up path). 1536 -> '1.50 KiB'.
+
+    >>> human_bytes(12 * 2**30)
+    '12.00 GiB'
+    """
+    for name, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {name}"
+    return f"{n} B"

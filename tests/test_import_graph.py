@@ -18,7 +18,7 @@ from conftest import ROOT
 PKG = ROOT / "archcalc"
 RANK = {"core": 0, "layers": 1, "spec": 2, "analysis": 3, "output": 4, "check": 5, "torchside": 6, "importer": 7,
         "cli": 8, "top": 9}
-FLAT = {"errors", "limits", "expr", "safeio", "safejson", "units", "version", "findings", "_speedups"}  # core modules directly under archcalc/
+FLAT = {"errors", "limits", "expr", "safeio", "safejson", "version", "findings", "_speedups"}  # core modules directly under archcalc/
 
 
 def module_name(path: Path) -> str:

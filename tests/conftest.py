@@ -14,6 +14,13 @@ from archcalc.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# pytest-xdist's workers run with COLUMNS=80 and LINES set (from the controlling terminal writer):
+# archcalc reads COLUMNS as the table's width, so each test sees the environment a plain
+# `python -m pytest` gives it (tests that want a width set one themselves)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 # `archcalc list` keeps a cache (archcalc/spec/zoocache.py): the tests use one of their own, never the
 # user's, and subprocesses inherit it; the folder goes when the session ends
 _CACHE_DIR = tempfile.mkdtemp(prefix="archcalc-test-cache-")
@@ -47,3 +54,28 @@ def run_subprocess(*args, env=None):
         cwd=ROOT,
         env={**os.environ, **(env or {})},
     )
+
+
+# --------------------------------------------------------------------------- samples of the zoo
+
+DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
+
+
+def zoo_sample(names):
+    """The zoo names a whole-zoo torch or closed-form test runs by default: one per family (the
+    name with its digits and suffix cut: resnet, vgg, efficientnet_b, ...; the first in sorted
+    order), so every kind of construct is met while the suite stays within its 3 minutes.
+    ``ARCHCALC_DEEP=1`` runs every name. The zoo's numbers themselves are checked for every
+    network in the default run (tests/zoo/test_zoo_numbers.py, tests/zoo/test_zoo_*.py)."""
+    import re
+
+    names = sorted(names)
+    if DEEP:
+        return names
+    seen, out = set(), []
+    for name in names:
+        family = re.sub(r"[0-9].*$", "", name).rstrip("_-.") or name
+        if family not in seen:
+            seen.add(family)
+            out.append(name)
+    return out

@@ -48,20 +48,13 @@ _NO_LINK = {errno.EPERM, errno.EXDEV, errno.EMLINK, getattr(errno, "ENOTSUP", -1
 
 
 def _kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
+    """What a non-regular write target is, in a refusal's words; None for a regular file."""
     if stat.S_ISLNK(mode):
         return "it is a symbolic link (archcalc never writes through a link)"
-    if stat.S_ISDIR(mode):
-        return "it is a directory"
-    if stat.S_ISFIFO(mode):
-        return "it is a FIFO, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "it is a device, not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "it is a socket, not a regular file"
-    return "it is not a regular file"
+    kind = kind_of(mode)
+    if kind is None or kind == "a directory":
+        return kind and "it is a directory"
+    return "it is not a regular file" if kind == "not a regular file" else f"it is {kind}, not a regular file"
 
 
 class _Target:

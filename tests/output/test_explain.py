@@ -228,3 +228,16 @@ def test_explain_every_layer_of_the_segmentation_nets_and_unet():
         for i in range(len(r.rows)):
             text = "\n".join(explain_layer(net, r, i))
             assert "\n  ! " not in text, (name, r.rows[i].name)
+
+
+def test_explain_every_zoo_network_exits_0(cli):
+    """`archcalc explain NAME` on every zoo spec (issue 20): exit 0, nothing on stderr, and no
+    disagreement with the engine ('! ... please report')."""
+    from archcalc.spec import zoo
+
+    names = zoo.names()
+    assert len(names) > 90
+    for name in names:
+        code, out, err = cli("explain", name)
+        assert code == 0 and err == "", (name, err)
+        assert "please report" not in out, name

@@ -86,7 +86,8 @@ class ChannelShuffle(LayerType):
     name = "channel_shuffle"
     doc = (
         "ShuffleNet's channel shuffle: view as groups x C/groups, transpose, flatten back "
-        "(torchvision's channel_shuffle; a new tensor, the transposed copy)."
+        "(torchvision's channel_shuffle; a new tensor, the transposed copy, except with 1 group or "
+        "1 channel per group, where it is a view)."
     )
     keys = (Key("groups", "size", 2, "groups"),)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
@@ -96,6 +97,13 @@ class ChannelShuffle(LayerType):
         if concrete(x[0], a["groups"]) and x[0] % a["groups"]:
             raise ShapeError(f"channel_shuffle: {x[0]} channels are not divisible by groups={a['groups']}")
         return x
+
+    def new_tensor(self, a, xs, y, training):
+        # view, transpose, contiguous, view: with one group, or one channel per group, the
+        # transpose swaps a dimension of size 1, the result is still contiguous and .contiguous()
+        # copies nothing: a view of the input (a symbolic channel count is counted as a copy)
+        g, c = a["groups"], xs[0][0]
+        return not (g == 1 or (concrete(c, g) and g == c))
 
     def torch(self, a, xs, y):
         return [("ChannelShuffle", {"groups": a["groups"]})]

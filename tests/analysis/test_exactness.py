@@ -1,0 +1,35 @@
+"""Issue 21's disagreements, each as its minimal spec with the expected numbers from torch."""
+
+from __future__ import annotations
+
+import pytest
+
+from archcalc import analyze
+from archcalc.spec.load import loads
+
+torch = pytest.importorskip("torch")
+
+SHUFFLE = "input: [4, 6, 6]\nlayers:\n  - {conv: {out: 4, kernel: 1}}\n  - {channel_shuffle: {groups: %d}}\n"
+
+
+@pytest.mark.parametrize("groups, copies", [(1, False), (2, True), (4, False)])
+def test_channel_shuffle_is_a_view_with_one_group_or_one_channel_per_group(groups, copies):
+    """torchvision's channel_shuffle (view, transpose, contiguous, view) allocates a new tensor only
+    when the transpose moves data: groups 1 and groups == C swap a dimension of size 1."""
+    x = torch.randn(1, 4, 6, 6)
+    y = x.view(1, groups, 4 // groups, 6, 6).transpose(1, 2).contiguous().view(1, -1, 6, 6)
+    assert (y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()) is copies  # torch's own answer
+    r = analyze(loads(SHUFFLE % groups))
+    # the conv's output: 4 * 6 * 6 = 144 values; the shuffle adds 144 more only where torch copies
+    assert r.rows[1].values == (144 if copies else 0)
+    assert r.totals["activations"] == 4 * 36 + 144 + (144 if copies else 0)
+
+
+def test_channel_shuffle_views_agree_with_verify():
+    from archcalc.torchside.verify import verify
+
+    for groups in (1, 2, 4):
+        result = verify(loads(SHUFFLE % groups), device="cpu")
+        assert result["ok"], result["totals"]
+        row = result["layers"][1]["checks"]["values"]
+        assert row["engine"] == row["torch"] == (144 if groups == 2 else 0)

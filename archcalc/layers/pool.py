@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
 from ..findings import Finding, declare
-from .base import (REQUIRED, Axis, Key, LayerType, Resample, Text, eff, hw, pads, pair_of, pair_text, register, same_out,
+from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, hw, pads, pair_of, pair_text, register, same_out,
                    window_out, window_sizes)
 
 
@@ -160,6 +160,25 @@ class AvgPool(_Pool):
         "params": "0",
         "macs": "0 (additions are not MACs)",
     }
+
+    def out(self, a, xs):
+        y = super().out(a, xs)
+        if not a["count_include_pad"]:
+            # torch takes implicit padding only symmetric and at most half the kernel; explicit zero
+            # padding would be counted as input: no torch module computes the mean over the real
+            # inputs otherwise, so the spec is refused rather than built differently
+            x = hw(xs[0], self.name)
+            t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
+            k = tuple(a["kernel"])
+            if any(is_symbolic(v) for v in (t, b, l, r)):
+                return y
+            if (t, b, l, r) != (0, 0, 0, 0) and not (t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]):
+                raise ShapeError(
+                    f"avgpool {k[0]}x{k[1]} with count_include_pad: false and padding top {t}, bottom {b}, "
+                    f"left {l}, right {r}: torch pads only symmetrically and by at most half the kernel "
+                    f"({k[0] // 2}x{k[1] // 2}) without counting the padding",
+                    hint="use a symmetric padding of at most half the kernel, or count_include_pad: true")
+        return y
 
     def saves(self, a, training):
         return ("input",)

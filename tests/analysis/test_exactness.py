@@ -33,3 +33,22 @@ def test_channel_shuffle_views_agree_with_verify():
         assert result["ok"], result["totals"]
         row = result["layers"][1]["checks"]["values"]
         assert row["engine"] == row["torch"] == (144 if groups == 2 else 0)
+
+
+def test_avgpool_without_counted_padding_beyond_half_the_kernel_is_refused_at_load(cli, tmp_path):
+    """torch refuses an AvgPool2d padding above half the kernel, and explicit zero padding would be
+    counted as input: archcalc refuses the spec at load (issue 21 item 9; verify and export ended in
+    a traceback) and builds the half-kernel case, which torch accepts."""
+    with pytest.raises(RuntimeError):
+        torch.nn.AvgPool2d(3, stride=1, padding=2, count_include_pad=False)(torch.zeros(1, 2, 8, 8))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: [2, 8, 8]\nlayers:\n  - avgpool: {kernel: 3, stride: 1, padding: 2, count_include_pad: false}\n")
+    for command in ("summary", "verify", "export"):
+        args = [command, str(bad)] + (["--to", "torch"] if command == "export" else [])
+        code, out, err = cli(*args)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (command, err)
+        assert "bad.yaml:3" in err and "count_include_pad: false" in err and "Traceback" not in err
+    ok = "input: [2, 8, 8]\nlayers:\n  - avgpool: {kernel: 3, stride: 1, padding: 1, count_include_pad: false}\n"
+    y = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(torch.zeros(1, 2, 8, 8))
+    r = analyze(loads(ok))
+    assert r.rows[0].shape == tuple(y.shape[1:]) == (2, 8, 8)  # (8 + 2 - 3)/1 + 1 = 8

@@ -103,6 +103,26 @@ class MaxPool(_Pool):
         "macs": "0 (comparisons are not MACs)",
     }
 
+    def out(self, a, xs):
+        y = super().out(a, xs)
+        # a window made only of padding: torch returns -inf there (and its CPU backward writes out
+        # of bounds), so such a spec is refused (with implicit padding torch's own limit, half the
+        # kernel, rules it out; archcalc pads explicitly beyond that)
+        x = hw(xs[0], self.name)
+        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
+        for axis, size, k, s, p0, n in (("rows", x[1], eff(a)[0], self.stride(a)[0], t, y[1]),
+                                         ("columns", x[2], eff(a)[1], self.stride(a)[1], l, y[2])):
+            if any(is_symbolic(v) for v in (size, k, s, p0, n)):
+                continue
+            first, last = -p0, (n - 1) * s - p0  # where the first and the last window start
+            if first + k <= 0 or last >= size:
+                where = "first" if first + k <= 0 else "last"
+                raise ShapeError(
+                    f"maxpool: the {where} window of {k} {axis} (starting at {first if where == 'first' else last}, "
+                    f"stride {s}) on {size} {axis} covers only padding (torch returns -inf there)",
+                    hint="use less padding than the window, or a larger input")
+        return y
+
     def saves(self, a, training):
         return ("input", "indices")
 

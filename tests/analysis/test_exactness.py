@@ -52,3 +52,21 @@ def test_avgpool_without_counted_padding_beyond_half_the_kernel_is_refused_at_lo
     y = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(torch.zeros(1, 2, 8, 8))
     r = analyze(loads(ok))
     assert r.rows[0].shape == tuple(y.shape[1:]) == (2, 8, 8)  # (8 + 2 - 3)/1 + 1 = 8
+
+
+@pytest.mark.parametrize("padding, where", [([3, 0, 3, 0], "first"), ([0, 3, 0, 3], "last")])
+def test_a_maxpool_window_made_only_of_padding_is_refused(cli, tmp_path, padding, where):
+    """issue 21 item 10: torch returns -inf for a max-pool window that covers only padding. Kernel 2 on
+    4 rows: 3 rows of leading padding put the first window at rows -3..-2; with stride 2 and 3 rows of
+    trailing padding, floor((4 + 3 - 2)/2) + 1 = 3 windows start at 0, 2, 4, and rows 4..5 are padding."""
+    import torch.nn.functional as F
+
+    t, b, l, r = padding
+    stride = 1 if where == "first" else 2
+    y = F.max_pool2d(F.pad(torch.zeros(1, 1, 4, 4), (l, r, t, b), value=float("-inf")), 2, stride)
+    assert torch.isinf(y).any()  # torch's own answer: a window of -inf padding alone
+    f = tmp_path / "mp.yaml"
+    f.write_text(f"input: [1, 4, 4]\nlayers:\n  - maxpool: {{kernel: 2, stride: {stride}, padding: {padding}}}\n")
+    code, out, err = cli("summary", str(f))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"the {where} window of 2 rows" in err and "covers only padding" in err

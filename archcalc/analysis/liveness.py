@@ -54,6 +54,21 @@ def outputs(net, readers=None) -> list:
     return [net.output] + [i for i, nd in enumerate(net.nodes) if nd.aux and not readers[i] and i != net.output]
 
 
+def _reaches(nodes, outs) -> list:
+    """Per node: does its output reach one of ``outs`` (the loss)? Only those run a backward: a
+    layer whose output nothing returns gets no gradient (issue 21)."""
+    reach = [False] * (len(nodes) + 1)
+    stack = [o for o in outs if o >= 0]
+    for o in stack:
+        reach[o] = True
+    while stack:
+        for j in nodes[stack.pop()].inputs:
+            if j >= 0 and not reach[j]:
+                reach[j] = True
+                stack.append(j)
+    return reach
+
+
 def _readers(nodes) -> list:
     """Per node, how many nodes read its output (one more slot at the end: the network input)."""
     readers = [0] * (len(nodes) + 1)
@@ -286,7 +301,7 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
     n = len(nodes)
     nb = [numel[i] * nbytes for i in range(n)] + [0]  # bytes per value; [-1]: the caller's input
     if n == 0 or net.symbolic or any(v.__class__ is not int for v in nb):  # a size of an unresolved symbol
-        _train_macs(nodes, shapes, grad, rows)
+        _train_macs(nodes, shapes, grad, rows, _reaches(nodes, outputs(net)))
         return None
     if readers is None:
         readers = _readers(nodes)
@@ -297,6 +312,7 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
     # image and per batch; then how its backward hands gradients on (joins, alias, shared). The
     # same walk sets each row's training MACs (as _train_macs).
     safe = _inplace_safe(net, shapes, readers, outs, records)
+    reach = _reaches(nodes, outs)
     # caches by record id (engine's records), or by (args id, input shapes) without them:
     # declarations by [unsafe], backward MACs by [gin * 2 + gw]
     cache: list = [{}, {}]
@@ -313,7 +329,7 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
             d = cache[unsafe][key] = _declare(ltype, node.args, [shapes[k] for k in ins], shapes[i], unsafe, nbytes)
         decls.append(d)
         r = rows[i]
-        if not grad[i]:
+        if not grad[i] or not reach[i]:
             r.train_macs = r.macs
             continue
         j = ins[0]
@@ -606,12 +622,13 @@ def _front(points) -> list:
     return out
 
 
-def _train_macs(nodes, shapes, grad, rows):
-    """Per row: forward MACs (every node runs in training, aux heads too) plus backward MACs."""
+def _train_macs(nodes, shapes, grad, rows, reach):
+    """Per row: forward MACs (every node runs in training, aux heads too) plus backward MACs (only
+    where the output reaches the loss: ``reach``, from :func:`_reaches`)."""
     cache: dict = {}
     for i, node in enumerate(nodes):
         r = rows[i]
-        if not grad[i]:
+        if not grad[i] or not reach[i]:
             r.train_macs = r.macs
             continue
         j = node.inputs[0]

@@ -70,3 +70,26 @@ def test_a_maxpool_window_made_only_of_padding_is_refused(cli, tmp_path, padding
     code, out, err = cli("summary", str(f))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert f"the {where} window of 2 rows" in err and "covers only padding" in err
+
+
+def test_a_layer_that_reaches_no_output_runs_no_backward():
+    """issue 21 item 1: a conv whose output nothing returns runs forward but gets no gradient. On a
+    2x6x6 input: a = conv 2->4 3x3 (4*4*4*2*9 = 1,152 MACs), b = conv 2->3 3x3 from the input
+    (3*4*4*2*9 = 864), returned; backward is b's weight gradient alone (864; the input needs none).
+    torch's FlopCounterMode over forward and backward, halved, gives the same 2,880."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = torch.nn.Conv2d(2, 4, 3), torch.nn.Conv2d(2, 3, 3)
+    x = torch.randn(1, 2, 6, 6)
+    with FlopCounterMode(display=False) as counter:
+        a(x)
+        b(x).sum().backward()
+    assert counter.get_total_flops() // 2 == 1152 + 864 + 864 == 2880
+    assert a.weight.grad is None and b.weight.grad is not None
+    net = loads("input: [2, 6, 6]\nlayers:\n  - {conv: {out: 4, kernel: 3}, name: a}\n"
+                "  - {conv: {out: 3, kernel: 3}, name: b, from: input}\n")
+    from archcalc.analysis.liveness import totals
+
+    r = analyze(net)
+    assert totals(r)["train_macs"] == 2880
+    assert [row.train_macs for row in r.rows] == [1152, 864 + 864]

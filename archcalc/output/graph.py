@@ -83,6 +83,13 @@ class Graph:
         for p in sorted(self.blocks):
             self.children.setdefault(p[:-1], []).append(p)
 
+    def by_path(self) -> dict:
+        """Block path -> its nodes' (id, label lines), in order (each renderer draws blocks from it)."""
+        out: dict = {}
+        for nid, label, path in self.nodes:
+            out.setdefault(path, []).append((nid, label))
+        return out
+
 
 # --------------------------------------------------------------------------- Mermaid
 
@@ -98,9 +105,7 @@ def mermaid_text(s: str) -> str:
 def mermaid(net, report, depth=None, direction="TD") -> str:
     g = Graph(net, report, depth)
     out = [f"flowchart {direction}"]
-    by_path: dict = {}
-    for nid, label, path in g.nodes:
-        by_path.setdefault(path, []).append((nid, label))
+    by_path = g.by_path()
     block_ids = {p: f"b{k}" for k, p in enumerate(sorted(g.blocks))}
 
     def emit(path, indent):
@@ -172,9 +177,7 @@ def dot(net, report, depth=None) -> str:
     out = ["digraph archcalc {", "    rankdir=TB;", '    node [shape=box, fontname="Helvetica"];',
            '    edge [fontname="Helvetica", fontsize=10];',
            f'    label="{dot_text(report.name)}"; labelloc=t;']
-    by_path: dict = {}
-    for nid, label, path in g.nodes:
-        by_path.setdefault(path, []).append((nid, label))
+    by_path = g.by_path()
     block_ids = {p: f"cluster_{k}" for k, p in enumerate(sorted(g.blocks))}
 
     def emit(path, indent):

@@ -83,6 +83,7 @@ class Finding:
     layer: str | None = None
     suppressed: str | None = None  # why it is ignored ('' when no reason was given)
     data: dict = field(default_factory=dict)
+    block_line: int | None = None  # a layer inside a block: its own line there (``line`` is the block's call)
 
     @property
     def case(self) -> str:
@@ -108,7 +109,7 @@ class SpecResult:
     status: str = "pass"  # pass, warn, fail, error
     totals: dict = field(default_factory=dict)  # metric -> value (int or sympy)
     cases: list = field(default_factory=list)
-    layers: dict = field(default_factory=dict)  # name -> (params, macs, values, line) for baselines
+    layers: dict = field(default_factory=dict)  # name -> (params, macs, values, line, block line) for baselines
     deltas: dict = field(default_factory=dict)  # metric -> (old, new) against the baseline
     symbolic: bool = False
     variant: str | None = None  # the member checked, for a family file (`variants:`)
@@ -225,11 +226,30 @@ class Linted:
     net: Any
     report: Any
     file: str
+    calls: dict = field(default_factory=dict)  # block_calls(net)
 
     def found(self, lint_id: str, message: str, row=None, line=None, **data) -> Finding:
-        return Finding("lint", lint_id, "warning", message, self.file,
-                       line if line is not None else (row.line if row is not None else None),
-                       row.name if row is not None else None, data=data)
+        """A finding at ``row``: at the line that calls the block the row's layer belongs to (the
+        line a pull request changes), with the layer's own line in the block as ``block_line``."""
+        block_line = None
+        if line is None and row is not None:
+            line, block_line = layer_lines(self.calls, row.name, row.line)
+        return Finding("lint", lint_id, "warning", message, self.file, line,
+                       row.name if row is not None else None, data=data, block_line=block_line)
+
+
+def block_calls(net) -> dict:
+    """Layer name -> the line of the block call it was expanded from (archcalc.spec.network.Node.call)."""
+    return {n.name: n.call for n in net.nodes if n.call is not None}
+
+
+def layer_lines(calls: dict, name: str, line: int | None) -> tuple:
+    """(the line to annotate, the layer's own line inside its block or None) for layer ``name``,
+    whose own line is ``line``: a layer expanded from a block is annotated at the block's call."""
+    call = calls.get(name)
+    if call is None or call == line:
+        return line, None
+    return call, line
 
 
 def lint(lint_id: str, title: str, help: str):
@@ -246,7 +266,7 @@ def lint(lint_id: str, title: str, help: str):
 
 def lints(net, report, file: str) -> list[Finding]:
     """Every lint that fires on one analysed spec (before any ignore is applied)."""
-    spec = Linted(net, report, file)
+    spec = Linted(net, report, file, block_calls(net))
     out: list[Finding] = []
     for declared in LINTS.values():
         if declared.check is not None:
@@ -506,7 +526,8 @@ def _check(result: SpecResult, path, opts: Options, text, doc=None):
     values = _metric_values(report)
     result.totals = values
     if opts.keep_layers or opts.baseline is not None:
-        result.layers = {r.name: (r.params, r.macs, r.values, r.line) for r in report.rows}
+        calls = block_calls(net)
+        result.layers = {r.name: (r.params, r.macs, r.values, *layer_lines(calls, r.name, r.line)) for r in report.rows}
     cases = [Case("load", "pass", note=f"{len(report.rows):,} layers")]
 
     # budgets: the spec's, then --budget (which replaces a spec limit of the same key)
@@ -647,9 +668,9 @@ def _baseline_cases(result: SpecResult, opts: Options, values: dict) -> list[Cas
         if growth > 0 and Fraction(growth) * 100 > allowed * old:
             layers = _grown_layers(key, old_layers, result.layers)
             named = "; ".join(layers[:3]) + (f"; and {len(layers) - 3} more" if len(layers) > 3 else "")
-            line = None
+            line = block_line = None
             for lname, *_ in _layer_growth(key, old_layers, result.layers)[:1]:
-                line = result.layers[lname][3]
+                line, block_line = result.layers[lname][3:5]
             case.status = "fail"
             case.findings.append(Finding(
                 "baseline", key, "error",
@@ -657,7 +678,7 @@ def _baseline_cases(result: SpecResult, opts: Options, values: dict) -> list[Cas
                 f"allowed +{pct_text(allowed)}" + (f": {named}" if named else ""),
                 result.file, line or 1,
                 layer=(_layer_growth(key, old_layers, result.layers) or [(None,)])[0][0],
-                data={"old": old, "new": new, "allowed_percent": float(allowed)}))
+                data={"old": old, "new": new, "allowed_percent": float(allowed)}, block_line=block_line))
         cases.append(case)
     return cases
 
@@ -698,8 +719,8 @@ def _grown_layers(key, old_layers, new_layers) -> list[str]:
     label = {"params": "params", "macs": "MACs", "train_memory": "params + values"}.get(key, "values")
     out = []
     for name, growth, new in _layer_growth(key, old_layers, new_layers):
-        line = new_layers[name][3]
-        tags = (["new"] if new else []) + ([f"line {line}"] if line else [])
+        line, block_line = new_layers[name][3:5]
+        tags = (["new"] if new else []) + ([f"line {line}"] if line else []) + ([f"block line {block_line}"] if block_line else [])
         out.append(f"{name}{' (' + ', '.join(tags) + ')' if tags else ''} +{exact(growth)} {label}")
     return out
 
@@ -733,7 +754,7 @@ def baseline_document(run: Run) -> dict:
         specs[r.key] = {
             "name": r.name,
             "totals": {k: v for k, v in r.totals.items() if isinstance(v, int)},
-            "layers": {n: [p, m, v] for n, (p, m, v, _) in r.layers.items()
+            "layers": {n: [p, m, v] for n, (p, m, v, *_) in r.layers.items()
                        if all(isinstance(x, int) for x in (p, m, v))},
         }
     o = run.options

@@ -40,8 +40,13 @@ def _jsonable(value):
 
 
 def _msg(r: SpecResult, f) -> str:
-    """A finding's message, naming the family member it is about."""
-    return f"{r.variant}: {f.message}" if r.variant else f.message
+    """A finding's message, naming the family member it is about (and, for a layer inside a block,
+    the layer's own line there: the finding itself is at the block's call)."""
+    return f"{r.variant}: {_located(f)}" if r.variant else _located(f)
+
+
+def _located(f) -> str:
+    return f"{f.message} (in a block: layer at line {f.block_line})" if f.block_line else f.message
 
 
 def _live(result: SpecResult) -> list:
@@ -89,7 +94,7 @@ def text(run: Run) -> str:
                     lines.append(f"      error: {clean(f.message, 1000)}")
                     continue
                 where = clean(f.file) + (f":{f.line}" if f.line else "")
-                lines.append(f"      {where}: {f.level} [{f.case}]: {clean(f.message, 1000)}")
+                lines.append(f"      {where}: {f.level} [{f.case}]: {clean(_located(f), 1000)}")
         if r.deltas:
             moved = [f"{k} {_delta(old, new)}" for k, (old, new) in r.deltas.items() if old != new]
             lines.append("      baseline: " + (", ".join(moved) if moved else "no change"))
@@ -118,7 +123,7 @@ def _delta(old: int, new: int) -> str:
 
 def _finding_dict(f) -> dict:
     return {"check": f.check, "key": f.key, "level": f.level, "message": f.message, "file": f.file,
-            "line": f.line, "layer": f.layer, "suppressed": f.suppressed,
+            "line": f.line, "block_line": f.block_line, "layer": f.layer, "suppressed": f.suppressed,
             "data": {k: _jsonable(v) for k, v in f.data.items()}}
 
 
@@ -185,7 +190,7 @@ def junit(run: Run) -> str:
             tc = ET.SubElement(suite, "testcase", name=_x(case.name), classname=classname)
             counts["tests"] += 1
             live = [f for f in case.findings if f.suppressed is None]
-            body = "\n".join(f"{escape(f.file)}:{f.line or 1}: {escape(f.message)}" for f in live)
+            body = "\n".join(f"{escape(f.file)}:{f.line or 1}: {escape(_located(f))}" for f in live)
             if case.status == "error":
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", message=_x(live[0].message if live else case.note), type=case.name).text = _x(body)
@@ -271,6 +276,10 @@ def sarif(run: Run) -> dict:
                 loc["logicalLocations"] = [{"name": f.layer, "kind": "member"}]
             res = {"ruleId": rule, "ruleIndex": index[rule], "level": f.level, "message": {"text": escape(_msg(r, f), newlines=False)},
                    "locations": [loc]}
+            if f.block_line:  # the layer's own line inside the block; the result is at the block's call
+                res["relatedLocations"] = [{"id": 1, "message": {"text": f"{escape(f.layer or 'the layer', newlines=False)} in its block"},
+                                            "physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
+                                                                 "region": {"startLine": f.block_line}}}]
             if f.check in ("budget", "baseline"):
                 res["properties"] = {"key": f.key}
             if f.suppressed is not None:

@@ -147,13 +147,15 @@ class Options:
 class Run:
     results: list
     options: Options
+    notices: list = field(default_factory=list)  # one-line notes for the run (no baseline yet, files skipped)
+    errors: list = field(default_factory=list)  # what stopped the run before any spec was checked (exit 2)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        if any(r.status == "error" for r in self.results):
+        if self.errors or any(r.status == "error" for r in self.results):
             return 2
         if any(r.status == "fail" for r in self.results):
             return 1

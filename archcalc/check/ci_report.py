@@ -104,6 +104,8 @@ def text(run: Run) -> str:
         quiet = sorted({f.key for f in r.findings if f.suppressed is not None})
         if quiet:
             lines.append(f"      ignored: {', '.join(quiet)}")
+    lines += [f"note: {clean(n, 1000)}" for n in run.notices]
+    lines += [f"error: {clean(e, 1000)}" for e in run.errors]
     lines.append(summary_line(run))
     return "\n".join(lines) + "\n"
 
@@ -157,6 +159,8 @@ def as_dict(run: Run) -> dict:
         "summary": {"specs": len(run.results), "pass": run.count("pass"), "warn": run.count("warn"),
                     "fail": run.count("fail"), "error": run.count("error"), "exit_code": run.exit_code},
         "specs": specs,
+        "notices": list(run.notices),
+        "errors": list(run.errors),
         "lints": {k: {"title": v.title, "help": v.help} for k, v in LINTS.items()},
         "metrics": {k: v[0] for k, v in METRICS.items()},
     }
@@ -209,6 +213,12 @@ def junit(run: Run) -> str:
         suite.set("file", _x(r.file))
         for k in totals:
             totals[k] += counts[k]
+    if run.errors:  # the run stopped before any spec was checked: one suite saying why
+        suite = ET.SubElement(root, "testsuite", name="archcalc", tests="1", failures="0", errors="1", skipped="0")
+        tc = ET.SubElement(suite, "testcase", name="arguments", classname="archcalc")
+        ET.SubElement(tc, "error", message=_x(run.errors[0]), type="usage").text = _x("\n".join(run.errors))
+        totals["tests"] += 1
+        totals["errors"] += 1
     for k, v in totals.items():
         root.set(k, str(v))
     ET.indent(root)
@@ -238,6 +248,8 @@ def github(run: Run) -> str:
             cmd = "error" if f.level == "error" else "warning"
             props = f"file={_gh_prop(f.file)},line={f.line or 1},title={_gh_prop('archcalc ' + f.case)}"
             lines.append(f"::{cmd} {props}::{_gh_data(_msg(r, f))}")
+    lines += [f"::notice title=archcalc check::{_gh_data(n)}" for n in run.notices]
+    lines += [f"::error title=archcalc check::{_gh_data(e)}" for e in run.errors]
     lines.append("archcalc check: " + summary_line(run))
     return Commands("\n".join(lines) + "\n")
 
@@ -263,6 +275,8 @@ def sarif(run: Run) -> dict:
                "fullDescription": {"text": lint.help},
                "defaultConfiguration": {"level": "error" if run.options.strict else "warning"}} for lint in LINTS.values()]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
+    notes = [{"level": "note", "message": {"text": escape(n, newlines=False)}} for n in run.notices] + \
+            [{"level": "error", "message": {"text": escape(e, newlines=False)}} for e in run.errors]
     results = []
     for r in run.results:
         for f in r.findings:
@@ -291,7 +305,8 @@ def sarif(run: Run) -> dict:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "archcalc", "version": __version__, "rules": rules}},
-            "invocations": [{"executionSuccessful": run.exit_code != 2, "exitCode": run.exit_code}],
+            "invocations": [{"executionSuccessful": run.exit_code != 2, "exitCode": run.exit_code,
+                             **({"toolExecutionNotifications": notes} if notes else {})}],
             "results": results,
         }],
     }

@@ -77,3 +77,91 @@ def test_baseline_growth_in_a_block_names_the_call(tmp_path, cli, monkeypatch):
     # -> 330 (+160); total before 224 (stem) + 1,168 (d1.conv: 16 x 72 + 16) + 2,320 + 170 = 3,882
     assert ("blk.yaml:12: error [baseline params]: params grew 3,882 -> 6,362 (+2,480, +63.88%), more than the "
             "allowed +0%: d2.conv (line 12, block line 7) +2,320 params; fc (line 15) +160 params (in a block: layer at line 7)") in out
+
+
+# --------------------------------------------------------------------------- first run, reports on every exit code
+
+TINY = """name: tiny
+input: [3, 32, 32]
+layers:
+  - {conv: {out: 16, kernel: 3, padding: 1}, name: conv1}
+  - global_avgpool
+  - flatten
+  - {linear: {out: 10}, name: fc}
+"""
+# conv1: 16 x 27 + 16 = 448 params; fc: 16 x 10 + 10 = 170; 618 in all
+
+
+def _schemas():
+    from conftest import ROOT
+
+    return ROOT / "tests" / "ci_schemas"
+
+
+def test_first_run_without_a_baseline_passes_with_a_notice(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "tiny.yaml").write_text(TINY)
+    note = ("no baseline file 'base.json' yet, so no totals were compared; write one with "
+            "`archcalc check specs/ --write-baseline base.json` and commit it")
+    code, out, err = cli("check", "specs/", "--strict", "--baseline", "base.json", "--max-growth", "params=2%",
+                         "--report", "sarif=a.sarif", "--report", "junit=a.xml")
+    assert (code, err) == (0, "")
+    # MACs: conv1 16 x 32 x 32 x 27 = 442,368; fc 16 x 10 = 160; 442,528
+    assert out.splitlines() == ["PASS  specs/tiny.yaml  tiny: 618 params, 442,528 MACs", f"note: {note}",
+                                "1 spec: 1 passed, 0 failed, 0 unreadable"]
+    sarif = json.loads((tmp_path / "a.sarif").read_text())
+    assert sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"] == [{"level": "note", "message": {"text": note}}]
+    assert (tmp_path / "a.xml").exists()
+    code, out, err = cli("check", "specs/", "--baseline", "base.json", "--format", "github")
+    assert out.splitlines()[0] == f"::notice title=archcalc check::{note}"
+    code, out, err = cli("check", "specs/", "--baseline", "base.json", "--format", "json")
+    assert json.loads(out)["notices"] == [note] and err == f"archcalc: note: {note}\n"
+    # written as the notice says, the next run compares against it
+    assert cli("check", "specs/", "--write-baseline", "base.json")[0] == 0
+    code, out, err = cli("check", "specs/", "--baseline", "base.json")
+    assert code == 0 and "note:" not in out and "      baseline: no change" in out
+
+
+def test_reports_are_written_on_exit_code_2_and_name_every_unreadable_spec(tmp_path, cli, monkeypatch):
+    import xmlschema
+    import jsonschema
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "tiny.yaml").write_text(TINY)
+    for k in range(1, 6):  # five unreadable specs: stderr names three, the reports all five
+        (tmp_path / "specs" / f"bad{k}.yaml").write_text("input: [3, 8, 8]\nlayers:\n  - {conv: {out: 4, kernal: 3}}\n")
+    code, out, err = cli("check", "specs/", "--report", "junit=a.xml", "--report", "sarif=a.sarif", "--report", "json=a.json")
+    assert code == 2
+    assert err == "archcalc: error: 5 of 6 specs could not be checked: specs/bad1.yaml, specs/bad2.yaml, specs/bad3.yaml and 2 more\n"
+    text = (tmp_path / "a.xml").read_text()
+    xmlschema.XMLSchema(str(_schemas() / "junit-10.xsd")).validate(text)
+    root = ET.fromstring(text)
+    errors = [s.get("name") for s in root.findall("testsuite") if s.find("testcase/error") is not None]
+    assert errors == [f"specs/bad{k}.yaml" for k in range(1, 6)]
+    sarif = json.loads((tmp_path / "a.sarif").read_text())
+    assert sorted(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
+                  if r["ruleId"] == "load") == [f"specs/bad{k}.yaml" for k in range(1, 6)]
+    assert json.loads((tmp_path / "a.json").read_text())["summary"]["error"] == 5
+
+    # an argument error stops the run before any spec: the reports still say why
+    code, out, err = cli("check", "specs/", "--budget", "parms=1M", "--report", "junit=b.xml", "--report", "sarif=b.sarif",
+                         "--report", "json=b.json")
+    message = ("--budget parms=1M: expected KEY=AMOUNT; did you mean 'params'?")
+    assert (code, out, err) == (2, "", f"archcalc: error: {message}\n")
+    text = (tmp_path / "b.xml").read_text()
+    xmlschema.XMLSchema(str(_schemas() / "junit-10.xsd")).validate(text)
+    assert ET.fromstring(text).find("testsuite/testcase/error").get("message") == message
+    sarif = json.loads((tmp_path / "b.sarif").read_text())
+    jsonschema.Draft4Validator(json.loads((_schemas() / "sarif-schema-2.1.0.json").read_text())).validate(sarif)
+    assert sarif["runs"][0]["invocations"][0] == {"executionSuccessful": False, "exitCode": 2,
+                                                  "toolExecutionNotifications": [{"level": "error", "message": {"text": message}}]}
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert (doc["errors"], doc["summary"]["exit_code"]) == ([message], 2)
+
+    # a malformed baseline (not a missing one) is still an error, reported the same way
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = cli("check", "specs/tiny.yaml", "--baseline", "bad.json", "--report", "junit=c.xml")
+    assert code == 2 and "not an archcalc baseline" in err
+    assert "not an archcalc baseline" in ET.parse(tmp_path / "c.xml").getroot().find("testsuite/testcase/error").get("message")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..errors import ArchcalcError, SpecError, UsageError, Where, expected_one_of, short
 from ..expr import is_symbolic
-from .discover import _reason, expand, members, read_text, shown
+from .discover import _reason, expand, is_spec, members, read_text, shown
 
 # --------------------------------------------------------------------------- declarations
 
@@ -141,6 +141,7 @@ class Options:
     growth: dict = field(default_factory=dict)  # metric -> allowed growth in percent (Fraction)
     keep_layers: bool = False  # keep per-layer figures (for --write-baseline)
     jobs: int = 0  # worker processes: 0 = one per CPU (up to 8) for 8 files or more, 1 = none
+    exclude: tuple = ()  # --exclude GLOB: files found in folders or by globs that are not checked
 
 
 @dataclass
@@ -866,27 +867,42 @@ def run(refs: list[str], opts: Options) -> Run:
     return _run(refs, opts)
 
 
+MAX_SKIPPED_SHOWN = 3
+
+
 def _run(refs: list[str], opts: Options) -> Run:
-    items = list(expand(refs))
+    items = list(expand(refs, opts.exclude))
     jobs = _jobs(opts.jobs, len(items))
     if jobs > 1:
         groups = _in_parallel(items, opts, jobs)
     else:
         groups = (_check_item(item, opts) for item in items)
-    return Run([r for group in groups for r in group], opts)
+    results = [r for group in groups for r in group]
+    kept = [r for r in results if r.status != "skipped"]
+    skipped = [r.file for r in results if r.status == "skipped"]
+    notices = []
+    if skipped:  # said once for the run
+        names = ", ".join(short(f, 80)[1:-1] for f in skipped[:MAX_SKIPPED_SHOWN])
+        more = len(skipped) - MAX_SKIPPED_SHOWN
+        what = "1 YAML file that is not a spec" if len(skipped) == 1 else f"{len(skipped):,} YAML files that are not specs"
+        notices.append(f"skipped {what} (no input: or layers:): {names}" + (f" and {more} more" if more > 0 else "")
+                       + "; --exclude GLOB keeps them out of the walk")
+    return Run(kept, opts, notices)
 
 
 def _check_item(item, opts: Options) -> list:
     """The results of one expanded argument: every member of one spec file, or its error."""
     from ..spec.load import parse_doc
 
-    ref, path, variant, error = item
+    ref, path, variant, error, found = item
     if error is not None:
         return [error_result(ref, ref, error)]
     file = shown(path)
     try:
         text = read_text(path, file)
         doc = parse_doc(text, file)  # once per file: a family's members share it
+        if found and not is_spec(doc):  # a workflow or a pre-commit config beside the specs
+            return [SpecResult(ref=ref, file=file, status="skipped")]
         wanted = [variant] if variant else (members(text, file, doc) or [None])
     except ArchcalcError as err:
         return [error_result(ref, file, str(err), err.where.line if err.where else None, variant)]

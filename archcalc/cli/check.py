@@ -117,7 +117,7 @@ def _notes(specs):
 
 
 def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs,
-             notices, specs=()):
+             notices, specs=(), exclude=()):
     """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked).
     A --baseline file that does not exist yet (a repository's first run) is a notice, not an error:
     nothing is compared, and the notice says how to write one."""
@@ -136,7 +136,7 @@ def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseli
         values=parse_sets(set), input=parse_input(input), batch=parse_batch(batch), dtype=_val(dtype),
         optimizer=_val(optimizer), limits=parse_budgets(budget), ignore=parse_ignore(ignore), strict=strict,
         baseline=checks.load_baseline(baseline) if baseline else None, growth=checks.parse_growth(max_growth),
-        keep_layers=bool(write_baseline), jobs=_jobs(jobs),
+        keep_layers=bool(write_baseline), jobs=_jobs(jobs), exclude=tuple(exclude or ()),
     )
     if opts.baseline is not None:
         checks.check_baseline_options(opts.baseline, opts, baseline)
@@ -213,6 +213,7 @@ def register(app):
         batch: str = BatchOpt,
         dtype: DType = DTypeOpt,
         optimizer: Optim = OptimOpt,
+        exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Skip files found in folders or by globs whose path (or name) matches GLOB (repeatable), e.g. 'specs/old/*'."),
         jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes for many files (0: one per CPU, up to 8, from 8 files; 1: none). Results and report are the same either way."),
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
@@ -226,7 +227,7 @@ def register(app):
             if max_growth and not baseline:
                 raise UsageError("--max-growth needs --baseline FILE")
             opts = _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth,
-                            write_baseline, jobs, notices, specs)
+                            write_baseline, jobs, notices, specs, exclude)
             run = checks.run(specs, opts)
         except (UsageError, SpecError) as err:  # reports are written on every exit code, this one (2) too
             _write_reports(checks.Run([], checks.Options(), errors=[str(err)]), extra)

@@ -165,3 +165,49 @@ def test_reports_are_written_on_exit_code_2_and_name_every_unreadable_spec(tmp_p
     code, _, err = cli("check", "specs/tiny.yaml", "--baseline", "bad.json", "--report", "junit=c.xml")
     assert code == 2 and "not an archcalc baseline" in err
     assert "not an archcalc baseline" in ET.parse(tmp_path / "c.xml").getroot().find("testsuite/testcase/error").get("message")
+
+
+# --------------------------------------------------------------------------- folders: YAML that is not a spec, --exclude
+
+
+def _tree(root):
+    (root / "specs" / "old").mkdir(parents=True)
+    (root / "specs" / "tiny.yaml").write_text(TINY)
+    (root / "specs" / "old" / "tiny_v0.yaml").write_text(TINY.replace("name: tiny", "name: tiny_v0"))
+    (root / "specs" / "ci.yml").write_text("name: archcalc\non: [push]\njobs:\n  specs: {runs-on: ubuntu-latest}\n")
+    (root / "specs" / "hooks.yaml").write_text("repos:\n  - repo: local\n    hooks: []\n")
+    (root / "specs" / "list.yaml").write_text("- a\n- b\n")
+    (root / "specs" / "typo.yaml").write_text("input: [3, 8, 8]\nlayer: [relu]\n")  # a spec with a mistake: reported
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_folder_walk_skips_yaml_that_is_not_a_spec_saying_so_once(tmp_path, cli, monkeypatch, jobs):
+    _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("check", "specs", "--jobs", jobs)
+    assert out.splitlines() == [
+        "PASS  specs/tiny.yaml  tiny: 618 params, 442,528 MACs",
+        "ERROR specs/typo.yaml",
+        "      error: specs/typo.yaml:2: unknown top-level key 'layer'; did you mean 'layers'?",
+        "PASS  specs/old/tiny_v0.yaml  tiny_v0: 618 params, 442,528 MACs",
+        "note: skipped 3 YAML files that are not specs (no input: or layers:): specs/ci.yml, specs/hooks.yaml, "
+        "specs/list.yaml; --exclude GLOB keeps them out of the walk",
+        "3 specs: 2 passed, 0 failed, 1 unreadable",
+    ]
+    assert code == 2
+    # a file named on the command line is always read as a spec
+    code, out, err = cli("check", "specs/ci.yml")
+    assert code == 2 and err.startswith("archcalc: error: specs/ci.yml:2: unknown top-level key True")  # YAML 1.1 reads 'on' as true
+
+
+def test_exclude(tmp_path, cli, monkeypatch):
+    _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("check", "specs", "--exclude", "specs/old/*", "--exclude", "typo.yaml", "--exclude", "*.yml",
+                         "--exclude", "hooks.yaml", "--exclude", "list.yaml")
+    assert (code, out) == (0, "PASS  specs/tiny.yaml  tiny: 618 params, 442,528 MACs\n1 spec: 1 passed, 0 failed, 0 unreadable\n")
+    code, out, _ = cli("check", "specs/**/*.yaml", "--exclude", "specs/t*")
+    assert out.splitlines()[0] == "PASS  specs/old/tiny_v0.yaml  tiny_v0: 618 params, 442,528 MACs"
+    # a file named is checked whatever --exclude says
+    code, out, _ = cli("check", "specs/tiny.yaml", "--exclude", "*")
+    assert code == 0 and out.startswith("PASS  specs/tiny.yaml")

@@ -211,6 +211,34 @@ def lint_config(net) -> dict:
     return out
 
 
+def quiet_ignored(net, report) -> int:
+    """Drop from ``report`` the engine's findings that the spec's ``lint: ignore`` silences (a lint id
+    selects the findings of the family of the same name: ``tiling``, ``alignment``, ``layer``), so that
+    summary, compare, explain and --fit do not warn about what ``check`` is told to ignore. Returns how
+    many were dropped. A ``lint:`` mapping ``check`` would refuse silences nothing here."""
+    if net.lint is None:
+        return 0
+    try:
+        ignored = tuple(lint_config(net))
+    except SpecError:
+        return 0
+    if not ignored:
+        return 0
+
+    def kept(findings):
+        return [w for w in findings if not any(w.is_a(i) for i in ignored)]
+
+    dropped = 0
+    for row in report.rows:
+        if row.warnings:
+            keep = kept(row.warnings)
+            dropped += len(row.warnings) - len(keep)
+            if len(keep) != len(row.warnings):
+                row.warnings = keep
+    report.warnings = kept(report.warnings)
+    return dropped
+
+
 # --------------------------------------------------------------------------- lints
 
 

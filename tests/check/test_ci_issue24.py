@@ -211,3 +211,38 @@ def test_exclude(tmp_path, cli, monkeypatch):
     # a file named is checked whatever --exclude says
     code, out, _ = cli("check", "specs/tiny.yaml", "--exclude", "*")
     assert code == 0 and out.startswith("PASS  specs/tiny.yaml")
+
+
+# --------------------------------------------------------------------------- ignores honoured everywhere
+
+# a 3x3/2 conv on 10x10: (10 - 3) mod 2 = 1 row and column never seen: the engine's tiling finding,
+# which summary, compare, explain and --fit print as a warning unless the spec ignores it
+TILING = """name: tl
+input: [3, 10, 10]
+layers:
+  - {conv: {out: 4, kernel: 3, stride: 2}, name: conv1}
+  - global_avgpool
+  - flatten
+  - {linear: {out: 2}, name: fc}
+"""
+IGNORE = "lint:\n  ignore:\n    tiling: the 10x10 crop is on purpose\n    rf-coverage: the same lost row\n"
+
+
+@pytest.mark.parametrize("command", [["summary", "tl.yaml"], ["summary", "tl.yaml", "--fit", "1GiB"],
+                                     ["compare", "tl.yaml", "tl.yaml"], ["explain", "tl.yaml", "conv1"],
+                                     ["summary", "tl.yaml", "-f", "json"]])
+def test_what_the_spec_ignores_no_command_warns_about(tmp_path, cli, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tl.yaml").write_text(TILING)
+    code, out, err = cli(*command)
+    assert code == 0 and "does not tile" in out  # it warns without the exception
+    (tmp_path / "tl.yaml").write_text(TILING + IGNORE)
+    code, out, err = cli(*command)
+    assert code == 0 and "does not tile" not in out and "warning:" not in out.lower()
+    if "json" in command:
+        assert all(r["warnings"] == [] for r in json.loads(out)["layers"])
+    n = 2 if command[0] == "compare" else 1
+    assert err == "archcalc: note: tl: 1 finding ignored by the spec (lint: ignore)\n" * n
+    # check still reports it, as ignored
+    code, out, err = cli("check", "tl.yaml", "--strict")
+    assert code == 0 and "      ignored: rf-coverage, tiling" in out

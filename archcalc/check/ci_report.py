@@ -46,7 +46,11 @@ def _msg(r: SpecResult, f) -> str:
 
 
 def _located(f) -> str:
-    return f"{f.message} (in a block: layer at line {f.block_line})" if f.block_line else f.message
+    """The message, with the layer's own line in its block where the finding is at the block's call
+    (a baseline message names each grown layer's lines itself)."""
+    if f.block_line and f.check != "baseline":
+        return f"{f.message} (in a block: layer at line {f.block_line})"
+    return f.message
 
 
 def _live(result: SpecResult) -> list:

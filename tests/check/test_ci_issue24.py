@@ -76,7 +76,11 @@ def test_baseline_growth_in_a_block_names_the_call(tmp_path, cli, monkeypatch):
     # d2.conv: 16 in, 3x3: 16 x 144 + 16 = 2,320 -> 32 x 144 + 32 = 4,640 (+2,320); fc: 16 x 10 + 10 = 170
     # -> 330 (+160); total before 224 (stem) + 1,168 (d1.conv: 16 x 72 + 16) + 2,320 + 170 = 3,882
     assert ("blk.yaml:12: error [baseline params]: params grew 3,882 -> 6,362 (+2,480, +63.88%), more than the "
-            "allowed +0%: d2.conv (line 12, block line 7) +2,320 params; fc (line 15) +160 params (in a block: layer at line 7)") in out
+            "allowed +0%: d2.conv (line 12, block line 7) +2,320 params; fc (line 15) +160 params\n") in out
+    code, out, err = cli("check", "blk.yaml", "--baseline", "b.json", "--max-growth", "params=0%", "--format", "sarif")
+    (res,) = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "baseline"]
+    assert res["locations"][0]["physicalLocation"]["region"] == {"startLine": 12}
+    assert res["relatedLocations"][0]["physicalLocation"]["region"] == {"startLine": 7}
 
 
 # --------------------------------------------------------------------------- first run, reports on every exit code

@@ -116,6 +116,20 @@ def _notes(specs):
             sys.stderr.write(f"archcalc: note: {note}\n")
 
 
+def _not_there(path: str) -> bool:
+    """No file of that name (a name too long, a folder that cannot be read: not "missing", but
+    errors that load_baseline reports)."""
+    import os
+
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs,
              notices, specs=(), exclude=()):
     """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked).
@@ -127,7 +141,7 @@ def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseli
     from ..check import checks
     from .common import _val, parse_batch, parse_input, parse_sets
 
-    if baseline and not os.path.lexists(baseline):
+    if baseline and _not_there(baseline):
         command = shlex.join(["archcalc", "check", *specs, "--write-baseline", baseline])
         notices.append(f"no baseline file {short(baseline)} yet, so no totals were compared; write one with "
                        f"`{command}` and commit it")

@@ -7,11 +7,12 @@ the package index).
 
 The virtual environment is fresh (`python -m venv --without-pip`: nothing installed in it) and the
 snippets' own `pip install` puts archcalc in it; archcalc's dependencies (typer, rich, PyYAML,
-sympy) are seen through a `.pth` file naming a folder of links to this environment's installed
-packages, archcalc's own left out, and `PIP_NO_INDEX=1`: so the test needs no network, pip can
-neither download nor touch this environment, and the `archcalc` that runs is the wheel's, not
-this checkout's (PATH and PYTHONPATH lead nowhere else). `pip` there is this environment's pip
-aimed at the fresh one (`pip --python`), which saves seconds of ensurepip per run.
+sympy, and what they need, as pyproject.toml declares them) are seen through a `.pth` file naming
+a folder of links to those distributions as installed here (with pip and setuptools, to build and
+install the wheel; archcalc's own left out), and `PIP_NO_INDEX=1`: so the test needs no network,
+pip can neither download nor touch this environment, and the `archcalc` that runs is the wheel's,
+not this checkout's (PATH and PYTHONPATH lead nowhere else). `pip` there is the venv's python
+running pip from those links (no ensurepip: it costs seconds per run).
 
 The wheel is built from the checkout's HEAD (a clone, as the page does it): uncommitted changes
 are not in it.
@@ -69,6 +70,34 @@ def test_the_page_names_no_index_entry_and_no_tag():
     assert re.fullmatch(r"[0-9a-f]{40}", COMMIT)
 
 
+def _needed() -> list:
+    """The installed files and folders of archcalc's dependencies, transitively (as pyproject.toml
+    declares them, markers evaluated here), and of pip and setuptools (to build and install the
+    wheel): each distribution's top-level entries, its .dist-info included."""
+    import importlib.metadata as md
+    import tomllib
+
+    from pip._vendor.packaging.requirements import Requirement
+
+    def canon(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    todo = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    todo += [Requirement("pip"), Requirement("setuptools")]
+    seen, out = set(), []
+    while todo:
+        req = todo.pop()
+        if canon(req.name) in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(canon(req.name))
+        dist = md.distribution(req.name)
+        top = {Path(str(f)).parts[0] for f in dist.files or ()}
+        root = Path(dist.locate_file(""))
+        out += [root / t for t in sorted(top) if not t.endswith(".pth") and t != ".." and (root / t).exists()]
+        todo += [Requirement(r) for r in dist.requires or ()]
+    return out
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
     """(sample repository, environment for bash): a fresh venv whose `pip` and `archcalc` come first."""
@@ -78,17 +107,14 @@ def sandbox(tmp_path_factory):
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     site = Path(subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    deps = base / "deps"  # links to this environment's packages, archcalc's own (and every .pth) left out
+    deps = base / "deps"  # links to the packages archcalc needs (pip and setuptools too), archcalc's own left out
     deps.mkdir()
-    for root in dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]):
-        for entry in Path(root).iterdir():
-            name = entry.name.lower()
-            if name.startswith(("archcalc", "__editable__", "_archcalc")) or name.endswith(".pth") or (deps / entry.name).exists():
-                continue
+    for entry in _needed():
+        if not (deps / entry.name).exists():
             (deps / entry.name).symlink_to(entry)
     (site / "_archcalc_test_deps.pth").write_text(str(deps) + "\n")
-    pip = bin_dir / "pip"
-    pip.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pip --python "{bin_dir / "python"}" "$@"\n')
+    pip = bin_dir / "pip"  # the venv's own python runs pip from those links: it installs into the venv
+    pip.write_text(f'#!/bin/sh\nexec "{bin_dir / "python"}" -m pip "$@"\n')
     pip.chmod(0o755)
     here = Path(sys.executable).parent
     path = [str(bin_dir)] + [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != here]

@@ -75,14 +75,19 @@ def _needed() -> list:
     declares them, markers evaluated here), and of pip and setuptools (to build and install the
     wheel): each distribution's top-level entries, its .dist-info included."""
     import importlib.metadata as md
-    import tomllib
 
     from pip._vendor.packaging.requirements import Requirement
 
     def canon(name):
         return re.sub(r"[-_.]+", "-", name).lower()
 
-    todo = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # 3.10: the installed archcalc's metadata says the same
+        declared = md.requires("archcalc") or []
+    else:
+        declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    todo = [Requirement(r) for r in declared]
     todo += [Requirement("pip"), Requirement("setuptools")]
     seen, out = set(), []
     while todo:

@@ -1,7 +1,8 @@
 """Issue 24: `archcalc check` on a team's own repository. Findings inside a block are annotated
 at the line that calls the block (the block's own line a related location); a first run without
 a baseline passes with a notice; reports are written on every exit code; folders skip YAML that
-is not a spec; --exclude. Every line number below is counted by hand in the spec text beside it."""
+is not a spec; --exclude; summary and the other views honour the spec's lint: ignore. Every line
+number below is counted by hand in the spec text beside it."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -10,7 +11,6 @@ import pytest
 
 from archcalc.check import checks
 
-# line numbers:   1      2                 3       4        5             6
 BLOCKS = """name: blk
 input: [3, 32, 32]
 blocks:
@@ -27,7 +27,8 @@ layers:
   - flatten
   - {linear: {out: 10}, name: fc}
 """
-# the block's conv is line 7; d1 is called on line 11, d2 on line 12.
+# line 1 is "name: blk": the block's conv is line 7, stem line 10; d1 is called on line 11, d2 on
+# line 12; fc is line 15.
 # d1.conv: 3x3/2 on 32x32, no padding: (32 - 3) mod 2 = 1 row and column never seen (tiling);
 # d2.conv: 3x3/2 on 15x15: (15 - 3) mod 2 = 0, it tiles.
 

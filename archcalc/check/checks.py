@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..errors import ArchcalcError, SpecError, UsageError, Where, expected_one_of, short
 from ..expr import is_symbolic
-from .discover import _reason, expand, members, read_text, shown
+from .discover import _reason, expand, is_spec, members, read_text, shown
 
 # --------------------------------------------------------------------------- declarations
 
@@ -83,6 +83,7 @@ class Finding:
     layer: str | None = None
     suppressed: str | None = None  # why it is ignored ('' when no reason was given)
     data: dict = field(default_factory=dict)
+    block_line: int | None = None  # a layer inside a block: its own line there (``line`` is the block's call)
 
     @property
     def case(self) -> str:
@@ -108,7 +109,7 @@ class SpecResult:
     status: str = "pass"  # pass, warn, fail, error
     totals: dict = field(default_factory=dict)  # metric -> value (int or sympy)
     cases: list = field(default_factory=list)
-    layers: dict = field(default_factory=dict)  # name -> (params, macs, values, line) for baselines
+    layers: dict = field(default_factory=dict)  # name -> (params, macs, values, line, block line) for baselines
     deltas: dict = field(default_factory=dict)  # metric -> (old, new) against the baseline
     symbolic: bool = False
     variant: str | None = None  # the member checked, for a family file (`variants:`)
@@ -140,19 +141,22 @@ class Options:
     growth: dict = field(default_factory=dict)  # metric -> allowed growth in percent (Fraction)
     keep_layers: bool = False  # keep per-layer figures (for --write-baseline)
     jobs: int = 0  # worker processes: 0 = one per CPU (up to 8) for 8 files or more, 1 = none
+    exclude: tuple = ()  # --exclude GLOB: files found in folders or by globs that are not checked
 
 
 @dataclass
 class Run:
     results: list
     options: Options
+    notices: list = field(default_factory=list)  # one-line notes for the run (no baseline yet, files skipped)
+    errors: list = field(default_factory=list)  # what stopped the run before any spec was checked (exit 2)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        if any(r.status == "error" for r in self.results):
+        if self.errors or any(r.status == "error" for r in self.results):
             return 2
         if any(r.status == "fail" for r in self.results):
             return 1
@@ -207,6 +211,34 @@ def lint_config(net) -> dict:
     return out
 
 
+def quiet_ignored(net, report) -> int:
+    """Drop from ``report`` the engine's findings that the spec's ``lint: ignore`` silences (a lint id
+    selects the findings of the family of the same name: ``tiling``, ``alignment``, ``layer``), so that
+    summary, compare, explain and --fit do not warn about what ``check`` is told to ignore. Returns how
+    many were dropped. A ``lint:`` mapping ``check`` would refuse silences nothing here."""
+    if net.lint is None:
+        return 0
+    try:
+        ignored = tuple(lint_config(net))
+    except SpecError:
+        return 0
+    if not ignored:
+        return 0
+
+    def kept(findings):
+        return [w for w in findings if not any(w.is_a(i) for i in ignored)]
+
+    dropped = 0
+    for row in report.rows:
+        if row.warnings:
+            keep = kept(row.warnings)
+            dropped += len(row.warnings) - len(keep)
+            if len(keep) != len(row.warnings):
+                row.warnings = keep
+    report.warnings = kept(report.warnings)
+    return dropped
+
+
 # --------------------------------------------------------------------------- lints
 
 
@@ -225,11 +257,30 @@ class Linted:
     net: Any
     report: Any
     file: str
+    calls: dict = field(default_factory=dict)  # block_calls(net)
 
     def found(self, lint_id: str, message: str, row=None, line=None, **data) -> Finding:
-        return Finding("lint", lint_id, "warning", message, self.file,
-                       line if line is not None else (row.line if row is not None else None),
-                       row.name if row is not None else None, data=data)
+        """A finding at ``row``: at the line that calls the block the row's layer belongs to (the
+        line a pull request changes), with the layer's own line in the block as ``block_line``."""
+        block_line = None
+        if line is None and row is not None:
+            line, block_line = layer_lines(self.calls, row.name, row.line)
+        return Finding("lint", lint_id, "warning", message, self.file, line,
+                       row.name if row is not None else None, data=data, block_line=block_line)
+
+
+def block_calls(net) -> dict:
+    """Layer name -> the line of the block call it was expanded from (archcalc.spec.network.Node.call)."""
+    return {n.name: n.call for n in net.nodes if n.call is not None}
+
+
+def layer_lines(calls: dict, name: str, line: int | None) -> tuple:
+    """(the line to annotate, the layer's own line inside its block or None) for layer ``name``,
+    whose own line is ``line``: a layer expanded from a block is annotated at the block's call."""
+    call = calls.get(name)
+    if call is None or call == line:
+        return line, None
+    return call, line
 
 
 def lint(lint_id: str, title: str, help: str):
@@ -246,7 +297,7 @@ def lint(lint_id: str, title: str, help: str):
 
 def lints(net, report, file: str) -> list[Finding]:
     """Every lint that fires on one analysed spec (before any ignore is applied)."""
-    spec = Linted(net, report, file)
+    spec = Linted(net, report, file, block_calls(net))
     out: list[Finding] = []
     for declared in LINTS.values():
         if declared.check is not None:
@@ -506,7 +557,8 @@ def _check(result: SpecResult, path, opts: Options, text, doc=None):
     values = _metric_values(report)
     result.totals = values
     if opts.keep_layers or opts.baseline is not None:
-        result.layers = {r.name: (r.params, r.macs, r.values, r.line) for r in report.rows}
+        calls = block_calls(net)
+        result.layers = {r.name: (r.params, r.macs, r.values, *layer_lines(calls, r.name, r.line)) for r in report.rows}
     cases = [Case("load", "pass", note=f"{len(report.rows):,} layers")]
 
     # budgets: the spec's, then --budget (which replaces a spec limit of the same key)
@@ -647,9 +699,9 @@ def _baseline_cases(result: SpecResult, opts: Options, values: dict) -> list[Cas
         if growth > 0 and Fraction(growth) * 100 > allowed * old:
             layers = _grown_layers(key, old_layers, result.layers)
             named = "; ".join(layers[:3]) + (f"; and {len(layers) - 3} more" if len(layers) > 3 else "")
-            line = None
+            line = block_line = None
             for lname, *_ in _layer_growth(key, old_layers, result.layers)[:1]:
-                line = result.layers[lname][3]
+                line, block_line = result.layers[lname][3:5]
             case.status = "fail"
             case.findings.append(Finding(
                 "baseline", key, "error",
@@ -657,7 +709,7 @@ def _baseline_cases(result: SpecResult, opts: Options, values: dict) -> list[Cas
                 f"allowed +{pct_text(allowed)}" + (f": {named}" if named else ""),
                 result.file, line or 1,
                 layer=(_layer_growth(key, old_layers, result.layers) or [(None,)])[0][0],
-                data={"old": old, "new": new, "allowed_percent": float(allowed)}))
+                data={"old": old, "new": new, "allowed_percent": float(allowed)}, block_line=block_line))
         cases.append(case)
     return cases
 
@@ -698,8 +750,8 @@ def _grown_layers(key, old_layers, new_layers) -> list[str]:
     label = {"params": "params", "macs": "MACs", "train_memory": "params + values"}.get(key, "values")
     out = []
     for name, growth, new in _layer_growth(key, old_layers, new_layers):
-        line = new_layers[name][3]
-        tags = (["new"] if new else []) + ([f"line {line}"] if line else [])
+        line, block_line = new_layers[name][3:5]
+        tags = (["new"] if new else []) + ([f"line {line}"] if line else []) + ([f"block line {block_line}"] if block_line else [])
         out.append(f"{name}{' (' + ', '.join(tags) + ')' if tags else ''} +{exact(growth)} {label}")
     return out
 
@@ -733,7 +785,7 @@ def baseline_document(run: Run) -> dict:
         specs[r.key] = {
             "name": r.name,
             "totals": {k: v for k, v in r.totals.items() if isinstance(v, int)},
-            "layers": {n: [p, m, v] for n, (p, m, v, _) in r.layers.items()
+            "layers": {n: [p, m, v] for n, (p, m, v, *_) in r.layers.items()
                        if all(isinstance(x, int) for x in (p, m, v))},
         }
     o = run.options
@@ -843,27 +895,42 @@ def run(refs: list[str], opts: Options) -> Run:
     return _run(refs, opts)
 
 
+MAX_SKIPPED_SHOWN = 3
+
+
 def _run(refs: list[str], opts: Options) -> Run:
-    items = list(expand(refs))
+    items = list(expand(refs, opts.exclude))
     jobs = _jobs(opts.jobs, len(items))
     if jobs > 1:
         groups = _in_parallel(items, opts, jobs)
     else:
         groups = (_check_item(item, opts) for item in items)
-    return Run([r for group in groups for r in group], opts)
+    results = [r for group in groups for r in group]
+    kept = [r for r in results if r.status != "skipped"]
+    skipped = [r.file for r in results if r.status == "skipped"]
+    notices = []
+    if skipped:  # said once for the run
+        names = ", ".join(short(f, 80)[1:-1] for f in skipped[:MAX_SKIPPED_SHOWN])
+        more = len(skipped) - MAX_SKIPPED_SHOWN
+        what = "1 YAML file that is not a spec" if len(skipped) == 1 else f"{len(skipped):,} YAML files that are not specs"
+        notices.append(f"skipped {what} (no input: or layers:): {names}" + (f" and {more} more" if more > 0 else "")
+                       + "; --exclude GLOB keeps them out of the walk")
+    return Run(kept, opts, notices)
 
 
 def _check_item(item, opts: Options) -> list:
     """The results of one expanded argument: every member of one spec file, or its error."""
     from ..spec.load import parse_doc
 
-    ref, path, variant, error = item
+    ref, path, variant, error, found = item
     if error is not None:
         return [error_result(ref, ref, error)]
     file = shown(path)
     try:
         text = read_text(path, file)
         doc = parse_doc(text, file)  # once per file: a family's members share it
+        if found and not is_spec(doc):  # a workflow or a pre-commit config beside the specs
+            return [SpecResult(ref=ref, file=file, status="skipped")]
         wanted = [variant] if variant else (members(text, file, doc) or [None])
     except ArchcalcError as err:
         return [error_result(ref, file, str(err), err.where.line if err.where else None, variant)]

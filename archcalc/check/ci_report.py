@@ -40,8 +40,17 @@ def _jsonable(value):
 
 
 def _msg(r: SpecResult, f) -> str:
-    """A finding's message, naming the family member it is about."""
-    return f"{r.variant}: {f.message}" if r.variant else f.message
+    """A finding's message, naming the family member it is about (and, for a layer inside a block,
+    the layer's own line there: the finding itself is at the block's call)."""
+    return f"{r.variant}: {_located(f)}" if r.variant else _located(f)
+
+
+def _located(f) -> str:
+    """The message, with the layer's own line in its block where the finding is at the block's call
+    (a baseline message names each grown layer's lines itself)."""
+    if f.block_line and f.check != "baseline":
+        return f"{f.message} (in a block: layer at line {f.block_line})"
+    return f.message
 
 
 def _live(result: SpecResult) -> list:
@@ -89,7 +98,7 @@ def text(run: Run) -> str:
                     lines.append(f"      error: {clean(f.message, 1000)}")
                     continue
                 where = clean(f.file) + (f":{f.line}" if f.line else "")
-                lines.append(f"      {where}: {f.level} [{f.case}]: {clean(f.message, 1000)}")
+                lines.append(f"      {where}: {f.level} [{f.case}]: {clean(_located(f), 1000)}")
         if r.deltas:
             moved = [f"{k} {_delta(old, new)}" for k, (old, new) in r.deltas.items() if old != new]
             lines.append("      baseline: " + (", ".join(moved) if moved else "no change"))
@@ -99,6 +108,8 @@ def text(run: Run) -> str:
         quiet = sorted({f.key for f in r.findings if f.suppressed is not None})
         if quiet:
             lines.append(f"      ignored: {', '.join(quiet)}")
+    lines += [f"note: {clean(n, 1000)}" for n in run.notices]
+    lines += [f"error: {clean(e, 1000)}" for e in run.errors]
     lines.append(summary_line(run))
     return "\n".join(lines) + "\n"
 
@@ -118,7 +129,7 @@ def _delta(old: int, new: int) -> str:
 
 def _finding_dict(f) -> dict:
     return {"check": f.check, "key": f.key, "level": f.level, "message": f.message, "file": f.file,
-            "line": f.line, "layer": f.layer, "suppressed": f.suppressed,
+            "line": f.line, "block_line": f.block_line, "layer": f.layer, "suppressed": f.suppressed,
             "data": {k: _jsonable(v) for k, v in f.data.items()}}
 
 
@@ -152,6 +163,8 @@ def as_dict(run: Run) -> dict:
         "summary": {"specs": len(run.results), "pass": run.count("pass"), "warn": run.count("warn"),
                     "fail": run.count("fail"), "error": run.count("error"), "exit_code": run.exit_code},
         "specs": specs,
+        "notices": list(run.notices),
+        "errors": list(run.errors),
         "lints": {k: {"title": v.title, "help": v.help} for k, v in LINTS.items()},
         "metrics": {k: v[0] for k, v in METRICS.items()},
     }
@@ -185,7 +198,7 @@ def junit(run: Run) -> str:
             tc = ET.SubElement(suite, "testcase", name=_x(case.name), classname=classname)
             counts["tests"] += 1
             live = [f for f in case.findings if f.suppressed is None]
-            body = "\n".join(f"{escape(f.file)}:{f.line or 1}: {escape(f.message)}" for f in live)
+            body = "\n".join(f"{escape(f.file)}:{f.line or 1}: {escape(_located(f))}" for f in live)
             if case.status == "error":
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", message=_x(live[0].message if live else case.note), type=case.name).text = _x(body)
@@ -204,6 +217,12 @@ def junit(run: Run) -> str:
         suite.set("file", _x(r.file))
         for k in totals:
             totals[k] += counts[k]
+    if run.errors:  # the run stopped before any spec was checked: one suite saying why
+        suite = ET.SubElement(root, "testsuite", name="archcalc", tests="1", failures="0", errors="1", skipped="0")
+        tc = ET.SubElement(suite, "testcase", name="arguments", classname="archcalc")
+        ET.SubElement(tc, "error", message=_x(run.errors[0]), type="usage").text = _x("\n".join(run.errors))
+        totals["tests"] += 1
+        totals["errors"] += 1
     for k, v in totals.items():
         root.set(k, str(v))
     ET.indent(root)
@@ -233,6 +252,8 @@ def github(run: Run) -> str:
             cmd = "error" if f.level == "error" else "warning"
             props = f"file={_gh_prop(f.file)},line={f.line or 1},title={_gh_prop('archcalc ' + f.case)}"
             lines.append(f"::{cmd} {props}::{_gh_data(_msg(r, f))}")
+    lines += [f"::notice title=archcalc check::{_gh_data(n)}" for n in run.notices]
+    lines += [f"::error title=archcalc check::{_gh_data(e)}" for e in run.errors]
     lines.append("archcalc check: " + summary_line(run))
     return Commands("\n".join(lines) + "\n")
 
@@ -258,6 +279,8 @@ def sarif(run: Run) -> dict:
                "fullDescription": {"text": lint.help},
                "defaultConfiguration": {"level": "error" if run.options.strict else "warning"}} for lint in LINTS.values()]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
+    notes = [{"level": "note", "message": {"text": escape(n, newlines=False)}} for n in run.notices] + \
+            [{"level": "error", "message": {"text": escape(e, newlines=False)}} for e in run.errors]
     results = []
     for r in run.results:
         for f in r.findings:
@@ -271,6 +294,10 @@ def sarif(run: Run) -> dict:
                 loc["logicalLocations"] = [{"name": f.layer, "kind": "member"}]
             res = {"ruleId": rule, "ruleIndex": index[rule], "level": f.level, "message": {"text": escape(_msg(r, f), newlines=False)},
                    "locations": [loc]}
+            if f.block_line:  # the layer's own line inside the block; the result is at the block's call
+                res["relatedLocations"] = [{"id": 1, "message": {"text": f"{escape(f.layer or 'the layer', newlines=False)} in its block"},
+                                            "physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
+                                                                 "region": {"startLine": f.block_line}}}]
             if f.check in ("budget", "baseline"):
                 res["properties"] = {"key": f.key}
             if f.suppressed is not None:
@@ -282,7 +309,8 @@ def sarif(run: Run) -> dict:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "archcalc", "version": __version__, "rules": rules}},
-            "invocations": [{"executionSuccessful": run.exit_code != 2, "exitCode": run.exit_code}],
+            "invocations": [{"executionSuccessful": run.exit_code != 2, "exitCode": run.exit_code,
+                             **({"toolExecutionNotifications": notes} if notes else {})}],
             "results": results,
         }],
     }

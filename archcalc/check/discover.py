@@ -142,20 +142,35 @@ def _refs():
     return refs
 
 
-def expand(refs: list[str]) -> list[tuple[str, Path | None, str | None, str | None]]:
-    """Each reference as (ref, path, variant, error): files, directories (``*.yaml``/``*.yml``
+def excluded(path, patterns) -> bool:
+    """Whether ``--exclude`` patterns drop a found file: a pattern matches the path as reports show
+    it (fnmatch: ``*`` matches ``/`` too, so ``specs/old/*`` drops everything below specs/old) or
+    the file's name alone (``*.ci.yml``)."""
+    import fnmatch
+
+    if not patterns:
+        return False
+    text = shown(path)
+    name = text.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def expand(refs: list[str], exclude=()) -> list[tuple[str, Path | None, str | None, str | None, bool]]:
+    """Each reference as (ref, path, variant, error, found): files, directories (``*.yaml``/``*.yml``
     below them, hidden folders skipped), globs, zoo names (a family member's name gives its file
-    and the member). A reference that finds nothing is one entry with an error message; the same
-    file (and member) named twice is checked once. What a reference names is decided by
-    archcalc.spec.refs.resolve: an existing path is that file, and a Python import target is a usage
-    error (check never imports Python)."""
+    and the member). ``found`` is true for a file found in a folder or by a glob (rather than
+    named): such a file may turn out not to be a spec (a CI workflow), and ``exclude`` patterns
+    (:func:`excluded`) drop such files. A reference that finds nothing is one entry with an error
+    message; the same file (and member) named twice is checked once. What a reference names is
+    decided by archcalc.spec.refs.resolve: an existing path is that file, and a Python import target
+    is a usage error (check never imports Python)."""
     from ..spec import zoo
 
     R = _refs()
     out: list = []
     seen: set = set()
 
-    def add(ref, path, variant=None):
+    def add(ref, path, variant=None, found=False):
         try:
             key = (os.path.realpath(path), variant)
         except (OSError, ValueError, RecursionError):
@@ -164,17 +179,18 @@ def expand(refs: list[str]) -> list[tuple[str, Path | None, str | None, str | No
             return
         seen.add(key)
         if variant is None and os.fspath(path).lower().endswith(".onnx"):
-            out.append((ref, None, None, onnx_message(path)))
+            out.append((ref, None, None, onnx_message(path), found))
         else:
-            out.append((ref, path, variant, None))
+            out.append((ref, path, variant, None, found))
 
     def found(ref, paths, errors, none):
         for message in dict.fromkeys(errors):  # each folder once
-            out.append((ref, None, None, message))
+            out.append((ref, None, None, message, False))
         if not paths and not errors:
-            out.append((ref, None, None, none))
+            out.append((ref, None, None, none, False))
         for p in paths:
-            add(ref, Path(p))
+            if not excluded(p, exclude):
+                add(ref, Path(p), found=True)
 
     for ref in refs:
         r = R.resolve(ref, targets=False, globs=True, command="check")
@@ -182,14 +198,14 @@ def expand(refs: list[str]) -> list[tuple[str, Path | None, str | None, str | No
             try:
                 p, variant = zoo.lookup(ref)
             except ArchcalcError as err:
-                out.append((ref, None, None, str(err)))
+                out.append((ref, None, None, str(err), False))
             else:
                 add(ref, p, variant)
         elif r.kind == R.GLOB:
             errors: list = []
             found(ref, _glob(ref, errors), errors, f"no file matches {short(ref)}")
         elif not R.exists(ref):
-            out.append((ref, None, None, _missing(ref)))
+            out.append((ref, None, None, _missing(ref), False))
         elif os.path.isdir(ref):
             errors = []
             found(ref, _walk(ref, errors), errors, f"no .yaml or .yml files under {short(ref)}")
@@ -211,6 +227,13 @@ def onnx_message(path) -> str:
     name = short(shown(path))[1:-1]
     return (f"{short(shown(path))} is an ONNX file: check reads YAML specs; analyse it with: archcalc summary {name} "
             f"(or write its spec with: archcalc import {name} -o spec.yaml, and check that)")
+
+
+def is_spec(doc) -> bool:
+    """A parsed YAML document that is meant as a spec: a mapping with ``input`` or ``layers`` (the
+    two keys every spec has). A CI workflow (``on:``, ``jobs:``), a pre-commit config (``repos:``)
+    or a list is not; a spec with a mistake in it still is, and is reported."""
+    return isinstance(doc, dict) and ("input" in doc or "layers" in doc)
 
 
 def read_text(path: Path, name: str | None = None) -> str:

@@ -116,16 +116,41 @@ def _notes(specs):
             sys.stderr.write(f"archcalc: note: {note}\n")
 
 
-def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs):
-    """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked)."""
+def _not_there(path: str) -> bool:
+    """No file of that name (a name too long, a folder that cannot be read: not "missing", but
+    errors that load_baseline reports)."""
+    import os
+
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs,
+             notices, specs=(), exclude=()):
+    """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked).
+    A --baseline file that does not exist yet (a repository's first run) is a notice, not an error:
+    nothing is compared, and the notice says how to write one."""
+    import os
+    import shlex
+
     from ..check import checks
     from .common import _val, parse_batch, parse_input, parse_sets
 
+    if baseline and _not_there(baseline):
+        command = shlex.join(["archcalc", "check", *specs, "--write-baseline", baseline])
+        notices.append(f"no baseline file {short(baseline)} yet, so no totals were compared; write one with "
+                       f"`{command}` and commit it")
+        baseline = None
     opts = checks.Options(
         values=parse_sets(set), input=parse_input(input), batch=parse_batch(batch), dtype=_val(dtype),
         optimizer=_val(optimizer), limits=parse_budgets(budget), ignore=parse_ignore(ignore), strict=strict,
         baseline=checks.load_baseline(baseline) if baseline else None, growth=checks.parse_growth(max_growth),
-        keep_layers=bool(write_baseline), jobs=_jobs(jobs),
+        keep_layers=bool(write_baseline), jobs=_jobs(jobs), exclude=tuple(exclude or ()),
     )
     if opts.baseline is not None:
         checks.check_baseline_options(opts.baseline, opts, baseline)
@@ -143,18 +168,29 @@ def _check_targets(extra, write_baseline):
         check_target(write_baseline, replace=True, option="--write-baseline")
 
 
+def _write_reports(run, extra):
+    from ..safeio import write_file
+
+    for kind, path in extra:
+        write_file(path, ci_report.render(run, kind), replace=True, option=f"--report {kind}")
+
+
 def _emit(run, fmt, extra, write_baseline):
     """The report files, the baseline, then the report on stdout (through ci_report.FORMATS)."""
     from ..check import checks
-    from ..safeio import write_file
 
     single_error = len(run.results) == 1 and run.results[0].status == "error"
-    for kind, path in extra:
-        write_file(path, ci_report.render(run, kind), replace=True, option=f"--report {kind}")
+    _write_reports(run, extra)
     if write_baseline:  # written before stdout: a failed write leaves no result printed
         checks.write_baseline(run, write_baseline)
-    if not (single_error and getattr(fmt, "value", fmt) == "text"):
+    fmt = getattr(fmt, "value", fmt)
+    if fmt not in ("text", "github"):  # those show the notices in the report itself
+        for note in run.notices:
+            sys.stderr.write(f"archcalc: note: {ci_report.clean(note, 1000)}\n")
+    if not (single_error and fmt == "text"):
         sys.stdout.write(ci_report.render(run, fmt))
+    elif run.notices:
+        sys.stderr.write("".join(f"archcalc: note: {ci_report.clean(n, 1000)}\n" for n in run.notices))
     if write_baseline:
         kept = len(checks.baseline_document(run)["specs"])
         sys.stderr.write(f"archcalc: wrote {write_baseline}: {kept} spec{'s' if kept != 1 else ''}\n")
@@ -191,18 +227,26 @@ def register(app):
         batch: str = BatchOpt,
         dtype: DType = DTypeOpt,
         optimizer: Optim = OptimOpt,
+        exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Skip files found in folders or by globs whose path (or name) matches GLOB (repeatable), e.g. 'specs/old/*'."),
         jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes for many files (0: one per CPU, up to 8, from 8 files; 1: none). Results and report are the same either way."),
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
         from ..check import checks
 
-        _notes(specs)
-        if max_growth and not baseline:
-            raise UsageError("--max-growth needs --baseline FILE")
-        opts = _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs)
         extra = parse_reports(reports)
         _check_targets(extra, write_baseline)
-        run = checks.run(specs, opts)
+        notices: list = []
+        try:
+            _notes(specs)
+            if max_growth and not baseline:
+                raise UsageError("--max-growth needs --baseline FILE")
+            opts = _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth,
+                            write_baseline, jobs, notices, specs, exclude)
+            run = checks.run(specs, opts)
+        except (UsageError, SpecError) as err:  # reports are written on every exit code, this one (2) too
+            _write_reports(checks.Run([], checks.Options(), errors=[str(err)]), extra)
+            raise
+        run.notices[:0] = notices
         _emit(run, format, extra, write_baseline)
         _exit(run)
 

@@ -292,8 +292,19 @@ def load_net(ref, sets=None, input_=None, free=None):
 def analyze_net(net, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1):
     from ..analysis.engine import analyze
 
-    return analyze(net, dtype=_val(dtype), batch=parse_batch(batch), optimizer=_val(optimizer),
-                   ensemble=_at_least_one("--ensemble", ensemble), crops=_at_least_one("--crops", crops))
+    report = analyze(net, dtype=_val(dtype), batch=parse_batch(batch), optimizer=_val(optimizer),
+                     ensemble=_at_least_one("--ensemble", ensemble), crops=_at_least_one("--crops", crops))
+    return spec_ignores(net, report)
+
+
+def spec_ignores(net, report):
+    """The report without the findings the spec's ``lint: ignore`` silences, as ``archcalc check``
+    does (archcalc.check.checks.quiet_ignored). Nothing is printed for them: the spec says why."""
+    if net.lint is not None:
+        from ..check.checks import quiet_ignored
+
+        quiet_ignored(net, report)
+    return report
 
 
 def load_report(ref, sets=None, input_=None, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=1, crops=1, free=None):
@@ -326,7 +337,8 @@ def net_and_report(ref, sets=None, input_=None, free=None, batch="1", dtype=DTyp
                                optimizer=_val(optimizer), ensemble=_at_least_one("--ensemble", ensemble),
                                crops=_at_least_one("--crops", crops))
         start = next(w.get("start") for w in report.warnings if w.code == "depth-start")
-        return load_at({depth[0]: start}, others), report
+        net = load_at({depth[0]: start}, others)
+        return net, spec_ignores(net, report)
     report = analyze_net(net, batch, dtype, optimizer, ensemble, crops)
     if _EXITING["hard"]:
         _EXITING["keep"].append((net, report))  # freed by the process's end, not one by one (see entry)

@@ -58,6 +58,7 @@ class _Ctx:
         self.plan = None  # set by _expand_one when the item it expanded can be planned
         self.static: dict = {}  # (type, id of a YAML value) or an argument's text -> the block arguments it uses
         self.depth = 0  # items being expanded, outermost first
+        self.call = None  # inside a block: the line of the outermost call (Node.call)
 
     def tick(self, line, ypath, steps=1):
         self.work += steps
@@ -97,7 +98,7 @@ class _Ctx:
                     )
         self.index[name] = k
         nodes.append(Node(name, type_, args, tuple(inputs), Where(self.file, line, f"{ypath} '{name}'", type_), aux,
-                          not self.frozen))
+                          not self.frozen, self.call))
         return k
 
 
@@ -521,7 +522,7 @@ def _expand_list(ctx, items, cur, env, scope, ypath, aux):
             if name not in index:
                 k = index[name] = len(nodes)
                 nodes.append(Node(name, type_, args, (cur,), Where(ctx.file, lines[i], f"{ypath}[{i}] '{name}'", type_),
-                                  aux, not ctx.frozen))
+                                  aux, not ctx.frozen, ctx.call))
                 cur = k
                 continue
             counters[key] -= 1  # a name given before: ctx.add says so
@@ -857,7 +858,12 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             ctx.fail(f"block '{kind}' has scope: false, so its call takes no name", line, ypath, kind)
         inner = scope
     ctx.calls.append(kind)
+    outermost = ctx.call is None
+    if outermost:
+        ctx.call = line
     try:
         return _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
     finally:
         ctx.calls.pop()
+        if outermost:
+            ctx.call = None

@@ -29,6 +29,7 @@ class Node:
     where: Where
     aux: bool = False
     trainable: bool = True  # False: `trainable: false` on the layer or an enclosing block/repeat
+    call: int | None = None  # inside a block: the line of the outermost call (in the spec's own layers), where CI annotates
 
 
 @dataclass

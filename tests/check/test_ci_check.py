@@ -540,74 +540,7 @@ def test_pre_commit_runs_the_hook_on_a_sample_repository(tmp_path):
     assert "archcalc check" in proc.stdout and "Passed" in proc.stdout
 
 
-# --------------------------------------------------------------------------- docs/ci.md runs
-
-
-DOC_SPECS = ("alexnet-paper", "resnet18", "resnet50", "resnet50-v1", "squeezenet1_0", "vgg16")
-
-
-def _doc_repo(tmp_path):
-    import shutil
-
-    repo = tmp_path / "doc"
-    (repo / "specs").mkdir(parents=True)
-    for name in DOC_SPECS:
-        shutil.copy(ROOT / "specs" / f"{name}.yaml", repo / "specs")
-    shutil.copytree(FIX, repo / "tests" / "ci_fixtures")
-    _git(repo, "init", "-q")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "specs")
-    with open(repo / "specs" / "resnet18.yaml", "a") as fh:
-        fh.write("# a comment: no layer changes\n")
-    _git(repo, "commit", "-qam", "comment")
-    return repo
-
-
-def _bash(repo, script):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=repo, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc.returncode, proc.stdout
-
-
-def test_docs_ci_bash_blocks_and_ci_configurations_run(tmp_path):
-    """docs/ci.md: its `$ archcalc` blocks are run by tests/cli/test_docs.py (in a folder holding the
-    zoo); what needs a git repository runs here, in a sample one: every ```bash block, then each
-    GitHub Actions step and GitLab script line that calls archcalc (the `pip install` steps
-    aside: archcalc is installed here already). Each must exit 0."""
-    import re
-
-    doc = (ROOT / "docs" / "ci.md").read_text()
-    repo = _doc_repo(tmp_path)
-    scripts = re.findall(r"```bash\n(.*?)```", doc, re.S)
-    assert len(scripts) == 2 and "git:HEAD~1:" in scripts[0]
-    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
-    workflow = next(b for b in blocks if isinstance(b, dict) and "jobs" in b)
-    steps = workflow["jobs"]["specs"]["steps"]
-    scripts += [s["run"] for s in steps if "archcalc" in s.get("run", "") and "pip install" not in s["run"]]
-    gitlab = next(b for b in blocks if isinstance(b, dict) and "archcalc" in b and "script" in b["archcalc"])
-    scripts += gitlab["archcalc"]["script"]
-    assert len(scripts) == 5
-    outputs = []
-    for script in scripts:
-        code, out = _bash(repo, script)
-        assert code == 0, script + "\n" + out
-        outputs.append(out)
-    assert "no layer changed" in outputs[0]
-    assert outputs[1].endswith("archcalc: wrote archcalc-baseline.json: 6 specs\n")
-    assert "archcalc check: 6 specs: 6 passed, 0 failed, 0 unreadable; 1 lint finding ignored" in outputs[2]
-    assert "::group::archcalc diff specs/resnet18.yaml" in outputs[3] and "no layer changed" in outputs[3]
-    doc_sarif = json.loads((repo / "archcalc.sarif").read_text())
-    assert doc_sarif["runs"][0]["results"][0]["suppressions"][0]["kind"] == "inSource"  # squeezenet1_0's tiling
-    assert (repo / "archcalc-junit.xml").read_text().count("<testsuite ") == 6
-    # the pre-commit blocks name the hook the manifest declares; the local variant keeps its fields
-    manifest = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
-    remote = next(b for b in blocks if isinstance(b, dict) and b.get("repos", [{}])[0].get("repo") != "local" and "repos" in b)
-    assert remote["repos"][0]["hooks"][0]["id"] == manifest["id"]
-    local = next(b for b in blocks if isinstance(b, dict) and b.get("repos", [{}])[0].get("repo") == "local")
-    hook = local["repos"][0]["hooks"][0]
-    assert {k: v for k, v in hook.items() if k != "language"} == {k: v for k, v in manifest.items() if k not in ("language", "description")}
+# docs/ci.md's bash blocks and CI configurations run in tests/check/test_ci_snippets.py
 
 
 def test_diff_family_members(tmp_path, cli, monkeypatch):

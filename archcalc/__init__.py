@@ -13,6 +13,8 @@ every CLI start) stays light: no sympy, no torch.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .version import JSON_SCHEMA, __version__  # noqa: E402,F401
@@ -20,14 +22,41 @@ from .errors import ArchcalcError, CheckFailed, SpecError, UsageError  # noqa: E
 
 if TYPE_CHECKING:  # what a type checker sees; at run time module __getattr__ below imports them
     from .api import (Axis, CheckResult, Comparison, ReceptiveField, Report, Row, Totals, VerifyResult, analyze, check,
-                      compare, load, summary, verify)
+                      compare, load, summary, symbol, verify)
 
-_API = frozenset({"summary", "compare", "check", "verify", "load", "analyze", "Report", "Comparison", "Totals", "Row",
+_API = frozenset({"summary", "compare", "check", "verify", "load", "analyze", "symbol", "Report", "Comparison", "Totals", "Row",
                   "ReceptiveField", "Axis", "CheckResult", "VerifyResult"})
+
+
+class _CheckPackage(types.ModuleType):
+    """``archcalc.check`` is two things: the CI package (:mod:`archcalc.check.checks`, ...) and the
+    function :func:`archcalc.api.check`. Python sets a package's attribute to a subpackage when
+    the subpackage is imported, so the subpackage is made callable instead of shadowing the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .api import check as _check
+
+        return _check(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    """archcalc's own module class: it makes the ``check`` subpackage callable when it is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "check" and isinstance(value, types.ModuleType) and type(value) is types.ModuleType:
+            value.__class__ = _CheckPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
     """The API's names, imported from :mod:`archcalc.api` when first used (PEP 562)."""
+    if name == "check":  # the CI package, made callable (see _CheckPackage)
+        from . import check as package
+
+        return package
     if name in _API:
         from . import api
 
@@ -41,6 +70,6 @@ def __dir__() -> list:
     return sorted(set(globals()) | _API)
 
 
-__all__ = ["summary", "compare", "check", "verify", "load", "analyze", "Report", "Comparison", "Totals", "Row",
+__all__ = ["summary", "compare", "check", "verify", "load", "analyze", "symbol", "Report", "Comparison", "Totals", "Row",
            "ReceptiveField", "Axis", "CheckResult", "VerifyResult", "ArchcalcError", "SpecError", "UsageError",
            "CheckFailed", "__version__"]

@@ -9,8 +9,8 @@ Layering: above the importer (it traces live modules) and below the CLI; it rend
 from __future__ import annotations
 
 from .ci import CheckResult, VerifyResult, check, verify
-from .core import analyze, compare, load, summary
+from .core import analyze, compare, load, summary, symbol
 from .report import Axis, Comparison, ReceptiveField, Report, Row, Totals
 
-__all__ = ["summary", "compare", "check", "verify", "load", "analyze", "Report", "Comparison", "Totals", "Row",
+__all__ = ["summary", "compare", "check", "verify", "load", "analyze", "symbol", "Report", "Comparison", "Totals", "Row",
            "ReceptiveField", "Axis", "CheckResult", "VerifyResult"]

@@ -45,7 +45,7 @@ def input_shape(value: Any, what: str = "input") -> Optional[Shape]:
         sizes = [None]
     if len(sizes) not in (1, 3) or any(v is None for v in sizes):
         raise UsageError(f"{what}={_show(value)}: expected (C, H, W) with integers from 1 to {MAX_SIZE:,}, e.g. (3, 224, 224)")
-    return tuple(int(v) for v in sizes)  # type: ignore[arg-type]
+    return tuple(int(v or 0) for v in sizes)
 
 
 def input_size(value: Any) -> Tuple[Optional[int], Optional[Shape]]:
@@ -59,9 +59,10 @@ def input_size(value: Any) -> Tuple[Optional[int], Optional[Shape]]:
     if isinstance(value, str) or len(sizes) not in (3, 4) or any(v is None for v in sizes):
         raise UsageError(f"input_size={_show(value)}: expected (N, C, H, W) or (C, H, W) with integers from 1 to {MAX_SIZE:,}, "
                          "e.g. (1, 3, 224, 224)")
-    if len(sizes) == 4:
-        return sizes[0], tuple(sizes[1:])  # type: ignore[return-value]
-    return None, tuple(sizes)  # type: ignore[return-value]
+    whole = tuple(int(v or 0) for v in sizes)
+    if len(whole) == 4:
+        return whole[0], whole[1:]
+    return None, whole
 
 
 def _number(value: Any) -> Union[int, Fraction, None]:

@@ -15,6 +15,8 @@ from ._source import loader
 from .report import Comparison, Report
 
 if TYPE_CHECKING:
+    from sympy import Expr
+
     from ..analysis.engine import Report as EngineReport
     from ..spec.network import Network
 
@@ -160,6 +162,20 @@ def load(model: Any, values: Optional[Mapping[str, Any]] = None, input_override:
     fn, _, _ = _prepare(model, input if input is not None else input_override, {**(values or {}), **(set or {})},
                         symbolic or free, input_size, None, name)
     return fn({}, opt.symbolic(symbolic or free))
+
+
+def symbol(name: str) -> "Expr":
+    """The sympy Symbol archcalc uses for a size named ``name`` (integer and positive): what a
+    closed form's ``.subs({...})`` needs (a plain ``sympy.Symbol("H")`` is another symbol).
+
+    >>> import archcalc
+    >>> macs = archcalc.summary("vgg16", symbolic=("H", "W")).totals.macs
+    >>> macs.subs({archcalc.symbol("H"): 224, archcalc.symbol("W"): 224})
+    15470264320
+    """
+    from ..expr import symbol as _symbol
+
+    return _symbol(name)
 
 
 def analyze(net: "Network", **kwargs: Any) -> "EngineReport":

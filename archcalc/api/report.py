@@ -88,6 +88,22 @@ class Totals:
         out.update(self.extra)
         return out
 
+    def subs(self, **values: int) -> "Totals":
+        """The totals with symbols given values (``totals.subs(H=224, W=224)``): closed forms
+        become ints. (sympy's own ``expr.subs`` needs archcalc's symbols, which are integer and
+        positive: ``archcalc.symbol("H")``, not a plain ``Symbol("H")``.)"""
+        from dataclasses import replace
+
+        from ..expr import substitute
+
+        def at(v: Any) -> Any:
+            if v is None or isinstance(v, (str, bool)) or type(v) is int:
+                return v
+            return _value(substitute(v, values))
+
+        changed = {f.name: at(getattr(self, f.name)) for f in fields(self) if f.name != "extra"}
+        return replace(self, **changed, extra={k: at(v) for k, v in self.extra.items()})
+
     def __getitem__(self, key: str) -> Any:
         """``totals["params"]``, as on the engine's dict."""
         d = self.to_dict()

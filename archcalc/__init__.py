@@ -54,9 +54,9 @@ sys.modules[__name__].__class__ = _Package
 def __getattr__(name: str) -> Any:
     """The API's names, imported from :mod:`archcalc.api` when first used (PEP 562)."""
     if name == "check":  # the CI package, made callable (see _CheckPackage)
-        from . import check as package
+        import importlib
 
-        return package
+        return importlib.import_module(__name__ + ".check")  # (`from . import check` would ask this function again)
     if name in _API:
         from . import api
 

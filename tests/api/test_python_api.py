@@ -234,6 +234,17 @@ def test_check_is_callable_and_still_the_ci_package():
     assert check is archcalc.check
 
 
+def test_check_is_callable_in_a_fresh_interpreter():
+    """archcalc.check first used before anything imported the archcalc.check package."""
+    code = ("import archcalc\n"
+            "print(archcalc.check('resnet18', budget={'params': '10M'}).exit_code)\n"
+            "import archcalc.check.checks as c\n"
+            "print(c.__name__, archcalc.check('resnet18').exit_code)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stdout) == (0, "1\narchcalc.check.checks 0\n"), proc.stderr[-2000:]
+
+
 def test_check_returns_a_result(cli):
     result = archcalc.check("resnet18", budget={"params": "10M"})
     assert (result.ok, result.exit_code) == (False, 1)  # 11,689,512 params > 10,000,000

@@ -127,6 +127,9 @@ class ReceptiveField:
     w: Axis
 
     def __str__(self) -> str:
+        """As the table shows it: size/stride/padding ('619/224/213'), per axis where they differ."""
+        if self.h == self.w:
+            return f"{self.h.size}/{self.h.stride}/{self.h.padding}"
         return f"{self.h.size}x{self.w.size}/{self.h.stride}x{self.w.stride}/{self.h.padding}x{self.w.padding}"
 
 

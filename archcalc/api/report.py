@@ -77,8 +77,8 @@ class Totals:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Totals":
         """From the totals mapping (JSON names): known keys become fields, others go to ``extra``."""
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: _value(v) for k, v in values.items() if k in names}
+        names = [f.name for f in fields(cls) if f.name != "extra"]
+        known = {k: _value(values.get(k)) for k in names}  # a key the engine no longer gives: None
         extra = {k: _value(v) for k, v in values.items() if k not in names}
         return cls(**known, extra=extra)
 

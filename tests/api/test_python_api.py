@@ -143,6 +143,8 @@ def test_totals_are_typed_and_cover_the_json_totals():
     names = [f.name for f in fields(archcalc.Totals) if f.name != "extra"]
     missing = [k for k in doc["totals"] if k not in names]
     assert not missing, f"JSON totals without a Totals field (add one line each to archcalc/api/report.py): {missing}"
+    gone = [n for n in names if n not in doc["totals"]]
+    assert not gone, f"Totals fields the JSON totals no longer have (remove them from archcalc/api/report.py): {gone}"
     assert r.totals.extra == {}
     assert all(archcalc.Totals.__annotations__.get(n) for n in names)
     t = r.totals

@@ -1,33 +1,75 @@
 """archcalc: an architecture calculator for convolutional neural networks.
 
->>> from archcalc import load, analyze
->>> report = analyze(load("vgg16"))
->>> report.totals["params"]
-138357544
+The Python API (docs/python.md):
+
+>>> import archcalc
+>>> report = archcalc.summary("vgg16")
+>>> report.totals.params, report.totals.macs
+(138357544, 15470264320)
+
+The API lives in :mod:`archcalc.api` and is imported on first use, so ``import archcalc`` (and
+every CLI start) stays light: no sympy, no torch.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .version import JSON_SCHEMA, __version__  # noqa: E402,F401
 from .errors import ArchcalcError, CheckFailed, SpecError, UsageError  # noqa: E402
 
+if TYPE_CHECKING:  # what a type checker sees; at run time module __getattr__ below imports them
+    from .api import (Axis, CheckResult, Comparison, ReceptiveField, Report, Row, Totals, VerifyResult, analyze, check,
+                      compare, load, summary, symbol, verify)
 
-def load(ref, values=None, input_override=None, free=(), targets=True):
-    """Load a zoo name or a spec path into a Network (``values`` sets symbols, ``free`` keeps
-    the named symbols symbolic). An existing path is always that file (an ``.onnx`` file is read
-    as data); a Python import target (``pkg.module:factory``, ``file.py:Name``; importing it runs
-    its code) is taken only where no such path exists, and never with ``targets=False``
-    (:mod:`archcalc.spec.refs` states the rule)."""
-    from .importer import load_ref
-
-    return load_ref(ref, values, input_override, free, targets=targets)
+_API = frozenset({"summary", "compare", "check", "verify", "load", "analyze", "symbol", "Report", "Comparison", "Totals", "Row",
+                  "ReceptiveField", "Axis", "CheckResult", "VerifyResult"})
 
 
-def analyze(net, **kwargs):
-    """Run the engine on a Network; see :func:`archcalc.analysis.engine.analyze`."""
-    from .analysis.engine import analyze as _analyze
+class _CheckPackage(types.ModuleType):
+    """``archcalc.check`` is two things: the CI package (:mod:`archcalc.check.checks`, ...) and the
+    function :func:`archcalc.api.check`. Python sets a package's attribute to a subpackage when
+    the subpackage is imported, so the subpackage is made callable instead of shadowing the function."""
 
-    return _analyze(net, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .api import check as _check
+
+        return _check(*args, **kwargs)
 
 
-__all__ = ["load", "analyze", "ArchcalcError", "SpecError", "UsageError", "CheckFailed", "__version__"]
+class _Package(types.ModuleType):
+    """archcalc's own module class: it makes the ``check`` subpackage callable when it is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "check" and isinstance(value, types.ModuleType) and type(value) is types.ModuleType:
+            value.__class__ = _CheckPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    """The API's names, imported from :mod:`archcalc.api` when first used (PEP 562)."""
+    if name == "check":  # the CI package, made callable (see _CheckPackage)
+        import importlib
+
+        return importlib.import_module(__name__ + ".check")  # (`from . import check` would ask this function again)
+    if name in _API:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archcalc' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | _API)
+
+
+__all__ = ["summary", "compare", "check", "verify", "load", "analyze", "symbol", "Report", "Comparison", "Totals", "Row",
+           "ReceptiveField", "Axis", "CheckResult", "VerifyResult", "ArchcalcError", "SpecError", "UsageError",
+           "CheckFailed", "__version__"]

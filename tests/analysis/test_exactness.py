@@ -93,3 +93,46 @@ def test_a_layer_that_reaches_no_output_runs_no_backward():
     r = analyze(net)
     assert totals(r)["train_macs"] == 2880
     assert [row.train_macs for row in r.rows] == [1152, 864 + 864]
+
+
+# --------------------------------------------------------------------------- closed forms (items 2, 3, 6, 10, 11)
+
+
+def _at(value, **sizes):
+    from archcalc.expr import substitute
+
+    return substitute(value, sizes)
+
+
+def _tf_same(size, k, s):
+    """TensorFlow's 'same' padding for one axis, written out: total max((ceil(I/S) - 1) S + K - I, 0),
+    half before (rounded down), the rest after."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+SAME_CEIL = ("input: [2, H, W]\nsymbols: {H: 42, W: 20}\nlayers:\n"
+             "  - maxpool: {kernel: %d, stride: 2, padding: same, ceil_mode: true}\n"
+             "  - conv: {out: 1, kernel: 1, bias: false}\n")
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_same_padding_with_ceil_mode_in_closed_form(k):
+    """issue 21 item 2: at 42x20 a 1x1/2 'same' ceil-mode pool gives 21x10 in torch (ceil mode's extra
+    window starts at row 42, past the input, and PyTorch drops it); the closed form said 22x11 and
+    484 MACs. torch: the padded map pooled with ceil_mode, then the 1x1 conv (2 MACs a position)."""
+    import torch.nn.functional as F
+
+    sym = analyze(loads(SAME_CEIL % k, free=("H", "W")))
+    for h, w in [(42, 20), (1, 1), (2, 3), (5, 7), (9, 16), (13, 11)]:
+        (t, b), (l, r) = _tf_same(h, k, 2), _tf_same(w, k, 2)
+        x = F.pad(torch.zeros(1, 2, h, w), (l, r, t, b), value=float("-inf"))
+        y = torch.nn.MaxPool2d(k, 2, ceil_mode=True)(x)
+        z = torch.nn.Conv2d(2, 1, 1, bias=False)(y)
+        shape = tuple(z.shape[1:])
+        if (h, w) == (42, 20):
+            assert shape == (1, 21, 10)
+        assert tuple(_at(d, H=h, W=w) for d in sym.rows[1].shape) == shape, (h, w)
+        assert _at(sym.totals["macs"], H=h, W=w) == 2 * shape[1] * shape[2], (h, w)
+        conc = analyze(loads(SAME_CEIL % k, values={"H": h, "W": w}))
+        assert conc.rows[1].shape == shape and conc.totals["macs"] == 2 * shape[1] * shape[2]

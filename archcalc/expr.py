@@ -578,8 +578,28 @@ def text(value) -> str:
     return _printer().doprint(value)
 
 
-@lru_cache(maxsize=1)
-def _printer():
+@lru_cache(maxsize=8192)
+def form(value) -> str:
+    """A closed form in sympy's syntax, the text of JSON documents: the same forms as :func:`text`
+    (``floor((H + 1)/4)``) but spelled so that ``sympy.sympify`` reads back the same function
+    (``ceiling``, ``Min``/``Max``, ``Piecewise((a, Ne(x, 1)), (b, True))``, ``Or``/``And``). Read
+    it with the spec's symbols named, since sympy's own names (``N``, ``S``, ``E``, ``I``, ``beta``)
+    would otherwise shadow them: ``sympify(text, locals={n: Symbol(n) for n in symbols})``
+    (docs/json.md).
+
+    >>> H = symbol("H")
+    >>> form(14417920 * ceildiv(H, 32) + floordiv(H - 1, 2) + 1)
+    '14417920*ceiling(H/32) + ceiling(H/2)'
+    >>> sympy().sympify(form(vmax(H, 3) + ceildiv(H, 4)), locals={"H": H}) == vmax(H, 3) + ceildiv(H, 4)
+    True
+    """
+    if isinstance(value, (int, Fraction)):
+        return str(value)
+    return _printer(True).doprint(value)
+
+
+@lru_cache(maxsize=2)
+def _printer(sympy_syntax: bool = False):
     sympy()
     from sympy.printing.str import StrPrinter
 
@@ -633,7 +653,44 @@ def _printer():
         def _print_Max(self, expr):
             return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
-    return Printer()
+    class SympyPrinter(Printer):
+        """sympy's own spelling where the people's differs (ceil, min, max, a if c else b)."""
+
+        def _window(self, u, floor):
+            out = super()._window(u, floor)
+            return "ceiling(" + out[len("ceil("):] if out.startswith("ceil(") else out
+
+        def _print_Piecewise(self, expr):
+            return "Piecewise(" + ", ".join(f"({self._print(v)}, {self._print(c)})" for v, c in expr.args) + ")"
+
+        def _print_Unequality(self, expr):
+            return f"Ne({self._print(expr.lhs)}, {self._print(expr.rhs)})"
+
+        def _print_Equality(self, expr):
+            return f"Eq({self._print(expr.lhs)}, {self._print(expr.rhs)})"
+
+        def _print_Or(self, expr):
+            return "Or(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_And(self, expr):
+            return "And(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Not(self, expr):
+            return f"Not({self._print(expr.args[0])})"
+
+        def _print_Min(self, expr):
+            return "Min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Max(self, expr):
+            return "Max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_BooleanTrue(self, expr):
+            return "True"
+
+        def _print_BooleanFalse(self, expr):
+            return "False"
+
+    return SympyPrinter() if sympy_syntax else Printer()
 
 
 MAX_DEGREE = 64  # of a symbolic size, counting floor(...) terms as variables

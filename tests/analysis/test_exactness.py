@@ -136,3 +136,50 @@ def test_same_padding_with_ceil_mode_in_closed_form(k):
         assert _at(sym.totals["macs"], H=h, W=w) == 2 * shape[1] * shape[2], (h, w)
         conc = analyze(loads(SAME_CEIL % k, values={"H": h, "W": w}))
         assert conc.rows[1].shape == shape and conc.totals["macs"] == 2 * shape[1] * shape[2]
+
+
+RESIDUAL_15 = ("input: [3, H, W]\nsymbols: {H: 32, W: 32}\nlayers:\n"
+               "  - conv: {out: 4, kernel: 3, stride: 2}\n"
+               "  - upsample: {scale: 1.5}\n"
+               "  - add:\n    - [{conv: {out: 4, kernel: 1}}]\n    - [%s]\n")
+
+
+def test_a_residual_after_an_upsample_by_one_and_a_half_is_symbolic(cli, tmp_path):
+    """issue 21 item 6: after a 3x3/2 conv and an upsample by 1.5 the size floor(1.5 floor((H - 1)/2))
+    has no single-floor form, and the 1x1 conv's branch wrote it another way: --symbolic and sweep
+    refused the spec. The closed form now reproduces torch at every size tried; the MACs are
+    4*3*9 per position of the strided conv (108) and 4*4 (+ bias) per position of the 1x1."""
+    sym = analyze(loads(RESIDUAL_15 % "identity", free=("H", "W")))
+    for h, w in [(3, 3), (4, 5), (9, 6), (32, 32), (33, 17), (50, 41)]:
+        conv, up, proj = torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Upsample(scale_factor=1.5), torch.nn.Conv2d(4, 4, 1)
+        x = up(conv(torch.zeros(1, 3, h, w)))
+        y = proj(x) + x
+        c, (oh, ow) = conv(torch.zeros(1, 3, h, w)).shape[2:], y.shape[2:]
+        macs = 108 * c[0] * c[1] + 16 * oh * ow
+        assert tuple(_at(d, H=h, W=w) for d in sym.rows[-1].shape) == (4, oh, ow), (h, w)
+        assert _at(sym.totals["macs"], H=h, W=w) == macs, (h, w)
+        assert analyze(loads(RESIDUAL_15 % "identity", values={"H": h, "W": w})).totals["macs"] == macs
+    spec = tmp_path / "res.yaml"
+    spec.write_text(RESIDUAL_15 % "identity")
+    code, out, err = cli("summary", str(spec), "--symbolic", "H,W", "-f", "json")
+    assert code == 0, err
+    code, out, err = cli("sweep", str(spec), "--set", "H,W=32:33")
+    assert code == 0, err
+    # at 32: conv 15x15 (108 * 225 = 24,300), upsample 22x22, 1x1 conv 16 * 484 = 7,744: 32,044
+    assert "32.04K" in out
+
+
+def test_branches_that_differ_somewhere_are_still_refused():
+    """The proof of equality is a proof: a branch that halves the map with a 3x3/2 conv (padding 1)
+    and doubles it again gives 2*ceil(X/2), equal to the identity's X only where X is even (X = 22
+    at H = 32, 24 at H = 33, but 1 at H = 3): refused with both closed forms named."""
+    from archcalc.errors import ArchcalcError
+
+    analyze(loads(RESIDUAL_15 % "{conv: {out: 4, kernel: 1}}", free=("H", "W")))  # equal: proved
+    twice = "{conv: {out: 4, kernel: 3, stride: 2, padding: 1}}, {upsample: {scale: 2}}"
+    for h in (32, 33):
+        analyze(loads(RESIDUAL_15 % twice, values={"H": h, "W": h}))  # torch agrees here
+    with pytest.raises(ArchcalcError, match="branch 'b1' gives"):
+        analyze(loads(RESIDUAL_15 % twice, values={"H": 3, "W": 3}))
+    with pytest.raises(ArchcalcError, match="branch 'b1' gives"):
+        analyze(loads(RESIDUAL_15 % twice, free=("H", "W")))

@@ -68,7 +68,9 @@ class Upsample(LayerType):
             sp = sympy()
             size, n = sp.Integer(size) if isinstance(size, int) else size, sp.Integer(n) if isinstance(n, int) else n
             if a["mode"] == "bilinear" and a["align_corners"]:
-                return (size - 1) / (n - 1)
+                # torch's area_pixel_compute_scale: (I - 1)/(O - 1), and 0 for a single output
+                # (the concrete rule below; no division by zero where O is 1 at some sizes)
+                return sp.Piecewise((0, sp.Eq(n, 1)), ((size - 1) / (n - 1), True))
             return 1 / sp.Rational(str(rational(a["scale"]))) if a.get("scale") is not None else size / n
         if a["mode"] == "bilinear" and a["align_corners"]:
             return Fraction(size - 1, n - 1) if n > 1 else 0

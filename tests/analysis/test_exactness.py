@@ -183,3 +183,67 @@ def test_branches_that_differ_somewhere_are_still_refused():
         analyze(loads(RESIDUAL_15 % twice, values={"H": 3, "W": 3}))
     with pytest.raises(ArchcalcError, match="branch 'b1' gives"):
         analyze(loads(RESIDUAL_15 % twice, free=("H", "W")))
+
+
+def test_sweep_without_a_known_receptive_field(cli, tmp_path):
+    """issue 21 item 10: a sweep of a spec where no layer's map depends on the swept size with a known
+    field (here: flatten, then a linear layer) ended in KeyError 'rf'. The points say rf null (CSV:
+    empty, table: '-'); charting the rf is refused with one line. torch: Linear(H*W, 3) has
+    3*H*W + 3 params (15 at 2x2, 30 at 3x3)."""
+    assert sum(p.numel() for p in torch.nn.Linear(4, 3).parameters()) == 15
+    assert sum(p.numel() for p in torch.nn.Linear(9, 3).parameters()) == 30
+    spec = tmp_path / "flat.yaml"
+    spec.write_text("input: [1, H, W]\nsymbols: {H: 8, W: 8}\nlayers:\n  - flatten\n  - linear: {out: 3}\n")
+    code, out, err = cli("sweep", str(spec), "--set", "H,W=2:3", "-f", "json")
+    assert code == 0, err
+    import json
+
+    doc = json.loads(out)
+    assert doc["rf_layer"] is None
+    assert [(p["params"], p["rf"]) for p in doc["points"]] == [(15, None), (30, None)]
+    code, out, err = cli("sweep", str(spec), "--set", "H,W=2:3")
+    assert code == 0 and "KeyError" not in err
+    code, out, err = cli("sweep", str(spec), "--set", "H,W=2:3", "--metric", "rf")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no layer" in err
+
+
+def test_align_corners_scale_for_a_single_output_row_is_zero_not_a_division_by_zero():
+    """issue 21 item 10: the closed-form RF stride of a bilinear align_corners upsample is
+    (I - 1)/(O - 1), which divided by zero where O is 1 at some sizes (H = 2-3 after a 2x2/2 conv).
+    torch reads input row 0 for a single output row (scale 0), and rows 0 and I - 1 for two."""
+    import torch.nn.functional as F
+
+    from archcalc.expr import symbol, substitute
+    from archcalc.layers import lookup
+
+    x = torch.arange(5.0).view(1, 1, 5, 1)
+    one = F.interpolate(x, size=(1, 1), mode="bilinear", align_corners=True)
+    two = F.interpolate(x, size=(2, 1), mode="bilinear", align_corners=True)
+    assert one.flatten().tolist() == [0.0] and two.flatten().tolist() == [0.0, 4.0]  # rows 0; 0 and 4
+    up = lookup("upsample")
+    a = {"mode": "bilinear", "align_corners": True, "scale": None, "size": None, "like": "a"}
+    H = symbol("H")
+    q = up._q(a, symbol("H") + 3, H // 2)  # I = H + 3 rows upsampled to O = floor(H/2)
+    assert substitute(q, {"H": 2}) == substitute(q, {"H": 3}) == 0  # O = 1: torch's scale 0
+    assert substitute(q, {"H": 4}) == 6  # O = 2, I = 7: rows 0 and 6, (7 - 1)/(2 - 1)
+    assert up._q(a, 5, 1) == 0 and up._q(a, 5, 2) == 4  # the concrete rule, as torch above
+
+
+def test_rational_strides_are_exact_strings_in_json(cli, tmp_path):
+    """issue 21 item 10: a receptive-field stride that is not whole was a JSON float where its
+    denominator had only factors 2 and 5 (0.8) and a string otherwise ('8/15'); now always the exact
+    string sympy reads ('4/5'), integers staying numbers. A nearest upsample by 1.25 reads input
+    floor(o * 0.8) for output o (torch, below): stride 4/5 in the field."""
+    import json
+
+    import sympy
+
+    y = torch.nn.Upsample(scale_factor=1.25)(torch.arange(8.0).view(1, 1, 8, 1))
+    assert y.flatten().tolist() == [float(int(o * 0.8)) for o in range(10)]
+    spec = tmp_path / "up.yaml"
+    spec.write_text("input: [1, 8, 8]\nlayers:\n  - upsample: {scale: 1.25}\n  - conv: {out: 1, kernel: 3, padding: 1}\n")
+    code, out, err = cli("summary", str(spec), "-f", "json")
+    assert code == 0, err
+    rf = json.loads(out)["layers"][-1]["rf"]["h"]
+    assert rf["stride"] == "4/5" and sympy.sympify(rf["stride"]) == sympy.Rational(4, 5)
+    assert isinstance(rf["size"], (int, str)) and not isinstance(rf["size"], float)

@@ -247,3 +247,37 @@ def test_rational_strides_are_exact_strings_in_json(cli, tmp_path):
     rf = json.loads(out)["layers"][-1]["rf"]["h"]
     assert rf["stride"] == "4/5" and sympy.sympify(rf["stride"]) == sympy.Rational(4, 5)
     assert isinstance(rf["size"], (int, str)) and not isinstance(rf["size"], float)
+
+
+UPSAMPLE = "input: [1, H, W]\nsymbols: {H: 25, W: 25}\nlayers:\n  - upsample: {scale: %s}\n  - conv: {out: 2, kernel: 3, padding: 1}\n"
+
+
+@pytest.mark.parametrize("scale", [1.16, 0.7, 0.6, 1.5, 2.05])
+def test_decimal_upsample_scales_round_as_torch_in_closed_form(scale):
+    """issue 21 item 3: torch computes an upsample's size as floor(float(I) * scale) in double
+    precision (ATen's compute_output_size), so 25 rows scaled by 1.16 (a double just below 29/25) give
+    28, not 29; the closed form said 29 at all 13 such sizes up to 64. torch itself at every size up
+    to 130, then its rule (Python's float product, the same IEEE double) at large sizes."""
+    import math
+    import random
+
+    from archcalc.analysis.solve import compile_expr
+
+    sym = analyze(loads(UPSAMPLE % scale, free=("H", "W")))
+    rows, cols = (compile_expr(d, ("H", "W")) for d in sym.rows[0].shape[1:])
+    macs = compile_expr(sym.totals["macs"], ("H", "W"))
+    up = torch.nn.Upsample(scale_factor=scale)
+    for h in range(1, 131):
+        w = 1 + (h * 7) % 40
+        if math.floor(h * scale) == 0 or math.floor(w * scale) == 0:
+            continue  # torch refuses an empty output
+        y = up(torch.zeros(1, 1, h, w))
+        assert (rows({"H": h, "W": w}), cols({"H": h, "W": w})) == tuple(y.shape[2:]), (scale, h, w)
+        # the 3x3 conv: 2 * 9 MACs per output position
+        assert macs({"H": h, "W": w}) == 18 * y.shape[2] * y.shape[3], (scale, h, w)
+    if scale == 1.16:
+        assert up(torch.zeros(1, 1, 25, 25)).shape[2] == 28
+        assert analyze(loads(UPSAMPLE % scale)).rows[0].shape == (1, 28, 28)
+    rng = random.Random(21)
+    for h in [rng.randrange(131, 2**40) for _ in range(2000)] + [25 * 2**k for k in range(35)]:
+        assert rows({"H": h, "W": 1}) == math.floor(float(h) * scale), (scale, h)

@@ -1,8 +1,9 @@
 """JSON closed forms are sympy syntax (issue 21 item 11): for every zoo spec with H and W symbols,
 the document of ``archcalc summary NAME --symbolic H,W -f json`` is read through the reader
-docs/json.md documents (``sympy.sympify`` with the document's symbols named), substituted at
-several sizes and compared with the concrete document at each size: every output dimension,
-count, receptive field and total. ``ARCHCALC_DEEP=1`` runs the whole zoo."""
+docs/json.md documents (``sympy.sympify`` with the document's symbols named), substituted and
+compared with the concrete document at that size: every output dimension, count, receptive field
+and total. By default one family member each (conftest.zoo_sample) at one size;
+``ARCHCALC_DEEP=1`` runs the whole zoo at three sizes."""
 
 from __future__ import annotations
 
@@ -115,9 +116,10 @@ def test_json_closed_forms_read_back_as_the_concrete_numbers(name):
     doc = _json(analyze(load(name, free=("H", "W"))))
     assert doc["symbols"]["H"] is None and doc["symbols"]["W"] is None
     value = read(doc)
-    # odd and non-square sizes beside the spec's (ceil and floor differ there); the spec's own size
-    # too with ARCHCALC_DEEP=1 (tests/zoo/test_symbolic_zoo.py substitutes it in every run)
-    sizes = [{"H": h + 1, "W": w + 3}, {"H": h + 37, "W": w + 18}] + ([{"H": h, "W": w}] if DEEP else [])
+    # an odd, non-square size beside the spec's (ceil and floor differ there); two more with
+    # ARCHCALC_DEEP=1, the spec's own among them (tests/zoo/test_symbolic_zoo.py substitutes that one
+    # into the engine's forms in every run)
+    sizes = [{"H": h + 1, "W": w + 3}] + ([{"H": h + 37, "W": w + 18}, {"H": h, "W": w}] if DEEP else [])
     for at in sizes:
         conc = _json(analyze(load(name, values=at)))
         for key in doc:

@@ -281,3 +281,22 @@ def test_decimal_upsample_scales_round_as_torch_in_closed_form(scale):
     rng = random.Random(21)
     for h in [rng.randrange(131, 2**40) for _ in range(2000)] + [25 * 2**k for k in range(35)]:
         assert rows({"H": h, "W": 1}) == math.floor(float(h) * scale), (scale, h)
+
+
+def test_decide_equal_is_a_proof_or_a_refusal():
+    """expr.decide_equal (item 6): equal functions written two ways are proved equal; a difference is
+    found at a point, checked here by hand; what the proof cannot reach is None, never a guess."""
+    from archcalc.expr import ceildiv, decide_equal, floordiv, symbol, vmax
+
+    H, W = symbol("H"), symbol("W")
+    u = floordiv(3 * floordiv(H - 1, 2), 2)  # 1.5 x (a 3x3/2 conv's output): no single floor
+    assert decide_equal(floordiv(u + 3, 1) - 3, u) == (True, None)
+    # ceil(ceil(H/2)/3) is ceil(H/6) (nested ceilings compose), written without the canonical form
+    assert decide_equal(ceildiv(H, 6), -floordiv(-ceildiv(H, 2), 3)) == (True, None)
+    same, point = decide_equal(2 * ceildiv(u, 2), u)  # equal only where u is even
+    h = point["H"]
+    assert same is False and 2 * -(-((3 * ((h - 1) // 2)) // 2) // 2) != (3 * ((h - 1) // 2)) // 2
+    assert decide_equal(floordiv(H, 2) + floordiv(W, 2), floordiv(H + W, 2))[0] is False  # H = W = 1
+    assert decide_equal(vmax(H, 3), vmax(3, H + 0)) == (True, None)  # structural
+    assert decide_equal(vmax(H, 3) + floordiv(H, 2), vmax(H, 3) + floordiv(2 * H, 4) + 0 * W) == (True, None)
+    assert decide_equal(vmax(H, 3), vmax(H, 2) + floordiv(H - H, 1) + floordiv(H, 7) * 0 + 1 - 1 + 0 * H) == (None, None)

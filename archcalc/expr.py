@@ -578,8 +578,29 @@ def text(value) -> str:
     return _printer().doprint(value)
 
 
-@lru_cache(maxsize=1)
-def _printer():
+@lru_cache(maxsize=8192)
+def form(value) -> str:
+    """A closed form in sympy's syntax, the text of JSON documents: the same forms as :func:`text`
+    (``floor((H + 1)/4)``) but spelled so that ``sympy.sympify`` reads back the same function
+    (``ceiling``, ``Min``/``Max``, ``Piecewise((a, Ne(x, 1)), (b, True))``, ``Or``/``And``). Read
+    it with the spec's symbols named, since sympy's own names (``N``, ``S``, ``E``, ``I``, ``beta``)
+    would otherwise shadow them: ``sympify(text, locals={n: Symbol(n) for n in symbols})``
+    (docs/json.md).
+
+    >>> H = symbol("H")
+    >>> form(14417920 * ceildiv(H, 32) + floordiv(H - 1, 2) + 1)
+    '14417920*ceiling(H/32) + ceiling(H/2)'
+    >>> read = sympy().sympify(form(vmax(H, 3) + ceildiv(H, 4)), locals={"H": H})
+    >>> [read.subs(H, h) for h in (1, 5, 9)] == [3 + 1, 5 + 2, 9 + 3]
+    True
+    """
+    if isinstance(value, (int, Fraction)):
+        return str(value)
+    return _printer(True).doprint(value)
+
+
+@lru_cache(maxsize=2)
+def _printer(sympy_syntax: bool = False):
     sympy()
     from sympy.printing.str import StrPrinter
 
@@ -633,7 +654,44 @@ def _printer():
         def _print_Max(self, expr):
             return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
-    return Printer()
+    class SympyPrinter(Printer):
+        """sympy's own spelling where the people's differs (ceil, min, max, a if c else b)."""
+
+        def _window(self, u, floor):
+            out = super()._window(u, floor)
+            return "ceiling(" + out[len("ceil("):] if out.startswith("ceil(") else out
+
+        def _print_Piecewise(self, expr):
+            return "Piecewise(" + ", ".join(f"({self._print(v)}, {self._print(c)})" for v, c in expr.args) + ")"
+
+        def _print_Unequality(self, expr):
+            return f"Ne({self._print(expr.lhs)}, {self._print(expr.rhs)})"
+
+        def _print_Equality(self, expr):
+            return f"Eq({self._print(expr.lhs)}, {self._print(expr.rhs)})"
+
+        def _print_Or(self, expr):
+            return "Or(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_And(self, expr):
+            return "And(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Not(self, expr):
+            return f"Not({self._print(expr.args[0])})"
+
+        def _print_Min(self, expr):
+            return "Min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Max(self, expr):
+            return "Max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_BooleanTrue(self, expr):
+            return "True"
+
+        def _print_BooleanFalse(self, expr):
+            return "False"
+
+    return SympyPrinter() if sympy_syntax else Printer()
 
 
 MAX_DEGREE = 64  # of a symbolic size, counting floor(...) terms as variables
@@ -663,6 +721,120 @@ def substitute(value, values: dict):
     if isinstance(value, int):
         return value
     return as_int(value.subs({symbol(k): v for k, v in values.items()}))
+
+
+MAX_PROOF_POINTS = 4096  # integer points at which decide_equal may evaluate two closed forms
+
+
+def decide_equal(a, b):
+    """Decide whether two sizes are equal at every integer value of their symbols: ``(True, None)``,
+    ``(False, point)`` with a point where they differ, or ``(None, None)`` where no proof is within
+    reach (a product of symbols, a Max, a Piecewise that expansion does not cancel; or more than
+    MAX_PROOF_POINTS points to try).
+
+    Canonical forms compare structurally, but some functions have no single-floor form
+    (floor(3*floor(X/2)/2): an upsample by 1.5 after a stride 2) and the same function reaches a
+    join written two ways. Such sizes are *quasi-affine*: sums of rational multiples of symbols
+    and floor/ceiling of quasi-affine arguments. With L a common multiple of the denominators of
+    every floor's argument's slopes, each such form satisfies f(x + L e_i) = f(x) + L c_i for all
+    integer x (the floor's argument moves by an integer), so h = a - b is c.x plus a function of
+    period L in every symbol. h = 0 on the box {1..L+1}^n gives c_i L = h(1 + L e_i) - h(1) = 0,
+    then h periodic and zero on a whole period: zero everywhere. That is the proof: (L + 1)^n exact
+    evaluations.
+
+    >>> H = symbol("H")
+    >>> u = floordiv(3 * floordiv(H + 1, 2), 2)          # no single floor of an affine form
+    >>> decide_equal(floordiv(u - 1, 1) + 1, u)
+    (True, None)
+    >>> decide_equal(u, floordiv(3 * H, 4))
+    (False, {'H': 1})
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return (a == b, None if a == b else {})
+    if a == b:
+        return True, None
+    try:
+        if expandable(a - b) and sympy().expand(a - b) == 0:
+            return True, None
+    except (TypeError, ValueError):
+        pass
+    h = sympy().sympify(a - b)
+    names = sorted(h.free_symbols, key=str)
+    if not names:
+        return (h == 0, None if h == 0 else {})
+    period = _period(h, names)
+    if period is None or (period + 1) ** len(names) > MAX_PROOF_POINTS:
+        return None, None
+    import itertools
+
+    for point in itertools.product(range(1, period + 2), repeat=len(names)):
+        env = dict(zip(names, point))
+        if _exact(h, env) != 0:
+            return False, {str(n): v for n, v in env.items()}
+    return True, None
+
+
+def _period(expr, names):
+    """L for :func:`decide_equal`: the least common multiple of the denominators of the slopes of
+    every floor/ceiling argument, or None where ``expr`` is not quasi-affine."""
+    sp = sympy()
+    lcm = [1]
+    memo: dict = {}
+
+    def slopes(e):
+        """Per symbol, the rational slope of the quasi-affine ``e``; None where it is not one."""
+        hit = memo.get(e, False)
+        if hit is not False:
+            return hit
+        out = None
+        if e.is_Rational:
+            out = (sp.Integer(0),) * len(names)
+        elif e.is_Symbol:
+            out = tuple(sp.Integer(1 if e == n else 0) for n in names)
+        elif e.is_Add:
+            parts = [slopes(x) for x in e.args]
+            if all(p is not None for p in parts):
+                out = tuple(sum(col, sp.Integer(0)) for col in zip(*parts))
+        elif e.is_Mul:
+            coeff, rest = e.as_coeff_Mul()  # a rational times one factor; a product of two is not
+            if coeff.is_Rational and not rest.is_Mul:
+                inner = slopes(rest)
+                if inner is not None:
+                    out = tuple(coeff * v for v in inner)
+        elif isinstance(e, (sp.floor, sp.ceiling)):
+            inner = slopes(e.args[0])
+            if inner is not None:
+                for v in inner:
+                    lcm[0] = int(sp.ilcm(lcm[0], sp.Rational(v).q))
+                out = inner
+        memo[e] = out
+        return out
+
+    if slopes(expr) is None:
+        return None
+    return lcm[0]
+
+
+def _exact(expr, env):
+    """``expr`` at integer values of its symbols, exactly (Fractions); used by decide_equal."""
+    sp = sympy()
+    if expr.is_Symbol:
+        return Fraction(env[expr])
+    if expr.is_Rational:
+        return Fraction(int(expr.p), int(expr.q))
+    args = [_exact(x, env) for x in expr.args]
+    if expr.is_Add:
+        return sum(args, Fraction(0))
+    if expr.is_Mul:
+        out = Fraction(1)
+        for v in args:
+            out *= v
+        return out
+    if isinstance(expr, sp.floor):
+        return Fraction(math.floor(args[0]))
+    if isinstance(expr, sp.ceiling):
+        return Fraction(math.ceil(args[0]))
+    raise ValueError(f"not quasi-affine: {type(expr).__name__}")
 
 
 def equal(a, b) -> bool:

@@ -246,6 +246,12 @@ def compile_expr(expr, names):
         if isinstance(c, sp.Eq):
             a, b = build(c.args[0]), build(c.args[1])
             return lambda env: a(env) == b(env)
+        relations = {sp.LessThan: lambda x, y: x <= y, sp.StrictLessThan: lambda x, y: x < y,
+                     sp.GreaterThan: lambda x, y: x >= y, sp.StrictGreaterThan: lambda x, y: x > y}
+        for cls, op in relations.items():
+            if isinstance(c, cls):  # an upsample's pieces: I <= 55 (archcalc.layers.resample.scale_pieces)
+                a, b = build(c.args[0]), build(c.args[1])
+                return lambda env, a=a, b=b, op=op: op(a(env), b(env))
         if isinstance(c, sp.Or):
             parts = [_cond(x) for x in c.args]
             return lambda env: any(p(env) for p in parts)

@@ -23,7 +23,7 @@ class Sweep:
     name: str
     symbols: tuple  # the swept symbol names, all given the same value at each point
     values: list  # the swept values
-    points: list  # per value: {metric: int} or None where the network does not apply
+    points: list  # per value: {metric: int} ("rf": None where no field is known) or None where the network does not apply
     invalid: list  # per value: None, or why the network does not apply there
     rf_layer: str | None
 
@@ -72,7 +72,9 @@ def sweep(load_free, names: tuple, values: list) -> Sweep:
             points.append(None)
             invalid.append(f"layer '{bad}' would have an output below 1")
             continue
-        points.append({m: f(env) for m, f in fns.items()})
+        point = {m: f(env) for m, f in fns.items()}
+        point.setdefault("rf", None)  # no layer whose map depends on the swept size has a known field
+        points.append(point)
         invalid.append(None)
     return Sweep(report.name, tuple(names), list(values), points, invalid, rf_row.name if rf_row else None)
 

@@ -36,4 +36,7 @@ def register(app):
             if n in fixed:
                 raise UsageError(f"symbol '{n}' is both swept and fixed")
         result = run(lambda free: load(spec, fixed, None, free), names, values)
+        if metric == "rf" and result.rf_layer is None:
+            raise UsageError("--metric rf: no layer whose map depends on the swept size has a known receptive field",
+                             hint="chart another metric (--metric macs)")
         views.emit(views.SWEEP, format, views.SweepView(result, metric))

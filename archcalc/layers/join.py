@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..expr import as_int
+from ..expr import as_int, decide_equal, is_symbolic
 from .base import TENSOR, LayerType, ShapeError, Text, args_of, prod, register, shape_text
 
 
@@ -14,16 +14,35 @@ class _Join(LayerType):
         names = a.get("branches") or [f"b{k + 1}" for k in range(len(xs))]
         return f"branch '{names[0]}' gives {shape_text(xs[0])} but branch '{names[i]}' gives {shape_text(xs[i])}"
 
+    def agree(self, a, xs, i, x, first):
+        """Do the dimensions agree at every size? Closed forms equal as functions but written two
+        ways (issue 21 item 6) are proved equal by :func:`archcalc.expr.decide_equal`; a refusal
+        says when no proof was within reach."""
+        if len(x) != len(first):
+            return False
+        for d, e in zip(x, first):
+            if d == e:
+                continue
+            if not is_symbolic(d) and not is_symbolic(e):
+                return False
+            same, point = decide_equal(d, e)
+            if same is None:
+                raise ShapeError(self.mismatch(a, xs, i) + ": archcalc cannot prove these closed forms equal "
+                                 "at every size", hint="give the symbols values with --set")
+            if not same:
+                return False
+        return True
+
     def same_spatial(self, a, xs):
         first = xs[0]
         for i, x in enumerate(xs[1:], start=1):
-            if len(x) != len(first) or tuple(x[1:]) != tuple(first[1:]):
+            if len(x) != len(first) or not self.agree(a, xs, i, tuple(x[1:]), tuple(first[1:])):
                 raise ShapeError(self.mismatch(a, xs, i), hint="branches must agree on spatial size")
 
     def same_shape(self, a, xs):
         first = xs[0]
         for i, x in enumerate(xs[1:], start=1):
-            if tuple(x) != tuple(first):
+            if tuple(x) != tuple(first) and not self.agree(a, xs, i, tuple(x), tuple(first)):
                 hint = "branches must agree on shape"
                 if len(x) == len(first) == 3 and x[0] != first[0]:
                     hint = "project the shortcut with a 1x1 conv (stride to match) so channels agree"

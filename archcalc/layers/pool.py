@@ -20,7 +20,11 @@ class _Pool(LayerType):
 
     def out(self, a, xs):
         x = hw(xs[0], self.name)
-        if a["padding"] == "same" and not a["ceil_mode"]:
+        if a["padding"] == "same":
+            # 'same' pads to exactly ceil(I/S) windows; ceil mode changes nothing: with total
+            # padding T > 0 the span (ceil(I/S) - 1) S divides by S, and with T = 0 (K <= S) the
+            # extra window ceil mode would add starts at or past the input's end, which PyTorch's
+            # drop-the-last-window rule removes (docs/symbolic.md)
             return (x[0],) + same_out(x, self.stride(a))
         k = eff(a)
         t, b, l, r = pads({**a, "stride": self.stride(a)}, x, k)

@@ -4,9 +4,88 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 from ..expr import as_int, ceildiv, floordiv, is_symbolic
+from ..limits import MAX_SIZE
 from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register
+
+
+@lru_cache(maxsize=256)
+def scale_pieces(scale: float) -> tuple:
+    """torch's output size floor(I * scale), computed in double precision (ATen's
+    compute_output_size: ``static_cast<double>(I) * scale``, truncated), as exact pieces over
+    I = 1 .. MAX_SIZE: a tuple of (last I of the piece, numerator, addend, denominator), the size
+    being floor((numerator * I + addend) / denominator) on the piece.
+
+    The double d = float(scale) is an exact dyadic m / 2**e. For x = I d in [2**K, 2**(K+1)) the
+    product rounds to the nearest multiple of 2**(K-52), ties to even; an integer N there is an even
+    multiple (K < 52), so fl(x) >= N exactly when x >= N - 2**(K-53): the size is
+    floor(x + 2**(K-53)) on that binade. Where the decimal p/q the spec wrote is near d (|x + 2**(K-53)
+    - I p/q| < 1/q on the binade) the size is floor(I p/q), less 1 where q divides I and the rounded
+    product falls short of the integer I p/q: floor((p I - 1)/q) on the part of the binade where
+    I (p/q - d) > 2**(K-53). Scales exact in binary (2, 1.5, 0.25) and those whose double is above
+    the decimal (0.6, 1.2) are one piece, floor(p I / q); 1.16 (a double just below 29/25) drops a
+    row at I = 25, 50, 100, ... (torch: 28 rows at 25); a piece holding no multiple of q takes either form.
+
+    >>> scale_pieces(1.5), scale_pieces(0.6)[0][1:]
+    (((1099511627776, 3, 0, 2),), (3, 0, 5))
+    >>> [p for p in scale_pieces(1.16)[:3]]
+    [(55, 29, -1, 25), (88, 29, 0, 25), (110, 29, -1, 25)]
+    """
+    s, d = Fraction(repr(scale)), Fraction(scale)
+    p, q = s.numerator, s.denominator
+    pieces: list = []  # (lo, hi, set of addends r valid for floor((p I + r)/q), or the exact form)
+    k = math.floor(math.log2(d)) - 1
+    while True:
+        lo, hi = max(1, math.ceil(Fraction(2) ** k / d)), math.ceil(Fraction(2) ** (k + 1) / d) - 1
+        if lo > MAX_SIZE:
+            break
+        hi = min(hi, MAX_SIZE)
+        k += 1
+        if lo > hi:
+            continue
+        if k - 1 >= 52:
+            raise ShapeError(f"upsample: scale {scale} makes sizes above 2**52 rows, beyond exact closed forms",
+                             hint="give the sizes values with --set")
+        half = Fraction(2) ** (k - 1 - 53)
+        gap = lambda i: i * (d - s) + half  # noqa: E731 - what torch adds to I p/q before the floor
+        if max(abs(gap(lo)), abs(gap(hi))) >= Fraction(1, q):
+            # far from the decimal: the binade's exact form floor((m I + 2**(e+K-53)) / 2**e)
+            m, e2 = d.numerator, d.denominator
+            add = half * e2
+            pieces.append((lo, hi, (m, math.floor(add), e2)))
+            continue
+        # the gap is negative exactly above cut (it falls with I when d < s)
+        cut = hi if d >= s else min(hi, math.floor(half / (s - d)))
+        for a, b, r in ((lo, cut, 0), (max(lo, cut + 1), hi, -1)):
+            if a <= b:
+                # no multiple of q in a..b: both addends give the same sizes there
+                both = (b // q) * q < a
+                pieces.append((a, b, {0, -1} if both else {r}))
+    out: list = []
+    for lo, hi, f in pieces:  # merge neighbours that can share one form
+        if out and isinstance(f, set) and isinstance(out[-1][2], set) and out[-1][2] & f:
+            out[-1] = (out[-1][0], hi, out[-1][2] & f)
+        elif out and f == out[-1][2]:
+            out[-1] = (out[-1][0], hi, f)
+        else:
+            out.append((lo, hi, f))
+    return tuple((hi, *((p, min(f), q) if isinstance(f, set) else f)) for _, hi, f in out)
+
+
+def scaled_size(size, scale: float):
+    """floor(size * scale) as torch computes it (:func:`scale_pieces`), for an int or a closed form."""
+    if not is_symbolic(size):
+        return math.floor(size * float(scale))  # torch's rule, in double precision
+    pieces = scale_pieces(float(scale))
+    forms = [floordiv(as_int(m * size + r), e) for _, m, r, e in pieces]
+    if len(forms) == 1:
+        return forms[0]
+    from ..expr import sympy
+
+    sp = sympy()
+    return sp.Piecewise(*((f, size <= hi) for f, (hi, *_) in zip(forms[:-1], pieces)), (forms[-1], True))
 
 
 @register
@@ -50,14 +129,7 @@ class Upsample(LayerType):
             if len(ref) != 3:
                 raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
             return (x[0], ref[1], ref[2])
-        s = rational(a["scale"])
-        dims = []
-        for d in x[1:]:
-            if is_symbolic(d):
-                dims.append(floordiv(d * (s.numerator if isinstance(s, Fraction) else s), s.denominator if isinstance(s, Fraction) else 1))
-            else:
-                dims.append(math.floor(d * float(a["scale"])))  # torch's rule, in double precision
-        return (x[0], dims[0], dims[1])
+        return (x[0], scaled_size(x[1], a["scale"]), scaled_size(x[2], a["scale"]))
 
     def _q(self, a, size, n):
         """Input positions per output position, as torch computes source coordinates (a Fraction;
@@ -68,7 +140,9 @@ class Upsample(LayerType):
             sp = sympy()
             size, n = sp.Integer(size) if isinstance(size, int) else size, sp.Integer(n) if isinstance(n, int) else n
             if a["mode"] == "bilinear" and a["align_corners"]:
-                return (size - 1) / (n - 1)
+                # torch's area_pixel_compute_scale: (I - 1)/(O - 1), and 0 for a single output
+                # (the concrete rule below; no division by zero where O is 1 at some sizes)
+                return sp.Piecewise((0, sp.Eq(n, 1)), ((size - 1) / (n - 1), True))
             return 1 / sp.Rational(str(rational(a["scale"]))) if a.get("scale") is not None else size / n
         if a["mode"] == "bilinear" and a["align_corners"]:
             return Fraction(size - 1, n - 1) if n > 1 else 0

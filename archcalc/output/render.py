@@ -714,7 +714,8 @@ def sweep_table(out: Out, result, metric: str) -> None:
             rows.append([str(v), "-", "-", "-", "-", plain(why)])
             continue
         n = round(width * p[metric] / top)
-        rows.append([str(v), exact(p["params"]), human(p["macs"]), human(p["activations"]), str(p["rf"]),
+        rows.append([str(v), exact(p["params"]), human(p["macs"]), human(p["activations"]),
+                     "-" if p["rf"] is None else str(p["rf"]),
                      bar * n + (" " if n else "") + human(p[metric], "B" if metric.endswith("bytes") else "")])
     print_table(out, cols, rows, title=f"sweep {plain(result.name)}: {swept}")
     if result.rf_layer:

@@ -13,14 +13,16 @@ from typing import Any
 
 from ..version import JSON_SCHEMA, __version__
 from ..analysis.engine import Report, Row
-from ..expr import as_int, is_symbolic, simplify, text
+from ..expr import as_int, form, is_symbolic, simplify, text
 from ..layers import lookup
 
 ROW_FIELDS = ("params", "buffers", "macs", "values")
 
 
 def jsonable(value):
-    """Ints stay ints; symbolic sizes become their closed form as text (``27*C**2``)."""
+    """Ints stay ints; every other number is a string that ``sympy.sympify`` reads exactly: a
+    rational that is not whole (an RF stride, a width symbol's value) as ``"4/5"``, a closed form
+    in sympy's syntax (``"27*C**2"``, ``"512*ceiling(H/32)"``; docs/json.md)."""
     if isinstance(value, (bool, float, str)) or value is None:
         return value
     if isinstance(value, int):
@@ -30,16 +32,11 @@ def jsonable(value):
     from fractions import Fraction
 
     if isinstance(value, Fraction):  # a decimal symbol value (width 1.2) or a rational RF stride
-        d = value.denominator
-        while d % 2 == 0:
-            d //= 2
-        while d % 5 == 0:
-            d //= 5
-        return float(value) if d == 1 else str(value)  # exact either way: 1.2, or '1/3'
+        return value.numerator if value.denominator == 1 else str(value)  # exact: '6/5', '1/3'
     value = as_int(value)
     if isinstance(value, int):
         return value
-    return text(simplify(value))
+    return form(simplify(value))
 
 
 def rf_dict(rf):

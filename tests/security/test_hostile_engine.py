@@ -55,9 +55,10 @@ def test_adaptive_pool_to_a_billion_is_closed_form(tmp_path):
     out, _ = _case(tmp_path, ["summary", str(path), "-f", "json"], 0)
     row = json.loads(out)["layers"][-1]
     # windows of 6 inputs spread over 10^9 outputs read 1 or 2 inputs (gcd 2: (10^9 - 2 + 6) / 10^9
-    # rounds up to 2) of a 3x3 conv's field: (2 - 1) * 1 + 3 = 4, stride 6/10^9, padding 0
+    # rounds up to 2) of a 3x3 conv's field: (2 - 1) * 1 + 3 = 4, stride 6/10^9, padding 0 (a
+    # rational stride is an exact "p/q" string in JSON, docs/json.md)
     assert row["output"][1:] == [1_000_000_000, 1_000_000_000]
-    assert row["rf"]["h"] == {"size": 4, "stride": 6e-09, "padding": 0}
+    assert row["rf"]["h"] == {"size": 4, "stride": "3/500000000", "padding": 0}
 
 
 def test_adaptive_pool_to_a_billion_is_refused_by_verify_and_export(tmp_path):

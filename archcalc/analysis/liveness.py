@@ -315,13 +315,14 @@ class Memory:
     never asks for peaks pays nothing for them. One pass per backend (and per batch, where the
     allocator's rounding is asked for), each run once."""
 
-    __slots__ = ("_args", "_profile", "_keep", "_more")
+    __slots__ = ("_args", "_profile", "_keep", "_more", "backend")
 
     def __init__(self, *args):
         self._args = args
         self._keep = args
         self._profile = None
         self._more = {}
+        self.backend = None  # the report's backend (:func:`use_backend`); None: DEFAULT_BACKEND
 
     def get(self, backend=None, batch=None):
         """The :class:`Profile` (None where a size is symbolic); the first call fills
@@ -773,6 +774,22 @@ def vmax_(a, b):
     return max(a, b)
 
 
+def use_backend(report, backend) -> None:
+    """Make ``backend`` the report's default for :func:`totals` and :func:`max_batch` (the CLI's
+    ``--backend``: the summary, its JSON and ``--fit`` then agree)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if isinstance(report.memory, Memory):
+        report.memory.backend = backend
+
+
+def _backend(report, backend):
+    if backend is not None:
+        return backend
+    mem = report.memory
+    return (mem.backend if isinstance(mem, Memory) else None) or DEFAULT_BACKEND
+
+
 def totals(report, batch=None, backend=None) -> dict:
     """The liveness figures of a report at ``batch`` (default: the report's), x ensemble, for
     ``backend`` (default :data:`DEFAULT_BACKEND`; 'cpu': live tensors only):
@@ -787,7 +804,7 @@ def totals(report, batch=None, backend=None) -> dict:
 
     None where sizes (or the depth) are symbolic."""
     batch = report.batch if batch is None else batch
-    backend = DEFAULT_BACKEND if backend is None else backend
+    backend = _backend(report, backend)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
     t = report.totals
@@ -841,7 +858,7 @@ def max_batch(report, budget: int, inference: bool = False, backend=None):
     :data:`DEFAULT_BACKEND`), checked at the answer with the allocator's rounding. 0 when none
     fits. Without a liveness profile (symbolic sizes) the engine's classic estimates
     (:func:`_classic_max_batch`; for inference every activation kept)."""
-    backend = DEFAULT_BACKEND if backend is None else backend
+    backend = _backend(report, backend)
     k = report.totals.get("ensemble", 1)
     m = _profile(report, backend)
     if m is not None and not is_symbolic(report.totals.get("layers")):

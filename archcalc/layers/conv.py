@@ -57,7 +57,8 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
       kernels) and, for a kernel above 1x1, the filter once more (+ :data:`FILTER_EXTRA`): the
       input's and the output's bytes per image, the filter's per batch. Forward converts nothing
       for a 1x1 kernel below :data:`POINTWISE_CHANNELS` input channels, nor where C_in x K_h x K_w
-      is below :data:`SMALL_REDUCTION` (a 3x3 RGB stem); backward converts always.
+      is below :data:`SMALL_REDUCTION` (a 3x3 RGB stem). Backward converts always, the output's
+      gradient twice (for the input's gradient and for the filter's).
     """
     if backend not in ("cudnn", "native"):
         return ((), ())
@@ -92,9 +93,9 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
         fwd = ()
     else:
         fwd = layouts + filt
-    # backward (the gradient of the input, then of the filter: one call at a time) converts the
-    # output's gradient and the input (or its gradient) whatever the size
-    bwd = layouts + (() if pointwise else filt)
+    # backward converts whatever the size: the output's gradient for the input's gradient and again
+    # for the filter's, the input (or its gradient), the filter
+    bwd = layouts + ((yb, 0),) + (() if pointwise else filt)
     return (fwd, bwd)
 
 

@@ -79,6 +79,11 @@ def test_summary_in_a_real_80_column_terminal():
         assert re.search(rf"^{re.escape(name)}\s.*\s{re.escape(params)}\s+{re.escape(macs)}\b", text, re.M), name
     table_part = text.split("(not shown")[0]
     assert max(len(x) for x in table_part.splitlines()) <= 80
+    # the memory lines under it wrap to the terminal too, each figure on its own line
+    assert max(len(x) for x in text.splitlines()) <= 80
+    lines = text.splitlines()
+    assert any(x.startswith("    peak_memory (inference_peak_bytes): ") for x in lines)
+    assert any(x.startswith("    inference_live_bytes: 9,633,792 B ") for x in lines)  # 3 x 256x56x56 x 4
 
 
 def test_boxed_at_100_columns_keeps_names_too():

@@ -28,6 +28,12 @@ The model (docs/memory.md):
 * **Training MACs** per image: forward MACs (aux heads included) plus each recorded layer's
   ``backward_macs`` (grad-input where its input needs a gradient: never for the first layer;
   grad-weight where it is trainable).
+* **The backend's working memory** (``backend``: 'cudnn', PyTorch's default on CUDA, or 'native',
+  CUDA without cuDNN; 'cpu' adds none): each layer type's ``backend_workspace`` buffers (cuDNN's
+  layout copies, the native column buffer), alive during the layer's forward and its backward.
+  At a concrete batch the CUDA backends round every block up to :data:`ROUND` bytes, as the
+  caching allocator does. The live-tensor figures (the 'cpu' profile) stay as they were:
+  ``inference_live_bytes`` and ``train_live_bytes`` in :func:`totals`.
 
 All figures are per image except the parameter gradients; the engine multiplies by the batch.
 """

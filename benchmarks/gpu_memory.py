@@ -11,7 +11,9 @@ it measures, through archcalc.torchside.verify:
   code behind ``archcalc verify NAME --device cuda --memory``;
 * cpu: the peak of live tensor bytes (verify.live_bytes), inference and training.
 
-beside the engine's ``inference_peak_bytes`` and ``train_peak_bytes`` (archcalc.analysis.liveness). Specs
+beside the engine's ``inference_peak_bytes`` and ``train_peak_bytes`` (archcalc.analysis.liveness) for the
+backend that ran: cudnn, native for the runs without cuDNN (their ratios), cpu (live tensors) on the CPU;
+benchmarks/memory_rule.py recomputes every estimate from the measured columns. Specs
 whose estimate (weights, state, input and peak) exceeds the free device memory are skipped and
 listed; a failure in one spec is recorded and the run goes on; each spec gets a time box
 (--spec-seconds) and the whole run a deadline (--deadline), after which the rest are listed as not
@@ -122,9 +124,10 @@ def main(argv=None):
         try:
             for batch in batches:
                 report = analyze(net, batch=batch)
-                est = totals(report)
+                backend = "cudnn" if cuda else "cpu"  # the estimate of what is measured (docs/memory.md)
+                est = totals(report, batch, backend)
                 run_batch = 2 if batch == 1 and V._bn_on_single_values(report) else batch
-                tr = totals(report, run_batch)
+                tr = totals(report, run_batch, backend)
                 need = max(est["inference_peak_bytes"] + report.totals["param_bytes"] * 2,
                            tr["train_total_bytes"] + report.totals["param_bytes"])
                 free = _free(torch, cuda)
@@ -136,6 +139,7 @@ def main(argv=None):
                 row = {"spec": name, "batch": batch, "train_batch": run_batch,
                        "inference_estimate": est["inference_peak_bytes"], "inference_at": est["inference_peak_layer"],
                        "train_estimate": tr["train_peak_bytes"],
+                       "inference_live": est["inference_live_bytes"], "train_live": tr["train_live_bytes"],
                        "train_at": f"{tr['train_peak_layer']} ({tr['train_peak_phase']})"}
                 if cuda:
                     if model is None:
@@ -151,6 +155,8 @@ def main(argv=None):
                 row["inference_ratio"] = row["inference_measured"] / row["inference_estimate"]
                 row["train_ratio"] = row["train_measured"] / row["train_estimate"]
                 if cuda:
+                    row["inference_estimate_without_cudnn"] = totals(report, batch, "native")["inference_peak_bytes"]
+                    row["train_estimate_without_cudnn"] = totals(report, run_batch, "native")["train_peak_bytes"]
                     # what cuDNN adds (its convolution workspaces): both runs again without it
                     _clean(torch, cuda)
                     with torch.backends.cudnn.flags(enabled=False):
@@ -236,8 +242,8 @@ def markdown(meta, rows, skipped) -> str:
         t3, _ = _within(at, "train_measured", "train_estimate", 0.03)
         line = f"- batch {b}: inference within 5% in {i5} of {n} specs, training within 3% in {t3} of {n}"
         if nocudnn:
-            j5, m = _within(at, "inference_measured_without_cudnn", "inference_estimate", 0.05)
-            u3, _ = _within(at, "train_measured_without_cudnn", "train_estimate", 0.03)
+            j5, m = _within(at, "inference_measured_without_cudnn", "inference_estimate_without_cudnn", 0.05)
+            u3, _ = _within(at, "train_measured_without_cudnn", "train_estimate_without_cudnn", 0.03)
             line += f"; without cuDNN: inference {j5} of {m}, training {u3} of {m}"
         lines.append(line)
     lines.append("")
@@ -253,9 +259,9 @@ def markdown(meta, rows, skipped) -> str:
         tr = f"{r['train_estimate']:,} | {r['train_measured']:,} | {r['train_ratio']:.3f}"
         if nocudnn and "inference_measured_without_cudnn" in r:
             inf += (f" | {r['inference_measured_without_cudnn']:,} | "
-                    f"{r['inference_measured_without_cudnn'] / r['inference_estimate']:.3f}")
+                    f"{r['inference_measured_without_cudnn'] / r['inference_estimate_without_cudnn']:.3f}")
             tr += (f" | {r['train_measured_without_cudnn']:,} | "
-                   f"{r['train_measured_without_cudnn'] / r['train_estimate']:.3f}")
+                   f"{r['train_measured_without_cudnn'] / r['train_estimate_without_cudnn']:.3f}")
         lines.append(f"| `{r['spec']}` | {tb} | {inf} | {tr} |")
     if skipped:
         lines += ["", "Not measured:", ""]

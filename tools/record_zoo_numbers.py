@@ -18,8 +18,8 @@ import io
 import json
 import sys
 
-TOTALS = ("params", "buffers", "macs", "activations", "activation_bytes", "inference_peak_bytes",
-          "train_peak_bytes", "train_total_bytes", "train_macs", "train_saved_bytes", "layers")
+TOTALS = ("params", "buffers", "macs", "activations", "activation_bytes", "inference_peak_bytes", "inference_live_bytes",
+          "train_peak_bytes", "train_live_bytes", "train_total_bytes", "train_macs", "train_saved_bytes", "layers")
 
 
 def numbers(name: str) -> dict:

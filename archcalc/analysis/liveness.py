@@ -28,6 +28,12 @@ The model (docs/memory.md):
 * **Training MACs** per image: forward MACs (aux heads included) plus each recorded layer's
   ``backward_macs`` (grad-input where its input needs a gradient: never for the first layer;
   grad-weight where it is trainable).
+* **The backend's working memory** (``backend``: 'cudnn', PyTorch's default on CUDA, or 'native',
+  CUDA without cuDNN; 'cpu' adds none): each layer type's ``backend_workspace`` buffers (cuDNN's
+  layout copies, the native column buffer), alive during the layer's forward and its backward.
+  At a concrete batch the CUDA backends round every block up to :data:`ROUND` bytes, as the
+  caching allocator does. The live-tensor figures (the 'cpu' profile) stay as they were:
+  ``inference_live_bytes`` and ``train_live_bytes`` in :func:`totals`.
 
 All figures are per image except the parameter gradients; the engine multiplies by the batch.
 """
@@ -199,14 +205,20 @@ class Decl:
 
 
 class Profile:
-    """The liveness result. Per image: ``inference`` (peak bytes), ``inference_at`` (node index);
-    ``points``: the training peak candidates (:class:`Point`), none of which another exceeds in
-    both act and fixed bytes; ``live``: per node the bytes alive after it at
-    inference (None for aux nodes); ``names``: the nodes."""
+    """The liveness result for one backend. Per image: ``inference`` (the live-tensor peak, bytes),
+    ``inference_at`` (node index); ``inf_points``: the inference peak candidates with the backend's
+    working memory, (bytes per image, bytes per batch, node), none of which another exceeds in
+    both (one point, fixed 0, for live tensors); ``points``: the training peak candidates
+    (:class:`Point`), likewise; ``live``: per node the bytes alive after it at inference (None for
+    aux nodes); ``names``: the nodes. ``backend``: 'cpu' (live tensors), 'cudnn' or 'native'.
+    ``at_batch``: None, or the batch the figures were computed at with the allocator's rounding
+    (then each figure is the whole batch's, and is read at that batch only)."""
 
-    __slots__ = ("inference", "inference_at", "points", "live", "names", "input_bytes", "state_bytes")
+    __slots__ = ("inference", "inference_at", "points", "live", "names", "input_bytes", "state_bytes",
+                 "inf_points", "backend", "at_batch")
 
-    def __init__(self, inference, inference_at, points, live, names, input_bytes, state_bytes):
+    def __init__(self, inference, inference_at, points, live, names, input_bytes, state_bytes, inf_points=None,
+                 backend="cpu", at_batch=None):
         self.inference = inference
         self.inference_at = inference_at
         self.points = points
@@ -214,39 +226,74 @@ class Profile:
         self.names = names
         self.input_bytes = input_bytes  # the input per image
         self.state_bytes = state_bytes  # a StateBytes
+        self.inf_points = inf_points if inf_points is not None else [(inference, 0, inference_at)]
+        self.backend = backend
+        self.at_batch = at_batch
 
     def name(self, i):
         return "input" if i is None or i < 0 else self.names[i].name
 
+    def _times(self, batch):
+        if self.at_batch is None:
+            return batch
+        if batch != self.at_batch:
+            raise ValueError(f"this profile is computed at batch {self.at_batch}, not {batch}")
+        return 1
+
     def inference_peak(self, batch):
-        return as_int(self.inference * batch)
+        return self.inference_point(batch)[0]
+
+    def inference_point(self, batch):
+        """(bytes, node index) of the inference peak at ``batch`` (the node None where it depends on a
+        symbolic batch)."""
+        times = self._times(batch)
+        pts = self.inf_points
+        if is_symbolic(batch):
+            if len(pts) == 1:
+                return as_int(pts[0][0] * times + pts[0][1]), pts[0][2]
+            from ..expr import sympy
+
+            return sympy().Max(*[as_int(a * times + f) for a, f, _ in pts]), None
+        best = None
+        for a, f, i in pts:
+            v = a * times + f
+            if best is None or v > best[0]:
+                best = (v, i)
+        return best
 
     def train_peak(self, batch) -> TrainPeak:
         """The largest training point at ``batch`` (an int; for a symbolic batch the bytes are a
         Max of the candidates, and the place None where it depends on the batch)."""
+        times = self._times(batch)
         if is_symbolic(batch):
             from ..expr import sympy
 
-            cands = [as_int(p.act * batch + p.fixed) for p in self.points]
+            cands = [as_int(p.act * times + p.fixed) for p in self.points]
             if len(cands) == 1:
                 return TrainPeak(cands[0], self.points[0].node, self.points[0].phase)
             return TrainPeak(sympy().Max(*cands), None, None)
         best = None
         for p in self.points:
-            v = p.act * batch + p.fixed
+            v = p.act * times + p.fixed
             if best is None or v > best.bytes:
                 best = TrainPeak(v, p.node, p.phase)
         return best
 
     def fit(self, budget: int, inference: bool = False):
         """Largest batch whose total fits ``budget`` bytes (weights, buffers, input and the peak;
-        training adds optimizer state): 0 when none does."""
+        training adds optimizer state): 0 when none does. Per image, without the allocator's
+        rounding (:func:`max_batch` checks the answer with it)."""
         if inference:
             fixed = self.state_bytes.weights
-            per = self.inference + self.input_bytes
-            if budget < fixed + per:
-                return 0
-            return (budget - fixed) // per
+            best = None
+            for a, f, _ in self.inf_points:
+                per = a + self.input_bytes
+                room = budget - fixed - f
+                if room < per:
+                    return 0
+                n = room // per
+                best = n if best is None else min(best, n)
+            return best or 0
         fixed = self.state_bytes.with_optimizer
         best = None
         for p in self.points + [Point(0, self.state_bytes.gradients, None, None)]:  # (all gradients at the end)
@@ -259,32 +306,59 @@ class Profile:
         return best or 0
 
 
+BACKENDS = ("cudnn", "native", "cpu")  # what --backend takes; cudnn is PyTorch's default on CUDA
+DEFAULT_BACKEND = "cudnn"
+ROUND = 512  # the CUDA caching allocator rounds every block up to a multiple of 512 bytes
+
+
+def _round(v):
+    return -(-v // ROUND) * ROUND if v else 0
+
+
 class Memory:
     """``Report.memory``: the liveness pass, run the first time :meth:`get` is called (by
     :func:`totals`, the summary, ``--fit``, a peak budget), so that an ``analyze`` whose caller
-    never asks for peaks pays nothing for them."""
+    never asks for peaks pays nothing for them. One pass per backend (and per batch, where the
+    allocator's rounding is asked for), each run once."""
 
-    __slots__ = ("_args", "_profile")
+    __slots__ = ("_args", "_profile", "_keep", "_more", "backend")
 
     def __init__(self, *args):
         self._args = args
+        self._keep = args
         self._profile = None
+        self._more = {}
+        self.backend = None  # the report's backend (:func:`use_backend`); None: DEFAULT_BACKEND
 
-    def get(self):
-        """The :class:`Profile` (None where a size is symbolic); fills ``row.train_macs`` and
-        ``row.live`` of the report's rows."""
+    def get(self, backend=None, batch=None):
+        """The :class:`Profile` (None where a size is symbolic); the first call fills
+        ``row.train_macs`` and ``row.live`` of the report's rows. ``backend`` None or 'cpu': live
+        tensors only; 'cudnn' or 'native': with the backend's working memory. ``batch`` (an int):
+        the figures at that batch with the CUDA allocator's rounding of every block to 512 bytes."""
         if self._args is not None:
             args, self._args = self._args, None
-            import gc
+            self._profile = _run(args, {})
+        if self._profile is None or ((backend is None or backend == "cpu") and batch is None):
+            return self._profile
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
+        key = (backend, batch)
+        got = self._more.get(key)
+        if got is None:
+            got = self._more[key] = _run(self._keep, {"backend": backend, "batch": batch, "set_rows": False})
+        return got
 
-            was = gc.isenabled()
-            gc.disable()  # a pass that makes no cycles: the collector would only rescan its lists
-            try:
-                self._profile = _compute(*args)
-            finally:
-                if was:
-                    gc.enable()
-        return self._profile
+
+def _run(args, kw):
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()  # a pass that makes no cycles: the collector would only rescan its lists
+    try:
+        return _compute(*args, **kw)
+    finally:
+        if was:
+            gc.enable()
 
 
 def analyze(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None) -> Memory:
@@ -294,9 +368,13 @@ def analyze(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=
     return Memory(net, shapes, numel, grad, rows, nbytes, optimizer_states, records, readers)
 
 
-def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None):
+def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records=None, readers=None,
+             backend="cpu", batch=None, set_rows=True):
     """The :class:`Profile` of a concrete network (None where a size is symbolic), and the
-    training MACs per row (set as ``row.train_macs``; the live bytes as ``row.live``)."""
+    training MACs per row (set as ``row.train_macs``; the live bytes as ``row.live``, where
+    ``set_rows``). ``backend``: 'cpu' (live tensors), 'cudnn' or 'native' (with each layer's
+    ``backend_workspace``); ``batch``: the figures at that batch, every block rounded up to
+    :data:`ROUND` bytes (None: per image, not rounded)."""
     nodes = net.nodes
     n = len(nodes)
     nb = [numel[i] * nbytes for i in range(n)] + [0]  # bytes per value; [-1]: the caller's input
@@ -346,10 +424,27 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
             return None
     same = not any(node.aux for node in nodes)
     free_eval = _frees(nodes, outs, False)
-    live_after, peak, peak_at = _inference(nodes, nb, free_eval, decls)
-    for r, v in zip(rows, live_after):
-        r.live = v
-    points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, rows, nbytes, decls)
+    pgrad = [r.params * nbytes if node.trainable else 0 for r, node in zip(rows, nodes)]
+    ws = None
+    if backend != "cpu":
+        ws = _workspaces(nodes, shapes, records, nbytes, backend, batch)
+    if batch is not None:  # the whole batch's bytes, each block rounded as the CUDA allocator does
+        nb = [_round(v * batch) for v in nb]
+        pgrad = [_round(v) for v in pgrad]
+        scaled: dict = {}
+        for k, d in enumerate(decls):
+            e = scaled.get(id(d))
+            if e is None:
+                e = scaled[id(d)] = Decl(d.fresh_eval, _round(d.scratch_eval * batch), d.fresh_train,
+                                         _round(d.scratch_train * batch), d.saves_input, d.saves_output,
+                                         d.saves_operands, _round(d.private * batch), _round(d.per_batch),
+                                         d.joins, d.grad_alias, d.grad_shared)
+            decls[k] = e
+    live_after, peak, peak_at, inf_points = _inference(nodes, nb, free_eval, decls, ws)
+    if set_rows:
+        for r, v in zip(rows, live_after):
+            r.live = v
+    points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, pgrad, decls, ws)
     params = trainable = buffers = 0
     for r in rows:
         params += r.params
@@ -358,7 +453,30 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
             trainable += r.params
     weights = (params + buffers) * nbytes
     state = StateBytes(weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
-    return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state)
+    return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state, inf_points, backend, batch)
+
+
+def _workspaces(nodes, shapes, records, nbytes, backend, batch):
+    """Per node, the backend's working memory (each layer type's ``backend_workspace``): four
+    lists, forward bytes per image and per batch, backward likewise; at ``batch`` (not None) the
+    whole batch's bytes, each buffer rounded as the allocator rounds it, in the first and third."""
+    n = len(nodes)
+    fa, ff, ba, bf = [0] * n, [0] * n, [0] * n, [0] * n
+    cache: dict = {}
+    registry = _REGISTRY
+    for i, node in enumerate(nodes):
+        ins = node.inputs
+        key = id(records[i]) if records is not None else (id(node.args), *[shapes[k] for k in ins])
+        w = cache.get(key)
+        if w is None:
+            fwd, bwd = registry[node.type].backend_workspace(node.args, [shapes[k] for k in ins], shapes[i], nbytes, backend)
+            if batch is None:
+                w = (sum(p for p, _ in fwd), sum(f for _, f in fwd), sum(p for p, _ in bwd), sum(f for _, f in bwd))
+            else:
+                w = (sum(_round(p * batch + f) for p, f in fwd), 0, sum(_round(p * batch + f) for p, f in bwd), 0)
+            cache[key] = w
+        fa[i], ff[i], ba[i], bf[i] = w
+    return fa, ff, ba, bf
 
 
 def _declare(ltype, args, xs, y, unsafe, nbytes) -> Decl:
@@ -402,8 +520,12 @@ def _frees(nodes, outs, with_aux):
     return free
 
 
-def _inference(nodes, nb, free, decls):
+def _inference(nodes, nb, free, decls, ws=None):
+    """(live bytes after each node, the live-tensor peak, its node, the peak candidates with the
+    backend's working memory ``ws`` as (bytes per image, bytes per batch, node))."""
     n = len(nodes)
+    wa, wf = (ws[0], ws[1]) if ws is not None else (None, None)
+    points: list = []
     # lists of n + 1: index -1 is the caller's input (0 bytes, never freed)
     store = list(range(n)) + [-1]  # the storage (a node index) each value lives in
     ref = [0] * (n + 1)  # live values per storage
@@ -425,6 +547,11 @@ def _inference(nodes, nb, free, decls):
             top = live + d.scratch_eval
         if top > peak:
             peak, peak_at = top, i
+        if wa is not None:
+            a, g = top + wa[i], wf[i]
+            if not any(p[0] >= a and p[1] >= g for p in points):
+                points = [p for p in points if not (p[0] <= a and p[1] <= g)]
+                points.append((a, g, i))
         f = free[i]
         if f is not None:
             for j in ((f,) if f.__class__ is int else f):
@@ -433,11 +560,14 @@ def _inference(nodes, nb, free, decls):
                 if not ref[s]:
                     live -= nb[s]
         after[i] = live
-    return after, peak, peak_at
+    if wa is None or not points:
+        points = [(peak, 0, peak_at)]
+    return after, peak, peak_at, points
 
 
-def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
+def _training(nodes, nb, outs, free, grad, pgrad, decls, ws=None):
     n = len(nodes)
+    wfa, wff, wba, wbf = ws if ws is not None else ([0] * n,) * 4
     store = list(range(n)) + [-1]
     ref = [0] * (n + 1)
     saved = [False] * n + [True]  # kept for backward (the input: never freed here)
@@ -495,12 +625,13 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
             if d.per_batch:
                 fixed += d.per_batch
                 fixed_of[i] = d.per_batch
-        a = live + b + extra + d.scratch_train
-        if a > last_a or fixed > last_g:  # else the last point covers it
-            while points and points[-1][0] <= a and points[-1][1] <= fixed:  # push, inline
+        a = live + b + extra + d.scratch_train + wfa[i]
+        at = fixed + wff[i]
+        if a > last_a or at > last_g:  # else the last point covers it
+            while points and points[-1][0] <= a and points[-1][1] <= at:  # push, inline
                 points.pop()
-            points.append((a, fixed, i, "forward"))
-            last_a, last_g = a, fixed
+            points.append((a, at, i, "forward"))
+            last_a, last_g = a, at
         live += b + extra
         if f is not None:
             if f.__class__ is int:
@@ -534,8 +665,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
         d = decls[i]
         alias, shared = d.grad_alias, d.grad_shared
         ins = node.inputs
-        if node.trainable:
-            pgrads += rows[i].params * nbytes
+        pgrads += pgrad[i]
         # the layer's backward makes its input gradients (and its weights'): then autograd
         # frees its output gradient and what it saved, and only then sums each gradient into
         # one an input already has (a new tensor beside both)
@@ -556,7 +686,7 @@ def _training(nodes, nb, outs, free, grad, rows, nbytes, decls):
                 gref.append(1)
                 new += nb[j]
             made.append((j, inc))
-        a, g = live + new, pgrads + fixed
+        a, g = live + new + wba[i], pgrads + fixed + wbf[i]
         if a > last_a or g > last_g:  # else the last point covers it
             while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
                 points.pop()
@@ -650,34 +780,65 @@ def vmax_(a, b):
     return max(a, b)
 
 
-def totals(report, batch=None) -> dict:
-    """The liveness figures of a report at ``batch`` (default: the report's), x ensemble:
-    ``inference_peak_bytes`` and ``inference_peak_layer``; ``train_peak_bytes``,
-    ``train_peak_layer``, ``train_peak_phase``; ``train_total_bytes`` (the training peak plus
-    weights, buffers, optimizer state and the input); ``train_macs`` per image. None where sizes
-    (or the depth) are symbolic."""
+def use_backend(report, backend) -> None:
+    """Make ``backend`` the report's default for :func:`totals` and :func:`max_batch` (the CLI's
+    ``--backend``: the summary, its JSON and ``--fit`` then agree)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if isinstance(report.memory, Memory):
+        report.memory.backend = backend
+
+
+def _backend(report, backend):
+    if backend is not None:
+        return backend
+    mem = report.memory
+    return (mem.backend if isinstance(mem, Memory) else None) or DEFAULT_BACKEND
+
+
+def totals(report, batch=None, backend=None) -> dict:
+    """The liveness figures of a report at ``batch`` (default: the report's), x ensemble, for
+    ``backend`` (default :data:`DEFAULT_BACKEND`; 'cpu': live tensors only):
+
+    * ``inference_peak_bytes``, ``inference_peak_layer``: the inference peak with the backend's
+      working memory (at a concrete batch on CUDA, every block rounded to 512 bytes);
+    * ``inference_live_bytes``: the live tensors alone (the same for every backend);
+    * ``train_peak_bytes``, ``train_peak_layer``, ``train_peak_phase``, and ``train_live_bytes``:
+      the same for a training step;
+    * ``train_total_bytes``: the training peak plus weights, buffers, optimizer state and the input;
+    * ``train_macs`` per image; ``memory_backend``: the backend.
+
+    None where sizes (or the depth) are symbolic."""
     batch = report.batch if batch is None else batch
+    backend = _backend(report, backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
     t = report.totals
     k = t.get("ensemble", 1)
-    m = _profile(report)
-    out = dict.fromkeys(("inference_peak_bytes", "inference_peak_layer", "train_peak_bytes", "train_peak_layer",
-                         "train_peak_phase", "train_total_bytes", "train_macs"))
+    out = dict.fromkeys(("inference_peak_bytes", "inference_peak_layer", "inference_live_bytes", "train_peak_bytes",
+                         "train_peak_layer", "train_peak_phase", "train_live_bytes", "train_total_bytes", "train_macs"))
+    out["memory_backend"] = backend
     if is_symbolic(t.get("layers")):  # symbolic depth: the rows are one sample's
         return out
+    live = _profile(report)
     total = 0
     for r in report.rows:
         total = total + (r.train_macs if r.train_macs is not None else r.macs)
     out["train_macs"] = as_int(total * k)
-    if m is None:
+    if live is None:
         return out
+    m = _profile(report, backend, batch)
+    inf, at = m.inference_point(batch)
     peak = m.train_peak(batch)
     tb = peak.bytes
     out.update(
-        inference_peak_bytes=as_int(m.inference_peak(batch) * k),
-        inference_peak_layer=m.name(m.inference_at),
+        inference_peak_bytes=as_int(inf * k),
+        inference_peak_layer=None if at is None else m.name(at),
+        inference_live_bytes=as_int(live.inference_peak(batch) * k),
         train_peak_bytes=as_int(tb * k),
         train_peak_layer=None if peak.phase is None else m.name(peak.node),
         train_peak_phase=peak.phase,
+        train_live_bytes=as_int(live.train_peak(batch).bytes * k),
         # at the end of backward every gradient exists: the total is at least weights, state and those
         train_total_bytes=as_int((vmax_(tb, m.state_bytes.gradients) + m.state_bytes.with_optimizer
                                   + m.input_bytes * batch) * k),
@@ -685,26 +846,47 @@ def totals(report, batch=None) -> dict:
     return out
 
 
-def _profile(report):
+def _profile(report, backend=None, batch=None):
+    """The report's :class:`Profile` for ``backend`` (None or 'cpu': live tensors); at a concrete
+    int ``batch`` on a CUDA backend, the one computed there with the allocator's rounding."""
     mem = report.memory
-    return mem.get() if isinstance(mem, Memory) else mem
+    if not isinstance(mem, Memory):
+        return mem
+    if backend is None or backend == "cpu":
+        return mem.get()
+    return mem.get(backend, batch if batch.__class__ is int and batch > 0 else None)
 
 
-def max_batch(report, budget: int, inference: bool = False):
+def max_batch(report, budget: int, inference: bool = False, backend=None):
     """The largest batch whose whole footprint fits ``budget`` bytes: for inference weights,
     buffers, the input and the inference peak; for training also optimizer state and the training
-    peak (gradients included). 0 when none fits. Without a liveness profile (symbolic sizes) the
-    engine's classic estimates (:func:`_classic_max_batch`; for inference every
-    activation kept)."""
+    peak (gradients included); both with ``backend``'s working memory (default
+    :data:`DEFAULT_BACKEND`), checked at the answer with the allocator's rounding. 0 when none
+    fits. Without a liveness profile (symbolic sizes) the engine's classic estimates
+    (:func:`_classic_max_batch`; for inference every activation kept)."""
+    backend = _backend(report, backend)
     k = report.totals.get("ensemble", 1)
-    m = _profile(report)
+    m = _profile(report, backend)
     if m is not None and not is_symbolic(report.totals.get("layers")):
-        return m.fit(budget // k, inference)
+        n = m.fit(budget // k, inference)
+        key = "inference_peak_bytes" if inference else "train_total_bytes"
+        while n > 0 and backend != "cpu":  # rounding adds under 512 bytes a block: rarely a step down
+            t = totals(report, n, backend)
+            need = t[key] + (_weights_and_input(report, n) * k if inference else 0)
+            if need <= budget:
+                break
+            n -= 1
+        return n
     if not inference:
         return _classic_max_batch(report, budget)
     t = report.totals
     free = budget - (t["param_bytes"] + t["buffers"] * (t["param_bytes"] // max(t["params"], 1) if t["params"] else 4))
     return as_int(free // t["activation_bytes"])
+
+
+def _weights_and_input(report, batch):
+    m = _profile(report)
+    return m.state_bytes.weights + m.input_bytes * batch
 
 
 def _classic_max_batch(report, budget_bytes: int):

@@ -152,6 +152,12 @@ class Optim(str, Enum):
     adam = "adam"
 
 
+class Backend(str, Enum):  # whose working memory the peaks include (archcalc.analysis.liveness.BACKENDS)
+    cudnn = "cudnn"
+    native = "native"
+    cpu = "cpu"
+
+
 SpecArg = typer.Argument(..., metavar="NAME|PATH", help="A zoo name (archcalc list) or a path to a spec .yaml file.", show_default=False)
 SetOpt = typer.Option(None, "--set", "-s", metavar="NAME=VALUE", help="Give a symbol a value (repeatable, or comma-separated).")
 FreeOpt = typer.Option(None, "--symbolic", metavar="H,W", help="Keep these symbols symbolic (comma-separated): closed-form results.")

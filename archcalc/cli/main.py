@@ -16,6 +16,7 @@ from ..errors import ArchcalcError, UsageError
 
 from ..output import views
 from .common import (  # noqa: F401
+    Backend,
     BatchOpt,
     CropsOpt,
     DType,
@@ -57,6 +58,11 @@ def summary(
     depth: Optional[int] = typer.Option(None, "--depth", "-d", metavar="N", help="Fold rows into blocks at this name depth (1: layer1, layer2, ...)."),
     fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE", help="A memory size (16GiB): report the largest training batch that fits."),
     inference: bool = typer.Option(False, "--inference", help="With --fit: the largest inference batch (no-grad forward) instead."),
+    backend: Backend = typer.Option(Backend.cudnn, "--backend", metavar="cudnn|native|cpu", help="Whose working memory the "
+                                    "peaks, --fit and the JSON include: cudnn (CUDA, PyTorch's default), native (CUDA "
+                                    "without cuDNN), cpu (live tensors only). docs/memory.md."),
+    memory: bool = typer.Option(False, "--memory", help="Every memory figure under the table (per image, at the batch, "
+                                "sizes as torchinfo prints them), not only the peaks."),
     ensemble: int = EnsembleOpt,
     crops: int = CropsOpt,
     max_rows: int = typer.Option(10_000, "--max-rows", metavar="N", help="Table: over N rows, fold the middle ones into "
@@ -72,8 +78,11 @@ def summary(
 
         return views.emit(views.SIZES, format, input_sizes(load_net(spec, set, input), min_input, tiling), default="text")
     net, report = net_and_report(spec, set, input, symbolic, batch, dtype, optimizer, ensemble, crops)
+    from ..analysis.liveness import use_backend
+
+    use_backend(report, backend.value)
     depth_note(report, depth)
-    views.emit(views.SUMMARY, format, views.Summary(report, net, depth, _fit(report, fit, inference), max_rows))
+    views.emit(views.SUMMARY, format, views.Summary(report, net, depth, _fit(report, fit, inference), max_rows, memory))
 
 
 def _fit(report, fit, inference):

@@ -441,6 +441,14 @@ class LayerType:
         ``saves``/``workspace``, not this."""
         return 0
 
+    def backend_workspace(self, a: dict, xs: list, y, itemsize: int, backend: str) -> tuple:
+        """What the compute backend allocates while the layer runs, beyond every tensor the layer
+        returns or keeps (docs/memory.md, "The backend's working memory"): ``(forward, backward)``,
+        each a tuple of buffers ``(bytes per image, bytes per batch)``, all freed when the op
+        returns. ``backend``: 'cudnn' (CUDA, cuDNN on: PyTorch's default) or 'native' (CUDA, cuDNN
+        off); 'cpu' asks nothing. Most layers allocate nothing beyond ``scratch``."""
+        return ((), ())
+
     def backward_macs(self, a: dict, xs: list, y, grad_input: bool, grad_weight: bool) -> Any:
         """Multiply-accumulates of its backward per image: the gradient of its input (when
         ``grad_input``: the input needs one) and of its weights (when ``grad_weight``: trainable)."""

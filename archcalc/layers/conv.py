@@ -7,7 +7,7 @@ from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
 from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resample, ShapeError, Term, Text, eff, hw, pads,
-                   pair_of, register, same_out, window_out, window_sizes)
+                   pair_of, prod, register, same_out, window_out, window_sizes)
 
 
 class _ConvBase(LayerType):
@@ -28,12 +28,75 @@ class _ConvBase(LayerType):
     def saves(self, a, training):
         return ("input",)
 
+    def backend_workspace(self, a, xs, y, itemsize, backend):
+        return conv_workspace(self, a, xs, y, itemsize, backend)
+
     def backward_macs(self, a, xs, y, grad_input, grad_weight):
         # grad-input is a transposed conv of the same size, grad-weight a conv of the input with the
         # output's gradient: each the forward's MACs (torch's FlopCounterMode counts a grouped conv's
         # grad-weight as if ungrouped, x groups: docs/memory.md)
         m = self.macs(a, xs, y)
         return as_int(m * ((1 if grad_input else 0) + (1 if grad_weight else 0)))
+
+
+FILTER_EXTRA = 256  # cuDNN's filter copy is a few bytes above the filter (H100: 1 to 256, docs/memory.md)
+POINTWISE_CHANNELS = 1024  # a 1x1 convolution from this many input channels converts both layouts (cuDNN)
+SMALL_REDUCTION = 32  # C_in x K_h x K_w below this (an RGB 3x3 stem): cuDNN converts nothing
+
+
+def conv_workspace(ltype, a, xs, y, itemsize, backend):
+    """The backend's working memory of a convolution (docs/memory.md, "The backend's working
+    memory"): ``(forward, backward)``, each a tuple of buffers (bytes per image, bytes per batch).
+    A depthwise convolution needs none on either backend.
+
+    * ``native`` (CUDA without cuDNN: ``slow_conv2d`` / ``slow_conv_transpose2d``): one image's
+      column buffer, (C_in / groups x K_h x K_w) x (H' x W') values (C_out x K_h x K_w x H x W for
+      a transposed one), reused for every image of the batch, in forward and in backward; none
+      for a 1x1 stride-1 unpadded convolution, which is a matrix product as it lies.
+    * ``cudnn``: the input and the output in a second layout (channels last, for the tensor-core
+      kernels) and, for a kernel above 1x1, the filter once more (+ :data:`FILTER_EXTRA`): the
+      input's and the output's bytes per image, the filter's per batch. Forward converts nothing
+      for a 1x1 kernel below :data:`POINTWISE_CHANNELS` input channels, nor where C_in x K_h x K_w
+      is below :data:`SMALL_REDUCTION` (a 3x3 RGB stem). Backward converts always, the output's
+      gradient twice (for the input's gradient and for the filter's).
+    """
+    if backend not in ("cudnn", "native"):
+        return ((), ())
+    x = xs[0]
+    g = ltype.groups(a, x)
+    if g != 1 and g == x[0]:
+        return ((), ())  # depthwise: its own kernels, no buffer
+    k = a["kernel"]
+    transposed = ltype.name == "conv_transpose"
+    if transposed:
+        pad = a["padding"]
+        pointwise = tuple(k) == (1, 1) and tuple(a["stride"]) == (1, 1) and (pad == 0 or not any(pad))
+        xin = prod(x)
+    else:
+        t, b, l, r = pads(a, x, eff(a))
+        pointwise = tuple(k) == (1, 1) and not (t or b or l or r)
+        # an asymmetric pad runs as a padded copy, then the convolution without padding
+        xin = x[0] * (x[1] + t + b) * (x[2] + l + r) if (t != b or l != r) else prod(x)
+    xb, yb = as_int(xin * itemsize), as_int(prod(y) * itemsize)
+    if backend == "native":
+        if pointwise and tuple(a["stride"]) == (1, 1):
+            return ((), ())
+        per = (y[0] * k[0] * k[1] * x[1] * x[2]) if transposed else (x[0] * k[0] * k[1] * y[1] * y[2])
+        col = (0, as_int(per // g * itemsize))
+        return ((col,), (col,))
+    weights = ltype.count(a, xs, y)[0] - (y[0] if a["bias"] else 0)
+    layouts = ((xb, 0), (yb, 0))
+    filt = ((0, as_int(weights * itemsize) + FILTER_EXTRA),)
+    if pointwise:
+        fwd = layouts if x[0] >= POINTWISE_CHANNELS else ()
+    elif x[0] * k[0] * k[1] < SMALL_REDUCTION:
+        fwd = ()
+    else:
+        fwd = layouts + filt
+    # backward converts whatever the size: the output's gradient for the input's gradient and again
+    # for the filter's, the input (or its gradient), the filter
+    bwd = layouts + ((yb, 0),) + (() if pointwise else filt)
+    return (fwd, bwd)
 
 
 @register

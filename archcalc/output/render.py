@@ -148,66 +148,90 @@ def summary_csv(report: Report, depth=None, net=None) -> str:
     return buf.getvalue()
 
 
-def total_lines(report: Report, fit=None):
-    """(label, text) pairs under the summary table: params split, buffers (when there are any),
-    MACs, memory, and torchinfo's size lines."""
+def _b(value) -> str:
+    """'1,644,315,136 B (1.53 GiB)': bytes in the footer (a symbolic value once)."""
+    if is_symbolic(value):
+        return exact(value) + " B"
+    return f"{exact(value)} B ({human(value, 'B')})"
+
+
+def total_lines(report: Report, fit=None, memory: bool = False):
+    """(label, text, level) triples under the summary table. Level 0: params, MACs, then the
+    memory groups (level 0 headers, their figures at level 1), each figure named as its JSON
+    field in ``totals`` and, where it has one, its budget key first (docs/ci.md maps them):
+    inference at the batch, training at the batch (the figures to act on); with ``memory`` also
+    the figures per image and the sizes as torchinfo prints them (docs/memory.md)."""
     t = report.totals
     trainable, frozen = param_split(report)
-    params = both(t["params"]) + (f", of which aux heads {exact(t['params_aux'])}" if t["params_aux"] else "")
-    lines = [
-        ("params", params),
-        ("trainable / frozen", f"{exact(trainable)} / {exact(frozen)}"),
-    ]
+    params = both(t["params"])
+    if frozen:
+        params += f"; trainable {exact(trainable)}, frozen {exact(frozen)}"
+    if t["params_aux"]:
+        params += f"; aux heads {exact(t['params_aux'])}"
     if t["buffers"]:
-        lines.append(("buffers", f"{exact(t['buffers'])} (BN running statistics, not params)"))
-    lines += [
+        params += f"; buffers {exact(t['buffers'])} (BN running statistics)"
+    lines = [
+        ("params", params, 0),
         ("MACs", both(t["macs"]) + "; FLOPs = 2 x MACs"
-         + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else "")),
-        ("activations / image", f"{exact(t['activations'])} values = {both(t['activation_bytes'], 'B')}, "
-         f"{report.dtype} (classic count: every tensor kept)"),
-        ("saved for backward / image", f"{both(t['train_saved_bytes'], 'B')}"),
-        (f"weights+grads+optimizer ({report.optimizer})", f"{both(t['train_state_bytes'], 'B')}"),
+         + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else ""), 0),
     ]
-    # (the older "training, batch N" line, saved x N + state, gave way to the liveness lines'
-    # "training total"; the JSON keeps its figure as batch_train_bytes)
-    sz = sizes(report)
-    per = "" if str(report.batch) == "1" else f", batch {report.batch}"
-    lines += peak_lines(report, per)
-    lines += [
-        (f"input size{per}", both(sz["input_bytes"], "B")),
-        ("params size" + (" (with buffers)" if t["buffers"] else ""), both(sz["param_bytes"], "B")),
-        (f"forward size{per}", both(sz["activation_bytes"], "B") + " (activations, input included)"),
-        ("estimated total size", both(sz["total_bytes"], "B") + " (forward + params)"),
-    ]
-    if t.get("ensemble", 1) != 1 or t.get("crops", 1) != 1:
-        lines.append(("test-time cost", f"ensemble of {t['ensemble']} x {t['crops']} crop(s): MACs x{t['ensemble'] * t['crops']}, "
-                      f"params and memory x{t['ensemble']}"))
-    if fit is not None:
-        budget, batch = fit[:2]
-        what = fit[2] if len(fit) > 2 else "training"
-        lines.append(("fits in " + human(budget, "B"), f"{what} batch of at most {exact(batch)}"))
-    return lines
-
-
-def peak_lines(report: Report, per: str = "") -> list:
-    """The liveness lines (docs/memory.md): inference and training peaks at the batch, where they
-    occur, the training total and training MACs; none where sizes are symbolic."""
     from .report import _peaks
 
     p = _peaks(report)
-    lines = []
-    if p["inference_peak_bytes"] is not None:
+    backend = p.get("memory_backend")
+    sz = sizes(report)
+    at = f"batch {exact(report.batch)}"
+    peaks = p["inference_peak_bytes"] is not None
+    if memory:
         lines += [
-            (f"inference peak{per}", f"{both(p['inference_peak_bytes'], 'B')} at {plain(p['inference_peak_layer'])} "
-             "(live tensors of a no-grad forward; weights and input apart)"),
-            (f"training peak{per}", f"{both(p['train_peak_bytes'], 'B')} "
-             + (f"at {plain(p['train_peak_layer'])}, {p['train_peak_phase']} " if p["train_peak_phase"] else "")
-             + "(forward+backward, gradients included; weights and input apart)"),
-            (f"training total{per}", f"{both(p['train_total_bytes'], 'B')} (the peak, plus weights, "
-             f"{report.optimizer} state and input)"),
+            ("per image", "", 0),
+            ("activations", f"{exact(t['activations'])} values (every tensor kept: the classic count)", 1),
+            ("activation_bytes", f"{_b(t['activation_bytes'])}, {report.dtype}", 1),
+            ("train_saved_bytes", f"{_b(t['train_saved_bytes'])}: saved for backward", 1),
         ]
-    if p["train_macs"] is not None:
-        lines.append(("training MACs / image", both(p["train_macs"]) + " (forward + backward)"))
+        if p["train_macs"] is not None:
+            lines.append(("train_macs", both(p["train_macs"]) + ": forward + backward MACs", 1))
+    lines.append((f"inference at {at}" + (f", {backend}" if peaks else ""), "", 0))
+    if peaks:
+        where = f" at {plain(p['inference_peak_layer'])}" if p["inference_peak_layer"] else ""
+        lines += [
+            ("peak_memory (inference_peak_bytes)", _b(p["inference_peak_bytes"]) + where, 1),
+            ("inference_live_bytes", _b(p["inference_live_bytes"]) + ": live tensors alone", 1),
+        ]
+    if not peaks:
+        lines.append(("memory (batch_activation_bytes)", _b(t["batch_activation_bytes"])
+                      + ": every tensor kept, input included", 1))
+    lines.append((f"training at {at}" + (f", {backend}" if peaks else "") + f", {report.optimizer}", "", 0))
+    if peaks:
+        where = (f" at {plain(p['train_peak_layer'])}, {p['train_peak_phase']}" if p["train_peak_phase"] else "")
+        lines.append(("train_peak_memory (train_peak_bytes)", _b(p["train_peak_bytes"]) + where, 1))
+        if memory:
+            lines.append(("train_live_bytes", _b(p["train_live_bytes"]) + ": live tensors and gradients alone", 1))
+        lines.append(("train_total_bytes", _b(p["train_total_bytes"]) + f": peak + weights, {report.optimizer} state, input", 1))
+    if memory or not peaks:
+        lines += [
+            ("train_state_bytes", _b(t["train_state_bytes"]) + f": weights, gradients, {report.optimizer} state", 1),
+            ("train_memory (batch_train_bytes)", _b(t["batch_train_bytes"]) + ": saved for backward x batch + state", 1),
+        ]
+    if memory:
+        lines += [
+            (f"sizes as torchinfo prints them, {at}", "", 0),
+            ("size_input_bytes", _b(sz["input_bytes"]), 1),
+            ("size_param_bytes", _b(sz["param_bytes"]) + (" (with buffers)" if t["buffers"] else ""), 1),
+            ("memory (batch_activation_bytes, size_activation_bytes)", _b(sz["activation_bytes"])
+             + ": forward size, every tensor kept, input included", 1),
+            ("size_total_bytes", _b(sz["total_bytes"]) + ": forward + params", 1),
+        ]
+    if t.get("ensemble", 1) != 1 or t.get("crops", 1) != 1:
+        lines.append(("test-time cost", f"ensemble of {t['ensemble']} x {t['crops']} crop(s): MACs x{t['ensemble'] * t['crops']}, "
+                      f"params and memory x{t['ensemble']}", 0))
+    if fit is not None:
+        budget, batch = fit[:2]
+        what = fit[2] if len(fit) > 2 else "training"
+        lines.append(("fits in " + human(budget, "B"), f"{what} batch of at most {exact(batch)}"
+                      + (f" ({backend})" if peaks else ""), 0))
+    if not memory:
+        lines.append(("", "--memory: every memory figure; docs/memory.md", 0))
     return lines
 
 
@@ -216,7 +240,7 @@ def _head_line(report):
             + (f", symbols {', '.join(f'{k}={v}' for k, v in report.values.items())}" if report.values else ""))
 
 
-def summary_markdown(report: Report, depth=None, fit=None, net=None) -> str:
+def summary_markdown(report: Report, depth=None, fit=None, net=None, memory: bool = False) -> str:
     out = [f"# {md(report.name)}" + (f": {md(report.title)}" if report.title else ""), ""]
     if report.source:
         out += [f"Source: {md(report.source)}", ""]
@@ -234,8 +258,9 @@ def summary_markdown(report: Report, depth=None, fit=None, net=None) -> str:
                    f"{exact(r.params)} | {_pct(share(r.params, tp))} | {exact(r.macs)} | {pm} | "
                    f"{exact(r.values)} | {rf_text(r.rf)} |")
     out.append("")
-    for k, v in total_lines(report, fit):
-        out.append(f"- **{k}**: {v}")
+    for k, v, level in total_lines(report, fit, memory):
+        pad = "  " * level
+        out.append(f"{pad}- **{k}**" + (f": {v}" if v else "") if k else f"{pad}- {v}")
     for w in report.warnings:
         out.append(f"- warning: {md(w)}")
     return "\n".join(out) + "\n"
@@ -259,7 +284,7 @@ SUMMARY_COLUMNS = (
 MAX_ROWS = 10_000
 
 
-def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_rows=MAX_ROWS):
+def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_rows=MAX_ROWS, memory: bool = False):
     """The summary as a table that fits ``out.width`` (see :mod:`archcalc.output.textout`), then the
     totals. Cheap per row: one string per cell, no markup. Over ``max_rows`` rows (0: no limit)
     the middle rows are folded into one line that says how many (the totals stay exact)."""
@@ -319,8 +344,9 @@ def summary_table(out: Out, report: Report, depth=None, fit=None, net=None, max_
     if report.source:
         out.para("source: " + plain(report.source), "dim")
     out.para(_head_line(report))
-    for k, v in total_lines(report, fit):
-        out.para(f"  {k}: {v}", indent="  ")
+    for k, v, level in total_lines(report, fit, memory):
+        pad = "  " * (level + 1)
+        out.para(f"{pad}{k}:" + (f" {v}" if v else "") if k else f"{pad}({v})", indent=pad)
     for w in report.warnings:
         out.para(f"  warning: {plain(w)}", "yellow", indent="  ")
 

@@ -49,10 +49,12 @@ class Summary:
     """What ``archcalc summary`` shows: the report and the options that shape it. (A plain slotted
     class, not a dataclass: this module is imported by every run, and a dataclass costs ~1 ms.)"""
 
-    __slots__ = ("report", "net", "depth", "fit", "max_rows")
+    __slots__ = ("report", "net", "depth", "fit", "max_rows", "memory")
 
-    def __init__(self, report, net=None, depth: int | None = None, fit: tuple | None = None, max_rows: int = 10_000):
+    def __init__(self, report, net=None, depth: int | None = None, fit: tuple | None = None, max_rows: int = 10_000,
+                 memory: bool = False):
         self.report, self.net, self.depth, self.max_rows = report, net, depth, max_rows
+        self.memory = memory  # --memory: every memory figure under the table
         self.fit = fit  # (budget bytes, max batch, "training" | "inference"), or None
 
 
@@ -62,7 +64,7 @@ def _summary_table(v: Summary) -> None:
 
     if v.max_rows < 0:
         raise UsageError(f"--max-rows {v.max_rows}: expected 0 (every row) or a positive number")
-    summary_table(_out(), v.report, v.depth, v.fit, v.net, v.max_rows)
+    summary_table(_out(), v.report, v.depth, v.fit, v.net, v.max_rows, v.memory)
 
 
 def _summary_json(v: Summary) -> None:
@@ -88,7 +90,7 @@ def _summary_csv(v: Summary) -> None:
 def _summary_markdown(v: Summary) -> None:
     from .render import summary_markdown
 
-    _write(summary_markdown(v.report, v.depth, v.fit, v.net))
+    _write(summary_markdown(v.report, v.depth, v.fit, v.net, v.memory))
 
 
 SUMMARY: Table = {"table": _summary_table, "json": _summary_json, "csv": _summary_csv, "markdown": _summary_markdown}

@@ -537,7 +537,7 @@ def _cpu_live(net, report, batch):
     from ..analysis.liveness import totals as peaks
 
     got = live_bytes(net, batch=batch)
-    est = peaks(report, batch)
+    est = peaks(report, batch, "cpu")
     at = got["at"]
     return {"inference_live_bytes": {
         "batch": batch, "engine": est["inference_peak_bytes"], "torch": got["peak"],
@@ -584,16 +584,17 @@ def _cuda_peaks(net, report, batch, run_batch, model=None):
     model = build(net, device="cuda") if model is None else model
     fwd = cuda_peak(model, net, batch, False)
     train = cuda_peak(model, net, run_batch, True)
-    inf = peaks(report, batch)
-    tr = peaks(report, run_batch)
+    backend = "cudnn" if torch.backends.cudnn.enabled else "native"  # docs/memory.md: the backend's working memory
+    inf = peaks(report, batch, backend)
+    tr = peaks(report, run_batch, backend)
     return {
         "inference_peak_bytes": {"batch": batch, "engine": inf["inference_peak_bytes"], "torch": fwd,
                                  "ratio": _ratio(fwd, inf["inference_peak_bytes"]), "at": inf["inference_peak_layer"],
-                                 "engine_is": "liveness: live tensors of a no-grad forward"},
+                                 "engine_is": f"liveness: live tensors of a no-grad forward + {backend} working memory"},
         "train_peak_bytes": {"batch": run_batch, "engine": tr["train_peak_bytes"], "torch": train,
                              "ratio": _ratio(train, tr["train_peak_bytes"]),
                              "at": f"{tr['train_peak_layer']} ({tr['train_peak_phase']})",
-                             "engine_is": "liveness: live tensors and gradients of forward+backward"},
+                             "engine_is": f"liveness: live tensors and gradients of forward+backward + {backend} working memory"},
     }
 
 

@@ -36,6 +36,8 @@ def test_summary_at_80_columns_keeps_every_layer_name_and_digit():
     assert proc.returncode == 0, proc.stderr
     report, rows = _rows("resnet50")
     lines = proc.stdout.splitlines()
+    # the table: up to its total row (the memory lines under it may wrap onto a layer name)
+    lines = lines[:next(i for i, x in enumerate(lines) if x.startswith("total")) + 1]
     table_lines = [x for x in lines if x.startswith(("layer", "conv1", "bn1", "relu", "maxpool", "avgpool",
                                                      "flatten", "fc", "total")) or x.startswith("layer")]
     assert max(len(x) for x in table_lines) <= 80
@@ -77,6 +79,11 @@ def test_summary_in_a_real_80_column_terminal():
         assert re.search(rf"^{re.escape(name)}\s.*\s{re.escape(params)}\s+{re.escape(macs)}\b", text, re.M), name
     table_part = text.split("(not shown")[0]
     assert max(len(x) for x in table_part.splitlines()) <= 80
+    # the memory lines under it wrap to the terminal too, each figure on its own line
+    assert max(len(x) for x in text.splitlines()) <= 80
+    lines = text.splitlines()
+    assert any(x.startswith("    peak_memory (inference_peak_bytes): ") for x in lines)
+    assert any(x.startswith("    inference_live_bytes: 9,633,792 B ") for x in lines)  # 3 x 256x56x56 x 4
 
 
 def test_boxed_at_100_columns_keeps_names_too():
@@ -269,7 +276,7 @@ def test_frozen_in_the_outputs(tmp_path, cli):
     spec.write_text(FROZEN)
     code, out, _ = cli("summary", str(spec))
     assert code == 0
-    assert "trainable / frozen: 4,672 / 794" in out
+    assert "params: 5,466 (5.47K); trainable 4,672, frozen 794" in out  # 4,672 + 794 = 5,466
     assert "(frozen)" in out
     code, out, _ = cli("summary", str(spec), "-f", "json")
     doc = json.loads(out)
@@ -307,10 +314,13 @@ def test_shares_and_size_lines(cli):
     s = sizes(r)
     assert s == {"input_bytes": 2 * 3 * 224 * 224 * 4, "param_bytes": 138_357_544 * 4,
                  "activation_bytes": 2 * 60_950_432, "total_bytes": 2 * 60_950_432 + 138_357_544 * 4}
-    assert "input size: 602,112 bytes" in out and "estimated total size: 614,380,608 bytes" in out
-    assert "buffers" not in out  # no BN, no buffers line
+    assert "size_input_bytes" not in out  # the sizes: behind --memory
+    code, out, _ = cli("summary", "vgg16", "--memory")
+    # 3x224x224 x 4 = 602,112; 60,950,432 + 138,357,544 x 4 = 614,380,608
+    assert "size_input_bytes: 602,112 B" in out and "size_total_bytes: 614,380,608 B" in out
+    assert "buffers" not in out  # no BN, no buffers
     code, out, _ = cli("summary", "resnet18")
-    assert "buffers: 9,600 (BN running statistics, not params)" in out
+    assert "; buffers 9,600 (BN running statistics)" in out
 
 
 # --------------------------------------------------------------------------- other commands

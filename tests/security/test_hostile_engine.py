@@ -190,7 +190,7 @@ def test_twenty_free_widths_are_not_factored(tmp_path):
     # multivariate factoring of 20 symbols took 37 s; the polynomial is shown expanded
     path = _spec(tmp_path, _widths(20))
     out, _ = _case(tmp_path, ["summary", str(path)], 0)
-    assert "36*w0*w1 + " in out
+    assert "params: 9*w0*w1 + 28*w0 + " in out  # conv w0 -> w1, 3x3: 9*w0*w1 weights (+ w1 bias)
 
 
 def test_bounded_expansion_estimate():

@@ -1,0 +1,115 @@
+"""The backend's working memory in the peaks (docs/memory.md, archcalc/layers/conv.py conv_workspace):
+hand arithmetic checked against the peaks an NVIDIA H100 measured (docs/verify.md, "Peak memory on a
+GPU over the zoo": torch 2.11, cuDNN 9.19, torch.cuda.max_memory_allocated above model and input),
+and issue 26's goals over that whole table (benchmarks/memory_rule.py reads its measured columns)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import archcalc
+from archcalc import analyze
+from archcalc.analysis.liveness import totals
+from conftest import ROOT
+
+
+def _r512(v):
+    return -(-v // 512) * 512
+
+
+def _peak(name, batch, backend, what="inference_peak_bytes"):
+    return totals(analyze(archcalc.load(name), batch=batch), batch, backend)[what]
+
+
+def test_vgg16_batch32_cudnn_and_native():
+    act = 32 * 64 * 224 * 224 * 4  # one 64x224x224 fp32 activation at batch 32
+    assert act == 411_041_792
+    # conv1_2 runs while conv1_1's output lives, beside its own output: the live tensors
+    assert _peak("vgg16", 32, "cpu") == 2 * act == 822_083_584
+    # cuDNN: the input and the output once more (channels last) and the filter 64x64x3x3 x 4 bytes
+    # (+ 256), rounded to 512: measured 1,644,315,136
+    assert 4 * act + _r512(64 * 64 * 9 * 4 + 256) == 1_644_315_136
+    assert _peak("vgg16", 32, "cudnn") == 1_644_315_136
+    # without cuDNN: one image's column buffer, 64 x 9 x 224 x 224 x 4: measured 937,689,088
+    assert _peak("vgg16", 32, "native") == 2 * act + 64 * 9 * 224 * 224 * 4 == 937_689_088
+
+
+def test_resnet_stems_and_cifar_blocks_as_measured():
+    # resnet18 at batch 32, conv1 (7x7/2, 3 -> 64): its output (64x112x112) and bn1's beside it
+    # are the live peak; cuDNN adds the input 3x224x224, the output again and the filter
+    # 64x3x7x7 x 4 = 37,632 (+ 256 -> 37,888): measured 224,826,368
+    out = 32 * 64 * 112 * 112 * 4
+    assert 2 * out + 32 * 3 * 224 * 224 * 4 + _r512(64 * 3 * 49 * 4 + 256) == 224_826_368
+    assert _peak("resnet18", 32, "cudnn") == 224_826_368
+    # resnet20 (CIFAR) at batch 32, a 16 -> 16 3x3 conv at 32x32: three live 16x32x32 maps, the
+    # input and output converted, the filter 16x16x9 x 4 + 256: measured 10,495,488; without
+    # cuDNN the column buffer 16 x 9 x 32 x 32 x 4 instead: measured 6,881,280
+    unit = 32 * 16 * 32 * 32 * 4
+    assert 5 * unit + _r512(16 * 16 * 9 * 4 + 256) == 10_495_488 == _peak("resnet20", 32, "cudnn")
+    assert 3 * unit + 16 * 9 * 32 * 32 * 4 == 6_881_280 == _peak("resnet20", 32, "native")
+
+
+def test_pointwise_from_1024_channels_converts():
+    # fcn_resnet50 at batch 32 (65x65 maps, dilated): layer4.0's 1x1 shortcut (1024 -> 2048) runs
+    # beside the residual branch's output (2048x65x65); with its input and output converted
+    # (a 1x1 filter needs no copy): 2048 + 1024 + 2048 + 1024 + 2048 = 4 x 2048 maps. Measured
+    # 4,430,234,112, 512 bytes more.
+    unit = 32 * 2048 * 65 * 65 * 4
+    assert _peak("fcn_resnet50", 32, "cudnn") == 4 * unit == 4_430_234_112 - 512
+
+
+def test_batch1_rounds_every_block_to_512_bytes():
+    # lenet5 without cuDNN at batch 1: C1's output 6x28x28 x 4 = 18,816 -> 18,944 and its column
+    # buffer 1 x 25 x 28 x 28 x 4 = 78,400 -> 78,848: measured 97,792
+    assert _r512(6 * 28 * 28 * 4) + _r512(25 * 28 * 28 * 4) == 97_792
+    assert _peak("lenet5", 1, "native") == 97_792
+    # (the live tensors alone are not rounded: the CPU's figure)
+    assert _peak("lenet5", 1, "cpu") == 2 * 18_816
+
+
+def _rule_script():
+    spec = importlib.util.spec_from_file_location("memory_rule", ROOT / "benchmarks" / "memory_rule.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_goals_over_the_measured_table():
+    mod = _rule_script()
+    rows = [r for r in mod.read_table() if r["batch"] == 32]
+    assert len(rows) == 98  # every concrete zoo spec but efficientnet_b7
+    vgg = next(r for r in rows if r["spec"] == "vgg16")
+    assert vgg["inference_measured"] == 1_644_315_136 and vgg["inference_measured_without_cudnn"] == 937_689_088
+    rows = mod.estimates(rows)
+    within, below, n, _ = mod.score(rows, "inference", "", 0.05)
+    # issue 26: within 5% on at least 90%, never more than 5% below; one spec misses the second
+    # (regnet_y_16gf, 6.5% below: docs/memory.md)
+    assert within >= 0.9 * n and within == 96
+    assert [r["spec"] for r in rows if r["inference_estimate"] < 0.95 * r["inference_measured"]] == ["regnet_y_16gf"]
+    within, below, n, _ = mod.score(rows, "inference", "_without_cudnn", 0.05)
+    assert (within, below) == (98, 0)
+    within, below, n, _ = mod.score(rows, "training", "", 0.03)
+    assert (within, below) == (88, 5)  # issue 26 asks 89 and 0: not met (docs/memory.md says which)
+
+
+def test_summary_states_backend_figure_and_live_line(cli):
+    code, out, err = cli("summary", "vgg16", "--batch", "32")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "    peak_memory (inference_peak_bytes): 1,644,315,136 B (1.53 GiB) at conv1_2" in lines
+    assert "    inference_live_bytes: 822,083,584 B (784.00 MiB): live tensors alone" in lines
+    code, out, err = cli("summary", "vgg16", "--batch", "32", "--backend", "native", "-f", "json")
+    t = json.loads(out)["totals"]
+    assert (t["memory_backend"], t["inference_peak_bytes"], t["inference_live_bytes"]) == ("native", 937_689_088, 822_083_584)
+
+
+def test_fit_uses_the_backend_figure(cli):
+    # vgg16 inference, 2 GiB: weights 553,430,176 bytes; per image the input 602,112 and, live
+    # tensors alone, 25,690,112 -> (2 GiB - 553,430,176) // 26,292,224 = 60; with cuDNN's
+    # conv1_2 (4 x 12,845,056 per image + its filter 147,968) -> ... // 51,982,336 = 30
+    assert (2 * 2**30 - 553_430_176) // (25_690_112 + 602_112) == 60
+    assert (2 * 2**30 - 553_430_176 - 147_968) // (4 * 12_845_056 + 602_112) == 30
+    for backend, n in (("cpu", 60), ("cudnn", 30)):
+        code, out, err = cli("summary", "vgg16", "--fit", "2GiB", "--inference", "--backend", backend, "-f", "json")
+        assert json.loads(out)["fit"]["max_batch"] == n, backend

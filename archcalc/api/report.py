@@ -66,12 +66,15 @@ class Totals:
     size_activation_bytes: Number
     size_total_bytes: Number
     inference_peak_bytes: Optional[Number] = None
+    inference_live_bytes: Optional[Number] = None
     inference_peak_layer: Optional[str] = None
     train_peak_bytes: Optional[Number] = None
+    train_live_bytes: Optional[Number] = None
     train_peak_layer: Optional[str] = None
     train_peak_phase: Optional[str] = None
     train_total_bytes: Optional[Number] = None
     train_macs: Optional[Number] = None
+    memory_backend: Optional[str] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -83,8 +83,9 @@ def summary_html(report: Report, depth=None, fit=None, net=None, max_rows: int =
     if report.source:
         parts.append(f'<p style="color: #888">source: {t(report.source)}</p>')
     parts.append(f"<table {_TABLE}><tbody>")
-    for k, v in total_lines(report, fit):
-        parts.append(f'<tr><th style="{_CELL}; text-align: left">{t(k)}</th><td style="{_CELL}">{t(v)}</td></tr>')
+    for k, v, level in total_lines(report, fit):
+        pad = f"; padding-left: {0.5 + 1.5 * level}em" if level else ""
+        parts.append(f'<tr><th style="{_CELL}; text-align: left{pad}">{t(k)}</th><td style="{_CELL}">{t(v)}</td></tr>')
     parts.append("</tbody></table>")
     if report.warnings:
         parts.append('<ul class="archcalc-warnings">' + "".join(

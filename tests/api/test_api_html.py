@@ -65,7 +65,7 @@ def test_vgg16_html_has_the_layer_table():
     assert by_name["conv1_2"][col["RF size/stride/pad"]] == "5/1/2"
     labels = {r[0]: r[1] for r in totals}
     assert labels["params"].startswith("138,357,544")
-    assert "inference peak" in labels
+    assert "peak_memory (inference_peak_bytes)" in labels
 
 
 def test_long_networks_fold_like_the_terminal():

@@ -13,8 +13,6 @@ every CLI start) stays light: no sympy, no torch.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .version import JSON_SCHEMA, __version__  # noqa: E402,F401
@@ -28,35 +26,8 @@ _API = frozenset({"summary", "compare", "check", "verify", "load", "analyze", "s
                   "ReceptiveField", "Axis", "CheckResult", "VerifyResult"})
 
 
-class _CheckPackage(types.ModuleType):
-    """``archcalc.check`` is two things: the CI package (:mod:`archcalc.check.checks`, ...) and the
-    function :func:`archcalc.api.check`. Python sets a package's attribute to a subpackage when
-    the subpackage is imported, so the subpackage is made callable instead of shadowing the function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .api import check as _check
-
-        return _check(*args, **kwargs)
-
-
-class _Package(types.ModuleType):
-    """archcalc's own module class: it makes the ``check`` subpackage callable when it is imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "check" and isinstance(value, types.ModuleType) and type(value) is types.ModuleType:
-            value.__class__ = _CheckPackage
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 def __getattr__(name: str) -> Any:
     """The API's names, imported from :mod:`archcalc.api` when first used (PEP 562)."""
-    if name == "check":  # the CI package, made callable (see _CheckPackage)
-        import importlib
-
-        return importlib.import_module(__name__ + ".check")  # (`from . import check` would ask this function again)
     if name in _API:
         from . import api
 

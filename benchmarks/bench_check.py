@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archcalc.check import checks
+from archcalc.ci import checks
 from archcalc.output import ci_report  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """The layers of the package (issue 20): every import inside archcalc, at module level or inside a
 function, points down the stack, and no two modules import each other through any path.
 
-    core (errors, limits, expr, safeio, findings) < layers < spec < analysis < output < check
+    core (errors, limits, expr, safeio, findings) < layers < spec < analysis < output < ci
     < torchside < importer < api < cli < the package's __init__ and __main__
 
 A module may import its own folder and any folder below it; a lazy import (inside a function)
@@ -16,7 +16,7 @@ from pathlib import Path
 from conftest import ROOT
 
 PKG = ROOT / "archcalc"
-RANK = {"core": 0, "layers": 1, "spec": 2, "analysis": 3, "output": 4, "check": 5, "torchside": 6, "importer": 7,
+RANK = {"core": 0, "layers": 1, "spec": 2, "analysis": 3, "output": 4, "ci": 5, "torchside": 6, "importer": 7,
         "api": 8, "cli": 9, "top": 10}
 FLAT = {"errors", "limits", "expr", "safeio", "safejson", "version", "findings", "_speedups"}  # core modules directly under archcalc/
 

@@ -14,7 +14,7 @@ from . import _options as opt
 from ._source import loader
 
 if TYPE_CHECKING:
-    from ..check.checks import Run, SpecResult
+    from ..ci.checks import Run, SpecResult
 
 Budget = Mapping[str, Union[int, str]]
 
@@ -27,7 +27,7 @@ class CheckResult:
 
     @property
     def run(self) -> "Run":
-        """The underlying :class:`archcalc.check.checks.Run`."""
+        """The underlying :class:`archcalc.ci.checks.Run`."""
         return self._run
 
     @property
@@ -45,7 +45,7 @@ class CheckResult:
 
     def render(self, format: str = "text") -> str:
         """The report in one of ``archcalc check``'s formats: text, json, junit, github, sarif."""
-        from ..check.ci_report import FORMATS, render
+        from ..ci.ci_report import FORMATS, render
         from ..errors import UsageError, expected_one_of
 
         name = getattr(format, "value", format)
@@ -63,7 +63,7 @@ class CheckResult:
     def raise_for_status(self) -> None:
         """Raise what ``archcalc check`` exits with: SpecError (exit 2) or CheckFailed (exit 1)."""
         from ..errors import CheckFailed, SpecError
-        from ..check.ci_report import clean
+        from ..ci.ci_report import clean
 
         run = self._run
         code = run.exit_code
@@ -88,7 +88,7 @@ class CheckResult:
 
 def _failure_text(run: "Run") -> str:
     """The one line ``archcalc check`` fails with (the same words as the CLI's)."""
-    from ..check.ci_report import clean
+    from ..ci.ci_report import clean
 
     parts = []
     for r in run.results:
@@ -126,7 +126,7 @@ def _budgets(budget: Optional[Budget]) -> dict:
 
 
 def _ignore(ignore: Union[str, Iterable[str], None]) -> frozenset:
-    from ..check.checks import LINTS
+    from ..ci.checks import LINTS
     from ..errors import UsageError, expected_one_of, short
 
     items = [p.strip() for p in ignore.split(",")] if isinstance(ignore, str) else list(ignore or ())
@@ -150,7 +150,7 @@ def check(specs: Union[str, Any, Sequence[Any]], *, budget: Optional[Budget] = N
     (False, 1)
     """
     from ..analysis.engine import DTYPES, OPTIMIZERS
-    from ..check import checks
+    from ..ci import checks
     from ..errors import UsageError
 
     items = [specs] if isinstance(specs, (str, dict)) or not isinstance(specs, Sequence) else list(specs)

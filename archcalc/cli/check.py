@@ -1,6 +1,6 @@
 """The CI commands: ``archcalc check`` (budgets, lints, baselines over many specs) and
 ``archcalc diff`` (what changed between two versions of a spec). The logic lives in
-:mod:`archcalc.check.checks`, :mod:`archcalc.check.ci_report` and :mod:`archcalc.check.diff`; this module
+:mod:`archcalc.ci.checks`, :mod:`archcalc.ci.ci_report` and :mod:`archcalc.ci.diff`; this module
 parses arguments and writes what they return."""
 
 import sys
@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..check import ci_report
+from ..ci import ci_report
 from .common import BatchOpt, DType, DTypeOpt, InputOpt, Optim, OptimOpt, SetOpt, format_choices, format_option
 from ..errors import CheckFailed, SpecError, UsageError, short
 
@@ -50,7 +50,7 @@ def parse_budgets(items) -> dict:
 
 
 def parse_ignore(items) -> frozenset:
-    from ..check.checks import LINTS
+    from ..ci.checks import LINTS
     from ..errors import expected_one_of
 
     out = set()
@@ -66,7 +66,7 @@ def parse_ignore(items) -> frozenset:
 
 
 def parse_reports(items) -> list:
-    from ..check.ci_report import FORMATS
+    from ..ci.ci_report import FORMATS
     from ..errors import expected_one_of
 
     out = []
@@ -81,7 +81,7 @@ def parse_reports(items) -> list:
 
 
 def _failure_text(run) -> str:
-    from ..check.ci_report import clean
+    from ..ci.ci_report import clean
 
     parts = []
     for r in run.results:
@@ -132,13 +132,13 @@ def _not_there(path: str) -> bool:
 
 def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseline, max_growth, write_baseline, jobs,
              notices, specs=(), exclude=()):
-    """check's options parsed into :class:`archcalc.check.checks.Options` (the baseline read and checked).
+    """check's options parsed into :class:`archcalc.ci.checks.Options` (the baseline read and checked).
     A --baseline file that does not exist yet (a repository's first run) is a notice, not an error:
     nothing is compared, and the notice says how to write one."""
     import os
     import shlex
 
-    from ..check import checks
+    from ..ci import checks
     from .common import _val, parse_batch, parse_input, parse_sets
 
     if baseline and _not_there(baseline):
@@ -177,7 +177,7 @@ def _write_reports(run, extra):
 
 def _emit(run, fmt, extra, write_baseline):
     """The report files, the baseline, then the report on stdout (through ci_report.FORMATS)."""
-    from ..check import checks
+    from ..ci import checks
 
     single_error = len(run.results) == 1 and run.results[0].status == "error"
     _write_reports(run, extra)
@@ -231,7 +231,7 @@ def register(app):
         jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes for many files (0: one per CPU, up to 8, from 8 files; 1: none). Results and report are the same either way."),
     ):
         """Check specs in CI: budgets, lints and baselines; exit 0 all pass, 1 a check failed, 2 a spec could not be read."""
-        from ..check import checks
+        from ..ci import checks
 
         extra = parse_reports(reports)
         _check_targets(extra, write_baseline)
@@ -262,7 +262,7 @@ def register(app):
         """What changed between two specs, layer by layer (shape, params, MACs) and in the totals."""
         import json
 
-        from ..check import diff as spec_diff
+        from ..ci import diff as spec_diff
         from .common import _val, parse_batch, parse_input, parse_sets
 
         values, shape, b = parse_sets(set), parse_input(input), parse_batch(batch)

@@ -305,9 +305,9 @@ def analyze_net(net, batch="1", dtype=DType.fp32, optimizer=Optim.sgd, ensemble=
 
 def spec_ignores(net, report):
     """The report without the findings the spec's ``lint: ignore`` silences, as ``archcalc check``
-    does (archcalc.check.checks.quiet_ignored). Nothing is printed for them: the spec says why."""
+    does (archcalc.ci.checks.quiet_ignored). Nothing is printed for them: the spec says why."""
     if net.lint is not None:
-        from ..check.checks import quiet_ignored
+        from ..ci.checks import quiet_ignored
 
         quiet_ignored(net, report)
     return report

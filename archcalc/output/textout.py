@@ -168,7 +168,7 @@ def neutral(text: str, commands: bool = False) -> str:
 
 class Commands(str):
     """Text whose lines starting with ``::error``/``::warning``/``::notice`` are archcalc's own
-    workflow commands (made by :func:`archcalc.check.ci_report.github` with escaped properties and
+    workflow commands (made by :func:`archcalc.ci.ci_report.github` with escaped properties and
     data): a :class:`Guard` lets those lines through."""
 
 

@@ -7,8 +7,8 @@ takes the view's one value (a Report, a list of Reports, a :class:`Summary`, ...
 stdout. The renderers themselves (:mod:`archcalc.output.render`) are imported when one runs: the
 tables cost nothing to import, so every command's options can be built from them.
 
-``check``'s table is :data:`archcalc.check.ci_report.FORMATS` (it renders a
-:class:`archcalc.check.checks.Run`, which this layer may not import); it has the same shape.
+``check``'s table is :data:`archcalc.ci.ci_report.FORMATS` (it renders a
+:class:`archcalc.ci.checks.Run`, which this layer may not import); it has the same shape.
 """
 
 from __future__ import annotations

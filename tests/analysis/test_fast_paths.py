@@ -86,7 +86,7 @@ def test_jobs_out_of_range_is_a_usage_error(cli):
 def test_no_fork_when_threads_run(monkeypatch):
     import threading
 
-    from archcalc.check.checks import _jobs
+    from archcalc.ci.checks import _jobs
 
     # the suite may have started threads of its own (torch does): count from this test's view
     base = threading.active_count()

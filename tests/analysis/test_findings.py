@@ -11,7 +11,7 @@ import pytest
 from archcalc.analysis.depth import analyze_depth
 from archcalc.analysis.engine import analyze
 from archcalc.analysis.solve import tiling_sizes
-from archcalc.check import checks
+from archcalc.ci import checks
 from archcalc.findings import CODES, Finding, declare, is_a
 from archcalc.spec.load import loads
 

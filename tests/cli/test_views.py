@@ -1,4 +1,4 @@
-"""One renderer table per view (archcalc/output/views.py, archcalc/check/ci_report.FORMATS): every
+"""One renderer table per view (archcalc/output/views.py, archcalc/ci/ci_report.FORMATS): every
 command's --format choices, metavar and default come from its table's keys, so a format is one
 entry; sweep's --format is a typed choice like the others."""
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from archcalc.check import ci_report
+from archcalc.ci import ci_report
 from archcalc.output import views
 from conftest import ROOT, run_subprocess
 
@@ -72,8 +72,8 @@ def test_sweep_format_is_a_typed_choice():
 
 
 def test_building_the_cli_imports_no_check_machinery():
-    """check's choices come from ci_report.FORMATS without importing archcalc.check.checks (every
+    """check's choices come from ci_report.FORMATS without importing archcalc.ci.checks (every
     command would pay for it)."""
-    code = "import sys, archcalc.cli.main; print('archcalc.check.checks' in sys.modules, 'archcalc.output.render' in sys.modules)"
+    code = "import sys, archcalc.cli.main; print('archcalc.ci.checks' in sys.modules, 'archcalc.output.render' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.split() == ["False", "False"], proc.stderr

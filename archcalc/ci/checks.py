@@ -1,7 +1,7 @@
 """CI checks over many spec files: budgets, lints and baselines (``archcalc check``).
 
 Pure logic, no printing: :func:`run` turns a list of references (files, directories, globs, zoo
-names) into a :class:`Run` of :class:`SpecResult` s; :mod:`archcalc.check.ci_report` renders a Run as
+names) into a :class:`Run` of :class:`SpecResult` s; :mod:`archcalc.ci.ci_report` renders a Run as
 text, JSON, JUnit XML, GitHub workflow commands or SARIF. A spec that cannot be read is one
 result with status ``error``; the others are still checked.
 

@@ -1,6 +1,6 @@
 r"""Renderers for ``archcalc check``: text, JSON, JUnit XML, GitHub workflow commands, SARIF 2.1.0.
 
-Each takes a :class:`archcalc.check.checks.Run` and returns a string; nothing here prints or reads
+Each takes a :class:`archcalc.ci.checks.Run` and returns a string; nothing here prints or reads
 files. Spec text (names, titles, file names) is untrusted, and a report is read by a CI runner
 (docs/security.md): every format shows control, bidi and zero-width characters and undecodable
 file-name bytes as backslash escapes (:func:`archcalc.output.textout.escape`; JSON and SARIF by JSON's

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from archcalc.check import checks
+from archcalc.ci import checks
 
 BLOCKS = """name: blk
 input: [3, 32, 32]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archcalc.check import checks
+from archcalc.ci import checks
 from archcalc.spec import zoo
-from archcalc.check.checks import LINTS, METRICS
+from archcalc.ci.checks import LINTS, METRICS
 from conftest import ROOT
 
 FIX = ROOT / "tests" / "ci_fixtures"
@@ -239,7 +239,7 @@ def test_budget_on_a_symbolic_spec_cannot_be_checked(cli, at_root):
 def test_metrics_cover_every_budget_key():
     from archcalc.spec.load import BUDGET_KEYS
 
-    assert set(BUDGET_KEYS) <= set(METRICS), "a new budget key needs a METRICS entry (archcalc/check/checks.py)"
+    assert set(BUDGET_KEYS) <= set(METRICS), "a new budget key needs a METRICS entry (archcalc/ci/checks.py)"
 
 
 def test_family_members_are_checked_one_by_one(tmp_path, cli, monkeypatch):
@@ -259,7 +259,7 @@ def test_text_output_never_interprets_spec_text(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, _ = cli("check", "m.yaml")
     assert out.splitlines()[0] == "PASS  m.yaml  [bold red]x[/bold red]: 0 params, 0 MACs"
-    from archcalc.check.ci_report import clean
+    from archcalc.ci.ci_report import clean
 
     assert clean("a\x1b[2Jb\nc") == "a\\x1b[2Jb\\x0ac"
 
@@ -268,7 +268,7 @@ def test_text_output_never_interprets_spec_text(tmp_path, cli, monkeypatch):
 
 
 def _reports(*args):
-    from archcalc.check import ci_report
+    from archcalc.ci import ci_report
 
     run = checks.run(list(args), checks.Options(limits={"params": (1_000, "1K")}))
     return run, ci_report
@@ -323,7 +323,7 @@ def test_github_lines_carry_file_and_line(at_root):
 
 
 def test_github_escaping():
-    from archcalc.check.ci_report import _gh_data, _gh_prop
+    from archcalc.ci.ci_report import _gh_data, _gh_prop
 
     assert _gh_prop("a,b:c%\nd") == "a%2Cb%3Ac%25%0Ad"
     assert _gh_data("50%\r\n::x") == "50%25%0D%0A::x"
@@ -540,7 +540,7 @@ def test_pre_commit_runs_the_hook_on_a_sample_repository(tmp_path):
     assert "archcalc check" in proc.stdout and "Passed" in proc.stdout
 
 
-# docs/ci.md's bash blocks and CI configurations run in tests/check/test_ci_snippets.py
+# docs/ci.md's bash blocks and CI configurations run in tests/ci/test_ci_snippets.py
 
 
 def test_diff_family_members(tmp_path, cli, monkeypatch):

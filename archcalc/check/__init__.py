@@ -1,1 +1,0 @@
-"""archcalc.check."""

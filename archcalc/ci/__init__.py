@@ -1,0 +1,1 @@
+"""archcalc.ci: budgets, lints, baselines and CI reports for `archcalc check`."""

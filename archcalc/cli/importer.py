@@ -27,8 +27,18 @@ def _check_lines(result) -> list:
     out = result.get("outputs")
     if out is not None:
         shape = "x".join(str(d) for d in out["input"])
-        lines.append(f"outputs at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
-                     f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
+        if "error" in out:
+            lines.append(f"outputs at {shape}: running the models failed: {out['error']}: MISMATCH")
+        else:
+            lines.append(f"outputs at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
+                         f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
+        first = out.get("first")
+        if first:
+            lines.append(f"outputs: the first layer whose output differs is {first[0]} "
+                         f"(max |difference| {first[1]:.3g}, largest |value| {first[2]:.3g})")
+        elif not out["ok"] and "error" not in out:
+            lines.append("outputs: every layer named after a module of the original agrees with it; "
+                         "the difference arises in a join or functional call")
     elif result["ok"]:
         lines.append("outputs: not compared (the model has no real weights)")
     return lines
@@ -101,8 +111,17 @@ def register(app):
                                  hint="archcalc verify SPEC checks the spec against its own PyTorch build")
             from ..importer.roundtrip import check as roundtrip
 
-            result = roundtrip(text, model, graph.input, file=output or "<imported>",
-                               output_input=(graph.input[0], min(graph.input[1], 64), min(graph.input[2], 64)))
+            from ..errors import ArchcalcError
+
+            try:
+                result = roundtrip(text, model, graph.input, file=output or "<imported>")
+            except ArchcalcError:
+                raise
+            except Exception as err:  # noqa: BLE001 - torch or the model: one line, never a traceback
+                from ..importer import ImportFailed, _one_line
+
+                raise ImportFailed(f"--check of {target}: {_one_line(err)}",
+                                   hint="the spec was imported; this is the round trip's own failure") from None
             lines = _check_lines(result)
         if output:
             from ..safeio import write_file

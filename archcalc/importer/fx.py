@@ -56,9 +56,47 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m, qualname):
         if isinstance(m, _CONTAINERS):
             return False
+        base = declared_base(type(m), self.names)
+        if base is not None:
+            # a leaf only where it computes what the declared class computes; a subclass whose
+            # forward differs (timm's BatchNormAct2d: BatchNorm2d, then drop and activation) is
+            # traced through, its functional calls read back as the module they stand for
+            return same_function(type(m), base)
         if any(c.__name__ in self.names for c in type(m).__mro__[:-1]):
-            return True
+            return False  # a class of another package that only shares a declared name: traced through
         return super().is_leaf_module(m, qualname)
+
+
+# where a class that a layer type declares by name comes from: torch, torchvision and archcalc's
+# own builder; a class of the same name elsewhere (timm's LayerNorm2d) is not taken by its name
+_TRUSTED = ("torch.", "torchvision.", "archcalc.")
+# methods a subclass may override without changing what the module computes
+_HARMLESS = {"__init__", "__repr__", "__setstate__", "__getstate__", "extra_repr", "reset_parameters",
+             "_reset_parameters", "reset_running_stats", "_load_from_state_dict", "init_weights", "_init_weights",
+             "__constants__", "__annotations__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"}
+
+
+def declared_base(cls, names):
+    """The first class in ``cls``'s MRO that a layer type declares by name and that is the class
+    the name stands for (from torch, torchvision or archcalc), or None."""
+    for c in cls.__mro__[:-1]:
+        if c.__name__ in names and (c.__module__ + ".").startswith(_TRUSTED):
+            return c
+    return None
+
+
+def same_function(cls, base) -> bool:
+    """Whether ``cls`` computes what ``base`` computes: no class between them overrides a method
+    of ``base`` (forward, _conv_forward, ...) other than construction and initialisation."""
+    for c in cls.__mro__:
+        if c is base:
+            return True
+        for name, value in vars(c).items():
+            if name in _HARMLESS or not callable(value) and not isinstance(value, (property, staticmethod, classmethod)):
+                continue
+            if hasattr(base, name):
+                return False
+    return True
 
 
 def _autowrap(model, names):
@@ -100,7 +138,20 @@ def trace(model, input_shape, label: str) -> Graph:
     return g
 
 
+def _hooked(model):
+    """The first module with a forward hook (its path and class): torch.fx runs forward alone, so
+    what a hook changes would be lost."""
+    for path, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return path or "(the model)", type(m).__name__
+    return None
+
+
 def _trace(model, input_shape, label, original=None):
+    hooked = _hooked(original if original is not None else model)
+    if hooked:
+        raise ImportFailed(f"{label}: module {hooked[0]} ({hooked[1]}) has a forward hook, which tracing does not see",
+                           hint="remove the hook (or fold what it does into forward) before importing")
     names = _declared_names()
     tracer = _Tracer(names, _autowrap(model, names))
     try:
@@ -234,6 +285,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
     # a module's own parameters name the layers that use them: no other layer may take those names
     own = {path: [n for n, _ in m.named_parameters(recurse=False)] for path, m in model.named_modules()}
     classes = {path: type(m).__name__ for path, m in model.named_modules()}
+    owners: set = set()  # modules traced through whose own tensors one functional call used (named after them)
 
     def unique(scope, base):
         taken = used_names.setdefault(scope, set(children.get(scope, [])) | set(own.get(scope, [])))
@@ -368,6 +420,39 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             base_name = None
             label_of = _fn_label(node)
             args = list(node.args)
+            if name in _IGNORED:  # torch._assert and the like: no value, nothing computed
+                env[node] = ("const", None)
+                continue
+            if name == "getattr" and len(args) == 2 and args[1] == "ndim" and isinstance(value(args[0]), int):
+                env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
+                continue
+            folded = _fold(node, value)
+            if folded is not None:  # Python arithmetic on constants (x.ndim == 4, sizes)
+                env[node] = folded
+                continue
+            if node.op == "call_function" and name in FUNCTIONAL:
+                said = _as_module(node, name, value, model, ops, input_shape)
+                if isinstance(said, str):
+                    bad.add(f"{label_of} {said}", scope)
+                    env[node] = None
+                    continue
+                op_name, kw, owner, src = said
+                tensors, refs = [src], []
+                xs = [_shape_of(ops, src, input_shape)]
+                if cl:
+                    kw["channels_last"] = True
+                result, found_type = _first(table, op_name, kw, xs, y, cl)
+                if result is None:
+                    bad.add(f"{label_of} (as torch.nn.{op_name}{' on a channels-last tensor' if cl else ''})", scope)
+                    env[node] = None
+                    continue
+                used_params.update(f"{owner}.{n}" for n, _ in model.get_submodule(owner).named_parameters(recurse=False))
+                parent = owner.rsplit(".", 1)[0] if "." in owner else ""
+                env[node] = add(result, node, op_name, tensors, refs, parent, owner, xs, y)
+                owners.add(owner)
+                if cl:
+                    last.add(node)
+                continue
             if name == "permute" and args and isinstance(value(args[0]), int):
                 # a layout change, no layer: to channels-last and back (ConvNeXt's blocks)
                 dims, src = _permute_dims(args, node.kwargs), args[0]
@@ -462,11 +547,145 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
         env[node] = add(result, node, op_name, tensors, refs, scope_of, base_name, xs, y)
         if cl:
             last.add(node)
+    _beside_owners(ops, owners, model, bad)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
     g = simplify(g)
     g.used = used_params
     return g, used_params
+
+
+_IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
+
+# torch.nn.functional calls that are a torch module's forward on that module's own tensors (a
+# subclass traced through: timm's BatchNormAct2d calls F.batch_norm on its weight and running
+# statistics): said as that module, its class name and constructor keywords, and named after the
+# module that holds the tensors, so the layer's state_dict keys are the original's. name ->
+# (the tensor arguments, in the module's attribute names)
+FUNCTIONAL = {
+    "batch_norm": ("running_mean", "running_var", "weight", "bias"),
+    "conv2d": ("weight", "bias"),
+    "linear": ("weight", "bias"),
+    "layer_norm": ("weight", "bias"),
+    "group_norm": ("weight", "bias"),
+}
+
+
+def _module_of_functional(name, kw, x, tensors):
+    """(torch.nn class name, its constructor keywords) that computes ``F.<name>(**kw)`` on an input
+    of shape ``x`` (C, H, W or F) with ``tensors`` (attribute -> shape or None); or a reason."""
+    w = tensors.get("weight")
+    if name == "batch_norm":
+        if kw.get("training") or tensors.get("running_mean") is None:
+            return "(batch statistics: training mode or no running statistics)"
+        return ("BatchNorm2d" if len(x) == 3 else "BatchNorm1d",
+                {"num_features": x[0], "eps": kw.get("eps", 1e-5), "momentum": kw.get("momentum", 0.1),
+                 "affine": w is not None, "track_running_stats": True})
+    if name == "conv2d":
+        return "Conv2d", {"in_channels": x[0], "out_channels": w[0], "kernel_size": tuple(w[2:]),
+                          "stride": kw.get("stride", 1), "padding": kw.get("padding", 0), "dilation": kw.get("dilation", 1),
+                          "groups": kw.get("groups", 1), "bias": tensors.get("bias") is not None, "padding_mode": "zeros"}
+    if name == "linear":
+        return "Linear", {"in_features": w[1], "out_features": w[0], "bias": tensors.get("bias") is not None}
+    if name == "layer_norm":
+        return "LayerNorm", {"normalized_shape": tuple(kw["normalized_shape"]), "eps": kw.get("eps", 1e-5),
+                             "elementwise_affine": w is not None, "bias": tensors.get("bias") is not None}
+    if name == "group_norm":
+        return "GroupNorm", {"num_groups": kw["num_groups"], "num_channels": x[0], "eps": kw.get("eps", 1e-5),
+                             "affine": w is not None}
+    return "(no module)"
+
+
+def _as_module(node, name, value, model, ops, input_shape):
+    """A FUNCTIONAL call as (module class name, kw, the owning module's path, the input op), or a
+    one-line reason why it is not one module's forward."""
+    try:
+        norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+    except Exception:  # noqa: BLE001
+        norm = None
+    if norm is None:
+        return "(arguments not read)"
+    kw = dict(norm.kwargs)
+    src = value(kw.pop("input", None))
+    if not isinstance(src, int):
+        return "(on a value archcalc could not follow)"
+    tensors, owner = {}, set()
+    for attr in FUNCTIONAL[name]:
+        a = kw.pop(attr, None)
+        if a is None:
+            tensors[attr] = None
+            continue
+        v = value(a)
+        path = v.name if isinstance(v, L.base.Param) else v[1] if isinstance(v, tuple) and v[:1] == ("param",) else None
+        if path is None:
+            return f"(its {attr} is computed, not a tensor of the model: a new layer type, or a module that holds it)"
+        mod_path, _, leaf = path.rpartition(".")
+        if leaf != attr:
+            return f"(its {attr} is {path}: only a module's own {attr} is read)"
+        owner.add(mod_path)
+        t = model.get_parameter(path) if isinstance(v, L.base.Param) else model.get_buffer(path)
+        tensors[attr] = tuple(t.shape)
+    for k, v in list(kw.items()):
+        kw[k] = value(v)[1] if isinstance(value(v), tuple) and value(v)[:1] == ("const",) else value(v)
+    if len(owner) != 1:
+        return "(on the tensors of no module, or of several)"
+    owner = owner.pop()
+    mod = model.get_submodule(owner)
+    held = {n for n, _ in mod.named_parameters(recurse=False)} | {n for n, _ in mod.named_buffers(recurse=False) if n != "num_batches_tracked"}
+    if held != {a for a, t in tensors.items() if t is not None}:
+        return f"(on some of {owner}'s tensors, which hold {', '.join(sorted(held))})"
+    said = _module_of_functional(name, kw, _shape_of(ops, src, input_shape), tensors)
+    if isinstance(said, str):
+        return said
+    return said[0], said[1], owner, src
+
+
+def _fold(node, value):
+    """("const", v) for a Python operator or builtin on constants only (``x.ndim == 4``), else None."""
+    if node.op != "call_function" or not node.all_input_nodes:
+        return None
+    vals = [value(a) for a in node.all_input_nodes]
+    if not all(isinstance(v, tuple) and v[:1] == ("const",) for v in vals):
+        return None
+    if getattr(node.target, "__module__", None) not in ("_operator", "operator", "builtins", "math"):
+        return None
+
+    def sub(a):
+        if isinstance(a, fx.Node):
+            return value(a)[1]
+        if isinstance(a, (list, tuple)):
+            return type(a)(sub(x) for x in a)
+        return a
+
+    try:
+        return ("const", node.target(*sub(tuple(node.args)), **{k: sub(v) for k, v in node.kwargs.items()}))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _beside_owners(ops, owners, model, bad):
+    """A module traced through whose own tensors became one layer named after it (timm's
+    BatchNormAct2d as ``bn1``): its child modules' layers (``bn1.act``) move beside it
+    (``bn1_act``), as the builder keeps a layer's module free of other layers. A child with
+    parameters cannot move (its state_dict keys would change): reported."""
+    if not owners:
+        return
+    names = {op.name for op in ops}
+    for op in ops:
+        for owner in owners:
+            if op.name.startswith(owner + ".") and op.name != owner:
+                rest = op.name[len(owner) + 1:]
+                child = rest.split(".")[0]
+                if any(n.startswith(child + ".") for n, _ in model.get_submodule(owner).named_parameters()):
+                    bad.add(f"module {type(model.get_submodule(owner)).__name__} (its own tensors one layer, "
+                            f"and a child {child} with parameters)", owner)
+                    break
+                new = owner + "_" + rest.replace(".", "_")
+                while new in names:
+                    new += "_"
+                names.add(new)
+                op.name = new
+                break
 
 
 def _shape_of(ops, i, input_shape):

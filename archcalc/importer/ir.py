@@ -107,7 +107,7 @@ def defaults_dropped(ltype, args: dict) -> dict:
 
 
 def simplify(g: Graph) -> Graph:
-    """Joins of one input are their input; ``torch.cat(xs + [y])`` where ``torch.cat(xs)`` was
+    """Joins of one input and nn.Identity modules are their input; ``torch.cat(xs + [y])`` where ``torch.cat(xs)`` was
     already made is the concat of that and ``y`` (DenseNet's growing concatenations); ops that
     reach no output are dropped."""
     alias: dict = {}
@@ -124,6 +124,9 @@ def simplify(g: Graph) -> Graph:
         op.refs = {k: real(v) for k, v in op.refs.items()}
         if L.REGISTRY[op.type].joins and len(op.inputs) == 1:
             alias[i] = op.inputs[0]
+            continue
+        if op.torch == "Identity" and len(op.inputs) == 1 and op.inputs[0] != -1 and i not in g.outputs:
+            alias[i] = op.inputs[0]  # an nn.Identity module (timm's drop and act when off): no layer
             continue
         if op.torch == "cat":
             for j, prev in reversed(cats):

@@ -470,8 +470,23 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 env[node] = _Shape(value(args[0]))
                 continue
             if node.op == "call_method" and name == "size":
-                env[node] = _Shape(value(args[0])) if len(args) == 1 and not node.kwargs else ("const", None)
+                dim = args[1] if len(args) == 2 else node.kwargs.get("dim")
+                env[node] = (_Shape(value(args[0])) if len(args) == 1 and not node.kwargs
+                             else _dim(value(args[0]), dim, ops, input_shape) if isinstance(dim, int) else ("const", None))
                 continue
+            if name in _CONST_OPS and not cl:
+                k = _with_constant(name, args, node.kwargs, value)
+                if k is not None:  # x + 0 (mobileone's empty branches), x * 1: x; x / c: a scale by 1 / c
+                    src, c = k
+                    if (name in ("add", "iadd", "sub", "isub") and c == 0) or (name in ("mul", "imul", "truediv", "itruediv") and c == 1):
+                        env[node] = src
+                        continue
+                    if name in ("truediv", "itruediv") and c != 0:
+                        xs = [_shape_of(ops, src, input_shape)]
+                        result, found_type = _first(table, "Scale", {"factor": 1.0 / c}, xs, y)
+                        if result is not None:
+                            env[node] = add(result, node, "Scale", [src], [], scope, None, xs, y)
+                            continue
             if isinstance(node.target, type) and issubclass(node.target, tuple):  # a namedtuple of outputs
                 env[node] = ("tuple", [value(a) for a in list(args) + list(node.kwargs.values())])
                 continue
@@ -480,6 +495,20 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 if isinstance(base, _Shape) and base.index is None and isinstance(args[1], slice):
                     env[node] = _Shape(base.tensor, args[1])
                     continue
+                if isinstance(base, _Shape) and base.index is None and isinstance(args[1], int):
+                    env[node] = _dim(base.tensor, args[1], ops, input_shape)  # N, C, H, W = x.shape
+                    continue
+                if isinstance(base, int) and not cl:
+                    sliced = _channel_slice(args[1], _shape_of(ops, base, input_shape))
+                    if sliced is not None:  # x[:, a:b] (ghostnet, rexnet, dpn): a channel slice
+                        if sliced == (0, _shape_of(ops, base, input_shape)[0]):
+                            env[node] = base
+                            continue
+                        xs = [_shape_of(ops, base, input_shape)]
+                        result, found_type = _first(table, "ChannelSlice", {"start": sliced[0], "stop": sliced[1]}, xs, y)
+                        if result is not None:
+                            env[node] = add(result, node, "ChannelSlice", [base], [], scope, None, xs, y)
+                            continue
                 if isinstance(base, _Parts) and isinstance(args[1], int):
                     op_name, kw = base.op, {**base.kw, "index": args[1]}
                     tensors = [base.tensor]
@@ -530,6 +559,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
         if result is None:
             what = label_of + (" on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1)))" if cl else "")
             what += "".join(f" with the parameter {p.name}" for p in params)
+            what += _advice(op_name, params)
             bad.add(what, where)
             env[node] = None
             continue
@@ -556,6 +586,84 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
 
 
 _IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
+
+# what an op that no layer type reads needs, for the error's "what to do" (planned: the layer
+# vocabulary issue adds these types; then the op maps through the type's own torch_ops)
+_PLANNED = "a layer type for it (planned in the layer vocabulary)"
+_ADVICE = {
+    **dict.fromkeys(("pad", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"), "a pad layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("stack",), "a k-branch softmax join (selective kernel; planned in the layer vocabulary)"),
+    **dict.fromkeys(("norm",), "a GRN layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("view", "reshape", "transpose", "permute"), "a layer type for this reshape: only flattening, channel slices and "
+                    "channel shuffles are read (pixel shuffle/unshuffle is planned; attention has no type)"),
+    **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "PixelShuffle", "PixelUnshuffle"), _PLANNED),
+    **dict.fromkeys(("GroupNorm", "group_norm", "InstanceNorm2d", "instance_norm", "GroupNorm1"), "a group/instance norm layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("AdaptiveMaxPool2d", "adaptive_max_pool2d", "amax", "max"), "an adaptive max pool layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("Mish", "mish", "Hardtanh", "hardtanh", "PReLU", "prelu", "Softplus", "softplus", "GELUTanh", "SELU", "selu",
+                     "CELU", "Hardshrink", "QuickGELU", "sqrt", "exp", "pow", "tanh", "erf"), "an activation layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("sub", "isub", "rsub", "maximum", "minimum"), "a subtract/maximum join (planned in the layer vocabulary)"),
+    **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
+    **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
+}
+
+
+def _advice(op_name, params=()):
+    if params:
+        return ": needs a layer type that holds this parameter (only a C x 1 x 1 per-channel scale is read)"
+    what = _ADVICE.get(op_name)
+    return f": needs {what}" if what else ""
+_CONST_OPS = {"add", "iadd", "sub", "isub", "mul", "imul", "truediv", "itruediv"}
+
+
+def _with_constant(name, args, kwargs, value):
+    """(the tensor's op index, the number) of ``x OP c`` (or ``c + x``, ``c * x``) with c a Python
+    number (or a constant the trace folded), or None."""
+    if kwargs or len(args) != 2:
+        return None
+
+    def tensor(a):
+        return isinstance(a, fx.Node) and isinstance(value(a), int) and not isinstance(value(a), bool)
+
+    def number(a):
+        v = value(a) if isinstance(a, fx.Node) else a
+        v = v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v
+        if isinstance(a, fx.Node) and not (isinstance(value(a), tuple) and value(a)[:1] == ("const",)):
+            return None
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    if tensor(args[0]) and number(args[1]) is not None:
+        return value(args[0]), number(args[1])
+    if name in ("add", "mul") and tensor(args[1]) and number(args[0]) is not None:
+        return value(args[1]), number(args[0])
+    return None
+
+
+def _dim(tensor, i, ops, input_shape):
+    """x.shape[i] / x.size(i) of a feature map: the batch (no number), the channels (a constant),
+    or a size that depends on the input (kept as what it is)."""
+    x = _shape_of(ops, tensor, input_shape) if isinstance(tensor, int) else None
+    if x is None:
+        return ("const", None)
+    i = i % (len(x) + 1)
+    if i == 0:
+        return ("const", None)
+    if i == 1:
+        return ("const", x[0])
+    return _Shape(tensor, i)
+
+
+def _channel_slice(index, x):
+    """(start, stop) of ``x[:, a:b]`` / ``x[:, a:b, :, :]`` on a C x H x W map, or None."""
+    if x is None or len(x) != 3 or not isinstance(index, tuple) or not 2 <= len(index) <= 4:
+        return None
+    whole = slice(None, None, None)
+    if index[0] != whole or not isinstance(index[1], slice) or any(i != whole and i is not Ellipsis for i in index[2:]):
+        return None
+    sl = index[1]
+    if sl.step not in (None, 1) or not all(v is None or isinstance(v, int) and not isinstance(v, bool) for v in (sl.start, sl.stop)):
+        return None
+    start, stop, _ = sl.indices(x[0])
+    return (start, stop) if stop > start else None
 
 # torch.nn.functional calls that are a torch module's forward on that module's own tensors (a
 # subclass traced through: timm's BatchNormAct2d calls F.batch_norm on its weight and running
@@ -645,9 +753,12 @@ def _fold(node, value):
     if node.op != "call_function" or not node.all_input_nodes:
         return None
     vals = [value(a) for a in node.all_input_nodes]
-    if not all(isinstance(v, tuple) and v[:1] == ("const",) for v in vals):
-        return None
     if getattr(node.target, "__module__", None) not in ("_operator", "operator", "builtins", "math"):
+        return None
+    sizes = [v for v in vals if isinstance(v, _Shape) and isinstance(v.index, int) or isinstance(v, tuple) and v[:1] == ("size",)]
+    if sizes and all(isinstance(v, tuple) and v[:1] in (("const",), ("size",)) or v in sizes for v in vals):
+        return ("size", None)  # arithmetic on a size that depends on the input (H // 2): what reads it is reported
+    if not all(isinstance(v, tuple) and v[:1] == ("const",) for v in vals):
         return None
 
     def sub(a):

@@ -71,7 +71,10 @@ class Unsupported:
         if not self.seen:
             return
         items = sorted(self.seen.items(), key=lambda kv: (kv[0][0], kv[0][1]))
-        shown = [f"{what} at {short(where, 60)[1:-1]} (x{n})" for (what, where), n in items[:12]]
+        shown = []
+        for (what, where), n in items[:12]:
+            what, sep, need = what.partition(": needs ")  # what to do goes last
+            shown.append(f"{what} at {short(where, 60)[1:-1]} (x{n}){sep}{need}")
         more = f" and {len(items) - 12} more" if len(items) > 12 else ""
         raise ImportFailed(
             f"{shown_path(model)}: {len(items)} construct{'s' if len(items) != 1 else ''} with no archcalc layer type: "

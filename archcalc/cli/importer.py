@@ -130,6 +130,8 @@ def register(app):
             sys.stderr.write(f"archcalc: wrote {output} ({text.count(chr(10))} lines)\n")
         else:
             sys.stdout.write(text)
+        for note in getattr(graph, "notes", ()):
+            sys.stderr.write(f"archcalc: note: {note}\n")
         for line in lines:
             sys.stderr.write(f"check: {line}\n")
         if check and not result["ok"]:

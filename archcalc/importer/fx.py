@@ -154,20 +154,27 @@ def _trace(model, input_shape, label, original=None):
                            hint="remove the hook (or fold what it does into forward) before importing")
     names = _declared_names()
     tracer = _Tracer(names, _autowrap(model, names))
+    notes = []
     try:
         graph = tracer.trace(model)
     except Exception as err:  # noqa: BLE001 - tracing runs the user's forward: any error is theirs
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = _user_frame(err)
-        if isinstance(err, fx.proxy.TraceError) and "control flow" in text:
+        if not (isinstance(err, fx.proxy.TraceError) and "control flow" in text):
+            raise ImportFailed(f"{label}: torch.fx could not trace the model: {type(err).__name__}: {short(text, 160)[1:-1]}"
+                               + (f" (at {where})" if where else ""),
+                               hint="archcalc imports models that torch.fx.symbolic_trace can trace") from None
+        # a branch on a size (timm's ConvMlp: `if x.shape[-2] < 7`): traced again with the sizes of
+        # the traced input as numbers, so the branch taken at that size is the spec
+        graph, tracer = _trace_concrete(model, names, input_shape)
+        if graph is None:
             raise ImportFailed(
                 f"{label}: the forward uses data-dependent control flow (an if or loop on tensor values){' at ' + where if where else ''}, "
                 "which torch.fx cannot trace",
                 hint="make the branch depend on arguments, not on tensor values, or export the model to ONNX and import that",
             ) from None
-        raise ImportFailed(f"{label}: torch.fx could not trace the model: {type(err).__name__}: {short(text, 160)[1:-1]}"
-                           + (f" (at {where})" if where else ""),
-                           hint="archcalc imports models that torch.fx.symbolic_trace can trace") from None
+        notes.append(f"the forward branches on the input's size{' at ' + where if where else ''}: the spec is the branch "
+                     f"taken at {'x'.join(map(str, input_shape))}, and the sizes the forward reads are that input's")
     gm = fx.GraphModule(tracer.root, graph)
     x = torch.empty(2, *input_shape, device="meta")
     try:
@@ -178,7 +185,33 @@ def _trace(model, input_shape, label, original=None):
         raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed: "
                            f"{type(err).__name__}: {short(str(err).strip().splitlines()[0] if str(err).strip() else '', 160)[1:-1]}",
                            hint="give the input size the model expects with --input CxHxW") from None
-    return _convert(gm, model, input_shape, label, original)
+    g, used = _convert(gm, model, input_shape, label, original)
+    g.notes = notes
+    return g, used
+
+
+def _trace_concrete(model, names, input_shape):
+    """(graph, tracer) of torch.fx's MetaTracer, where x.shape and x.size() are the numbers of a
+    meta-device run at ``input_shape``, or (None, None) where that fails too (a branch on values)."""
+    import warnings
+
+    from torch.fx.experimental.meta_tracer import MetaTracer
+
+    class Concrete(_Tracer, MetaTracer):
+        pass
+
+    try:
+        first = next(iter(inspect.signature(model.forward).parameters))
+    except (StopIteration, TypeError, ValueError):
+        return None, None
+    tracer = Concrete(names, _autowrap(model, names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = tracer.trace(model, meta_args={first: torch.empty(2, *input_shape, device="meta")})
+    except Exception:  # noqa: BLE001
+        return None, None
+    return graph, tracer
 
 
 def _shape(node):

@@ -56,6 +56,7 @@ class Graph:
     source: str = ""
     name: str = "imported"
     file: str = ""  # the file or target it was imported from, for error messages
+    notes: list = field(default_factory=list)  # what the user should know about this import (one line each)
 
 
 class Unsupported:

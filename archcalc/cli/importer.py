@@ -24,13 +24,20 @@ def _check_lines(result) -> list:
     for key, label in (("params", "params"), ("buffers", "buffers"), ("macs", "MACs")):
         same = o[key] == b[key] == e[key]
         lines.append(f"{label}: original {o[key]:,}, built {b[key]:,}, engine {e[key]:,}: {'ok' if same else 'MISMATCH'}")
+    per = result.get("per_output")
+    if per:
+        shown = ", ".join(f"{p['name']} {'x'.join(map(str, p['shape'] or ()))}" + ("" if p["shape"] == p["engine"] else
+                          f" (engine {'x'.join(map(str, p['engine'] or ())) or 'none'})") for p in per)
+        same = all(p["shape"] == p["engine"] for p in per)
+        lines.append(f"{len(per)} outputs, shapes at the traced input (original = engine): {shown}: {'ok' if same else 'MISMATCH'}")
     out = result.get("outputs")
     if out is not None:
         shape = "x".join(str(d) for d in out["input"])
         if "error" in out:
             lines.append(f"outputs at {shape}: running the models failed: {out['error']}: MISMATCH")
         else:
-            lines.append(f"outputs at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
+            what = f"all {len(out['several'])} outputs" if out.get("several") else "outputs"
+            lines.append(f"{what} at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
                          f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
         first = out.get("first")
         if first:
@@ -114,7 +121,9 @@ def register(app):
             from ..errors import ArchcalcError
 
             try:
-                result = roundtrip(text, model, graph.input, file=output or "<imported>")
+                from ..importer.roundtrip import output_names
+
+                result = roundtrip(text, model, graph.input, file=output or "<imported>", names=output_names(graph))
             except ArchcalcError:
                 raise
             except Exception as err:  # noqa: BLE001 - torch or the model: one line, never a traceback

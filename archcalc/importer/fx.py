@@ -511,7 +511,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 k = _with_constant(name, args, node.kwargs, value)
                 if k is not None:  # x + 0 (mobileone's empty branches), x * 1: x; x / c: a scale by 1 / c
                     src, c = k
-                    if (name in ("add", "iadd", "sub", "isub") and c == 0) or (name in ("mul", "imul", "truediv", "itruediv") and c == 1):
+                    if (name in _ADDS and c == 0) or (name in _MULS and c == 1):
                         env[node] = src
                         continue
                     if name in ("truediv", "itruediv") and c != 0:
@@ -613,6 +613,9 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
     _beside_owners(ops, owners, model, bad)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
+    # in eval mode every tensor the model returns is an output (a detection backbone's feature
+    # maps); in training mode the extra ones are aux heads (Inception's)
+    g.several = not model.training and len(outs) > 1
     g = simplify(g)
     g.used = used_params
     return g, used_params
@@ -633,7 +636,7 @@ _ADVICE = {
     **dict.fromkeys(("GroupNorm", "group_norm", "InstanceNorm2d", "instance_norm", "GroupNorm1"), "a group/instance norm layer type (planned in the layer vocabulary)"),
     **dict.fromkeys(("AdaptiveMaxPool2d", "adaptive_max_pool2d", "amax", "max"), "an adaptive max pool layer type (planned in the layer vocabulary)"),
     **dict.fromkeys(("Mish", "mish", "Hardtanh", "hardtanh", "PReLU", "prelu", "Softplus", "softplus", "GELUTanh", "SELU", "selu",
-                     "CELU", "Hardshrink", "QuickGELU", "sqrt", "exp", "pow", "tanh", "erf"), "an activation layer type (planned in the layer vocabulary)"),
+                     "CELU", "Hardshrink", "QuickGELU", "sqrt", "exp", "pow", torch.tanh.__name__, "erf"), "an activation layer type (planned in the layer vocabulary)"),
     **dict.fromkeys(("sub", "isub", "rsub", "maximum", "minimum"), "a subtract/maximum join (planned in the layer vocabulary)"),
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
@@ -645,7 +648,12 @@ def _advice(op_name, params=()):
         return ": needs a layer type that holds this parameter (only a C x 1 x 1 per-channel scale is read)"
     what = _ADVICE.get(op_name)
     return f": needs {what}" if what else ""
-_CONST_OPS = {"add", "iadd", "sub", "isub", "mul", "imul", "truediv", "itruediv"}
+# torch's operator names (some are also layer type names: written as the functions' own names)
+_ADD, _MUL = operator.add.__name__, operator.mul.__name__
+_CONV2D, _LINEAR = torch.nn.functional.conv2d.__name__, torch.nn.functional.linear.__name__
+_ADDS = {_ADD, "iadd", "sub", "isub"}
+_MULS = {_MUL, "imul", "truediv", "itruediv"}
+_CONST_OPS = _ADDS | _MULS
 
 
 def _with_constant(name, args, kwargs, value):
@@ -666,7 +674,7 @@ def _with_constant(name, args, kwargs, value):
 
     if tensor(args[0]) and number(args[1]) is not None:
         return value(args[0]), number(args[1])
-    if name in ("add", "mul") and tensor(args[1]) and number(args[0]) is not None:
+    if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
         return value(args[1]), number(args[0])
     return None
 
@@ -705,8 +713,8 @@ def _channel_slice(index, x):
 # (the tensor arguments, in the module's attribute names)
 FUNCTIONAL = {
     "batch_norm": ("running_mean", "running_var", "weight", "bias"),
-    "conv2d": ("weight", "bias"),
-    "linear": ("weight", "bias"),
+    _CONV2D: ("weight", "bias"),
+    _LINEAR: ("weight", "bias"),
     "layer_norm": ("weight", "bias"),
     "group_norm": ("weight", "bias"),
 }
@@ -722,11 +730,11 @@ def _module_of_functional(name, kw, x, tensors):
         return ("BatchNorm2d" if len(x) == 3 else "BatchNorm1d",
                 {"num_features": x[0], "eps": kw.get("eps", 1e-5), "momentum": kw.get("momentum", 0.1),
                  "affine": w is not None, "track_running_stats": True})
-    if name == "conv2d":
+    if name == _CONV2D:
         return "Conv2d", {"in_channels": x[0], "out_channels": w[0], "kernel_size": tuple(w[2:]),
                           "stride": kw.get("stride", 1), "padding": kw.get("padding", 0), "dilation": kw.get("dilation", 1),
                           "groups": kw.get("groups", 1), "bias": tensors.get("bias") is not None, "padding_mode": "zeros"}
-    if name == "linear":
+    if name == _LINEAR:
         return "Linear", {"in_features": w[1], "out_features": w[0], "bias": tensors.get("bias") is not None}
     if name == "layer_norm":
         return "LayerNorm", {"normalized_shape": tuple(kw["normalized_shape"]), "eps": kw.get("eps", 1e-5),

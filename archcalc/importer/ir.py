@@ -57,6 +57,7 @@ class Graph:
     name: str = "imported"
     file: str = ""  # the file or target it was imported from, for error messages
     notes: list = field(default_factory=list)  # what the user should know about this import (one line each)
+    several: bool = False  # the outputs are all the model's outputs (eval mode), not a main one and aux heads
 
 
 class Unsupported:
@@ -150,7 +151,7 @@ def simplify(g: Graph) -> Graph:
     for i in range(len(ops) - 1, -1, -1):
         if i in alias:
             continue
-        if i == outputs[0] or any(c in reach_main for c in readers.get(i, ())):
+        if i == outputs[0] or g.several and i in outputs or any(c in reach_main for c in readers.get(i, ())):
             reach_main.add(i)
         if i in outputs or any(c in reach_any for c in readers.get(i, ())):
             reach_any.add(i)

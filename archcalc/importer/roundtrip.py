@@ -89,7 +89,8 @@ def _tensor_outputs(out):
 def first_divergence(model, built, x, tol_rel=1e-4):
     """(layer name, max |difference|, largest |value|) of the first layer of the built spec, in run
     order, whose output differs from the original module of the same name, or None. Layers with no
-    module of their name in the original (joins, functional calls) are not compared."""
+    module of their name in the original (joins, functional calls), or whose module has children,
+    are not compared."""
     mine: list = []
     theirs: dict = {}
     hooks = []
@@ -97,7 +98,9 @@ def first_divergence(model, built, x, tol_rel=1e-4):
         for name, mod in built.node_modules():
             hooks.append(mod.register_forward_hook(lambda m, i, o, name=name: mine.append((name, _tensor_outputs(o)))))
         for name, mod in model.named_modules():
-            if name:
+            # a module with children may do more than the layer named after it (timm's
+            # BatchNormAct2d: its own tensors are the batchnorm layer, its act a layer beside it)
+            if name and not next(iter(mod.children()), None):
                 hooks.append(mod.register_forward_hook(lambda m, i, o, name=name: theirs.__setitem__(name, _tensor_outputs(o))))
         with torch.no_grad():
             model(x)

@@ -349,6 +349,11 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 params.append(v)
             return v
         if isinstance(a, (list, tuple)):
+            if len(a) == 2 and all(isinstance(x, fx.Node) for x in a):
+                h, w = env.get(a[0]), env.get(a[1])
+                if isinstance(h, _Shape) and isinstance(w, _Shape) and h.tensor == w.tensor and (h.index, w.index) == (2, 3):
+                    refs.append(h.tensor)  # (x.shape[-2], x.shape[-1]): the size of x, as x.shape[-2:]
+                    return L.base.SizeOf(len(refs) - 1)
             return type(a)(prepare(x, tensors, refs) for x in a)
         if isinstance(a, dict):
             return {k: prepare(x, tensors, refs) for k, x in a.items()}
@@ -583,7 +588,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             continue
         xs = [_shape_of(ops, t, input_shape) for t in tensors]
         if not tensors:
-            bad.add(label_of + " (on no tensor: a parameter or constant)", where)
+            bad.add(label_of + _on_no_tensor(params, model), where)
             env[node] = None
             continue
         if cl:
@@ -641,6 +646,25 @@ _ADVICE = {
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
 }
+
+
+def _on_no_tensor(params, model):
+    """What a call on a parameter (not on the feature map) needs, for the error."""
+    if not params:
+        return " (on no tensor: a constant)"
+    p = params[0]
+    owner, _, leaf = p.name.rpartition(".")
+    try:
+        mod = model.get_submodule(owner)
+    except AttributeError:
+        mod = None
+    if leaf == "weight" and isinstance(mod, torch.nn.Conv2d):
+        return (f" of the parameter {p.name}, a conv's weight computed in forward: needs a weight-standardised conv "
+                "layer type (std-conv; planned in the layer vocabulary)")
+    if len(p.shape) == 1:
+        return (f" of the parameter {p.name} (a {p.shape[0]}-vector): needs a per-channel scale that holds a C-vector "
+                "parameter (layer_scale holds C x 1 x 1 only; planned in the layer vocabulary)")
+    return f" of the parameter {p.name}: needs a layer type that holds this parameter"
 
 
 def _advice(op_name, params=()):

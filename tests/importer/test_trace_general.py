@@ -280,3 +280,30 @@ def test_timm_round_trip(name):
     assert r["engine"]["params"] == sum(p.numel() for p in model.parameters())
     assert r["engine"]["macs"] == r["original"]["macs"]
     assert r["ok"], (r.get("outputs"), r["state_dict"])
+
+
+# --------------------------------------------------------------------------- detection backbones
+
+DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
+DETECTION = {  # factory -> (input, outputs)
+    "fasterrcnn_resnet50_fpn": ((3, 224, 224), 5),
+    "retinanet_resnet50_fpn": ((3, 224, 224), 5),
+    "fcos_resnet50_fpn": ((3, 224, 224), 5),
+    "ssdlite320_mobilenet_v3_large": ((3, 320, 320), 6),
+}
+
+
+@pytest.mark.skipif(not DEEP, reason="ARCHCALC_DEEP=1 runs the detection backbones (seconds each)")
+@pytest.mark.parametrize("factory", sorted(DETECTION))
+def test_detection_backbone_with_several_outputs(factory):
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = getattr(tv.models.detection, factory)(weights=None, weights_backbone=None).backbone
+    shape, n = DETECTION[factory]
+    text, g, _ = import_target(f"torchvision.models.detection:{factory}", None, shape, model=model)
+    r = check(text, model, shape, names=output_names(g))
+    # the original's own numbers: its parameters, FlopCounterMode on its forward, its outputs' shapes
+    assert r["engine"]["params"] == sum(p.numel() for p in model.parameters())
+    assert r["engine"]["macs"] == r["original"]["macs"]
+    assert len(r["per_output"]) == n and all(p["shape"] == p["engine"] for p in r["per_output"])
+    assert r["ok"] and len(r["outputs"]["several"]) == n

@@ -64,7 +64,7 @@ SAMPLE = {
     "res2net": ["res2net50_14w_8s", "res2next50"],
     "resnest": ["resnest14d"],
     "resnet": ["resnet18", "resnet50", "resnet18d", "resnet10t", "seresnet18", "ecaresnet26t", "resnetblur18",
-               "resnetaa34d", "skresnet18", "resnet50_gn", "wide_resnet50_2"],
+               "resnetaa34d", "resnet50_gn", "wide_resnet50_2"],
     "resnetv2": ["resnetv2_18", "resnetv2_50x1_bit"],
     "rexnet": ["rexnet_100", "rexnetr_100"],
     "selecsls": ["selecsls42b"],

@@ -481,7 +481,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                     kw["channels_last"] = True
                 result, found_type = _first(table, op_name, kw, xs, y, cl)
                 if result is None:
-                    bad.add(f"{label_of} (as torch.nn.{op_name}{' on a channels-last tensor' if cl else ''})", scope)
+                    bad.add(f"{label_of} (as torch.nn.{op_name}{' on a channels-last tensor' if cl else ''})" + _advice(op_name), scope)
                     env[node] = None
                     continue
                 used_params.update(f"{owner}.{n}" for n, _ in model.get_submodule(owner).named_parameters(recurse=False))

@@ -177,13 +177,21 @@ def _trace(model, input_shape, label, original=None):
                      f"taken at {'x'.join(map(str, input_shape))}, and the sizes the forward reads are that input's")
     gm = fx.GraphModule(tracer.root, graph)
     x = torch.empty(2, *input_shape, device="meta")
+    import contextlib
+    import io
+
     try:
         from torch.fx.passes.shape_prop import ShapeProp
 
-        ShapeProp(gm).propagate(x)
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback before raising
+            ShapeProp(gm).propagate(x)
     except Exception as err:  # noqa: BLE001
-        raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed: "
-                           f"{type(err).__name__}: {short(str(err).strip().splitlines()[0] if str(err).strip() else '', 160)[1:-1]}",
+        cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        where = next((n.target for n in gm.graph.nodes if n.op == "call_module" and f"node=%{n.name} " in str(err)), None)
+        mode = " (in training mode, where its aux head runs)" if model.training else ""
+        raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed{mode}"
+                           + (f" at {where}" if where else "") + f": {type(cause).__name__}: {short(text, 160)[1:-1]}",
                            hint="give the input size the model expects with --input CxHxW") from None
     g, used = _convert(gm, model, input_shape, label, original)
     g.notes = notes

@@ -244,6 +244,14 @@ def test_a_divergence_is_named_and_never_a_traceback(nets, capsys, tmp_path):
     assert lines[-1].startswith("outputs: the first layer whose output differs is conv (max |difference| ")
 
 
+def test_a_size_the_model_refuses_is_one_line_naming_the_module(nets, capfd):
+    with pytest.raises(ImportFailed) as err:
+        import_target(f"{nets}:BigWindow", None, (3, 32, 32))  # a 70x70 window on 32x32
+    msg = str(err.value)
+    assert "\n" not in msg and "input failed at pool: RuntimeError" in msg
+    assert "Traceback" not in capfd.readouterr().err  # torch's ShapeProp prints one: not shown
+
+
 def test_a_forward_hook_is_refused(nets):
     with pytest.raises(ImportFailed, match="module conv .* has a forward hook"):
         import_target(f"{nets}:Hooked", None, (3, 16, 16))

@@ -316,3 +316,23 @@ def test_detection_backbone_with_several_outputs(factory):
     assert r["engine"]["macs"] == r["original"]["macs"]
     assert len(r["per_output"]) == n and all(p["shape"] == p["engine"] for p in r["per_output"])
     assert r["ok"] and len(r["outputs"]["several"]) == n
+
+
+def test_outputs_key_of_the_spec_format(tmp_path, capsys):
+    """`outputs:` (what the importer writes for several outputs): a listed layer is an output, so
+    the unused lint leaves it alone; a name that is no layer is one line, exit 2."""
+    body = "input: [3, 8, 8]\nlayers:\n  - {conv: {out: 4, kernel: 1}, name: a}\n  - {conv: {out: 2, kernel: 1}, name: b, from: input}\n"
+    plain, listed, bad = tmp_path / "plain.yaml", tmp_path / "listed.yaml", tmp_path / "bad.yaml"
+    plain.write_text("name: plain\n" + body)
+    listed.write_text("name: listed\n" + body + "outputs: [a]\n")
+    bad.write_text("name: bad\n" + body + "outputs: [nope]\n")
+    assert main(["check", str(plain)]) == 0 and "lint unused" in capsys.readouterr().out
+    assert main(["check", str(listed)]) == 0 and "lint unused" not in capsys.readouterr().out
+    assert main(["summary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "'outputs' names 'nope', which is no layer" in err and "Traceback" not in err
+    # the built model returns b (the last layer), then a: 2x8x8 and 4x8x8 (1x1 convs keep 8x8)
+    from archcalc.torchside.build import build
+
+    outs = build(loads(listed.read_text())).eval()(torch.zeros(1, 3, 8, 8))
+    assert [tuple(o.shape[1:]) for o in outs] == [(2, 8, 8), (4, 8, 8)]

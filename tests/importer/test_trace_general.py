@@ -336,3 +336,29 @@ def test_outputs_key_of_the_spec_format(tmp_path, capsys):
 
     outs = build(loads(listed.read_text())).eval()(torch.zeros(1, 3, 8, 8))
     assert [tuple(o.shape[1:]) for o in outs] == [(2, 8, 8), (4, 8, 8)]
+
+
+def test_onnx_channel_slice(tmp_path):
+    """ONNX Slice on the channel axis (a folded export of x[:, 2:6]) is a channel slice."""
+    pytest.importorskip("onnx")
+    import contextlib
+    import io
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)[:, 2:6]
+
+    path = tmp_path / "slice.onnx"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(Net().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=False, do_constant_folding=True)
+    text, _, _ = import_target(str(path))
+    assert "channels: {start: 2, stop: 6}" in text
+    from archcalc.analysis.engine import analyze
+
+    report = analyze(loads(text))
+    # conv 3*8*9 + 8 = 224 params; output 4 x 8 x 8 (channels 2..5)
+    assert report.totals["params"] == 224 and tuple(report.rows[-1].shape) == (4, 8, 8)

@@ -706,6 +706,8 @@ def _rf_join(states, xs=None, y=None, budget=None):
     broadcast = [xs is not None and len(x) == 3 and tuple(x[1:]) == (1, 1) and tuple(y[1:]) != (1, 1) for x in xs] if xs else [False] * len(states)
     if all(a.affine for s in states for a in s) and not any(broadcast):
         return _rf_join_affine(states)
+    if y is None or len(y) != 3:
+        return None, None  # a join of flat vectors (repvit's two heads) whose fields are not affine: unknown
     out = []
     note = None
     for axis in range(2):

@@ -57,7 +57,8 @@ def outputs(net, readers=None) -> list:
     caller has counted them."""
     if readers is None:
         readers = _readers(net.nodes)
-    return [net.output] + [i for i, nd in enumerate(net.nodes) if nd.aux and not readers[i] and i != net.output]
+    extra = [i for i in getattr(net, "outputs", ()) if i != net.output]  # `outputs:` (a detection backbone's maps)
+    return [net.output] + extra + [i for i, nd in enumerate(net.nodes) if nd.aux and not readers[i] and i != net.output]
 
 
 def _reaches(nodes, outs) -> list:

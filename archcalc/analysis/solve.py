@@ -57,7 +57,7 @@ def without_aux(net):
     new_index = {old: new for new, old in enumerate(keep)}
     new_index[-1] = -1
     nodes = [replace(net.nodes[i], inputs=tuple(new_index[j] for j in net.nodes[i].inputs)) for i in keep]
-    return replace(net, nodes=nodes, output=new_index[net.output])
+    return replace(net, nodes=nodes, output=new_index[net.output], outputs=tuple(new_index[i] for i in net.outputs))
 
 
 def min_input(net) -> MinInput:

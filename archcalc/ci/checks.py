@@ -435,7 +435,7 @@ def _unused(spec: Linted) -> list[Finding]:
         f"{row.name} ({row.type}): its output is never used (no later layer reads it and it is not "
         f"the network's output); its {exact(row.params)} params and {exact(row.macs)} MACs still count", row)
         for i, (node, row) in enumerate(zip(net.nodes, rows))
-        if i != net.output and i not in read and not node.aux]
+        if i != net.output and i not in read and not node.aux and i not in net.outputs]
 
 
 # budget-units fires where the budgets are checked (budget_unit_lints, from _check): it reads the

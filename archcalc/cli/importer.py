@@ -24,11 +24,28 @@ def _check_lines(result) -> list:
     for key, label in (("params", "params"), ("buffers", "buffers"), ("macs", "MACs")):
         same = o[key] == b[key] == e[key]
         lines.append(f"{label}: original {o[key]:,}, built {b[key]:,}, engine {e[key]:,}: {'ok' if same else 'MISMATCH'}")
+    per = result.get("per_output")
+    if per:
+        shown = ", ".join(f"{p['name']} {'x'.join(map(str, p['shape'] or ()))}" + ("" if p["shape"] == p["engine"] else
+                          f" (engine {'x'.join(map(str, p['engine'] or ())) or 'none'})") for p in per)
+        same = all(p["shape"] == p["engine"] for p in per)
+        lines.append(f"{len(per)} outputs, shapes at the traced input (original = engine): {shown}: {'ok' if same else 'MISMATCH'}")
     out = result.get("outputs")
     if out is not None:
         shape = "x".join(str(d) for d in out["input"])
-        lines.append(f"outputs at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
-                     f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
+        if "error" in out:
+            lines.append(f"outputs at {shape}: running the models failed: {out['error']}: MISMATCH")
+        else:
+            what = f"all {len(out['several'])} outputs" if out.get("several") else "outputs"
+            lines.append(f"{what} at {shape} (eval, the original's weights): max |difference| {out['max_abs_diff']:.3g} "
+                         f"(largest |value| {out['max_abs']:.3g}): {'ok' if out['ok'] else 'MISMATCH'}")
+        first = out.get("first")
+        if first:
+            lines.append(f"outputs: the first layer whose output differs is {first[0]} "
+                         f"(max |difference| {first[1]:.3g}, largest |value| {first[2]:.3g})")
+        elif not out["ok"] and "error" not in out:
+            lines.append("outputs: every layer named after a module of the original agrees with it; "
+                         "the difference arises in a join or functional call")
     elif result["ok"]:
         lines.append("outputs: not compared (the model has no real weights)")
     return lines
@@ -101,8 +118,19 @@ def register(app):
                                  hint="archcalc verify SPEC checks the spec against its own PyTorch build")
             from ..importer.roundtrip import check as roundtrip
 
-            result = roundtrip(text, model, graph.input, file=output or "<imported>",
-                               output_input=(graph.input[0], min(graph.input[1], 64), min(graph.input[2], 64)))
+            from ..errors import ArchcalcError
+
+            try:
+                from ..importer.roundtrip import output_names
+
+                result = roundtrip(text, model, graph.input, file=output or "<imported>", names=output_names(graph))
+            except ArchcalcError:
+                raise
+            except Exception as err:  # noqa: BLE001 - torch or the model: one line, never a traceback
+                from ..importer import ImportFailed, _one_line
+
+                raise ImportFailed(f"--check of {target}: {_one_line(err)}",
+                                   hint="the spec was imported; this is the round trip's own failure") from None
             lines = _check_lines(result)
         if output:
             from ..safeio import write_file
@@ -111,6 +139,8 @@ def register(app):
             sys.stderr.write(f"archcalc: wrote {output} ({text.count(chr(10))} lines)\n")
         else:
             sys.stdout.write(text)
+        for note in getattr(graph, "notes", ()):
+            sys.stderr.write(f"archcalc: note: {note}\n")
         for line in lines:
             sys.stderr.write(f"check: {line}\n")
         if check and not result["ok"]:

@@ -406,6 +406,11 @@ def to_yaml(g, name, title, source, notes=None) -> str:
             write_items(_prepare_items(body), 6, lines)
     lines.append("layers:")
     write_items(_prepare_items(items), 2, lines)
+    if getattr(g, "several", False):
+        last = len(g.ops) - 1  # the spec's own output is its last layer; the others are listed
+        extra = [g.ops[i].name for i in dict.fromkeys(g.outputs) if i != last and i >= 0]
+        if extra:
+            lines.append(f"outputs: {flow(extra)}")
     text = "\n".join(lines) + "\n"
     validate(text, g)
     return text

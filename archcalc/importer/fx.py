@@ -56,9 +56,47 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m, qualname):
         if isinstance(m, _CONTAINERS):
             return False
+        base = declared_base(type(m), self.names)
+        if base is not None:
+            # a leaf only where it computes what the declared class computes; a subclass whose
+            # forward differs (timm's BatchNormAct2d: BatchNorm2d, then drop and activation) is
+            # traced through, its functional calls read back as the module they stand for
+            return same_function(type(m), base)
         if any(c.__name__ in self.names for c in type(m).__mro__[:-1]):
-            return True
+            return False  # a class of another package that only shares a declared name: traced through
         return super().is_leaf_module(m, qualname)
+
+
+# where a class that a layer type declares by name comes from: torch, torchvision and archcalc's
+# own builder; a class of the same name elsewhere (timm's LayerNorm2d) is not taken by its name
+_TRUSTED = ("torch.", "torchvision.", "archcalc.")
+# methods a subclass may override without changing what the module computes
+_HARMLESS = {"__init__", "__repr__", "__setstate__", "__getstate__", "extra_repr", "reset_parameters",
+             "_reset_parameters", "reset_running_stats", "_load_from_state_dict", "init_weights", "_init_weights",
+             "__constants__", "__annotations__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"}
+
+
+def declared_base(cls, names):
+    """The first class in ``cls``'s MRO that a layer type declares by name and that is the class
+    the name stands for (from torch, torchvision or archcalc), or None."""
+    for c in cls.__mro__[:-1]:
+        if c.__name__ in names and (c.__module__ + ".").startswith(_TRUSTED):
+            return c
+    return None
+
+
+def same_function(cls, base) -> bool:
+    """Whether ``cls`` computes what ``base`` computes: no class between them overrides a method
+    of ``base`` (forward, _conv_forward, ...) other than construction and initialisation."""
+    for c in cls.__mro__:
+        if c is base:
+            return True
+        for name, value in vars(c).items():
+            if name in _HARMLESS or not callable(value) and not isinstance(value, (property, staticmethod, classmethod)):
+                continue
+            if hasattr(base, name):
+                return False
+    return True
 
 
 def _autowrap(model, names):
@@ -100,34 +138,88 @@ def trace(model, input_shape, label: str) -> Graph:
     return g
 
 
+def _hooked(model):
+    """The first module with a forward hook (its path and class): torch.fx runs forward alone, so
+    what a hook changes would be lost."""
+    for path, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return path or "(the model)", type(m).__name__
+    return None
+
+
 def _trace(model, input_shape, label, original=None):
+    hooked = _hooked(original if original is not None else model)
+    if hooked:
+        raise ImportFailed(f"{label}: module {hooked[0]} ({hooked[1]}) has a forward hook, which tracing does not see",
+                           hint="remove the hook (or fold what it does into forward) before importing")
     names = _declared_names()
     tracer = _Tracer(names, _autowrap(model, names))
+    notes = []
     try:
         graph = tracer.trace(model)
     except Exception as err:  # noqa: BLE001 - tracing runs the user's forward: any error is theirs
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = _user_frame(err)
-        if isinstance(err, fx.proxy.TraceError) and "control flow" in text:
+        if not (isinstance(err, fx.proxy.TraceError) and "control flow" in text):
+            raise ImportFailed(f"{label}: torch.fx could not trace the model: {type(err).__name__}: {short(text, 160)[1:-1]}"
+                               + (f" (at {where})" if where else ""),
+                               hint="archcalc imports models that torch.fx.symbolic_trace can trace") from None
+        # a branch on a size (timm's ConvMlp: `if x.shape[-2] < 7`): traced again with the sizes of
+        # the traced input as numbers, so the branch taken at that size is the spec
+        graph, tracer = _trace_concrete(model, names, input_shape)
+        if graph is None:
             raise ImportFailed(
                 f"{label}: the forward uses data-dependent control flow (an if or loop on tensor values){' at ' + where if where else ''}, "
                 "which torch.fx cannot trace",
                 hint="make the branch depend on arguments, not on tensor values, or export the model to ONNX and import that",
             ) from None
-        raise ImportFailed(f"{label}: torch.fx could not trace the model: {type(err).__name__}: {short(text, 160)[1:-1]}"
-                           + (f" (at {where})" if where else ""),
-                           hint="archcalc imports models that torch.fx.symbolic_trace can trace") from None
+        notes.append(f"the forward branches on the input's size{' at ' + where if where else ''}: the spec is the branch "
+                     f"taken at {'x'.join(map(str, input_shape))}, and the sizes the forward reads are that input's")
     gm = fx.GraphModule(tracer.root, graph)
     x = torch.empty(2, *input_shape, device="meta")
+    import contextlib
+    import io
+
     try:
         from torch.fx.passes.shape_prop import ShapeProp
 
-        ShapeProp(gm).propagate(x)
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback before raising
+            ShapeProp(gm).propagate(x)
     except Exception as err:  # noqa: BLE001
-        raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed: "
-                           f"{type(err).__name__}: {short(str(err).strip().splitlines()[0] if str(err).strip() else '', 160)[1:-1]}",
+        cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        where = next((n.target for n in gm.graph.nodes if n.op == "call_module" and f"node=%{n.name} " in str(err)), None)
+        mode = " (in training mode, where its aux head runs)" if model.training else ""
+        raise ImportFailed(f"{label}: running the traced model on a {'x'.join(map(str, input_shape))} input failed{mode}"
+                           + (f" at {where}" if where else "") + f": {type(cause).__name__}: {short(text, 160)[1:-1]}",
                            hint="give the input size the model expects with --input CxHxW") from None
-    return _convert(gm, model, input_shape, label, original)
+    g, used = _convert(gm, model, input_shape, label, original)
+    g.notes = notes
+    return g, used
+
+
+def _trace_concrete(model, names, input_shape):
+    """(graph, tracer) of torch.fx's MetaTracer, where x.shape and x.size() are the numbers of a
+    meta-device run at ``input_shape``, or (None, None) where that fails too (a branch on values)."""
+    import warnings
+
+    from torch.fx.experimental.meta_tracer import MetaTracer
+
+    class Concrete(_Tracer, MetaTracer):
+        pass
+
+    try:
+        first = next(iter(inspect.signature(model.forward).parameters))
+    except (StopIteration, TypeError, ValueError):
+        return None, None
+    tracer = Concrete(names, _autowrap(model, names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = tracer.trace(model, meta_args={first: torch.empty(2, *input_shape, device="meta")})
+    except Exception:  # noqa: BLE001
+        return None, None
+    return graph, tracer
 
 
 def _shape(node):
@@ -234,6 +326,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
     # a module's own parameters name the layers that use them: no other layer may take those names
     own = {path: [n for n, _ in m.named_parameters(recurse=False)] for path, m in model.named_modules()}
     classes = {path: type(m).__name__ for path, m in model.named_modules()}
+    owners: set = set()  # modules traced through whose own tensors one functional call used (named after them)
 
     def unique(scope, base):
         taken = used_names.setdefault(scope, set(children.get(scope, [])) | set(own.get(scope, [])))
@@ -264,6 +357,11 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 params.append(v)
             return v
         if isinstance(a, (list, tuple)):
+            if len(a) == 2 and all(isinstance(x, fx.Node) for x in a):
+                h, w = env.get(a[0]), env.get(a[1])
+                if isinstance(h, _Shape) and isinstance(w, _Shape) and h.tensor == w.tensor and (h.index, w.index) == (2, 3):
+                    refs.append(h.tensor)  # (x.shape[-2], x.shape[-1]): the size of x, as x.shape[-2:]
+                    return L.base.SizeOf(len(refs) - 1)
             return type(a)(prepare(x, tensors, refs) for x in a)
         if isinstance(a, dict):
             return {k: prepare(x, tensors, refs) for k, x in a.items()}
@@ -368,6 +466,39 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             base_name = None
             label_of = _fn_label(node)
             args = list(node.args)
+            if name in _IGNORED:  # torch._assert and the like: no value, nothing computed
+                env[node] = ("const", None)
+                continue
+            if name == "getattr" and len(args) == 2 and args[1] == "ndim" and isinstance(value(args[0]), int):
+                env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
+                continue
+            folded = _fold(node, value)
+            if folded is not None:  # Python arithmetic on constants (x.ndim == 4, sizes)
+                env[node] = folded
+                continue
+            if node.op == "call_function" and name in FUNCTIONAL:
+                said = _as_module(node, name, value, model, ops, input_shape)
+                if isinstance(said, str):
+                    bad.add(f"{label_of} {said}", scope)
+                    env[node] = None
+                    continue
+                op_name, kw, owner, src = said
+                tensors, refs = [src], []
+                xs = [_shape_of(ops, src, input_shape)]
+                if cl:
+                    kw["channels_last"] = True
+                result, found_type = _first(table, op_name, kw, xs, y, cl)
+                if result is None:
+                    bad.add(f"{label_of} (as torch.nn.{op_name}{' on a channels-last tensor' if cl else ''})" + _advice(op_name), scope)
+                    env[node] = None
+                    continue
+                used_params.update(f"{owner}.{n}" for n, _ in model.get_submodule(owner).named_parameters(recurse=False))
+                parent = owner.rsplit(".", 1)[0] if "." in owner else ""
+                env[node] = add(result, node, op_name, tensors, refs, parent, owner, xs, y)
+                owners.add(owner)
+                if cl:
+                    last.add(node)
+                continue
             if name == "permute" and args and isinstance(value(args[0]), int):
                 # a layout change, no layer: to channels-last and back (ConvNeXt's blocks)
                 dims, src = _permute_dims(args, node.kwargs), args[0]
@@ -385,8 +516,23 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 env[node] = _Shape(value(args[0]))
                 continue
             if node.op == "call_method" and name == "size":
-                env[node] = _Shape(value(args[0])) if len(args) == 1 and not node.kwargs else ("const", None)
+                dim = args[1] if len(args) == 2 else node.kwargs.get("dim")
+                env[node] = (_Shape(value(args[0])) if len(args) == 1 and not node.kwargs
+                             else _dim(value(args[0]), dim, ops, input_shape) if isinstance(dim, int) else ("const", None))
                 continue
+            if name in _CONST_OPS and not cl:
+                k = _with_constant(name, args, node.kwargs, value)
+                if k is not None:  # x + 0 (mobileone's empty branches), x * 1: x; x / c: a scale by 1 / c
+                    src, c = k
+                    if (name in _ADDS and c == 0) or (name in _MULS and c == 1):
+                        env[node] = src
+                        continue
+                    if name in ("truediv", "itruediv") and c != 0:
+                        xs = [_shape_of(ops, src, input_shape)]
+                        result, found_type = _first(table, "Scale", {"factor": 1.0 / c}, xs, y)
+                        if result is not None:
+                            env[node] = add(result, node, "Scale", [src], [], scope, None, xs, y)
+                            continue
             if isinstance(node.target, type) and issubclass(node.target, tuple):  # a namedtuple of outputs
                 env[node] = ("tuple", [value(a) for a in list(args) + list(node.kwargs.values())])
                 continue
@@ -395,6 +541,20 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 if isinstance(base, _Shape) and base.index is None and isinstance(args[1], slice):
                     env[node] = _Shape(base.tensor, args[1])
                     continue
+                if isinstance(base, _Shape) and base.index is None and isinstance(args[1], int):
+                    env[node] = _dim(base.tensor, args[1], ops, input_shape)  # N, C, H, W = x.shape
+                    continue
+                if isinstance(base, int) and not cl:
+                    sliced = _channel_slice(args[1], _shape_of(ops, base, input_shape))
+                    if sliced is not None:  # x[:, a:b] (ghostnet, rexnet, dpn): a channel slice
+                        if sliced == (0, _shape_of(ops, base, input_shape)[0]):
+                            env[node] = base
+                            continue
+                        xs = [_shape_of(ops, base, input_shape)]
+                        result, found_type = _first(table, "ChannelSlice", {"start": sliced[0], "stop": sliced[1]}, xs, y)
+                        if result is not None:
+                            env[node] = add(result, node, "ChannelSlice", [base], [], scope, None, xs, y)
+                            continue
                 if isinstance(base, _Parts) and isinstance(args[1], int):
                     op_name, kw = base.op, {**base.kw, "index": args[1]}
                     tensors = [base.tensor]
@@ -436,7 +596,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             continue
         xs = [_shape_of(ops, t, input_shape) for t in tensors]
         if not tensors:
-            bad.add(label_of + " (on no tensor: a parameter or constant)", where)
+            bad.add(label_of + _on_no_tensor(params, model), where)
             env[node] = None
             continue
         if cl:
@@ -445,6 +605,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
         if result is None:
             what = label_of + (" on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1)))" if cl else "")
             what += "".join(f" with the parameter {p.name}" for p in params)
+            what += _advice(op_name, params)
             bad.add(what, where)
             env[node] = None
             continue
@@ -462,11 +623,253 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
         env[node] = add(result, node, op_name, tensors, refs, scope_of, base_name, xs, y)
         if cl:
             last.add(node)
+    _beside_owners(ops, owners, model, bad)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
+    # in eval mode every tensor the model returns is an output (a detection backbone's feature
+    # maps); in training mode the extra ones are aux heads (Inception's)
+    g.several = not model.training and len(outs) > 1
     g = simplify(g)
     g.used = used_params
     return g, used_params
+
+
+_IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
+
+# what an op that no layer type reads needs, for the error's "what to do" (planned: the layer
+# vocabulary issue adds these types; then the op maps through the type's own torch_ops)
+_PLANNED = "a layer type for it (planned in the layer vocabulary)"
+_ADVICE = {
+    **dict.fromkeys(("pad", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"), "a pad layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("stack",), "a k-branch softmax join (selective kernel; planned in the layer vocabulary)"),
+    **dict.fromkeys(("norm",), "a GRN layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("view", "reshape", "transpose", "permute"), "a layer type for this reshape: only flattening, channel slices and "
+                    "channel shuffles are read (pixel shuffle/unshuffle is planned; attention has no type)"),
+    **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "PixelShuffle", "PixelUnshuffle"), _PLANNED),
+    **dict.fromkeys(("GroupNorm", "group_norm", "InstanceNorm2d", "instance_norm", "GroupNorm1"), "a group/instance norm layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("AdaptiveMaxPool2d", "adaptive_max_pool2d", "amax", "max"), "an adaptive max pool layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("Mish", "mish", "Hardtanh", "hardtanh", "PReLU", "prelu", "Softplus", "softplus", "GELUTanh", "SELU", "selu",
+                     "CELU", "Hardshrink", "QuickGELU", "sqrt", "exp", "pow", torch.tanh.__name__, "erf"), "an activation layer type (planned in the layer vocabulary)"),
+    **dict.fromkeys(("sub", "isub", "rsub", "maximum", "minimum"), "a subtract/maximum join (planned in the layer vocabulary)"),
+    **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
+    **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
+}
+
+
+def _on_no_tensor(params, model):
+    """What a call on a parameter (not on the feature map) needs, for the error."""
+    if not params:
+        return " (on no tensor: a constant)"
+    p = params[0]
+    owner, _, leaf = p.name.rpartition(".")
+    try:
+        mod = model.get_submodule(owner)
+    except AttributeError:
+        mod = None
+    if leaf == "weight" and isinstance(mod, torch.nn.Conv2d):
+        return (f" of the parameter {p.name}, a conv's weight computed in forward: needs a weight-standardised conv "
+                "layer type (std-conv; planned in the layer vocabulary)")
+    if len(p.shape) == 1:
+        return (f" of the parameter {p.name} (a {p.shape[0]}-vector): needs a per-channel scale that holds a C-vector "
+                "parameter (layer_scale holds C x 1 x 1 only; planned in the layer vocabulary)")
+    return f" of the parameter {p.name}: needs a layer type that holds this parameter"
+
+
+def _advice(op_name, params=()):
+    if params:
+        return ": needs a layer type that holds this parameter (only a C x 1 x 1 per-channel scale is read)"
+    what = _ADVICE.get(op_name)
+    return f": needs {what}" if what else ""
+# torch's operator names (some are also layer type names: written as the functions' own names)
+_ADD, _MUL = operator.add.__name__, operator.mul.__name__
+_CONV2D, _LINEAR = torch.nn.functional.conv2d.__name__, torch.nn.functional.linear.__name__
+_ADDS = {_ADD, "iadd", "sub", "isub"}
+_MULS = {_MUL, "imul", "truediv", "itruediv"}
+_CONST_OPS = _ADDS | _MULS
+
+
+def _with_constant(name, args, kwargs, value):
+    """(the tensor's op index, the number) of ``x OP c`` (or ``c + x``, ``c * x``) with c a Python
+    number (or a constant the trace folded), or None."""
+    if kwargs or len(args) != 2:
+        return None
+
+    def tensor(a):
+        return isinstance(a, fx.Node) and isinstance(value(a), int) and not isinstance(value(a), bool)
+
+    def number(a):
+        v = value(a) if isinstance(a, fx.Node) else a
+        v = v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v
+        if isinstance(a, fx.Node) and not (isinstance(value(a), tuple) and value(a)[:1] == ("const",)):
+            return None
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    if tensor(args[0]) and number(args[1]) is not None:
+        return value(args[0]), number(args[1])
+    if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
+        return value(args[1]), number(args[0])
+    return None
+
+
+def _dim(tensor, i, ops, input_shape):
+    """x.shape[i] / x.size(i) of a feature map: the batch (no number), the channels (a constant),
+    or a size that depends on the input (kept as what it is)."""
+    x = _shape_of(ops, tensor, input_shape) if isinstance(tensor, int) else None
+    if x is None:
+        return ("const", None)
+    i = i % (len(x) + 1)
+    if i == 0:
+        return ("const", None)
+    if i == 1:
+        return ("const", x[0])
+    return _Shape(tensor, i)
+
+
+def _channel_slice(index, x):
+    """(start, stop) of ``x[:, a:b]`` / ``x[:, a:b, :, :]`` on a C x H x W map, or None."""
+    if x is None or len(x) != 3 or not isinstance(index, tuple) or not 2 <= len(index) <= 4:
+        return None
+    whole = slice(None, None, None)
+    if index[0] != whole or not isinstance(index[1], slice) or any(i != whole and i is not Ellipsis for i in index[2:]):
+        return None
+    sl = index[1]
+    if sl.step not in (None, 1) or not all(v is None or isinstance(v, int) and not isinstance(v, bool) for v in (sl.start, sl.stop)):
+        return None
+    start, stop, _ = sl.indices(x[0])
+    return (start, stop) if stop > start else None
+
+# torch.nn.functional calls that are a torch module's forward on that module's own tensors (a
+# subclass traced through: timm's BatchNormAct2d calls F.batch_norm on its weight and running
+# statistics): said as that module, its class name and constructor keywords, and named after the
+# module that holds the tensors, so the layer's state_dict keys are the original's. name ->
+# (the tensor arguments, in the module's attribute names)
+FUNCTIONAL = {
+    "batch_norm": ("running_mean", "running_var", "weight", "bias"),
+    _CONV2D: ("weight", "bias"),
+    _LINEAR: ("weight", "bias"),
+    "layer_norm": ("weight", "bias"),
+    "group_norm": ("weight", "bias"),
+}
+
+
+def _module_of_functional(name, kw, x, tensors):
+    """(torch.nn class name, its constructor keywords) that computes ``F.<name>(**kw)`` on an input
+    of shape ``x`` (C, H, W or F) with ``tensors`` (attribute -> shape or None); or a reason."""
+    w = tensors.get("weight")
+    if name == "batch_norm":
+        if kw.get("training") or tensors.get("running_mean") is None:
+            return "(batch statistics: training mode or no running statistics)"
+        return ("BatchNorm2d" if len(x) == 3 else "BatchNorm1d",
+                {"num_features": x[0], "eps": kw.get("eps", 1e-5), "momentum": kw.get("momentum", 0.1),
+                 "affine": w is not None, "track_running_stats": True})
+    if name == _CONV2D:
+        return "Conv2d", {"in_channels": x[0], "out_channels": w[0], "kernel_size": tuple(w[2:]),
+                          "stride": kw.get("stride", 1), "padding": kw.get("padding", 0), "dilation": kw.get("dilation", 1),
+                          "groups": kw.get("groups", 1), "bias": tensors.get("bias") is not None, "padding_mode": "zeros"}
+    if name == _LINEAR:
+        return "Linear", {"in_features": w[1], "out_features": w[0], "bias": tensors.get("bias") is not None}
+    if name == "layer_norm":
+        return "LayerNorm", {"normalized_shape": tuple(kw["normalized_shape"]), "eps": kw.get("eps", 1e-5),
+                             "elementwise_affine": w is not None, "bias": tensors.get("bias") is not None}
+    if name == "group_norm":
+        return "GroupNorm", {"num_groups": kw["num_groups"], "num_channels": x[0], "eps": kw.get("eps", 1e-5),
+                             "affine": w is not None}
+    return "(no module)"
+
+
+def _as_module(node, name, value, model, ops, input_shape):
+    """A FUNCTIONAL call as (module class name, kw, the owning module's path, the input op), or a
+    one-line reason why it is not one module's forward."""
+    try:
+        norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+    except Exception:  # noqa: BLE001
+        norm = None
+    if norm is None:
+        return "(arguments not read)"
+    kw = dict(norm.kwargs)
+    src = value(kw.pop("input", None))
+    if not isinstance(src, int):
+        return "(on a value archcalc could not follow)"
+    tensors, owner = {}, set()
+    for attr in FUNCTIONAL[name]:
+        a = kw.pop(attr, None)
+        if a is None:
+            tensors[attr] = None
+            continue
+        v = value(a)
+        path = v.name if isinstance(v, L.base.Param) else v[1] if isinstance(v, tuple) and v[:1] == ("param",) else None
+        if path is None:
+            return f"(its {attr} is computed, not a tensor of the model: a new layer type, or a module that holds it)"
+        mod_path, _, leaf = path.rpartition(".")
+        if leaf != attr:
+            return f"(its {attr} is {path}: only a module's own {attr} is read)"
+        owner.add(mod_path)
+        t = model.get_parameter(path) if isinstance(v, L.base.Param) else model.get_buffer(path)
+        tensors[attr] = tuple(t.shape)
+    for k, v in list(kw.items()):
+        kw[k] = value(v)[1] if isinstance(value(v), tuple) and value(v)[:1] == ("const",) else value(v)
+    if len(owner) != 1:
+        return "(on the tensors of no module, or of several)"
+    owner = owner.pop()
+    mod = model.get_submodule(owner)
+    held = {n for n, _ in mod.named_parameters(recurse=False)} | {n for n, _ in mod.named_buffers(recurse=False) if n != "num_batches_tracked"}
+    if held != {a for a, t in tensors.items() if t is not None}:
+        return f"(on some of {owner}'s tensors, which hold {', '.join(sorted(held))})"
+    said = _module_of_functional(name, kw, _shape_of(ops, src, input_shape), tensors)
+    if isinstance(said, str):
+        return said
+    return said[0], said[1], owner, src
+
+
+def _fold(node, value):
+    """("const", v) for a Python operator or builtin on constants only (``x.ndim == 4``), else None."""
+    if node.op != "call_function" or not node.all_input_nodes:
+        return None
+    vals = [value(a) for a in node.all_input_nodes]
+    if getattr(node.target, "__module__", None) not in ("_operator", "operator", "builtins", "math"):
+        return None
+    sizes = [v for v in vals if isinstance(v, _Shape) and isinstance(v.index, int) or isinstance(v, tuple) and v[:1] == ("size",)]
+    if sizes and all(isinstance(v, tuple) and v[:1] in (("const",), ("size",)) or v in sizes for v in vals):
+        return ("size", None)  # arithmetic on a size that depends on the input (H // 2): what reads it is reported
+    if not all(isinstance(v, tuple) and v[:1] == ("const",) for v in vals):
+        return None
+
+    def sub(a):
+        if isinstance(a, fx.Node):
+            return value(a)[1]
+        if isinstance(a, (list, tuple)):
+            return type(a)(sub(x) for x in a)
+        return a
+
+    try:
+        return ("const", node.target(*sub(tuple(node.args)), **{k: sub(v) for k, v in node.kwargs.items()}))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _beside_owners(ops, owners, model, bad):
+    """A module traced through whose own tensors became one layer named after it (timm's
+    BatchNormAct2d as ``bn1``): its child modules' layers (``bn1.act``) move beside it
+    (``bn1_act``), as the builder keeps a layer's module free of other layers. A child with
+    parameters cannot move (its state_dict keys would change): reported."""
+    if not owners:
+        return
+    names = {op.name for op in ops}
+    for op in ops:
+        for owner in owners:
+            if op.name.startswith(owner + ".") and op.name != owner:
+                rest = op.name[len(owner) + 1:]
+                child = rest.split(".")[0]
+                if any(n.startswith(child + ".") for n, _ in model.get_submodule(owner).named_parameters()):
+                    bad.add(f"module {type(model.get_submodule(owner)).__name__} (its own tensors one layer, "
+                            f"and a child {child} with parameters)", owner)
+                    break
+                new = owner + "_" + rest.replace(".", "_")
+                while new in names:
+                    new += "_"
+                names.add(new)
+                op.name = new
+                break
 
 
 def _shape_of(ops, i, input_shape):

@@ -56,6 +56,8 @@ class Graph:
     source: str = ""
     name: str = "imported"
     file: str = ""  # the file or target it was imported from, for error messages
+    notes: list = field(default_factory=list)  # what the user should know about this import (one line each)
+    several: bool = False  # the outputs are all the model's outputs (eval mode), not a main one and aux heads
 
 
 class Unsupported:
@@ -71,7 +73,10 @@ class Unsupported:
         if not self.seen:
             return
         items = sorted(self.seen.items(), key=lambda kv: (kv[0][0], kv[0][1]))
-        shown = [f"{what} at {short(where, 60)[1:-1]} (x{n})" for (what, where), n in items[:12]]
+        shown = []
+        for (what, where), n in items[:12]:
+            what, sep, need = what.partition(": needs ")  # what to do goes last
+            shown.append(f"{what} at {short(where, 60)[1:-1]} (x{n}){sep}{need}")
         more = f" and {len(items) - 12} more" if len(items) > 12 else ""
         raise ImportFailed(
             f"{shown_path(model)}: {len(items)} construct{'s' if len(items) != 1 else ''} with no archcalc layer type: "
@@ -107,7 +112,7 @@ def defaults_dropped(ltype, args: dict) -> dict:
 
 
 def simplify(g: Graph) -> Graph:
-    """Joins of one input are their input; ``torch.cat(xs + [y])`` where ``torch.cat(xs)`` was
+    """Joins of one input and nn.Identity modules are their input; ``torch.cat(xs + [y])`` where ``torch.cat(xs)`` was
     already made is the concat of that and ``y`` (DenseNet's growing concatenations); ops that
     reach no output are dropped."""
     alias: dict = {}
@@ -124,6 +129,9 @@ def simplify(g: Graph) -> Graph:
         op.refs = {k: real(v) for k, v in op.refs.items()}
         if L.REGISTRY[op.type].joins and len(op.inputs) == 1:
             alias[i] = op.inputs[0]
+            continue
+        if op.torch == "Identity" and len(op.inputs) == 1 and op.inputs[0] != -1 and i not in g.outputs:
+            alias[i] = op.inputs[0]  # an nn.Identity module (timm's drop and act when off): no layer
             continue
         if op.torch == "cat":
             for j, prev in reversed(cats):
@@ -143,7 +151,7 @@ def simplify(g: Graph) -> Graph:
     for i in range(len(ops) - 1, -1, -1):
         if i in alias:
             continue
-        if i == outputs[0] or any(c in reach_main for c in readers.get(i, ())):
+        if i == outputs[0] or g.several and i in outputs or any(c in reach_main for c in readers.get(i, ())):
             reach_main.add(i)
         if i in outputs or any(c in reach_any for c in readers.get(i, ())):
             reach_any.add(i)

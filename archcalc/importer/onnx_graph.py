@@ -488,6 +488,7 @@ RULES = {
     "Sum": R(("data_0",), most=LIM.ONNX_MAX_ATTR_ELEMENTS),
     "Concat": R(("inputs",), most=LIM.ONNX_MAX_ATTR_ELEMENTS, attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Resize": R(("X",), ("roi", "scales", "sizes"), attrs=_RESIZE),
+    "Slice": R(("data", "starts", "ends"), ("axes", "steps"), scalars={k: (None, None) for k in (1, 2, 3, 4)}),
     "Upsample": R(("X",), ("scales",), attrs=_RESIZE),
 }
 
@@ -786,6 +787,18 @@ def translate(node, r):
         return [("ELU", {"alpha": _num(a.get("alpha", 1.0)), "inplace": True})], data
     if t == "Gelu":
         return [("GELU", {"approximate": a.get("approximate", b"none").decode("ascii")})], data
+    if t == "Slice":
+        # x[:, a:b] of a feature map (ghostnet, rexnet, dpn): a channel slice
+        x = r.shapes.get(node.input[0])
+        starts, ends, axes, steps = (r.value(v) if v else None for v in (list(node.input) + ["", "", "", ""])[1:5])
+        if x is None or len(x) != 4 or x[1] is None or starts is None or ends is None:
+            return None
+        axis = int(axes.reshape(-1)[0]) if axes is not None else 0
+        step = int(steps.reshape(-1)[0]) if steps is not None else 1
+        if axis % 4 != 1 or step != 1:
+            return None
+        start, stop, _ = slice(int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])).indices(x[1])
+        return ([("ChannelSlice", {"start": start, "stop": stop})], data) if stop > start else None
     if t == "Clip":
         lo, hi = (r.value(x) if x else None for x in (list(node.input) + ["", ""])[1:3])
         if lo is not None and hi is not None and float(lo.reshape(-1)[0]) == 0.0 and float(hi.reshape(-1)[0]) == 6.0:

@@ -27,10 +27,31 @@ from .read import parse_doc, read_spec_file  # noqa: F401 - parse_doc: public
 from .yamlio import LMap, load_text
 
 TOP_KEYS = ("name", "title", "source", "notes", "input", "symbols", "blocks", "layers", "budget", "lint", "variants",
-            "claims")
+            "claims", "outputs")
 BLOCK_KEYS = ("args", "layers", "scope", "doc")
 CONTROL = ("repeat", "aux")
 
+
+
+def _extra_outputs(raw, file, line, nodes, main) -> tuple:
+    """``outputs: [NAME, ...]``: layers the model returns besides its last one (a detection
+    backbone's feature maps), by full name; their layers count at inference like the main path's."""
+    if raw is None:
+        return ()
+    where = Where(file=file, line=line)
+    if not isinstance(raw, list) or not raw or not all(isinstance(n, str) for n in raw):
+        raise SpecError("'outputs' is a list of layer names (the model's outputs besides its last layer)", where)
+    index = {n.name: i for i, n in enumerate(nodes)}
+    out = []
+    for name in raw:
+        i = index.get(name)
+        if i is None:
+            raise SpecError(f"'outputs' names {short(name)}, which is no layer", where, did_you_mean(name, list(index)) or None)
+        if nodes[i].aux:
+            raise SpecError(f"'outputs' names {short(name)}, a layer of an aux head (aux heads are outputs in training already)", where)
+        if i != main and i not in out:
+            out.append(i)
+    return tuple(out)
 
 @dataclass
 class _Raw:
@@ -209,6 +230,7 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' is a non-empty list", Where(file=file, line=doc.lines["layers"]))
     out = _expand_list(ctx, layers, -1, env, "", "layers", False)
+    extra = _extra_outputs(doc.get("outputs"), file, doc.lines.get("outputs"), ctx.nodes, out)
     claims = ()
     if "claims" in doc:
         from . import claims as C
@@ -226,6 +248,7 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
         values=used,
         nodes=ctx.nodes,
         output=out,
+        outputs=extra,
         budget=budget,
         lint=doc.get("lint"),
         lint_line=doc.lines.get("lint"),

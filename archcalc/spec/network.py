@@ -43,6 +43,7 @@ class Network:
     values: dict  # name -> int actually used (defaults and --set); the rest stay symbolic
     nodes: list = field(default_factory=list)
     output: int = -1
+    outputs: tuple = ()  # further outputs (node indices) the model returns besides `output` (`outputs:`)
     budget: dict = field(default_factory=dict)
     notes: str = ""
     lint: Any = None  # the spec's raw `lint:` mapping (validated by the check command), or None

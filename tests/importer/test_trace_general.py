@@ -1,0 +1,364 @@
+"""Issue 22: the importer follows what a model computes, not what its classes are called.
+
+Every expected number comes from torch itself (the original module's outputs, its parameter count,
+FlopCounterMode) or is worked out by hand in the test; archcalc's output is never the reference.
+timm's models: a seeded sample of small members of different families runs by default (a few
+seconds); ARCHCALC_TIMM=all (or ARCHCALC_DEEP=1) runs every model of the list. timm is a test extra.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from archcalc.cli.main import main  # noqa: E402
+from archcalc.importer import ImportFailed, import_target, model_of  # noqa: E402
+from archcalc.importer.roundtrip import check, output_names  # noqa: E402
+from archcalc.spec.load import loads  # noqa: E402
+
+NETS = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class BNReLU(nn.BatchNorm2d):
+        """timm's BatchNormAct2d in small: a BatchNorm2d whose forward adds an activation."""
+
+        def __init__(self, c):
+            super().__init__(c)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps)
+            return self.act(x)
+
+
+    class BNOnlyInit(nn.BatchNorm2d):
+        """A subclass that only changes construction: still a BatchNorm2d."""
+
+        def reset_parameters(self):
+            super().reset_parameters()
+
+
+    class BNFFT(nn.BatchNorm2d):
+        def forward(self, x):
+            return torch.fft.fft2(super().forward(x)).real
+
+
+    class Sub(nn.Module):
+        def __init__(self, bn):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            self.bn = bn(8)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))
+
+
+    def withact():
+        return Sub(BNReLU)
+
+
+    def onlyinit():
+        return Sub(BNOnlyInit)
+
+
+    def fft():
+        return Sub(BNFFT)
+
+
+    class Constructs(nn.Module):
+        """ghostnet's channel slice, mobileone's `0 + branch`, repvit's `/ 2`, N, C, H, W = x.shape."""
+
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1)
+            self.b = nn.Conv2d(3, 8, 1)
+
+        def forward(self, x):
+            n, c, h, w = x.shape
+            out = 0
+            out += self.a(x)
+            out = out + self.b(x)
+            y = out[:, :6, :, :] / 2
+            return y * 1
+
+
+    class SizeBranch(nn.Module):
+        """timm's ConvMlp: a branch on the input's size (torch.fx alone cannot trace it)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            if x.shape[-2] < 8:
+                x = F.adaptive_avg_pool2d(x, 8)
+            return x
+
+
+    class Pyramid(nn.Module):
+        """A backbone returning two feature maps (a dict, as torchvision's FPN)."""
+
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+            self.c2 = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+            self.lat = nn.Conv2d(4, 6, 1)
+
+        def forward(self, x):
+            a = self.c1(x)
+            b = self.c2(a)
+            return {"p1": self.lat(a), "p2": b}
+
+
+    class BigWindow(nn.Module):
+        """Accepts no input below 70x70 (a 70x70 pooling window)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.pool = nn.AvgPool2d(70)
+
+        def forward(self, x):
+            return self.pool(self.conv(x))
+
+
+    class Hooked(Sub):
+        def __init__(self):
+            super().__init__(nn.BatchNorm2d)
+            self.conv.register_forward_hook(lambda m, i, o: o * 2)
+''')
+
+
+@pytest.fixture
+def nets(tmp_path):
+    path = tmp_path / "nets22.py"
+    path.write_text(NETS)
+    return path
+
+
+def _randomise(model, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if t.dtype.is_floating_point:
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if name.endswith("running_var") else torch.randn(t.shape, generator=gen) * 0.5)
+    return model
+
+
+def _round_trip(target, shape):
+    model = _randomise(model_of(target))
+    text, g, _ = import_target(target, None, shape, model=model)
+    return text, g, model, check(text, model, shape, names=output_names(g))
+
+
+def test_a_subclass_whose_forward_differs_is_traced_through(nets):
+    text, _, model, r = _round_trip(f"{nets}:withact", (3, 16, 16))
+    # the ReLU the subclass adds is in the spec: without it outputs would differ, with equal counts
+    assert "{relu: {inplace: false}, name: bn_act}" in text and "{batchnorm: {}, name: bn}" in text
+    # params by hand: conv 3*8*9 = 216, bn 2*8 = 16; buffers 2*8 (num_batches_tracked left out)
+    assert r["original"]["params"] == r["engine"]["params"] == 232 == sum(p.numel() for p in model.parameters())
+    assert r["engine"]["buffers"] == 16
+    assert r["ok"] and r["outputs"]["max_abs_diff"] == 0
+
+
+def test_a_subclass_that_only_changes_construction_stays_its_base(nets):
+    text, _, _, r = _round_trip(f"{nets}:onlyinit", (3, 16, 16))
+    assert "{batchnorm: {}, name: bn}" in text and r["ok"]
+
+
+def test_a_subclass_whose_forward_cannot_be_followed_is_refused_in_one_line(nets):
+    with pytest.raises(ImportFailed) as err:
+        import_target(f"{nets}:fft", None, (3, 16, 16))
+    msg = str(err.value)
+    assert "\n" not in msg and "torch.fft.fft2 at bn" in msg
+
+
+def test_slices_constants_and_shapes(nets):
+    text, _, model, r = _round_trip(f"{nets}:Constructs", (3, 16, 16))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] <= 1e-6
+    # x[:, :6] is a channel slice and / 2 a scale by 0.5: output 6 x 16 x 16
+    assert "channels: {stop: 6}" in text and "factor: 0.5" in text
+    # params by hand: a 3*8*9 + 8 = 224, b 3*8 + 8 = 32
+    assert r["engine"]["params"] == 256
+
+
+def test_a_branch_on_the_size_is_traced_at_the_traced_size(nets):
+    text, g, model, r = _round_trip(f"{nets}:SizeBranch", (3, 16, 16))
+    assert g.notes and "branches on the input's size" in g.notes[0]
+    assert r["ok"] and "adaptive_avgpool" not in text  # 16 >= 8: the branch is not taken
+    text, g, model, r = _round_trip(f"{nets}:SizeBranch", (3, 4, 4))
+    assert "adaptive_avgpool" in text and r["ok"]
+
+
+def test_several_outputs(nets):
+    text, g, model, r = _round_trip(f"{nets}:Pyramid", (3, 32, 32))
+    assert "outputs: [c2]" in text  # lat, the last layer torch ran, is the spec's own output
+    # shapes by hand at 32x32: c1 -> 4x16x16, lat 6x16x16; c2 -> 8x8x8
+    assert [(p["name"], p["shape"], p["engine"]) for p in r["per_output"]] == [
+        ("lat", (6, 16, 16), (6, 16, 16)), ("c2", (8, 8, 8), (8, 8, 8))]
+    # MACs: c1 4*16*16*27 = 27,648; c2 8*8*8*36 = 18,432; lat 6*16*16*4 = 6,144 (every output counts)
+    assert r["original"]["macs"] == r["engine"]["macs"] == 27648 + 18432 + 6144
+    assert r["ok"] and len(r["outputs"]["several"]) == 2
+    net = loads(text)
+    assert [net.nodes[i].name for i in net.outputs] == ["c2"]
+    from archcalc.torchside.build import build
+
+    built = build(net).eval()
+    outs = built(torch.zeros(1, 3, 32, 32))
+    assert [tuple(o.shape[1:]) for o in outs] == [(6, 16, 16), (8, 8, 8)]  # main first, then the listed one
+
+
+def test_check_runs_at_a_size_the_network_accepts(nets):
+    _, _, _, r = _round_trip(f"{nets}:BigWindow", (3, 96, 96))
+    # 64x64 is below the 70x70 window: the outputs are compared at the smallest size that works
+    assert r["outputs"]["input"] == (3, 70, 70) and r["ok"]
+
+
+def test_a_divergence_is_named_and_never_a_traceback(nets, capsys, tmp_path):
+    text, _, model, r = _round_trip(f"{nets}:withact", (3, 16, 16))
+    broken = text.replace("{relu: {inplace: false}, name: bn_act}", "{sigmoid: {}, name: bn_act}")
+    assert broken != text
+    r = check(broken, model, (3, 16, 16))
+    assert not r["ok"] and not r["outputs"]["ok"]
+    # bn_act has no module of its name in the original, and the original's bn (with its act child)
+    # is not compared with the batchnorm layer: no layer named
+    assert r["outputs"]["first"] is None
+    # same shape and params, other values: padding 2 with dilation 2 (16 + 4 - 5 + 1 = 16)
+    broken = text.replace("{conv: {out: 8, kernel: 3, padding: 1, bias: false}, name: conv}",
+                          "{conv: {out: 8, kernel: 3, padding: 2, dilation: 2, bias: false}, name: conv}")
+    assert broken != text
+    r = check(broken, model, (3, 16, 16))
+    assert r["outputs"]["first"][0] == "conv"
+    from archcalc.cli.importer import _check_lines
+
+    lines = _check_lines(r)
+    assert lines[-1].startswith("outputs: the first layer whose output differs is conv (max |difference| ")
+
+
+def test_a_size_the_model_refuses_is_one_line_naming_the_module(nets, capfd):
+    with pytest.raises(ImportFailed) as err:
+        import_target(f"{nets}:BigWindow", None, (3, 32, 32))  # a 70x70 window on 32x32
+    msg = str(err.value)
+    assert "\n" not in msg and "input failed at pool: RuntimeError" in msg
+    assert "Traceback" not in capfd.readouterr().err  # torch's ShapeProp prints one: not shown
+
+
+def test_a_forward_hook_is_refused(nets):
+    with pytest.raises(ImportFailed, match="module conv .* has a forward hook"):
+        import_target(f"{nets}:Hooked", None, (3, 16, 16))
+
+
+def test_cli_check_of_several_outputs(nets, capsys):
+    code = main(["import", f"{nets}:Pyramid", "--input", "3x32x32", "--check"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "2 outputs, shapes at the traced input (original = engine): lat 6x16x16, c2 8x8x8: ok" in err
+    assert "all 2 outputs at 3x32x32" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- timm
+
+# small members of different families: each imports and checks at 64x64 in about a second of CPU
+# here (timm 1.0.31; mobileone_s0, 4 s, only with ARCHCALC_TIMM=all)
+TIMM_SMALL = ["mobilenetv3_small_050", "lcnet_050", "ghostnet_050", "regnetx_002", "tinynet_e", "mnasnet_small",
+              "resnet10t", "dla46_c", "hardcorenas_a", "semnasnet_050", "darknet17", "gernet_s", "efficientnet_b0",
+              "repghostnet_050", "rexnet_100"]
+TIMM_ALL = os.environ.get("ARCHCALC_TIMM") == "all" or os.environ.get("ARCHCALC_DEEP") == "1"
+TIMM_SEED = int(os.environ.get("ARCHCALC_TIMM_SEED", "22"))
+TIMM_RUN = TIMM_SMALL + ["mobileone_s0"] if TIMM_ALL else sorted(random.Random(TIMM_SEED).sample(TIMM_SMALL, 3))
+
+
+@pytest.mark.parametrize("name", TIMM_RUN)
+def test_timm_round_trip(name):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False)
+    shape = (3, 64, 64)
+    text, g, _ = import_target("timm:create_model", {"model_name": name}, shape, model=model)
+    r = check(text, model, shape)
+    # the original's own numbers: its parameters and torch's FlopCounterMode on its forward
+    assert r["engine"]["params"] == sum(p.numel() for p in model.parameters())
+    assert r["engine"]["macs"] == r["original"]["macs"]
+    assert r["ok"], (r.get("outputs"), r["state_dict"])
+
+
+# --------------------------------------------------------------------------- detection backbones
+
+DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
+DETECTION = {  # factory -> (input, outputs)
+    "fasterrcnn_resnet50_fpn": ((3, 224, 224), 5),
+    "retinanet_resnet50_fpn": ((3, 224, 224), 5),
+    "fcos_resnet50_fpn": ((3, 224, 224), 5),
+    "ssdlite320_mobilenet_v3_large": ((3, 320, 320), 6),
+}
+
+
+@pytest.mark.skipif(not DEEP, reason="ARCHCALC_DEEP=1 runs the detection backbones (seconds each)")
+@pytest.mark.parametrize("factory", sorted(DETECTION))
+def test_detection_backbone_with_several_outputs(factory):
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = getattr(tv.models.detection, factory)(weights=None, weights_backbone=None).backbone
+    shape, n = DETECTION[factory]
+    text, g, _ = import_target(f"torchvision.models.detection:{factory}", None, shape, model=model)
+    r = check(text, model, shape, names=output_names(g))
+    # the original's own numbers: its parameters, FlopCounterMode on its forward, its outputs' shapes
+    assert r["engine"]["params"] == sum(p.numel() for p in model.parameters())
+    assert r["engine"]["macs"] == r["original"]["macs"]
+    assert len(r["per_output"]) == n and all(p["shape"] == p["engine"] for p in r["per_output"])
+    assert r["ok"] and len(r["outputs"]["several"]) == n
+
+
+def test_outputs_key_of_the_spec_format(tmp_path, capsys):
+    """`outputs:` (what the importer writes for several outputs): a listed layer is an output, so
+    the unused lint leaves it alone; a name that is no layer is one line, exit 2."""
+    body = "input: [3, 8, 8]\nlayers:\n  - {conv: {out: 4, kernel: 1}, name: a}\n  - {conv: {out: 2, kernel: 1}, name: b, from: input}\n"
+    plain, listed, bad = tmp_path / "plain.yaml", tmp_path / "listed.yaml", tmp_path / "bad.yaml"
+    plain.write_text("name: plain\n" + body)
+    listed.write_text("name: listed\n" + body + "outputs: [a]\n")
+    bad.write_text("name: bad\n" + body + "outputs: [nope]\n")
+    assert main(["check", str(plain)]) == 0 and "lint unused" in capsys.readouterr().out
+    assert main(["check", str(listed)]) == 0 and "lint unused" not in capsys.readouterr().out
+    assert main(["summary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "'outputs' names 'nope', which is no layer" in err and "Traceback" not in err
+    # the built model returns b (the last layer), then a: 2x8x8 and 4x8x8 (1x1 convs keep 8x8)
+    from archcalc.torchside.build import build
+
+    outs = build(loads(listed.read_text())).eval()(torch.zeros(1, 3, 8, 8))
+    assert [tuple(o.shape[1:]) for o in outs] == [(2, 8, 8), (4, 8, 8)]
+
+
+def test_onnx_channel_slice(tmp_path):
+    """ONNX Slice on the channel axis (a folded export of x[:, 2:6]) is a channel slice."""
+    pytest.importorskip("onnx")
+    import contextlib
+    import io
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)[:, 2:6]
+
+    path = tmp_path / "slice.onnx"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(Net().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=False, do_constant_folding=True)
+    text, _, _ = import_target(str(path))
+    assert "channels: {start: 2, stop: 6}" in text
+    from archcalc.analysis.engine import analyze
+
+    report = analyze(loads(text))
+    # conv 3*8*9 + 8 = 224 params; output 4 x 8 x 8 (channels 2..5)
+    assert report.totals["params"] == 224 and tuple(report.rows[-1].shape) == (4, 8, 8)

@@ -521,7 +521,7 @@ def _expand_list(ctx, items, cur, env, scope, ypath, aux):
             key = (scope, type_)
             count = counters[key] = counters.get(key, 0) + 1
             name = f"{scope}.{type_}{count}" if scope else f"{type_}{count}"
-            if name not in index:
+            if name not in index and name not in ctx.named:
                 k = index[name] = len(nodes)
                 nodes.append(Node(name, type_, args, (cur,), Where(ctx.file, lines[i], f"{ypath}[{i}] '{name}'", type_),
                                   aux, not ctx.frozen, ctx.call))

@@ -201,3 +201,19 @@ def test_no_modulus_claim_where_sizes_are_not_why():
     with pytest.raises(SpecError) as err:
         analyze(loads(text, "f.yaml"))
     assert str(err.value).endswith("branches must agree on spatial size")
+
+
+def test_a_block_call_name_is_taken_for_derived_names_too():
+    # the second `relu` of a repeat is planned (its keys known): its derived name still meets the
+    # block call's name 'relu2' and says so
+    text = spec("""
+        input: [3, 8, 8]
+        blocks:
+          b: {layers: [relu]}
+        layers:
+          - {b: {}, name: relu2}
+          - repeat: 2
+            layers: [relu]
+        """)
+    with pytest.raises(SpecError, match=r"layer name 'relu2' is used twice; first at line 5"):
+        loads(text, "f.yaml")

@@ -7,7 +7,8 @@ read from the spec's own strides: per layer, the least common multiple of its in
 times its window's integer stride on that axis (a 2x upsample divides nothing, so a decoder keeps
 the encoder's modulus). The claim is then checked, not assumed: the shapes up to the join are
 computed again at the nearest multiples, and at every other size between them, on each axis;
-the hint is given only where the join agrees exactly at the multiples. Pure: no I/O.
+the hint is given only where the join agrees exactly at the multiples. Where the input size is a
+closed form (free symbols), the shapes are probed at sizes chosen here. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -94,22 +95,26 @@ def join_hint(net, shapes, node) -> str | None:
     except StopIteration:
         return None
     size = tuple(net.input)
-    if any(is_symbolic(d) for d in size):
+    if not size or is_symbolic(size[0]):
         return None
+    free = [a for a, d in enumerate(size[1:]) if is_symbolic(d)]  # a closed form: probed at sizes chosen here
     mods = _moduli(net, shapes, k)
     if mods is None or all(m == 1 for m in mods):
         return None
-    spatial = size[1:]
     runs = max(1, _MAX_STEPS // max(1, len(net.nodes)))
 
     def at(sizes):
         return (size[0],) + tuple(sizes)
+
+    def probe(mods):  # a free axis: one past a multiple of its modulus, large enough for every layer
+        return [m * max(2, -(-64 // m)) + 1 if a in free else d for a, (d, m) in enumerate(zip(size[1:], mods))]
 
     def multiples(mods):
         return ([max(m, d // m * m) for d, m in zip(spatial, mods)], [-(-d // m) * m for d, m in zip(spatial, mods)])
 
     # a later join may need a larger multiple: take the moduli of the first join that still rejects
     for _ in range(8):
+        spatial = probe(mods)
         below, above = multiples(mods)
         runs -= 1
         ok, seen, j = _run(net, at(above))
@@ -165,6 +170,10 @@ def join_hint(net, shapes, node) -> str | None:
     values = ", ".join(f"{letters[a]}: {below[a] // mods[a]}" for a in strided)
     sizes = ["x".join(str(d) for d in at(below)), "x".join(str(d) for d in at(above))]
     sizes = sizes[1:] if sizes[0] == sizes[1] else sizes
+    if free:
+        form = ", ".join(f"{mods[a]}*{letters[a]}" if mods[a] > 1 else str(size[1 + a]) for a in range(len(spatial)))
+        return (f"this network's branches agree {'only ' if only else ''}where {rule} (its strides before its joins): "
+                f"write input: [{size[0]}, {form}] and declare those symbols")
     return (f"this network's branches agree {'only ' if only else ''}where {rule} (its strides before its joins), "
             f"and {shown} is not: write input: [{size[0]}, {form}] with symbols: {{{values}}}, "
             f"or give --input {' or --input '.join(sizes)}")

@@ -217,3 +217,14 @@ def test_a_block_call_name_is_taken_for_derived_names_too():
         """)
     with pytest.raises(SpecError, match=r"layer name 'relu2' is used twice; first at line 5"):
         loads(text, "f.yaml")
+
+
+def test_closed_forms_get_the_modulus_too():
+    # H and W kept free: 2*floor(W/16) is floor(W/8) only where W mod 16 < 8; the hint is probed
+    # at sizes of its own (65 and 64 + 16 = 80 ...), and the form to write is the same
+    with pytest.raises(SpecError) as err:
+        analyze(loads(UNET, "u.yaml", free=("H", "W")))
+    text = str(err.value)
+    assert "branch 'b1' gives 64xfloor(H/8)xfloor(W/8) but branch 'b2' gives 64x2*floor(H/16)x2*floor(W/16)" in text
+    assert text.endswith("this network's branches agree only where the input's height and width are multiples of 16 "
+                         "(its strides before its joins): write input: [3, 16*h, 16*w] and declare those symbols")

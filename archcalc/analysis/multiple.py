@@ -5,9 +5,10 @@ multiples of the downsampling strides before the join (16 for four 2x2 pools).
 :func:`join_hint` is called only when a join's branches disagree. The modulus of an axis is
 read from the spec's own strides: per layer, the least common multiple of its inputs' moduli
 times its window's integer stride on that axis (a 2x upsample divides nothing, so a decoder keeps
-the encoder's modulus). The claim is then checked, not assumed: the shapes up to the join are
-computed again at the nearest multiples, and at every other size between them, on each axis;
-the hint is given only where the join agrees exactly at the multiples. Where the input size is a
+the encoder's modulus). The claim is then checked, not assumed: the whole network's shapes are
+computed again at the nearest multiples (a later join that still disagrees adds its own moduli),
+and at every other size between them on each misaligned axis; the hint is given only where every
+join agrees at the multiples, and says "only" where every size between is rejected. Where the input size is a
 closed form (free symbols), the shapes are probed at sizes chosen here. Pure: no I/O.
 """
 

@@ -346,7 +346,12 @@ class _Walk:
         try:
             y = ltype.out(node.args, xs)
         except L.ShapeError as err:
-            raise SpecError(err.fact, node.where, err.hint) from None
+            hint = err.hint
+            if ltype.joins:  # branches that agree only at multiples of the strides before the join say so
+                from .multiple import join_hint
+
+                hint = join_hint(self.net, self.shapes, node) or hint
+            raise SpecError(err.fact, node.where, hint) from None
         for d in y:
             if not is_symbolic(d) and d < 1:
                 raise SpecError(

@@ -68,6 +68,7 @@ class _Ctx:
         self.blocks = blocks
         self.nodes: list[Node] = []
         self.index: dict[str, int] = {}  # name -> node index
+        self.named: dict[str, tuple] = {}  # a block call's full name -> (its output's node index, its line)
         self.calls: list[str] = []  # blocks being expanded, outermost first
         self.counters: dict = {}
         self.values = values
@@ -103,11 +104,9 @@ class _Ctx:
     def add(self, name, type_, args, inputs, line, ypath, aux):
         nodes = self.nodes
         k = len(nodes)
-        if name in self.index:
-            self.fail(
-                f"layer name '{name}' is used twice", line, ypath, type_,
-                hint=f"first at line {nodes[self.index[name]].where.line}",
-            )
+        if name in self.index or name in self.named:
+            first = nodes[self.index[name]].where.line if name in self.index else self.named[name][1]
+            self.fail(f"layer name '{name}' is used twice", line, ypath, type_, hint=f"first at line {first}")
         if k >= MAX_NODES:
             self.fail(f"the network expands to more than {MAX_NODES} layers", line, ypath)
         if not aux:
@@ -310,6 +309,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _BRACES = re.compile(r"\{([^{}]*)\}")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _BRANCH = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+_LAYER_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}(\.[A-Za-z0-9_\-]{1,100}){0,50}")
 
 
 def _evaluate(value, env, where: Where, allow_words=False):
@@ -335,6 +335,8 @@ def _evaluate(value, env, where: Where, allow_words=False):
                 hint = did_you_mean(name, pool) or (
                     ("known: " + ", ".join(sorted(pool))) if pool else ("no block arguments here" if name.startswith("$") else "declare it under 'symbols'")
                 )
+            if allow_words and _LAYER_PATH.fullmatch(text):  # a layer's name for `from:` (enc1.relu2, up-4)
+                return text
             raise SpecError(str(err.args[0]), where, hint) from None
         except TypeError:
             raise SpecError(f"{short(text)} mixes text and numbers", where) from None
@@ -542,7 +544,7 @@ def _expand_list(ctx, items, cur, env, scope, ypath, aux):
             key = (scope, type_)
             count = counters[key] = counters.get(key, 0) + 1
             name = f"{scope}.{type_}{count}" if scope else f"{type_}{count}"
-            if name not in index:
+            if name not in index and name not in ctx.named:
                 k = index[name] = len(nodes)
                 nodes.append(Node(name, type_, args, (cur,), Where(ctx.file, lines[i], f"{ypath}[{i}] '{name}'", type_),
                                   aux, not ctx.frozen, ctx.call))
@@ -764,12 +766,12 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
     if len(branches) < 2:
         ctx.fail(f"{ltype.name} needs at least two branches, got {len(branches)}", line, ypath, ltype.name)
     ends = []
-    for bname, branch in branches:
+    for position, (bname, branch) in enumerate(branches):
         if not _BRANCH.fullmatch(str(bname)) or isinstance(bname, bool):
             ctx.fail(f"branch name {short(bname)} may hold only letters, digits, '_' and '-'", line, ypath, ltype.name)
         ctx.tick(line, ypath)
         bscope = _join(scope, str(bname)) if named else _join(name, bname)
-        bpath = f"{ypath}.{ltype.name}.{bname}" if named else f"{ypath}.{ltype.name}[{bname[1:]}]"
+        bpath = f"{ypath}.{ltype.name}.{bname}" if named else f"{ypath}.{ltype.name}[{position}]"  # positions count from 0, as layers[i] does
         if _empty_branch(branch):
             ends.append(cur)
         elif isinstance(branch, str) and branch.startswith("$"):
@@ -797,6 +799,17 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
 def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
     """The node a branch starts from: an earlier layer named relative to the current scope (or
     any enclosing one), or 'input' for the network input."""
+    if isinstance(ref, str) and ref.strip().startswith("$"):  # a block argument holding a layer's name
+        arg = ref.strip()
+        value = env.get(arg, _MISSING)
+        if value is _MISSING:
+            hint = did_you_mean(arg, [k for k in env if k.startswith("$")])
+            ctx.fail(f"'{key}: {arg}': no block argument {short(arg)} here", line, ypath, layer,
+                     hint=hint or "give the layer's name, or pass it to the block as an argument")
+        if not isinstance(value, str):
+            ctx.fail(f"'{key}: {arg}' names an earlier layer, but {arg} is {short(value.value) if isinstance(value, _Raw) else short(value)}",
+                     line, ypath, layer, hint=f"pass the layer's name: {arg[1:]}: NAME")
+        ref = value
     if not isinstance(ref, str) or not ref:
         ctx.fail(f"'{key}' names an earlier layer, got {short(ref)}", line, ypath, layer)
     name = _BRACES.sub(lambda m: str(_evaluate(m.group(1), env, ctx.where(line, ypath))), ref) if "{" in ref else ref
@@ -805,9 +818,12 @@ def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
         full = _join(".".join(parts[:k]), name)
         if full in ctx.index:
             return ctx.index[full]
+        if full in ctx.named:  # a block call, by the name the call was given: its output
+            return ctx.named[full][0]
     if name == "input":
         return -1
-    local = [n[len(scope) + 1:] for n in ctx.index if scope and n.startswith(scope + ".")] or list(ctx.index)
+    known = list(ctx.index) + list(ctx.named)
+    local = [n[len(scope) + 1:] for n in known if scope and n.startswith(scope + ".")] or known
     ctx.fail(
         f"'{key}: {short(name)[1:-1] if isinstance(name, str) else name}' names no earlier layer",
         line,
@@ -876,6 +892,9 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         ctx.fail(f"block '{kind}' calls itself ({cycle})", line, ypath, kind, hint="a block may only use blocks that do not lead back to it")
     if block["scope"]:
         inner = _name(ctx, opts, env, scope, kind, line, ypath)
+        if inner in ctx.named or inner in ctx.index:
+            first = ctx.named[inner][1] if inner in ctx.named else ctx.nodes[ctx.index[inner]].where.line
+            ctx.fail(f"layer name '{inner}' is used twice", line, ypath, kind, hint=f"first at line {first}")
     else:
         if "name" in opts:
             ctx.fail(f"block '{kind}' has scope: false, so its call takes no name", line, ypath, kind)
@@ -885,8 +904,11 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     if outermost:
         ctx.call = line
     try:
-        return _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
+        out = _expand_list(ctx, block["layers"], cur, benv, inner, f"blocks.{kind}.layers", aux)
     finally:
         ctx.calls.pop()
         if outermost:
             ctx.call = None
+    if block["scope"]:  # `from: NAME` and `like: NAME` read the call's output by the call's name
+        ctx.named[inner] = (out, line)
+    return out

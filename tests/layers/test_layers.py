@@ -185,7 +185,7 @@ def test_branch_from_unknown_layer(cli, tmp_path):
     path.write_text(FROM_SPEC % "c11")
     code, out, err = cli("summary", str(path))
     assert code == 2
-    assert err == f"archcalc: error: {path}:8: layers[2].mean[3] (mean): 'from: c11' names no earlier layer; did you mean 'c1'?\n"
+    assert err == f"archcalc: error: {path}:8: layers[2].mean[2] (mean): 'from: c11' names no earlier layer; did you mean 'c1'?\n"
 
 
 def test_inplace_relu_on_a_shared_tensor_is_a_new_tensor():

@@ -77,8 +77,17 @@ CASES = {
     "crop2": ([3, 10, 10], "{conv: {out: 2, kernel: 3}, name: a}\n  - {conv: {out: 2, kernel: 3}, name: b}\n"
               "  - concat: [identity, {from: a, layers: [{crop: {like: b}}]}]", (4, 6, 6), 94, 0, 4752),
 }
-for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu"):
+for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu",
+            "mish", "softplus", "selu", "celu", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "hardshrink",
+            "softshrink", "rrelu"):
     CASES[act] = ([3, 5, 5], act, (3, 5, 5), 0, 0, 0)
+CASES.update({
+    # --- issue 23
+    "threshold": ([3, 5, 5], "threshold: {threshold: 0.5, value: 0}", (3, 5, 5), 0, 0, 0),
+    "prelu": ([3, 5, 5], "prelu", (3, 5, 5), 1, 0, 0),  # nn.PReLU(): one shared slope
+    "prelu2": ([3, 5, 5], "prelu: {per_channel: true}", (3, 5, 5), 3, 0, 0),  # nn.PReLU(3): one per channel
+    "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
+})
 
 
 def run(inp, item):

@@ -1,0 +1,178 @@
+"""Issue 23's layer types against torch. Each case is one new type after a conv (so it has a
+gradient and a receptive field) and the torch module (or function) it equals, built here directly
+from torch.nn / torch.nn.functional: the built layer computes the reference's values, has its
+parameter and buffer counts, and the whole net verifies (shapes, params, buffers, FlopCounterMode
+MACs, new values), its receptive field equals the input gradients', and the bytes its backward
+keeps equal autograd's."""
+
+from __future__ import annotations
+
+import pytest
+
+import torch  # noqa: E402  (a test extra: missing torch must fail, not skip)
+import torch.nn.functional as F
+from torch import nn
+
+from archcalc import analyze
+from archcalc.spec.load import loads
+from archcalc.torchside.build import build
+from archcalc.torchside.verify import memory, receptive_fields, verify
+
+C, H, W = 8, 9, 9  # the input of every case: 8 x 9 x 9, a 3x3 conv (padding 1) before the layer
+
+
+class Fn(nn.Module):
+    """A reference written as a function of the input."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+# name: (the layer's YAML, the reference torch module for a C x H x W input)
+CASES = {
+    "mish": ("mish", lambda: nn.Mish()),
+    "mish_inplace": ("{mish: {inplace: true}}", lambda: nn.Mish()),
+    "softplus": ("{softplus: {beta: 2, threshold: 10}}", lambda: nn.Softplus(beta=2, threshold=10)),
+    "selu": ("selu", lambda: nn.SELU()),
+    "selu_inplace": ("{selu: {inplace: true}}", lambda: nn.SELU()),
+    "celu": ("{celu: {alpha: 0.5}}", lambda: nn.CELU(alpha=0.5)),
+    "celu_inplace": ("{celu: {alpha: 0.5, inplace: true}}", lambda: nn.CELU(alpha=0.5)),
+    "softsign": ("softsign", lambda: nn.Softsign()),
+    "tanhshrink": ("tanhshrink", lambda: nn.Tanhshrink()),
+    "hardtanh": ("{hardtanh: {min_val: -0.5, max_val: 2}}", lambda: nn.Hardtanh(-0.5, 2.0)),
+    "hardtanh_inplace": ("{hardtanh: {inplace: true}}", lambda: nn.Hardtanh()),
+    "logsigmoid": ("logsigmoid", lambda: nn.LogSigmoid()),
+    "threshold": ("{threshold: {threshold: 0.1, value: -2}}", lambda: nn.Threshold(0.1, -2.0)),
+    "threshold_inplace": ("{threshold: {threshold: 0.1, value: -2, inplace: true}}", lambda: nn.Threshold(0.1, -2.0)),
+    "hardshrink": ("{hardshrink: {lambd: 0.3}}", lambda: nn.Hardshrink(0.3)),
+    "softshrink": ("softshrink", lambda: nn.Softshrink()),
+    "rrelu": ("rrelu", lambda: nn.RReLU()),  # compared at inference: a leaky ReLU of the mean slope
+    "rrelu_inplace": ("{rrelu: {inplace: true, lower: 0.1, upper: 0.2}}", lambda: nn.RReLU(0.1, 0.2)),
+    "gelu_tanh": ("{gelu: {approximate: tanh}}", lambda: nn.GELU(approximate="tanh")),
+    "prelu": ("prelu", lambda: nn.PReLU()),
+    "prelu_channel": ("{prelu: {per_channel: true, init: 0.1}}", lambda: nn.PReLU(C, init=0.1)),
+    # timm's RadixSoftmax (timm/layers/split_attn.py), written out: view, transpose, softmax, reshape
+    "radix_softmax": ("{radix_softmax: {radix: 2, groups: 2}}",
+                      lambda: Fn(lambda x: F.softmax(x.view(x.size(0), 2, 2, -1).transpose(1, 2), dim=1).reshape(x.shape))),
+    "radix_softmax4": ("{radix_softmax: {radix: 4}}",
+                       lambda: Fn(lambda x: F.softmax(x.view(x.size(0), 1, 4, -1).transpose(1, 2), dim=1).reshape(x.shape))),
+    "radix_softmax1": ("{radix_softmax: {radix: 1}}", lambda: nn.Sigmoid()),
+}
+# the extra layers a case needs around it (default: a 3x3 conv, padding 1, before it)
+BEFORE = {}
+NO_RF = set()  # cases whose receptive field the probe cannot measure (none so far)
+
+
+def net_of(case):
+    item = CASES[case][0]
+    before = BEFORE.get(case, "{conv: {out: 8, kernel: 3, padding: 1}}")
+    return loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {before}\n  - {item}\n", "case.yaml")
+
+
+def alone(case):
+    """The layer alone on the input, and its reference module."""
+    item, ref = CASES[case]
+    return loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {item}\n", "case.yaml"), ref()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_layer_computes_the_reference(case):
+    net, ref = alone(case)
+    model = build(net).eval()
+    ref.eval()
+    built = list(model.parameters())
+    theirs = list(ref.parameters())
+    assert [tuple(p.shape) for p in built] == [tuple(p.shape) for p in theirs]
+    assert sum(p.numel() for p in built) == sum(p.numel() for p in theirs) == analyze(net).totals["params"]
+    buffers = [b for n, b in ref.named_buffers() if not n.endswith("num_batches_tracked")]
+    assert sum(b.numel() for b in buffers) == analyze(net).totals["buffers"]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p, q in zip(built, theirs):
+            q.copy_(torch.randn_like(q))
+            p.copy_(q)
+        x = torch.randn(2, C, H, W)
+        want = ref(x.clone())
+        got = model(x.clone())
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_verifies_against_torch(case):
+    result = verify(net_of(case), device="cpu")
+    bad = [(r["name"], k, c) for r in result["layers"] for k, c in r["checks"].items() if c["status"] != "ok"]
+    assert not bad and result["ok"], bad or result["totals"]
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - NO_RF))
+def test_receptive_field_equals_input_gradients(case):
+    net = net_of(case)
+    report = analyze(net)
+    names = [r.name for r in report.rows if r.rf is not None and len(r.shape) == 3]
+    res = receptive_fields(net, names, report)
+    assert res and all(r["status"] == "ok" for r in res), [r for r in res if r["status"] != "ok"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_saved_and_live_bytes_equal_torch(case):
+    net = net_of(case)
+    report = analyze(net)
+    torch.manual_seed(0)
+    m = memory(net, report, device="cpu")
+    s = m["saved_bytes"]
+    assert s["torch"] == s["engine"] == report.totals["train_saved_bytes"]
+    live = m["live"]["inference_live_bytes"]
+    assert live["torch"] == live["engine"], live
+
+
+# the importer (torch.fx): the reference after a conv comes back as the type, with its weights
+IMPORTS = {
+    "mish": "mish", "softplus": "softplus", "selu": "selu", "celu": "celu", "softsign": "softsign",
+    "tanhshrink": "tanhshrink", "hardtanh": "hardtanh", "logsigmoid": "logsigmoid", "threshold": "threshold",
+    "hardshrink": "hardshrink", "softshrink": "softshrink", "gelu_tanh": "gelu", "prelu": "prelu",
+    "prelu_channel": "prelu",
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPORTS))
+def test_the_importer_reads_the_torch_module(case):
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    model = nn.Sequential(nn.Conv2d(C, 8, 3, padding=1), CASES[case][1]())
+    text, _, _ = import_target("tests:model", None, (C, H, W), model=model)
+    assert f"{IMPORTS[case]}" in text, text
+    r = check(text, model, (C, H, W))
+    assert r["ok"] and r["outputs"]["ok"], r
+
+
+ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
+        "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax"]
+
+
+def test_onnx_export_runs_like_the_builder(tmp_path):
+    """One net of every case in ONNX (one export: each takes seconds), run by onnx's reference
+    evaluator, gives the builder's output."""
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from archcalc.torchside.build import export_onnx
+
+    items = "".join(f"  - {CASES[c][0]}\n" for c in ONNX)
+    net = loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {{conv: {{out: 8, kernel: 3, padding: 1}}}}\n{items}", "all.yaml")
+    path = tmp_path / "m.onnx"
+    torch.manual_seed(0)
+    export_onnx(net, path)
+    torch.manual_seed(0)  # the same initial weights
+    model = build(net).eval()
+    x = torch.randn(1, C, H, W)
+    (got,) = ReferenceEvaluator(onnx.load(str(path))).run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert got.shape == want.shape and abs(got - want).max() < 1e-4

@@ -42,3 +42,20 @@ class LayerScale(nn.Module):
 
     def forward(self, x):
         return self.gamma * x
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt-V2's global response normalisation on an N x C x H x W map (timm's
+    GlobalResponseNorm with channels_last=False: weight and bias of shape C)."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        x_g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x_n = x_g / (x_g.mean(dim=1, keepdim=True) + self.eps)
+        shape = (1, -1, 1, 1)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)

@@ -86,6 +86,11 @@ CASES.update({
     "threshold": ([3, 5, 5], "threshold: {threshold: 0.5, value: 0}", (3, 5, 5), 0, 0, 0),
     "prelu": ([3, 5, 5], "prelu", (3, 5, 5), 1, 0, 0),  # nn.PReLU(): one shared slope
     "prelu2": ([3, 5, 5], "prelu: {per_channel: true}", (3, 5, 5), 3, 0, 0),  # nn.PReLU(3): one per channel
+    "groupnorm": ([8, 3, 3], "groupnorm: {groups: 4}", (8, 3, 3), 16, 0, 0),  # 2C params (scale, shift), no buffers
+    "groupnorm2": ([8, 3, 3], "groupnorm: {groups: 2, affine: false}", (8, 3, 3), 0, 0, 0),
+    "instancenorm": ([8, 3, 3], "instancenorm", (8, 3, 3), 0, 0, 0),  # torch's defaults: no affine, no running stats
+    "instancenorm2": ([8, 3, 3], "instancenorm: {affine: true, track_running_stats: true}", (8, 3, 3), 16, 16, 0),  # 2C, 2C
+    "grn": ([8, 3, 3], "grn", (8, 3, 3), 16, 0, 0),  # weight and bias of C each
     "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
 })
 

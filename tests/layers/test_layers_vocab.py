@@ -61,7 +61,32 @@ CASES = {
     "radix_softmax4": ("{radix_softmax: {radix: 4}}",
                        lambda: Fn(lambda x: F.softmax(x.view(x.size(0), 1, 4, -1).transpose(1, 2), dim=1).reshape(x.shape))),
     "radix_softmax1": ("{radix_softmax: {radix: 1}}", lambda: nn.Sigmoid()),
+    # --- norms
+    "groupnorm": ("{groupnorm: {groups: 4, eps: 1.0e-3}}", lambda: nn.GroupNorm(4, C, eps=1e-3)),
+    "groupnorm_plain": ("{groupnorm: {groups: 1, affine: false}}", lambda: nn.GroupNorm(1, C, affine=False)),
+    "instancenorm": ("instancenorm", lambda: nn.InstanceNorm2d(C)),
+    "instancenorm_affine": ("{instancenorm: {affine: true}}", lambda: nn.InstanceNorm2d(C, affine=True)),
+    "instancenorm_stats": ("{instancenorm: {affine: true, track_running_stats: true}}",
+                           lambda: nn.InstanceNorm2d(C, affine=True, track_running_stats=True)),
+    "grn": ("{grn: {eps: 1.0e-6}}", lambda: GRNRef(C)),
 }
+
+
+class GRNRef(nn.Module):
+    """ConvNeXt-V2's GRN as its paper writes it (Woo et al. 2023, Algorithm 1), on N x C x H x W:
+    gx = ||X||_2 over (H, W); nx = gx / (mean_C(gx) + 1e-6); gamma * (X * nx) + beta + X."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        gx = torch.sqrt((x * x).sum(dim=(2, 3), keepdim=True))
+        nx = gx / (gx.mean(dim=1, keepdim=True) + 1e-6)
+        return self.weight.view(1, -1, 1, 1) * (x * nx) + self.bias.view(1, -1, 1, 1) + x
+
+
 # the extra layers a case needs around it (default: a 3x3 conv, padding 1, before it)
 BEFORE = {}
 NO_RF = set()  # cases whose receptive field the probe cannot measure (none so far)
@@ -135,7 +160,7 @@ IMPORTS = {
     "mish": "mish", "softplus": "softplus", "selu": "selu", "celu": "celu", "softsign": "softsign",
     "tanhshrink": "tanhshrink", "hardtanh": "hardtanh", "logsigmoid": "logsigmoid", "threshold": "threshold",
     "hardshrink": "hardshrink", "softshrink": "softshrink", "gelu_tanh": "gelu", "prelu": "prelu",
-    "prelu_channel": "prelu",
+    "prelu_channel": "prelu", "groupnorm": "groupnorm", "instancenorm_stats": "instancenorm",
 }
 
 
@@ -152,7 +177,7 @@ def test_the_importer_reads_the_torch_module(case):
 
 
 ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
-        "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax"]
+        "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn"]
 
 
 def test_onnx_export_runs_like_the_builder(tmp_path):
@@ -176,3 +201,30 @@ def test_onnx_export_runs_like_the_builder(tmp_path):
     with torch.no_grad():
         want = model(x).numpy()
     assert got.shape == want.shape and abs(got - want).max() < 1e-4
+
+
+def test_timm_grn_imports_and_loads():
+    """timm's GlobalResponseNorm (ConvNeXt-V2), channels-first and channels-last: the importer reads it
+    as grn, its weight and bias (shape C) load into the built model, the outputs agree."""
+    timm_layers = pytest.importorskip("timm.layers.grn")
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    class Last(nn.Module):  # ConvNeXt-V2's MLP runs GRN on the channels-last tensor
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(C, 8, 3, padding=1)
+            self.grn = timm_layers.GlobalResponseNorm(8, channels_last=True)
+
+        def forward(self, x):
+            return self.grn(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    first = nn.Sequential(nn.Conv2d(C, 8, 3, padding=1), timm_layers.GlobalResponseNorm(8, channels_last=False))
+    for model in (first, Last()):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn_like(p))
+        text, _, _ = import_target("tests:model", None, (C, H, W), model=model)
+        assert "grn" in text, text
+        r = check(text, model, (C, H, W))
+        assert r["ok"] and r["outputs"]["ok"], r

@@ -91,6 +91,21 @@ CASES.update({
     "instancenorm": ([8, 3, 3], "instancenorm", (8, 3, 3), 0, 0, 0),  # torch's defaults: no affine, no running stats
     "instancenorm2": ([8, 3, 3], "instancenorm: {affine: true, track_running_stats: true}", (8, 3, 3), 16, 16, 0),  # 2C, 2C
     "grn": ([8, 3, 3], "grn", (8, 3, 3), 16, 0, 0),  # weight and bias of C each
+    # std_conv: conv's 6*8*9 + 6 = 438 params, and with gain + 6 = 444; MACs a conv's: 6*9*9*8*9 = 34,992
+    "std_conv": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1}", (6, 9, 9), 438, 0, 34_992),
+    "std_conv2": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1, gain: true}", (6, 9, 9), 444, 0, 34_992),
+    # reflect padding does not change the numbers: 6*8*9 + 6; (9 + 2 - 3) + 1 = 9
+    "conv6": ([8, 9, 9], "conv: {out: 6, kernel: 3, padding: 1, padding_mode: reflect}", (6, 9, 9), 438, 0, 34_992),
+    # pad: 9 + 1 + 2 = 12 rows, 9 + 0 + 3 = 12 columns
+    "pad": ([8, 9, 9], "pad: {padding: [1, 2, 0, 3], mode: replicate}", (8, 12, 12), 0, 0, 0),
+    # blur pool 3/2: pad ((2-1) + (3-1)) // 2 = 1, (9 + 2 - 3) // 2 + 1 = 5; buffer 8*3*3 = 72; MACs 8*5*5*9 = 1800
+    "blur_pool": ([8, 9, 9], "blur_pool", (8, 5, 5), 0, 72, 1800),
+    # filter 4: pad (1 + 3) // 2 = 2, (9 + 4 - 4) // 2 + 1 = 5; one shared 4x4 buffer = 16; MACs 8*5*5*16 = 3200
+    "blur_pool2": ([8, 9, 9], "blur_pool: {filter: 4, per_channel: false}", (8, 5, 5), 0, 16, 3200),
+    # pixel shuffle: 8 / 2^2 = 2 channels, 5*2 x 7*2; unshuffle: 8 * 3^2 = 72 channels, 9/3 x 6/3
+    "pixel_shuffle": ([8, 5, 7], "pixel_shuffle: {factor: 2}", (2, 10, 14), 0, 0, 0),
+    "pixel_unshuffle": ([8, 9, 6], "pixel_unshuffle: {factor: 3}", (72, 3, 2), 0, 0, 0),
+    "pixel_unshuffle2": ([3, 8, 8], "space_to_depth: {factor: 4, order: blocks}", (48, 2, 2), 0, 0, 0),  # TResNet's stem
     "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
 })
 

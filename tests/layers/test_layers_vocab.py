@@ -69,7 +69,70 @@ CASES = {
     "instancenorm_stats": ("{instancenorm: {affine: true, track_running_stats: true}}",
                            lambda: nn.InstanceNorm2d(C, affine=True, track_running_stats=True)),
     "grn": ("{grn: {eps: 1.0e-6}}", lambda: GRNRef(C)),
+    # --- convolutions: weight standardisation, padding modes; explicit padding; the fixed-filter blur pool
+    "std_conv": ("{std_conv: {out: 6, kernel: 3, padding: 1, eps: 1.0e-5}}", lambda: StdConvRef(C, 6, 3, 1, eps=1e-5)),
+    "std_conv_gain": ("{std_conv: {out: 6, kernel: 3, stride: 2, padding: 1, gain: true, gamma: 1.7, bias: false}}",
+                      lambda: StdConvRef(C, 6, 3, 1, stride=2, bias=False, gain=True, gamma=1.7)),
+    "std_conv_dw": ("{std_conv: {kernel: 3, padding: 1, groups: depthwise, gain: true}}",
+                    lambda: StdConvRef(C, C, 3, 1, groups=C, gain=True)),
+    "conv_reflect": ("{conv: {out: 6, kernel: 3, padding: 1, padding_mode: reflect}}",
+                     lambda: nn.Conv2d(C, 6, 3, padding=1, padding_mode="reflect")),
+    "conv_replicate": ("{conv: {out: 6, kernel: 3, padding: [2, 1], padding_mode: replicate, groups: 2}}",
+                       lambda: nn.Conv2d(C, 6, 3, padding=(2, 1), padding_mode="replicate", groups=2)),
+    "conv_circular": ("{conv: {out: 6, kernel: 3, padding: [0, 2, 1, 1], padding_mode: circular}}",
+                      lambda: nn.Sequential(Fn(lambda x: F.pad(x, (1, 1, 0, 2), mode="circular")), nn.Conv2d(C, 6, 3))),
+    "pad": ("{pad: {padding: [1, 2, 0, 3]}}", lambda: nn.ZeroPad2d((0, 3, 1, 2))),
+    "pad_value": ("{pad: {padding: 1, value: 1.5}}", lambda: nn.ConstantPad2d(1, 1.5)),
+    "pad_reflect": ("{pad: {padding: [2, 1], mode: reflect}}", lambda: nn.ReflectionPad2d((1, 1, 2, 2))),
+    "pad_replicate": ("{pad: {padding: 3, mode: replicate}}", lambda: nn.ReplicationPad2d(3)),
+    "pad_circular": ("{pad: {padding: [1, 0, 2, 2], mode: circular}}", lambda: nn.CircularPad2d((2, 2, 1, 0))),
+    "blur_pool": ("blur_pool", lambda: BlurRef(C, [1, 2, 1], 2, 1, "reflect")),
+    "blur_pool4": ("{blur_pool: {filter: 4, per_channel: false, pad_mode: constant}}", lambda: BlurRef(None, [1, 3, 3, 1], 2, 2, "constant")),
+    "blur_pool5": ("{blur_pool: {filter: 5, stride: 1, pad_mode: replicate}}", lambda: BlurRef(C, [1, 4, 6, 4, 1], 1, 2, "replicate")),
+    # --- space to depth and back
+    "pixel_shuffle": ("{pixel_shuffle: {factor: 2}}", lambda: nn.PixelShuffle(2)),
+    "pixel_unshuffle": ("{pixel_unshuffle: {factor: 3}}", lambda: nn.PixelUnshuffle(3)),
+    # TResNet's (and TensorFlow's) order: the block position ahead of the channel
+    "space_to_depth": ("{space_to_depth: {factor: 3, order: blocks}}", lambda: Fn(
+        lambda x: x.view(2, C, 3, 3, 3, 3).permute(0, 3, 5, 1, 2, 4).reshape(2, 9 * C, 3, 3))),
 }
+
+
+class StdConvRef(nn.Conv2d):
+    """Weight standardisation written out (Qiao et al. 2019; NF-Nets' scaled form, Brock et al. 2021):
+    each output filter minus its mean, over sqrt(its biased variance + eps); with a gain, times the
+    gain and gamma / sqrt(fan-in). Parameters registered in nn.Conv2d's order, then the gain."""
+
+    def __init__(self, cin, cout, k, p, stride=1, groups=1, bias=True, eps=1e-6, gain=False, gamma=1.0):
+        super().__init__(cin, cout, k, stride=stride, padding=p, groups=groups, bias=bias)
+        self.eps, self.gamma = eps, gamma
+        self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1)) if gain else None
+
+    def forward(self, x):
+        w = self.weight.reshape(self.out_channels, -1)
+        w = (w - w.mean(1, keepdim=True)) / torch.sqrt(w.var(1, unbiased=False, keepdim=True) + self.eps)
+        w = w.reshape_as(self.weight)
+        if self.gain is not None:
+            w = w * self.gain * self.gamma / (self.weight[0].numel() ** 0.5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, 1, self.groups)
+
+
+class BlurRef(nn.Module):
+    """Anti-aliased downsampling (Zhang 2019) written out: the binomial row (hand-written, e.g.
+    [1, 2, 1]) normalised, its outer product as a C x 1 x f x f (or 1 x 1 x f x f) buffer, a pad of
+    p on every side, a depthwise conv at the stride."""
+
+    def __init__(self, channels, row, stride, p, mode):
+        super().__init__()
+        r = torch.tensor(row, dtype=torch.float32) / sum(row)
+        filt = (r[:, None] * r[None, :])[None, None]
+        self.register_buffer("filt", filt.repeat(channels, 1, 1, 1) if channels else filt)
+        self.stride, self.p, self.mode = stride, p, mode
+
+    def forward(self, x):
+        x = F.pad(x, [self.p] * 4, mode=self.mode)
+        w = self.filt.expand(x.shape[1], 1, *self.filt.shape[2:])
+        return F.conv2d(x, w, stride=self.stride, groups=x.shape[1])
 
 
 class GRNRef(nn.Module):
@@ -124,7 +187,7 @@ def test_the_layer_computes_the_reference(case):
         want = ref(x.clone())
         got = model(x.clone())
     assert got.shape == want.shape
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -161,6 +224,8 @@ IMPORTS = {
     "tanhshrink": "tanhshrink", "hardtanh": "hardtanh", "logsigmoid": "logsigmoid", "threshold": "threshold",
     "hardshrink": "hardshrink", "softshrink": "softshrink", "gelu_tanh": "gelu", "prelu": "prelu",
     "prelu_channel": "prelu", "groupnorm": "groupnorm", "instancenorm_stats": "instancenorm",
+    "conv_reflect": "padding_mode: reflect", "conv_replicate": "padding_mode: replicate", "pad": "pad",
+    "pad_value": "pad", "pad_reflect": "mode: reflect", "pixel_shuffle": "pixel_shuffle", "pixel_unshuffle": "pixel_unshuffle", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
 }
 
 
@@ -177,7 +242,9 @@ def test_the_importer_reads_the_torch_module(case):
 
 
 ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
-        "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn"]
+        "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
+        "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
+        "blur_pool", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth"]  # case names, or YAML
 
 
 def test_onnx_export_runs_like_the_builder(tmp_path):
@@ -189,7 +256,7 @@ def test_onnx_export_runs_like_the_builder(tmp_path):
 
     from archcalc.torchside.build import export_onnx
 
-    items = "".join(f"  - {CASES[c][0]}\n" for c in ONNX)
+    items = "".join(f"  - {CASES[c][0] if c in CASES else c}\n" for c in ONNX)
     net = loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {{conv: {{out: 8, kernel: 3, padding: 1}}}}\n{items}", "all.yaml")
     path = tmp_path / "m.onnx"
     torch.manual_seed(0)
@@ -228,3 +295,34 @@ def test_timm_grn_imports_and_loads():
         assert "grn" in text, text
         r = check(text, model, (C, H, W))
         assert r["ok"] and r["outputs"]["ok"], r
+
+
+def test_timm_std_conv_blur_pool_space_to_depth_load_and_agree():
+    """timm's StdConv2d, ScaledStdConv2d, BlurPool2d and SpaceToDepth (TResNet's) against the built
+    layers: the state_dict loads both ways, same params and buffers, the outputs agree."""
+    std = pytest.importorskip("timm.layers.std_conv")
+    s2d = pytest.importorskip("timm.layers.space_to_depth")
+    blur = pytest.importorskip("timm.layers.blur_pool")
+    pairs = [
+        ("{std_conv: {out: 6, kernel: 3, padding: 1, bias: false}}", std.StdConv2d(C, 6, 3, padding=1)),
+        ("{std_conv: {out: 6, kernel: 3, stride: 2, padding: 1, gain: true, gamma: 1.7, eps: 1.0e-5}}",
+         std.ScaledStdConv2d(C, 6, 3, stride=2, padding=1, gamma=1.7, eps=1e-5)),
+        ("{blur_pool: {filter: 3, stride: 2}}", blur.BlurPool2d(C, filt_size=3, stride=2)),
+        ("{blur_pool: {filter: 5, per_channel: false, pad_mode: constant}}", blur.BlurPool2d(None, filt_size=5, stride=2, pad_mode="constant")),
+        ("{space_to_depth: {factor: 4, order: blocks}}", s2d.SpaceToDepth(4)),  # timm's takes 4 only
+    ]
+    for item, theirs in pairs:
+        side = 8 if "space_to_depth" in item else H
+        net = loads(f"input: [{C}, {side}, {side}]\nlayers:\n  - {{{item[1:-1]}, name: m}}\n", "case.yaml")
+        model = build(net).eval()
+        with torch.no_grad():
+            for p in theirs.parameters():
+                p.copy_(torch.rand_like(p) + 0.5)
+        state = {f"m.{k}": v for k, v in theirs.state_dict().items()}
+        model.load_state_dict(state, strict=True)
+        n = analyze(net).totals
+        assert n["params"] == sum(p.numel() for p in theirs.parameters()), item
+        assert n["buffers"] == sum(b.numel() for b in theirs.buffers()), item
+        x = torch.randn(2, C, side, side)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), theirs.eval()(x), rtol=1e-5, atol=1e-5)

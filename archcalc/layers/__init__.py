@@ -51,7 +51,7 @@ from .base import (  # noqa: F401
     shape_text,
     torch_classes,
 )
-from . import conv, pool, norm, activation, join, resample, channel, pad  # noqa: F401,E402  (registers the types)
+from . import conv, pool, pool_extra, norm, activation, join, resample, channel, pad  # noqa: F401,E402  (registers the types)
 from .activation import _Activation  # noqa: F401,E402
 from .conv import Conv, ConvTranspose, Linear  # noqa: F401,E402
 from .join import Add, Concat, Mean, Mul, _Join  # noqa: F401,E402

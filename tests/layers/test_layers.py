@@ -106,6 +106,10 @@ CASES.update({
     "pixel_shuffle": ([8, 5, 7], "pixel_shuffle: {factor: 2}", (2, 10, 14), 0, 0, 0),
     "pixel_unshuffle": ([8, 9, 6], "pixel_unshuffle: {factor: 3}", (72, 3, 2), 0, 0, 0),
     "pixel_unshuffle2": ([3, 8, 8], "space_to_depth: {factor: 4, order: blocks}", (48, 2, 2), 0, 0, 0),  # TResNet's stem
+    "adaptive_maxpool": ([4, 13, 13], "adaptive_maxpool: {size: [6, 5]}", (4, 6, 5), 0, 0, 0),
+    "global_maxpool": ([4, 7, 7], "global_maxpool", (4, 1, 1), 0, 0, 0),
+    # (8 + 2 - 3) // 2 + 1 = 4; divisor_override changes values only
+    "avgpool2": ([4, 8, 8], "avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 9}", (4, 4, 4), 0, 0, 0),
     "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
 })
 

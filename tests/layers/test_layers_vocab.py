@@ -95,6 +95,12 @@ CASES = {
     # TResNet's (and TensorFlow's) order: the block position ahead of the channel
     "space_to_depth": ("{space_to_depth: {factor: 3, order: blocks}}", lambda: Fn(
         lambda x: x.view(2, C, 3, 3, 3, 3).permute(0, 3, 5, 1, 2, 4).reshape(2, 9 * C, 3, 3))),
+    # --- pools
+    "adaptive_maxpool": ("{adaptive_maxpool: {size: [4, 5]}}", lambda: nn.AdaptiveMaxPool2d((4, 5))),
+    "adaptive_maxpool1": ("{adaptive_maxpool: {size: 1}}", lambda: nn.AdaptiveMaxPool2d(1)),
+    "global_maxpool": ("global_maxpool", lambda: Fn(lambda x: x.amax(dim=(2, 3), keepdim=True))),
+    "avgpool_divisor": ("{avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 4}}",
+                        lambda: nn.AvgPool2d(3, 2, 1, divisor_override=4)),
 }
 
 
@@ -225,7 +231,8 @@ IMPORTS = {
     "hardshrink": "hardshrink", "softshrink": "softshrink", "gelu_tanh": "gelu", "prelu": "prelu",
     "prelu_channel": "prelu", "groupnorm": "groupnorm", "instancenorm_stats": "instancenorm",
     "conv_reflect": "padding_mode: reflect", "conv_replicate": "padding_mode: replicate", "pad": "pad",
-    "pad_value": "pad", "pad_reflect": "mode: reflect", "pixel_shuffle": "pixel_shuffle", "pixel_unshuffle": "pixel_unshuffle", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
+    "pad_value": "pad", "pad_reflect": "mode: reflect", "pixel_shuffle": "pixel_shuffle", "pixel_unshuffle": "pixel_unshuffle",
+    "adaptive_maxpool": "adaptive_maxpool", "avgpool_divisor": "divisor_override: 4", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
 }
 
 
@@ -244,7 +251,10 @@ def test_the_importer_reads_the_torch_module(case):
 ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
         "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
-        "blur_pool", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth"]  # case names, or YAML
+        "blur_pool", "{adaptive_maxpool: {size: [1, 5]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
+        "global_maxpool"]  # case names, or YAML
+# not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
+# adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
 
 
 def test_onnx_export_runs_like_the_builder(tmp_path):

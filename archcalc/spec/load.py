@@ -486,6 +486,12 @@ def _item_parts(item, ctx, line, ypath):
                 opts["layers"] = v
             else:
                 main.append(k)
+        if len(main) > 1:  # a join's own keys sit beside it: {concat: [...], dim: 2}
+            joins = [k for k in main if isinstance(k, str) and getattr(L.lookup(k), "joins", False)]
+            known = {key.name for key in L.lookup(joins[0]).keys} if len(joins) == 1 else set()
+            if known and all(k in known for k in main if k != joins[0]):
+                opts["keys"] = {k: item[k] for k in main if k != joins[0]}
+                main = joins
         if len(main) != 1:
             if "layers" in main and "repeat" not in item:
                 ctx.fail("'layers' belongs to a 'repeat'", line, ypath, hint="write {repeat: N, layers: [...]}")
@@ -767,7 +773,10 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
                 bpath,
                 ltype.name,
             )
-    return ctx.add(name, ltype.name, {"branches": [b for b, _ in branches]}, ends, line, ypath, aux)
+    args = {"branches": [b for b, _ in branches]}
+    if ltype.keys:  # the join's own keys (concat's dim), beside it in the item
+        args.update(_layer_args(ltype, opts.get("keys") or {}, env, ctx.where(line, ypath, ltype.name)))
+    return ctx.add(name, ltype.name, args, ends, line, ypath, aux)
 
 
 def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):

@@ -110,6 +110,14 @@ CASES.update({
     "global_maxpool": ([4, 7, 7], "global_maxpool", (4, 1, 1), 0, 0, 0),
     # (8 + 2 - 3) // 2 + 1 = 4; divisor_override changes values only
     "avgpool2": ([4, 8, 8], "avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 9}", (4, 4, 4), 0, 0, 0),
+    "sub": ([4, 6, 6], "sub: [identity, [tanh]]", (4, 6, 6), 0, 0, 0),
+    "maximum": ([4, 6, 6], "maximum: [identity, [tanh], [sigmoid]]", (4, 6, 6), 0, 0, 0),
+    # along height: 6 + 3 rows (a 2x1 max pool halves them); along width 6 + 6 columns
+    "concat2": ([4, 6, 6], "{concat: [identity, [{maxpool: {kernel: [2, 1]}}]], dim: 2}", (4, 9, 6), 0, 0, 0),
+    "concat3": ([4, 6, 6], "{concat: [identity, [tanh]], dim: 3}", (4, 6, 12), 0, 0, 0),
+    "upsample5": ([3, 5, 7], "upsample: {scale: 2, mode: bicubic}", (3, 10, 14), 0, 0, 0),
+    "upsample6": ([3, 5, 7], "upsample: {scale: 0.5, mode: area}", (3, 2, 3), 0, 0, 0),  # floor(5/2), floor(7/2)
+    "upsample7": ([3, 5, 7], "upsample: {size: [8, 9], mode: nearest-exact}", (3, 8, 9), 0, 0, 0),
     "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
 })
 

@@ -101,6 +101,23 @@ CASES = {
     "global_maxpool": ("global_maxpool", lambda: Fn(lambda x: x.amax(dim=(2, 3), keepdim=True))),
     "avgpool_divisor": ("{avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 4}}",
                         lambda: nn.AvgPool2d(3, 2, 1, divisor_override=4)),
+    # --- joins
+    "sub": ("sub: [identity, [{avgpool: {kernel: 3, stride: 1, padding: 1}}]]", lambda: Fn(lambda x: x - F.avg_pool2d(x, 3, 1, 1))),
+    "maximum": ("maximum: [identity, [tanh], [sigmoid]]",
+                lambda: Fn(lambda x: torch.maximum(torch.maximum(x, torch.tanh(x)), torch.sigmoid(x)))),
+    "concat_h": ("{concat: [identity, [{maxpool: {kernel: [2, 1]}}]], dim: 2}",
+                 lambda: Fn(lambda x: torch.cat([x, F.max_pool2d(x, (2, 1))], dim=2))),
+    "concat_w": ("{concat: [[tanh], identity, [{avgpool: {kernel: [1, 3]}}]], dim: 3}",
+                 lambda: Fn(lambda x: torch.cat([torch.tanh(x), x, F.avg_pool2d(x, (1, 3))], dim=3))),
+    # --- interpolation modes
+    "nearest_exact": ("{upsample: {scale: 2, mode: nearest-exact}}", lambda: Fn(lambda x: F.interpolate(x, scale_factor=2.0, mode="nearest-exact"))),
+    "nearest_exact_size": ("{upsample: {size: [13, 7], mode: nearest-exact}}", lambda: Fn(lambda x: F.interpolate(x, size=(13, 7), mode="nearest-exact"))),
+    "bicubic": ("{upsample: {scale: 2, mode: bicubic}}", lambda: Fn(lambda x: F.interpolate(x, scale_factor=2.0, mode="bicubic"))),
+    "bicubic_corners": ("{upsample: {size: [17, 12], mode: bicubic, align_corners: true}}",
+                        lambda: Fn(lambda x: F.interpolate(x, size=(17, 12), mode="bicubic", align_corners=True))),
+    "area": ("{upsample: {size: [4, 7], mode: area}}", lambda: Fn(lambda x: F.interpolate(x, size=(4, 7), mode="area"))),
+    "area_scale": ("{upsample: {scale: 0.5, mode: area}}", lambda: Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="area"))),
+    "area_up": ("{upsample: {size: [13, 11], mode: area}}", lambda: Fn(lambda x: F.interpolate(x, size=(13, 11), mode="area"))),
 }
 
 
@@ -158,7 +175,7 @@ class GRNRef(nn.Module):
 
 # the extra layers a case needs around it (default: a 3x3 conv, padding 1, before it)
 BEFORE = {}
-NO_RF = set()  # cases whose receptive field the probe cannot measure (none so far)
+NO_RF = {"concat_h", "concat_w"}  # concat along H or W: the engine unions the branches' fields (see Concat.window)
 
 
 def net_of(case):
@@ -251,7 +268,7 @@ def test_the_importer_reads_the_torch_module(case):
 ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
         "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
-        "blur_pool", "{adaptive_maxpool: {size: [1, 5]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
+        "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
         "global_maxpool"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
@@ -336,3 +353,68 @@ def test_timm_std_conv_blur_pool_space_to_depth_load_and_agree():
         x = torch.randn(2, C, side, side)
         with torch.no_grad():
             torch.testing.assert_close(model(x), theirs.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_joins_import_from_torch_calls():
+    """x - y, torch.maximum(x, y) and torch.cat(..., dim=2 / dim=-1) in a traced model come back as sub,
+    maximum and concat with dim, and the spec's outputs are the model's."""
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    class Joins(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(C, 4, 3, padding=1)
+            self.b = nn.Conv2d(C, 4, 1)
+
+        def forward(self, x):
+            a, b = self.a(x), self.b(x)
+            d = torch.maximum(a - b, b)
+            return torch.cat([torch.cat([d, a], dim=2), torch.cat([b, d], dim=2)], dim=-1)
+
+    model = Joins()
+    text, _, _ = import_target("tests:joins", None, (C, H, W), model=model)
+    assert "sub:" in text and "maximum:" in text and "dim: 2" in text and "dim: 3" in text, text
+    r = check(text, model, (C, H, W))
+    assert r["ok"] and r["outputs"]["ok"], r
+    assert analyze(loads(text)).output == (4, 2 * H, 2 * W)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("sub: [identity, [tanh], [sigmoid]]", "sub takes exactly two branches (the first minus the second), got 3"),
+    ("{concat: [identity, [tanh]], dim: 4}", "concat: dim 4 is not an axis of a 8x9x9 input"),
+    ("{concat: [identity, [{maxpool: {kernel: 2}}]], dim: 2}", "branch 'b1' gives 8x9x9 but branch 'b2' gives 8x4x4"),
+    ("{add: [identity, [tanh]], dim: 2}", "one layer per list item: found 'add', 'dim'"),
+])
+def test_join_errors_are_one_line(item, message):
+    from archcalc.errors import SpecError
+
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        analyze(loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {item}\n", "case.yaml"))
+
+
+@pytest.mark.parametrize("text, value", [
+    ("sqrt(64)", 8), ("sqrt(9/4) * 2", 3), ("floor(sqrt(10))", 3), ("ceil(sqrt(10))", 4),
+    # isqrt(10**20 - 1) = 9999999999: the root is just below 10**10
+    ("floor(sqrt(10**20 - 1))", 9_999_999_999), ("ceil(sqrt(10**20 + 1))", 10_000_000_001),
+])
+def test_sqrt_in_size_expressions(text, value):
+    net = loads(f"input: [3, 4, 4]\nlayers:\n  - {{conv: {{out: {text}, kernel: 1}}}}\n", "case.yaml") if value < 10**6 else None
+    if net is not None:
+        assert net.nodes[0].args["out"] == value
+    from archcalc.expr import evaluate, parse
+
+    assert evaluate(parse(text), {}) == value
+
+
+def test_sqrt_in_number_keys_and_its_errors():
+    from archcalc.errors import SpecError
+
+    net = loads("input: [3, 4, 4]\nlayers:\n  - {scale: {factor: 1 / sqrt(2)}}\n", "case.yaml")
+    assert net.nodes[0].args["factor"] == 2 ** -0.5  # 0.7071067811865476, correctly rounded
+    with pytest.raises(SpecError, match="expected an integer"):
+        loads("input: [3, 4, 4]\nlayers:\n  - {conv: {out: sqrt(10), kernel: 1}}\n", "case.yaml")
+    with pytest.raises(SpecError, match="sqrt of a negative number"):
+        loads("input: [3, 4, 4]\nlayers:\n  - {conv: {out: sqrt(-4), kernel: 1}}\n", "case.yaml")
+    with pytest.raises(SpecError, match=r"sqrt\(\) needs a concrete value"):
+        analyze(loads("input: [3, H, 4]\nlayers:\n  - {conv: {out: 'sqrt(H)', kernel: 1}}\n", "case.yaml"))

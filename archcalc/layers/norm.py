@@ -124,8 +124,9 @@ class LayerScale(Pointwise):
     torch_module = "norm_torch"  # its own nn.Module classes
     name = "layer_scale"
     doc = (
-        "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "
-        "torch.nn.Parameter(torch.ones(C, 1, 1) * init) times the input)."
+        "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale): a parameter `gamma` "
+        "of shape C times the input, as timm's LayerScale2d, so its state_dict loads; with `bare: true` a "
+        "C x 1 x 1 parameter named after the layer, as torchvision's CNBlock.layer_scale."
     )
     keys = (
         Key("init", "float", 1e-6, "initial value of every scale"),
@@ -153,12 +154,14 @@ class LayerScale(Pointwise):
             return None
         return {"shape": (xs[0][0],) + (1,) * (len(xs[0]) - 1), "init": a["init"]}
 
-    torch_ops = ("mul", "imul", "mul_", "LayerScale")
+    torch_ops = ("mul", "imul", "mul_", "LayerScale", "LayerScale2d")
 
     def from_torch(self, op, kw, xs, y):
         # torchvision's CNBlock: self.layer_scale * x, with a C x 1 x 1 parameter (a per-channel scale)
         if op == "LayerScale":
             return {}  # archcalc's own module (its gamma); the initial value is not kept, the default stands
+        if op == "LayerScale2d":  # timm's: gamma of shape C
+            return None if len(xs[0]) != 3 or kw.get("inplace") else {"init": float(kw.get("init_values", 1e-5))}
         args = args_of(kw) or [kw.get("input"), kw.get("other")]
         params = [v for v in args if isinstance(v, Param)]
         if len(args) != 2 or len(params) != 1 or TENSOR not in args:

@@ -34,14 +34,15 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class LayerScale(nn.Module):
-    """A learnable per-channel scale (ConvNeXt's layer scale), initialised to ``init``."""
+    """A learnable per-channel scale, initialised to ``init``: ``gamma`` of shape C, as timm's
+    LayerScale2d (so its state_dict loads), broadcast over the positions."""
 
     def __init__(self, channels, init, dims=3):
         super().__init__()
-        self.gamma = nn.Parameter(torch.ones(channels, *([1] * (dims - 1))) * init)
+        self.gamma = nn.Parameter(torch.ones(channels) * init)
 
     def forward(self, x):
-        return self.gamma * x
+        return x * self.gamma.view(-1, *([1] * (x.dim() - 2)))
 
 
 class GlobalResponseNorm(nn.Module):

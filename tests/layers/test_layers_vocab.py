@@ -418,3 +418,24 @@ def test_sqrt_in_number_keys_and_its_errors():
         loads("input: [3, 4, 4]\nlayers:\n  - {conv: {out: sqrt(-4), kernel: 1}}\n", "case.yaml")
     with pytest.raises(SpecError, match=r"sqrt\(\) needs a concrete value"):
         analyze(loads("input: [3, H, 4]\nlayers:\n  - {conv: {out: 'sqrt(H)', kernel: 1}}\n", "case.yaml"))
+
+
+def test_layer_scale_weight_has_the_shape_torch_models_use():
+    """layer_scale's gamma is C (timm's LayerScale2d: init * torch.ones(C)); a state_dict of that shape
+    loads, and the layer multiplies channel c by gamma[c]."""
+    net = loads(f"input: [{C}, {H}, {W}]\nlayers:\n  - {{layer_scale: {{init: 0.5}}, name: ls}}\n", "case.yaml")
+    model = build(net).eval()
+    gamma = torch.arange(1.0, C + 1)
+    model.load_state_dict({"ls.gamma": gamma}, strict=True)
+    x = torch.randn(2, C, H, W)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x * gamma.view(1, C, 1, 1))
+    timm_ls = pytest.importorskip("timm.layers.layer_scale")
+    theirs = timm_ls.LayerScale2d(C, 0.5)
+    model.load_state_dict({f"ls.{k}": v for k, v in theirs.state_dict().items()}, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), theirs(x))
+    from archcalc.importer import import_target
+
+    text, _, _ = import_target("tests:ls", None, (C, H, W), model=nn.Sequential(nn.Conv2d(C, C, 1), theirs))
+    assert "layer_scale: {init: 0.5}" in text, text

@@ -12,6 +12,11 @@ from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, 
 _CORNERS = ("bilinear", "bicubic")  # the modes with torch's align_corners
 
 
+def _on_axis(a, i):
+    """The keys with a per-axis scale ([h, w]) narrowed to axis i (0: H, 1: W)."""
+    return {**a, "scale": a["scale"][i]} if isinstance(a.get("scale"), tuple) else a
+
+
 def _nearest_exact(q, corners, size, n):
     return Resample(q, q / 2, q / 2)  # torch: floor((o + 1/2) q)
 
@@ -45,7 +50,7 @@ class Upsample(LayerType):
         "the receptive field's effective stride."
     )
     keys = (
-        Key("scale", "float", None, "scale factor (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("scale", "scale", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
         Key("size", "pair", None, "output size [h, w]"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
         Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area",
@@ -75,13 +80,14 @@ class Upsample(LayerType):
             if len(ref) != 3:
                 raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
             return (x[0], ref[1], ref[2])
-        s = rational(a["scale"])
         dims = []
-        for d in x[1:]:
+        for i, d in enumerate(x[1:]):
+            scale = _on_axis(a, i)["scale"]  # a per-axis scale: this axis's
+            s = rational(scale)
             if is_symbolic(d):
                 dims.append(floordiv(d * (s.numerator if isinstance(s, Fraction) else s), s.denominator if isinstance(s, Fraction) else 1))
             else:
-                dims.append(math.floor(d * float(a["scale"])))  # torch's rule, in double precision
+                dims.append(math.floor(d * float(scale)))  # torch's rule, in double precision
         return (x[0], dims[0], dims[1])
 
     def _q(self, a, size, n):
@@ -103,8 +109,8 @@ class Upsample(LayerType):
 
     def window(self, a, xs, y):
         axes = []
-        for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
-            q = self._q(a, size, n)
+        for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+            q = self._q(_on_axis(a, i), size, n)
             if q == 1 and a["mode"] != "area":
                 axes.append(Axis(1, 1, 0, 0, False))
             elif a["mode"] in _MODES_23:
@@ -134,7 +140,8 @@ class Upsample(LayerType):
             return [("ResizeLike", mode)]
         if how == "size":
             return [("Upsample", {"size": tuple(a["size"]), **mode})]
-        return [("Upsample", {"scale_factor": float(a["scale"]), **mode})]
+        sc = a["scale"]
+        return [("Upsample", {"scale_factor": tuple(float(v) for v in sc) if isinstance(sc, tuple) else float(sc), **mode})]
 
     torch_ops = ("Upsample", "interpolate", "ResizeLike")
 
@@ -149,7 +156,11 @@ class Upsample(LayerType):
         if size is not None:
             return {**out, "size": pair_of(size)}
         scale = scale[0] if isinstance(scale, (tuple, list)) and len(set(scale)) == 1 else scale
-        return {**out, "scale": scale} if isinstance(scale, (int, float)) and not kw.get("recompute_scale_factor") else None
+        if isinstance(scale, (tuple, list)) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale):
+            scale = [float(v) for v in scale]  # per axis
+        elif not isinstance(scale, (int, float)):
+            return None
+        return None if kw.get("recompute_scale_factor") else {**out, "scale": scale}
 
 
 @register

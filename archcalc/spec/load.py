@@ -386,6 +386,12 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         return value
     if kind == "float":
         return _float(key, value, env, where, expect)
+    if kind == "scale":  # a number, or one per axis [h, w] (a tuple)
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise SpecError(f"{expect}, got a list of {len(value)}", where)
+            return tuple(_float(key, v, env, where, expect) for v in value)
+        return _float(key, value, env, where, expect)
     if kind in ("size", "count"):
         return _size(value, env, where, minimum=1 if kind == "size" else 0)
     if kind == "groups":

@@ -118,6 +118,7 @@ CASES.update({
     "upsample5": ([3, 5, 7], "upsample: {scale: 2, mode: bicubic}", (3, 10, 14), 0, 0, 0),
     "upsample6": ([3, 5, 7], "upsample: {scale: 0.5, mode: area}", (3, 2, 3), 0, 0, 0),  # floor(5/2), floor(7/2)
     "upsample7": ([3, 5, 7], "upsample: {size: [8, 9], mode: nearest-exact}", (3, 8, 9), 0, 0, 0),
+    "upsample8": ([3, 5, 7], "upsample: {scale: [2, 1.5]}", (3, 10, 10), 0, 0, 0),  # 5*2, floor(7*1.5)
     "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
 })
 

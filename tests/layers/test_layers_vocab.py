@@ -117,6 +117,11 @@ CASES = {
                         lambda: Fn(lambda x: F.interpolate(x, size=(17, 12), mode="bicubic", align_corners=True))),
     "area": ("{upsample: {size: [4, 7], mode: area}}", lambda: Fn(lambda x: F.interpolate(x, size=(4, 7), mode="area"))),
     "area_scale": ("{upsample: {scale: 0.5, mode: area}}", lambda: Fn(lambda x: F.interpolate(x, scale_factor=0.5, mode="area"))),
+    "scale_per_axis": ("{upsample: {scale: [2, 3]}}", lambda: Fn(lambda x: F.interpolate(x, scale_factor=(2.0, 3.0)))),
+    "scale_per_axis_bilinear": ("{upsample: {scale: [1.5, 0.5], mode: bilinear}}",
+                                lambda: Fn(lambda x: F.interpolate(x, scale_factor=(1.5, 0.5), mode="bilinear"))),
+    "scale_per_axis_area": ("{upsample: {scale: [0.5, 1.5], mode: area}}",
+                            lambda: Fn(lambda x: F.interpolate(x, scale_factor=(0.5, 1.5), mode="area"))),
     "area_up": ("{upsample: {size: [13, 11], mode: area}}", lambda: Fn(lambda x: F.interpolate(x, size=(13, 11), mode="area"))),
 }
 
@@ -268,7 +273,7 @@ def test_the_importer_reads_the_torch_module(case):
 ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "threshold",
         "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
-        "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
+        "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "scale_per_axis_bilinear", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
         "global_maxpool"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
@@ -439,3 +444,25 @@ def test_layer_scale_weight_has_the_shape_torch_models_use():
 
     text, _, _ = import_target("tests:ls", None, (C, H, W), model=nn.Sequential(nn.Conv2d(C, C, 1), theirs))
     assert "layer_scale: {init: 0.5}" in text, text
+
+
+def test_onnx_import_reads_the_new_ops(tmp_path):
+    """An exported net of Mish, Sub, Max, a concat along the width and a global max pool (ReduceMax)
+    comes back from the ONNX file as those layers, with the spec's numbers. (torch's exporter writes
+    softsign and softplus as elementwise ops, which stay unknown.)"""
+    pytest.importorskip("onnx")
+    from archcalc.importer import import_target
+    from archcalc.torchside.build import export_onnx
+
+    text = (f"input: [{C}, {H}, {W}]\nlayers:\n  - {{conv: {{out: 8, kernel: 3, padding: 1}}, name: c}}\n  - mish\n"
+            "  - sub: [identity, [{conv: {out: 8, kernel: 1}, name: d}]]\n"
+            "  - maximum: [identity, [{conv: {out: 8, kernel: 1}, name: e}]]\n  - {concat: [identity, {from: c}], dim: 3}\n"
+            "  - global_maxpool\n")
+    net = loads(text, "n.yaml")
+    path = tmp_path / "m.onnx"
+    export_onnx(net, path)
+    back, _, _ = import_target(str(path))
+    for word in ("mish", "sub:", "maximum:", "dim: 3", "global_maxpool"):
+        assert word in back, (word, back)
+    want, got = analyze(net).totals, analyze(loads(back, "b.yaml", {"H": H, "W": W})).totals
+    assert (got["params"], got["macs"]) == (want["params"], want["macs"]) and analyze(net).output == (8, 1, 1)

@@ -466,3 +466,26 @@ def test_onnx_import_reads_the_new_ops(tmp_path):
         assert word in back, (word, back)
     want, got = analyze(net).totals, analyze(loads(back, "b.yaml", {"H": H, "W": W})).totals
     assert (got["params"], got["macs"]) == (want["params"], want["macs"]) and analyze(net).output == (8, 1, 1)
+
+
+def test_export_to_torch_source_carries_the_new_modules(tmp_path):
+    """`archcalc export --to torch`: the file holds each new module's own class (no archcalc import)
+    and computes what the builder computes, with the same weights."""
+    from archcalc.torchside.build import CUSTOM, export_source
+
+    items = ["{std_conv: {out: 8, kernel: 3, padding: 1, gain: true}}", "{std_conv: {out: 8, kernel: 1}}",
+             "{radix_softmax: {radix: 2, groups: 2}}", "grn", "{pad: {padding: 1, mode: reflect}}", "blur_pool",
+             "sub: [identity, [tanh]]", "maximum: [identity, [sigmoid]]", "{concat: [identity, [tanh]], dim: 3}",
+             "{pixel_unshuffle: {factor: 2, order: blocks}}", "global_maxpool"]
+    net = loads(f"input: [{C}, 13, 13]\nlayers:\n" + "".join(f"  - {i}\n" for i in items), "e.yaml")
+    source = export_source(net)
+    assert "archcalc" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
+    space: dict = {"__name__": "exported"}
+    exec(compile(source, str(tmp_path / "m.py"), "exec"), space)
+    cls = next(v for k, v in space.items() if isinstance(v, type) and issubclass(v, nn.Module) and k not in CUSTOM)
+    exported, model = cls(), build(net)
+    exported.load_state_dict(model.state_dict())
+    x = torch.randn(2, C, 13, 13)
+    model.eval(), exported.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), exported(x))

@@ -777,7 +777,7 @@ def translate(node, r):
               "HardSwish": ("Hardswish", {"inplace": True}), "Identity": ("Identity", {}),
               "GlobalAveragePool": ("AdaptiveAvgPool2d", {"output_size": 1}),
               "Mish": ("Mish", {"inplace": False}), "Softsign": ("Softsign", {}),
-              "Softplus": ("Softplus", {"beta": 1.0, "threshold": 20.0}),  # torch's linear tail above 20: equal in float32
+              "Softplus": ("Softplus", {"beta": 1.0}),  # torch's default linear tail above 20: equal in float32
               "GlobalMaxPool": ("AdaptiveMaxPool2d", {"output_size": 1})}
     if t in simple:
         return [simple[t]], data

@@ -42,7 +42,7 @@ class _Activation(Pointwise):
     def from_torch(self, op, kw, xs, y):
         if kw.get("approximate", "none") != "none" and "approximate" not in self.extra:
             return None  # GELU's tanh approximation is another function
-        out = {k: kw[k] for k in self.extra}
+        out = {k: kw[k] if k in kw or key.required else key.default for k, key in self.extra.items()}
         if self.can_inplace:
             out["inplace"] = bool(kw.get("inplace", op.endswith("_")))
         return out

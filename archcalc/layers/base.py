@@ -21,7 +21,7 @@ class Key:
 
     kind: ``size`` (positive int), ``count`` (int >= 0), ``pair`` (int or [h, w]),
     ``padding`` (int, [h, w], [top, bottom, left, right] or ``same``), ``groups`` (int or
-    ``depthwise``), ``bool``, ``float``, ``scale`` (a float, or [h, w] floats: a tuple), ``ref`` (the name of an earlier layer or ``input``; the
+    ``depthwise``), ``bool``, ``float``, ``scales`` (a float, or [h, w] floats: a tuple), ``ref`` (the name of an earlier layer or ``input``; the
     loader stores its node index and feeds its output as an extra input), ``choice`` (one of
     ``choices``).
     """
@@ -48,7 +48,7 @@ KIND_TEXT = {
     "groups": "positive integer or 'depthwise'",
     "bool": "true or false",
     "float": "number",
-    "scale": "number or [h, w] (numbers)",
+    "scales": "number or [h, w] (numbers)",
     "ref": "the name of an earlier layer, or 'input'",
     "choice": "a word (see its meaning)",
 }

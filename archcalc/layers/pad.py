@@ -108,7 +108,7 @@ class BlurPool(LayerType):
         "on every side (reflect by default), then a depthwise convolution with a fixed binomial filter "
         "(filter 3: [1, 2, 1]/4 outer itself) at the stride. The filter is a buffer, not a parameter: "
         "C x 1 x f x f values (timm's BlurPool2d(channels)), or one f x f filter shared by all channels "
-        "(`per_channel: false`, timm's BlurPool2d(None)); timm registers it non-persistent (not in the "
+        "(`per_channel: false`, timm's BlurPool2d without channels); timm registers it non-persistent (not in the "
         "state_dict). MACs as the depthwise conv's (FlopCounterMode counts it)."
     )
     keys = (

@@ -50,7 +50,7 @@ class Upsample(LayerType):
         "the receptive field's effective stride."
     )
     keys = (
-        Key("scale", "scale", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("scale", "scales", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
         Key("size", "pair", None, "output size [h, w]"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
         Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area",

@@ -386,7 +386,7 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         return value
     if kind == "float":
         return _float(key, value, env, where, expect)
-    if kind == "scale":  # a number, or one per axis [h, w] (a tuple)
+    if kind == "scales":  # a number, or one per axis [h, w] (a tuple)
         if isinstance(value, list):
             if len(value) != 2:
                 raise SpecError(f"{expect}, got a list of {len(value)}", where)

@@ -14,7 +14,8 @@ Each layer type is one class that declares everything archcalc knows about it (s
     it, as plain data (``("Conv2d", {...})``); torch is never imported here.
 
 The types live in one module per family: :mod:`.conv`, :mod:`.pool`, :mod:`.norm`,
-:mod:`.activation`, :mod:`.join`, :mod:`.resample`, :mod:`.channel`. The engine
+:mod:`.activation`, :mod:`.join`, :mod:`.resample`, :mod:`.channel`, :mod:`.pad` (explicit padding,
+blur pool), :mod:`.pool_extra` (adaptive and global max pooling). The engine
 (archcalc/analysis/engine.py), the builder (archcalc/torchside/build.py) and the verifier (archcalc/torchside/verify.py) name no
 layer type; a test enforces it.
 

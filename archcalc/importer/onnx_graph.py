@@ -487,6 +487,9 @@ RULES = {
     "Reshape": R(("data",), ("shape",)),
     "Add": R(("A", "B")), "Mul": R(("A", "B"), finite=True),
     "Mish": R(), "Softsign": R(), "Softplus": R(), "GlobalMaxPool": R(), "Sub": R(("A", "B")), "Max": R(("data_0",), most=2),
+    "PRelu": R(("X", "slope"), weight=1),
+    "Pad": R(("data",), ("pads", "constant_value", "axes"), attrs={"mode": A(_STRING, choices=(b"constant", b"reflect", b"edge", b"wrap"))}),
+    "DepthToSpace": R(attrs={"blocksize": A(_INT, True, lo=1, hi=_BIG), "mode": A(_STRING, choices=(b"DCR", b"CRD"))}),
     "Sum": R(("data_0",), most=LIM.ONNX_MAX_ATTR_ELEMENTS),
     "Concat": R(("inputs",), most=LIM.ONNX_MAX_ATTR_ELEMENTS, attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Resize": R(("X",), ("roi", "scales", "sizes"), attrs=_RESIZE),
@@ -781,6 +784,28 @@ def translate(node, r):
               "GlobalMaxPool": ("AdaptiveMaxPool2d", {"output_size": 1})}
     if t in simple:
         return [simple[t]], data
+    if t == "PRelu":
+        w = r.shapes.get(node.input[1])
+        if w is None or None in w or node.input[1] not in r.inits:
+            return None
+        n = 1
+        for d in w:
+            n *= d
+        return [("PReLU", {"num_parameters": n})], data
+    if t == "Pad":
+        pads = r.value(node.input[1]) if len(node.input) > 1 else None
+        rank = len(r.shapes.get(node.input[0], ()))
+        if pads is None or pads.dtype.kind not in "iu" or rank != 4 or len(node.input) > 3 and node.input[3]:
+            return None
+        p = [int(v) for v in pads.reshape(-1)]
+        if len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)) or min(p) < 0:
+            return None  # only the spatial axes, no cropping
+        value = r.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        mode = {b"constant": "constant", b"reflect": "reflect", b"edge": "replicate", b"wrap": "circular"}[a.get("mode", b"constant")]
+        return [("Pad", {"padding": (p[3], p[7], p[2], p[6]), "mode": mode,
+                         "value": 0.0 if value is None else _num(float(value.reshape(-1)[0]))})], data
+    if t == "DepthToSpace":
+        return [("PixelShuffle", {"upscale_factor": a["blocksize"]})], data if a.get("mode", b"DCR") == b"CRD" else None
     if t == "HardSigmoid":
         if abs(a.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(a.get("beta", 0.5) - 0.5) > 1e-6:
             return None

@@ -544,6 +544,9 @@ def register(cls):
     inst = cls()
     if cls.name in REGISTRY or cls.name in ALIASES:
         raise ValueError(f"layer type {cls.name} registered twice")
+    for alias in cls.aliases:  # a subclass that inherits its parent's aliases would take them over
+        if alias in ALIASES or alias in REGISTRY or alias == cls.name:
+            raise ValueError(f"layer type {cls.name}: alias {alias} registered twice")
     REGISTRY[cls.name] = inst
     for alias in cls.aliases:
         ALIASES[alias] = cls.name

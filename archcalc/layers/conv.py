@@ -185,6 +185,7 @@ class Conv(_ConvBase):
 @register
 class StdConv(Conv):
     name = "std_conv"
+    aliases = ()  # not conv's conv2d
     doc = (
         "A weight-standardised 2-D convolution (timm's StdConv2d; with `gain: true` its ScaledStdConv2d, "
         "NF-Nets): each output channel's filter is normalised to zero mean and unit variance (plus eps) "

@@ -518,3 +518,14 @@ def test_timm_tresnet_style_stem_imports():
     assert r["ok"] and r["outputs"]["ok"], r
     with pytest.raises(ImportFailed, match="module ScaledStdConv2d"):
         import_target("tests:scaled", None, (3, 16, 16), model=nn.Sequential(ScaledStdConv2d(3, 8, 3, padding=1, gamma=1.7)))
+
+
+def test_aliases_name_their_own_type():
+    """std_conv subclasses conv: it must not take over conv's alias conv2d (register refuses an alias
+    given twice)."""
+    from archcalc import layers as L
+
+    assert L.ALIASES == {"conv2d": "conv", "conv_transpose2d": "conv_transpose", "deconv": "conv_transpose", "fc": "linear",
+                         "bn": "batchnorm", "subtract": "sub", "space_to_depth": "pixel_unshuffle"}
+    net = loads("input: [3, 8, 8]\nlayers:\n  - {conv2d: {out: 4, kernel: 3}}\n", "case.yaml")
+    assert net.nodes[0].type == "conv"

@@ -38,11 +38,11 @@ _ARG_PREFIX = "__arg_"
 
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Div, ast.Mod, ast.Pow)
 _CMPOPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
-_FUNCS = {"min": (2, None), "max": (2, None), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "abs": (1, 1)}
+_FUNCS = {"min": (2, None), "max": (2, None), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "abs": (1, 1), "sqrt": (1, 1)}
 MAX_BITS = 256  # magnitude of any intermediate value (numerator and denominator), about 1e77
 ALLOWED = (
     "integers, decimals, names, + - * / // % **, comparisons, and/or/not, 'a if c else b', "
-    "parentheses, min, max, floor, ceil, round, abs"
+    "parentheses, min, max, floor, ceil, round, abs, sqrt"
 )
 
 
@@ -335,7 +335,7 @@ def _call(name, values):
             return as_int(sp.ceiling(v))
         if name == "abs":
             return as_int(sp.Abs(v))
-        raise ExprError("round() needs a concrete value; give its symbols values with --set")
+        raise ExprError(f"{name}() needs a concrete value; give its symbols values with --set")
     v = Fraction(v)
     if name == "floor":
         return math.floor(v)
@@ -343,7 +343,22 @@ def _call(name, values):
         return math.ceil(v)
     if name == "round":
         return round(v)  # half to even, exactly as Python's round() on the same rational
+    if name == "sqrt":
+        return _sqrt(v)
     return _norm(abs(v))
+
+
+def _sqrt(v: Fraction):
+    """The square root of a rational: exact where it is rational (sqrt(16) = 4, sqrt(9/4) = 3/2);
+    else a rational less than 2**-64 / q below it (p/q the argument), so floor() and ceil() of it are
+    exact unless the root lies that close above a whole number, and a float key gets it correctly rounded."""
+    if v < 0:
+        raise ExprError(f"sqrt of a negative number ({v})")
+    p, q = v.numerator, v.denominator
+    rp, rq = math.isqrt(p), math.isqrt(q)
+    if rp * rp == p and rq * rq == q:
+        return _norm(Fraction(rp, rq))
+    return _bounded(Fraction(math.isqrt((p * q) << 128), q << 64))  # sqrt(p q) / q, scaled by 2**64
 
 
 def _power(base, exp):

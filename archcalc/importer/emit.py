@@ -128,7 +128,7 @@ class Emitter:
             if ltype.joins:
                 # the layer before the join is the branch `identity` (the registry's identity type's name)
                 branches = [self.ident if v == state["cur"] else {"from": ref(v)} for v in op.inputs]
-                items.append({"type": op.type, "branches": branches, "name": leaf})
+                items.append({"type": op.type, "branches": branches, "name": leaf, "keys": dict(op.args)})
             else:
                 args = dict(op.args)
                 for key, v in op.refs.items():
@@ -182,7 +182,7 @@ def _template(item):
     if "call" in item:
         return ("call", item["call"].block, item["name"], item["from"], tuple(sorted(item["call"].args)))
     if "branches" in item:
-        return ("join", item["type"], item["name"], repr(item["branches"]))
+        return ("join", item["type"], item["name"], repr(item["branches"]), repr(item.get("keys")))
     lits = tuple(sorted((k, repr(v)) for k, v in item["args"].items() if not (isinstance(v, (int, float)) and not isinstance(v, bool))))
     nums = tuple(sorted(k for k, v in item["args"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
     return ("layer", item["type"], item["name"], item["from"], lits, nums)
@@ -313,7 +313,7 @@ def item_data(it):
         args = it.get("args", it["call"].args)
         d = {it["call"].block: dict(args), "name": str(it["name"])}
     elif "branches" in it:
-        d = {it["type"]: it["branches"], "name": str(it["name"])}
+        d = {it["type"]: it["branches"], **it.get("keys", {}), "name": str(it["name"])}  # a join's keys beside it
     else:
         d = {it["type"]: dict(it["args"]), "name": str(it["name"])}
     if it.get("from"):

@@ -78,9 +78,10 @@ _HARMLESS = {"__init__", "__repr__", "__setstate__", "__getstate__", "extra_repr
 
 def declared_base(cls, names):
     """The first class in ``cls``'s MRO that a layer type declares by name and that is the class
-    the name stands for (from torch, torchvision or archcalc), or None."""
+    the name stands for (from torch, torchvision or archcalc, or another package's class that the
+    type names with its module: ``timm.layers.std_conv.StdConv2d``), or None."""
     for c in cls.__mro__[:-1]:
-        if c.__name__ in names and (c.__module__ + ".").startswith(_TRUSTED):
+        if c.__name__ in names and ((c.__module__ + ".").startswith(_TRUSTED) or f"{c.__module__}.{c.__qualname__}" in names):
             return c
     return None
 
@@ -638,21 +639,12 @@ _IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
 
 # what an op that no layer type reads needs, for the error's "what to do" (planned: the layer
 # vocabulary issue adds these types; then the op maps through the type's own torch_ops)
-_PLANNED = "a layer type for it (planned in the layer vocabulary)"
 _ADVICE = {
-    **dict.fromkeys(("pad", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"), "a pad layer type (planned in the layer vocabulary)"),
-    **dict.fromkeys(("stack",), "a k-branch softmax join (selective kernel; planned in the layer vocabulary)"),
-    **dict.fromkeys(("norm",), "a GRN layer type (planned in the layer vocabulary)"),
-    **dict.fromkeys(("view", "reshape", "transpose", "permute"), "a layer type for this reshape: only flattening, channel slices and "
-                    "channel shuffles are read (pixel shuffle/unshuffle is planned; attention has no type)"),
-    **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "PixelShuffle", "PixelUnshuffle"), _PLANNED),
-    **dict.fromkeys(("GroupNorm", "group_norm", "InstanceNorm2d", "instance_norm", "GroupNorm1"), "a group/instance norm layer type (planned in the layer vocabulary)"),
-    **dict.fromkeys(("AdaptiveMaxPool2d", "adaptive_max_pool2d", "amax", "max"), "an adaptive max pool layer type (planned in the layer vocabulary)"),
-    **dict.fromkeys(("Mish", "mish", "Hardtanh", "hardtanh", "PReLU", "prelu", "Softplus", "softplus", "GELUTanh", "SELU", "selu",
-                     "CELU", "Hardshrink", "QuickGELU", "sqrt", "exp", "pow", torch.tanh.__name__, "erf"), "an activation layer type (planned in the layer vocabulary)"),
-    **dict.fromkeys(("sub", "isub", "rsub", "maximum", "minimum"), "a subtract/maximum join (planned in the layer vocabulary)"),
+    **dict.fromkeys(("view", "reshape", "transpose", "permute"), "a layer type for this reshape: only flattening, channel slices, "
+                    "channel shuffles and pixel (un)shuffles are read (attention has no type)"),
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
+    **dict.fromkeys(("stack",), "a k-branch softmax written as stack + softmax: write it as radix_softmax on the gate"),
 }
 
 
@@ -667,11 +659,11 @@ def _on_no_tensor(params, model):
     except AttributeError:
         mod = None
     if leaf == "weight" and isinstance(mod, torch.nn.Conv2d):
-        return (f" of the parameter {p.name}, a conv's weight computed in forward: needs a weight-standardised conv "
-                "layer type (std-conv; planned in the layer vocabulary)")
+        return (f" of the parameter {p.name}, a conv's weight computed in forward: a weight-standardised conv "
+                "is read from timm's StdConv2d module only (std_conv)")
     if len(p.shape) == 1:
-        return (f" of the parameter {p.name} (a {p.shape[0]}-vector): needs a per-channel scale that holds a C-vector "
-                "parameter (layer_scale holds C x 1 x 1 only; planned in the layer vocabulary)")
+        return (f" of the parameter {p.name} (a {p.shape[0]}-vector) used in forward: a per-channel scale is read "
+                "from torch's mul by a C x 1 x 1 parameter or from timm's LayerScale / LayerScale2d module")
     return f" of the parameter {p.name}: needs a layer type that holds this parameter"
 
 
@@ -680,10 +672,12 @@ def _advice(op_name, params=()):
         return ": needs a layer type that holds this parameter (only a C x 1 x 1 per-channel scale is read)"
     what = _ADVICE.get(op_name)
     return f": needs {what}" if what else ""
+
+
 # torch's operator names (some are also layer type names: written as the functions' own names)
 _ADD, _MUL = operator.add.__name__, operator.mul.__name__
 _CONV2D, _LINEAR = torch.nn.functional.conv2d.__name__, torch.nn.functional.linear.__name__
-_ADDS = {_ADD, "iadd", "sub", "isub"}
+_ADDS = {_ADD, "iadd", operator.sub.__name__, "isub"}
 _MULS = {_MUL, "imul", "truediv", "itruediv"}
 _CONST_OPS = _ADDS | _MULS
 

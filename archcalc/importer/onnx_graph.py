@@ -482,9 +482,14 @@ RULES = {
     "MaxPool": R(attrs={**_POOL, "dilations": A(_INTS, lo=1, hi=_BIG, spatial=1)}),
     "AveragePool": R(attrs={**_POOL, "count_include_pad": A(_INT, **_BOOL)}),
     "ReduceMean": R(("data",), ("axes",), attrs={"axes": A(_INTS, lo=-64, hi=64), "keepdims": A(_INT, **_BOOL)}),
+    "ReduceMax": R(("data",), ("axes",), attrs={"axes": A(_INTS, lo=-64, hi=64), "keepdims": A(_INT, **_BOOL)}),
     "Flatten": R(attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Reshape": R(("data",), ("shape",)),
     "Add": R(("A", "B")), "Mul": R(("A", "B"), finite=True),
+    "Mish": R(), "Softsign": R(), "Softplus": R(), "GlobalMaxPool": R(), "Sub": R(("A", "B")), "Max": R(("data_0",), most=2),
+    "PRelu": R(("X", "slope"), weight=1),
+    "Pad": R(("data",), ("pads", "constant_value", "axes"), attrs={"mode": A(_STRING, choices=(b"constant", b"reflect", b"edge", b"wrap"))}),
+    "DepthToSpace": R(attrs={"blocksize": A(_INT, True, lo=1, hi=_BIG), "mode": A(_STRING, choices=(b"DCR", b"CRD"))}),
     "Sum": R(("data_0",), most=LIM.ONNX_MAX_ATTR_ELEMENTS),
     "Concat": R(("inputs",), most=LIM.ONNX_MAX_ATTR_ELEMENTS, attrs={"axis": A(_INT, lo=-64, hi=64)}),
     "Resize": R(("X",), ("roi", "scales", "sizes"), attrs=_RESIZE),
@@ -774,9 +779,34 @@ def translate(node, r):
                                  "track_running_stats": True})], data
     simple = {"Relu": ("ReLU", {"inplace": True}), "Sigmoid": ("Sigmoid", {}), "Tanh": ("Tanh", {}),
               "HardSwish": ("Hardswish", {"inplace": True}), "Identity": ("Identity", {}),
-              "GlobalAveragePool": ("AdaptiveAvgPool2d", {"output_size": 1})}
+              "GlobalAveragePool": ("AdaptiveAvgPool2d", {"output_size": 1}),
+              "Mish": ("Mish", {"inplace": False}), "Softsign": ("Softsign", {}),
+              "Softplus": ("Softplus", {"beta": 1.0}),  # torch's default linear tail above 20: equal in float32
+              "GlobalMaxPool": ("AdaptiveMaxPool2d", {"output_size": 1})}
     if t in simple:
         return [simple[t]], data
+    if t == "PRelu":
+        w = r.shapes.get(node.input[1])
+        if w is None or None in w or node.input[1] not in r.inits:
+            return None
+        n = 1
+        for d in w:
+            n *= d
+        return [("PReLU", {"num_parameters": n})], data
+    if t == "Pad":
+        pads = r.value(node.input[1]) if len(node.input) > 1 else None
+        rank = len(r.shapes.get(node.input[0], ()))
+        if pads is None or pads.dtype.kind not in "iu" or rank != 4 or len(node.input) > 3 and node.input[3]:
+            return None
+        p = [int(v) for v in pads.reshape(-1)]
+        if len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)) or min(p) < 0:
+            return None  # only the spatial axes, no cropping
+        value = r.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        mode = {b"constant": "constant", b"reflect": "reflect", b"edge": "replicate", b"wrap": "circular"}[a.get("mode", b"constant")]
+        return [("Pad", {"padding": (p[3], p[7], p[2], p[6]), "mode": mode,
+                         "value": 0.0 if value is None else _num(float(value.reshape(-1)[0]))})], data
+    if t == "DepthToSpace":
+        return [("PixelShuffle", {"upscale_factor": a["blocksize"]})], data if a.get("mode", b"DCR") == b"CRD" else None
     if t == "HardSigmoid":
         if abs(a.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(a.get("beta", 0.5) - 0.5) > 1e-6:
             return None
@@ -820,7 +850,7 @@ def translate(node, r):
         if t == "MaxPool":
             return [("MaxPool2d", {**kw, "dilation": tuple(a.get("dilations", (1, 1))), "return_indices": False})], data
         return [("AvgPool2d", {**kw, "count_include_pad": bool(a.get("count_include_pad", 0)), "divisor_override": None})], data
-    if t == "ReduceMean":
+    if t in ("ReduceMean", "ReduceMax"):
         axes = a.get("axes")
         if axes is None and len(node.input) > 1:
             v = r.value(node.input[1])
@@ -828,17 +858,19 @@ def translate(node, r):
         rank = len(r.shapes.get(node.input[0], ()))
         if rank != 4 or axes is None or sorted(x % 4 for x in axes) != [2, 3]:
             return None
-        ops = [("AdaptiveAvgPool2d", {"output_size": 1})]
+        ops = [("AdaptiveAvgPool2d", {"output_size": 1}) if t == "ReduceMean" else ("GlobalMaxPool", {})]
         return (ops if a.get("keepdims", 1) else ops + [("Flatten", {})]), data
     if t in ("Flatten", "Reshape"):
         if t == "Flatten" and a.get("axis", 1) != 1:
             return None
         return [("Flatten", {})], data
-    if t in ("Add", "Sum", "Mul"):
+    if t in ("Add", "Sum", "Mul", "Sub", "Max"):
         ins = [x for x in node.input if x]
         tensors = [x for x in ins if r.is_data(x)]
         if len(ins) == 2 and len(tensors) == 2:
-            return [("Add" if t != "Mul" else "Mul", {})], tensors
+            return [({"Mul": "Mul", "Sub": "Sub", "Max": "Maximum"}.get(t, "Add"), {})], tensors
+        if t in ("Sub", "Max"):
+            return None
         if t == "Mul" and len(ins) == 2 and len(tensors) == 1:
             c = r.value(next(x for x in ins if x not in tensors))
             if c is not None and c.size == 1:
@@ -846,9 +878,9 @@ def translate(node, r):
         return None
     if t == "Concat":
         rank = len(r.shapes.get(node.output[0], ()))
-        if a.get("axis") not in (1, 1 - rank) or rank != 4:
+        if rank != 4 or a.get("axis") is None or not -3 <= a["axis"] <= 3 or a["axis"] == 0:
             return None
-        return [("Concat", {"dim": 1})], [x for x in node.input if r.is_data(x)]
+        return [("Concat", {"dim": a["axis"] % 4})], [x for x in node.input if r.is_data(x)]
     if t in ("Resize", "Upsample"):
         mode = a.get("mode", b"nearest")  # ONNX string attributes are bytes
         ctm = a.get("coordinate_transformation_mode", b"half_pixel")

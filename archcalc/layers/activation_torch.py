@@ -46,3 +46,22 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self):
         return f"p={self.p}, mode={self.mode}"
+
+
+class RadixSoftmax(nn.Module):
+    """A softmax across the radix (timm's RadixSoftmax), the input's shape kept: channels are
+    cardinality x radix x rest; radix 1 is a sigmoid."""
+
+    def __init__(self, radix, cardinality=1):
+        super().__init__()
+        self.radix, self.cardinality = radix, cardinality
+
+    def forward(self, x):
+        if self.radix == 1:
+            return torch.sigmoid(x)
+        batch = x.size(0)
+        y = x.view(batch, self.cardinality, self.radix, -1).transpose(1, 2)
+        return torch.softmax(y, dim=1).reshape(x.shape)
+
+    def extra_repr(self):
+        return f"radix={self.radix}, cardinality={self.cardinality}"

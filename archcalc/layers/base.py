@@ -21,7 +21,7 @@ class Key:
 
     kind: ``size`` (positive int), ``count`` (int >= 0), ``pair`` (int or [h, w]),
     ``padding`` (int, [h, w], [top, bottom, left, right] or ``same``), ``groups`` (int or
-    ``depthwise``), ``bool``, ``float``, ``ref`` (the name of an earlier layer or ``input``; the
+    ``depthwise``), ``bool``, ``float``, ``scales`` (a float, or [h, w] floats: a tuple), ``ref`` (the name of an earlier layer or ``input``; the
     loader stores its node index and feeds its output as an extra input), ``choice`` (one of
     ``choices``).
     """
@@ -48,6 +48,7 @@ KIND_TEXT = {
     "groups": "positive integer or 'depthwise'",
     "bool": "true or false",
     "float": "number",
+    "scales": "number or [h, w] (numbers)",
     "ref": "the name of an earlier layer, or 'input'",
     "choice": "a word (see its meaning)",
 }
@@ -485,7 +486,10 @@ class LayerType:
         return None
 
     # -- the importer (archcalc/importer/): a torch module, function or method back to this type
-    torch_ops: ClassVar[tuple[str, ...]] = ()  # torch.nn classes and function / method names it stands for
+    # torch.nn classes and function / method names it stands for; a class of another package is
+    # named with its module (timm.layers.grn.GlobalResponseNorm) besides its bare name, so only that
+    # class is taken by name (archcalc/importer/fx.py declared_base)
+    torch_ops: ClassVar[tuple[str, ...]] = ()
     # from_torch also reads a call on a channels-last tensor (N, H, W, C, made by permute(0, 2, 3, 1))
     # that works per position over the last dimension: kw then holds channels_last=True and xs / y
     # are given channels-first (C, H, W), as the spec sees them
@@ -551,6 +555,9 @@ def register(cls):
     inst = cls()
     if cls.name in REGISTRY or cls.name in ALIASES:
         raise ValueError(f"layer type {cls.name} registered twice")
+    for alias in cls.aliases:  # a subclass that inherits its parent's aliases would take them over
+        if alias in ALIASES or alias in REGISTRY or alias == cls.name:
+            raise ValueError(f"layer type {cls.name}: alias {alias} registered twice")
     REGISTRY[cls.name] = inst
     for alias in cls.aliases:
         ALIASES[alias] = cls.name

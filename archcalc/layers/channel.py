@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Key, LayerType, ShapeError, Text, concrete, hw, prod, register
+from fractions import Fraction
+
+from ..expr import as_int
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, concrete, hw, prod, register
 
 
 @register
@@ -115,3 +118,98 @@ class ChannelShuffle(LayerType):
 
     def probe(self, a, xs, y, collapse):
         return [("Identity", {})] if collapse else self.torch(a, xs, y)
+
+
+@register
+class PixelShuffle(LayerType):
+    name = "pixel_shuffle"
+    doc = (
+        "Depth to space (torch.nn.PixelShuffle): C x H x W to C/r^2 x rH x rW, each r x r block of the "
+        "output from r^2 consecutive channels (sub-pixel convolution's upsampling). A new tensor."
+    )
+    keys = (Key("factor", "size", REQUIRED, "the upscale factor r"),)
+    formulas = {"shape": "C/r^2 x H*r x W*r", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        r = a["factor"]
+        if concrete(x[0], r) and x[0] % (r * r):
+            raise ShapeError(f"pixel_shuffle: {x[0]} channels are not divisible by factor^2 = {r * r}")
+        return (as_int(x[0] // (r * r)), as_int(x[1] * r), as_int(x[2] * r))
+
+    def details(self, a, xs, y):
+        return f"x{a['factor']}"
+
+    def window(self, a, xs, y):
+        q = Fraction(1, a["factor"])  # output o reads input floor(o / r)
+        return Resample(q), Resample(q)
+
+    def torch(self, a, xs, y):
+        return [("PixelShuffle", {"upscale_factor": a["factor"]})]
+
+    def probe(self, a, xs, y, collapse):
+        if not collapse:
+            return self.torch(a, xs, y)
+        return [("Upsample", {"scale_factor": float(a["factor"]), "mode": "nearest"})]  # its geometry on one channel
+
+    torch_ops = ("PixelShuffle", "pixel_shuffle")
+
+    def from_torch(self, op, kw, xs, y):
+        r = kw.get("upscale_factor")
+        return {"factor": int(r)} if isinstance(r, int) and len(xs[0]) == 3 else None
+
+
+@register
+class PixelUnshuffle(LayerType):
+    torch_module = "channel_torch"  # its own nn.Module classes
+    name = "pixel_unshuffle"
+    aliases = ("space_to_depth",)
+    doc = (
+        "Space to depth (torch.nn.PixelUnshuffle): C x H x W to C*r^2 x H/r x W/r, each r x r block "
+        "moved into channels (H and W divisible by r). `order: channels` is torch's channel order (each "
+        "input channel's r^2 values together); `order: blocks` is TResNet's SpaceToDepth (timm) and "
+        "TensorFlow's space_to_depth (each block position's C channels together). A new tensor."
+    )
+    keys = (
+        Key("factor", "size", REQUIRED, "the block size r"),
+        Key("order", "choice", "channels", "channels (torch's PixelUnshuffle) or blocks (timm's SpaceToDepth)",
+            choices=("channels", "blocks")),
+    )
+    formulas = {"shape": "C*r^2 x H/r x W/r", "params": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        r = a["factor"]
+        for size, axis in ((x[1], "height"), (x[2], "width")):
+            if concrete(size, r) and size % r:
+                raise ShapeError(f"pixel_unshuffle: {axis} {size} is not divisible by factor {r}",
+                                 hint=f"use an input whose size is a multiple of {r}")
+        return (as_int(x[0] * r * r), as_int(x[1] // r), as_int(x[2] // r))
+
+    def details(self, a, xs, y):
+        return f"/{a['factor']}" + (" blocks" if a.get("order") == "blocks" else "")
+
+    def window(self, a, xs, y):
+        r = a["factor"]
+        return Axis(r, r, 0, 0), Axis(r, r, 0, 0)
+
+    def torch(self, a, xs, y):
+        if a["order"] == "blocks":
+            return [("SpaceToDepth", {"block_size": a["factor"]})]
+        return [("PixelUnshuffle", {"downscale_factor": a["factor"]})]
+
+    def probe(self, a, xs, y, collapse):
+        if not collapse:
+            return self.torch(a, xs, y)
+        r = a["factor"]  # its geometry on one channel: an r x r window at stride r
+        return [("ProbeSpatialConv", {"kernel_size": (r, r), "stride": (r, r), "padding": (0, 0), "dilation": (1, 1)})]
+
+    torch_ops = ("PixelUnshuffle", "pixel_unshuffle", "SpaceToDepth", "timm.layers.space_to_depth.SpaceToDepth")
+
+    def from_torch(self, op, kw, xs, y):
+        if len(xs[0]) != 3:
+            return None
+        if op == "SpaceToDepth":
+            return {"factor": int(kw.get("block_size", 4)), "order": "blocks"}
+        r = kw.get("downscale_factor")
+        return {"factor": int(r)} if isinstance(r, int) else None

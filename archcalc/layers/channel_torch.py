@@ -40,3 +40,21 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self):
         return f"groups={self.groups}"
+
+
+class SpaceToDepth(nn.Module):
+    """Space to depth with the block position ahead of the channel (timm's SpaceToDepth, TResNet's
+    stem; TensorFlow's order): N x C x H x W to N x (r*r*C) x H/r x W/r."""
+
+    def __init__(self, block_size=4):
+        super().__init__()
+        self.bs = block_size
+
+    def forward(self, x):
+        n, c, h, w = x.size()
+        x = x.view(n, c, h // self.bs, self.bs, w // self.bs, self.bs)
+        x = x.permute(0, 3, 5, 1, 2, 4).contiguous()
+        return x.view(n, c * self.bs * self.bs, h // self.bs, w // self.bs)
+
+    def extra_repr(self):
+        return f"block_size={self.bs}"

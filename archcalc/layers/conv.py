@@ -112,6 +112,8 @@ class Conv(_ConvBase):
         Key("dilation", "pair", 1, "dilation"),
         Key("groups", "groups", 1, "groups; 'depthwise' means one group per input channel"),
         Key("bias", "bool", True, "learnable bias"),
+        Key("padding_mode", "choice", "zeros", "what the padding holds: zeros, or reflect, replicate, circular "
+            "(torch's padding_mode)", choices=("zeros", "reflect", "replicate", "circular")),
     )
     formulas = {
         "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
@@ -127,6 +129,10 @@ class Conv(_ConvBase):
             return (cout,) + same_out(x, a["stride"])
         k = eff(a)
         t, b, l, r = pads(a, x, k)
+        if a.get("padding_mode", "zeros") != "zeros":
+            from .pad import check_mode
+
+            check_mode(self.name, a["padding_mode"], (t, b, l, r), x)
         h = window_out(x[1], k[0], a["stride"][0], t, b)
         w = window_out(x[2], k[1], a["stride"][1], l, r)
         return (cout, h, w)
@@ -149,6 +155,24 @@ class Conv(_ConvBase):
                   else Count((Term((cout,) + per),), "no bias"))
         return Counts(params, macs=Count((Term((cout, Factor("H_out", y[1]), Factor("W_out", y[2])) + per),)))
 
+    def details(self, a, xs, y):
+        mode = a.get("padding_mode", "zeros")
+        return super().details(a, xs, y) + ("" if mode == "zeros" else f" {mode}")
+
+    def saves(self, a, training):
+        mode = a.get("padding_mode", "zeros")
+        if mode == "zeros":
+            return ("input",)
+        # the conv keeps its padded copy (``workspace``); reflect and replicate padding the input too
+        return ("input",) if mode in ("reflect", "replicate") else ()
+
+    def workspace(self, a, xs, y):
+        if a.get("padding_mode", "zeros") == "zeros":
+            return 0
+        x = xs[0]
+        t, b, l, r = pads(a, x, eff(a))
+        return as_int(x[0] * (x[1] + t + b) * (x[2] + l + r))
+
     def size_formula(self, a, xs, y):
         cout = "out" if a["out"] is not None else "the input's channels"
         return window_sizes(a, xs, y, channels=Text(f"  channels: {cout} = {{}}", (y[0],)))
@@ -161,14 +185,18 @@ class Conv(_ConvBase):
     torch_ops = ("Conv2d",)
 
     def from_torch(self, op, kw, xs, y):
-        if kw.get("padding_mode", "zeros") != "zeros" or len(xs[0]) != 3:
+        mode = kw.get("padding_mode", "zeros")
+        if mode not in ("zeros", "reflect", "replicate", "circular") or len(xs[0]) != 3:
             return None
         pad = kw["padding"]
         g = kw["groups"]
-        return {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
-                "padding": "same" if pad == "same" else 0 if pad == "valid" else pair_of(pad),
-                "dilation": pair_of(kw["dilation"]), "groups": "depthwise" if 1 < g == kw["in_channels"] else g,
-                "bias": bool(kw["bias"])}
+        out = {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
+               "padding": "same" if pad == "same" else 0 if pad == "valid" else pair_of(pad),
+               "dilation": pair_of(kw["dilation"]), "groups": "depthwise" if 1 < g == kw["in_channels"] else g,
+               "bias": bool(kw["bias"])}
+        if mode != "zeros":
+            out["padding_mode"] = mode
+        return out
 
     def size_dependent(self, a):
         # TF 'same' padding at stride > 1 depends on the input size
@@ -177,6 +205,8 @@ class Conv(_ConvBase):
     def scratch(self, a, xs, y, itemsize, training):
         x = xs[0]
         t, b, l, r = pads(a, x, eff(a))
+        if a.get("padding_mode", "zeros") != "zeros":
+            return 0 if (t, b, l, r) == (0, 0, 0, 0) else as_int(x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize)
         if t == b and l == r:
             return 0
         return as_int(x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize)  # the ZeroPad2d copy the conv reads
@@ -193,8 +223,11 @@ class Conv(_ConvBase):
             "groups": self.groups(a, x),
             "bias": a["bias"],
         }
+        mode = a.get("padding_mode", "zeros")
         if t == b and l == r:
-            return [("Conv2d", {**conv, "padding": (t, l)})]
+            return [("Conv2d", {**conv, "padding": (t, l)} if mode == "zeros" else {**conv, "padding": (t, l), "padding_mode": mode})]
+        if mode != "zeros":
+            return [("Pad", {"padding": (l, r, t, b), "mode": mode}), ("Conv2d", {**conv, "padding": (0, 0)})]
         return [("ZeroPad2d", {"padding": (l, r, t, b)}), ("Conv2d", {**conv, "padding": (0, 0)})]
 
     def probe(self, a, xs, y, collapse):
@@ -206,7 +239,95 @@ class Conv(_ConvBase):
             if cls == "Conv2d":
                 kw = {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")}
                 cls = "ProbeSpatialConv"
+            elif cls == "Pad":
+                cls, kw = "ZeroPad2d", {"padding": kw["padding"]}  # the padding's geometry
             out.append((cls, kw))
+        return out
+
+
+@register
+class StdConv(Conv):
+    name = "std_conv"
+    aliases = ()  # not conv's conv2d
+    doc = (
+        "A weight-standardised 2-D convolution (timm's StdConv2d; with `gain: true` its ScaledStdConv2d, "
+        "NF-Nets): each output channel's filter is normalised to zero mean and unit variance (plus eps) "
+        "before the convolution, as a batch norm of the weight; ScaledStdConv2d then multiplies it by a "
+        "learnable gain per output channel and the constant gamma / sqrt(fan-in). The parameters of "
+        "conv plus C_out gains; the MACs of conv exactly (the standardisation is per batch, not per "
+        "position: FlopCounterMode counts none). Keys as conv's."
+    )
+    keys = Conv.keys + (
+        Key("eps", "float", 1e-6, "epsilon of the standardisation (timm's default 1e-6)", lo=0, lo_open=True),
+        Key("gain", "bool", False, "ScaledStdConv2d: a learnable gain per output channel and the scale gamma / sqrt(fan-in)"),
+        Key("gamma", "float", 1.0, "with gain: the constant gamma (NF-ResNets: the activation's gamma)"),
+    )
+    formulas = {
+        "shape": Conv.formulas["shape"],
+        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)  (+ C_out gain)",
+        "macs": Conv.formulas["macs"],
+    }
+    workspace_per_batch = True  # the standardised weight and its statistics: one per batch
+
+    def count(self, a, xs, y):
+        p, b = super().count(a, xs, y)
+        return as_int(p + (y[0] if a["gain"] else 0)), b
+
+    def formula(self, a, xs, y):
+        f = super().formula(a, xs, y)
+        if not a["gain"]:
+            return f
+        return Counts(Count(f.params.terms + (Term((Factor("C_out", y[0]),), "gain"),), f.params.note), f.buffers, f.macs)
+
+    def details(self, a, xs, y):
+        return super().details(a, xs, y) + (" ws+gain" if a.get("gain") else " ws")
+
+    def workspace(self, a, xs, y):
+        # backward keeps the standardised weight, its mean and 1/std per output channel, and the
+        # gain times the scale (ScaledStdConv2d: batch norm's weight)
+        x = xs[0]
+        w = y[0] * (x[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1]
+        return as_int(super().workspace(a, xs, y) + w + 2 * y[0] + (y[0] if a["gain"] else 0))
+
+    def scratch(self, a, xs, y, itemsize, training):
+        x = xs[0]
+        w = y[0] * (x[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1]
+        extra = 0 if training else as_int(w * itemsize)  # the standardised weight, alive while the conv runs
+        return as_int(super().scratch(a, xs, y, itemsize, training) + extra)
+
+    def torch(self, a, xs, y):
+        out = []
+        for cls, kw in super().torch(a, xs, y):
+            if cls == "Conv2d" and "padding_mode" in kw:  # timm's F.conv2d pads with zeros: pad first
+                mode, (t, l) = kw.pop("padding_mode"), kw["padding"]
+                out.append(("Pad", {"padding": (l, l, t, t), "mode": mode}))
+                kw["padding"] = (0, 0)
+            if cls == "Conv2d":
+                cls, kw = ("ScaledStdConv2d", {**kw, "eps": a["eps"], "gamma": a["gamma"]}) if a["gain"] else \
+                    ("StdConv2d", {**kw, "eps": a["eps"]})
+            out.append((cls, kw))
+        return out
+
+    def probe(self, a, xs, y, collapse):
+        ops = Conv.torch(self, {**a, "padding_mode": "zeros"}, xs, y)  # a plain convolution's geometry
+        if not collapse:
+            return ops
+        return [("ProbeSpatialConv", {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")})
+                if cls == "Conv2d" else (cls, kw) for cls, kw in ops]
+
+    torch_ops = ("StdConv2d", "ScaledStdConv2d", "timm.layers.std_conv.StdConv2d", "timm.layers.std_conv.ScaledStdConv2d")
+
+    def from_torch(self, op, kw, xs, y):
+        if len(xs[0]) != 3 or (op == "ScaledStdConv2d" and "gamma" not in kw):
+            return None  # timm's ScaledStdConv2d keeps only gamma / sqrt(fan-in), not gamma
+        pad, g = kw["padding"], kw["groups"]
+        if isinstance(pad, str):
+            return None
+        out = {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
+               "padding": pair_of(pad), "dilation": pair_of(kw["dilation"]),
+               "groups": "depthwise" if 1 < g == xs[0][0] else g, "bias": bool(kw["bias"]), "eps": kw["eps"]}
+        if op == "ScaledStdConv2d":
+            out.update(gain=True, gamma=kw["gamma"])
         return out
 
 

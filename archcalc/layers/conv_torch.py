@@ -52,3 +52,38 @@ class ProbeSpatialConvTranspose(nn.Module):
         w = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
         return F.conv_transpose2d(x.sum(1, keepdim=True), w, None, self.stride, self.padding, self.output_padding,
                                   1, self.dilation)
+
+
+class StdConv2d(nn.Conv2d):
+    """A weight-standardised convolution (timm's StdConv2d): each output channel's filter normalised
+    (a batch norm of the weight) before F.conv2d."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 eps=1e-6):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias)
+        self.eps = eps
+
+    def forward(self, x):
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0,
+                              eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """A scaled weight-standardised convolution (timm's ScaledStdConv2d, NF-Nets): the standardised
+    filter times a learnable gain per output channel and gamma / sqrt(fan-in)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 gamma=1.0, eps=1e-6, gain_init=1.0):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias)
+        self.gamma, self.eps = gamma, eps
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.gain = nn.Parameter(torch.full((self.out_channels, 1, 1, 1), float(gain_init)))
+
+    def forward(self, x):
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                              weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
+                              eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)

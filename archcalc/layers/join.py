@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int, decide_equal, is_symbolic
-from .base import TENSOR, LayerType, ShapeError, Text, args_of, prod, register, shape_text
+from .base import TENSOR, Key, LayerType, ShapeError, Text, args_of, prod, register, shape_text
 
 
 class _Join(LayerType):
@@ -58,27 +58,59 @@ class _Join(LayerType):
 @register
 class Concat(_Join):
     name = "concat"
-    doc = "Joins parallel branches along channels (torch.cat(dim=1)). Spatial sizes must agree."
-    formulas = {"shape": "(C_1 + C_2 + ...) x H x W", "params": "0", "macs": "0"}
+    doc = (
+        "Joins parallel branches along channels (torch.cat(dim=1)); the other sizes must agree. With "
+        "`dim: 2` (height) or `dim: 3` (width), beside it in the item (`{concat: [...], dim: 2}`), along "
+        "that spatial axis instead (no receptive field is reported through it: each output position reads "
+        "one branch at a shifted position, which the engine's union of branches does not express yet)."
+    )
+    keys = (Key("dim", "size", 1, "the axis joined, as torch's dim: 1 channels, 2 height, 3 width"),)
+    formulas = {"shape": "(C_1 + C_2 + ...) x H x W (or H_1 + H_2 + ... with dim 2, W with dim 3)", "params": "0", "macs": "0"}
 
     grad_alias = True  # backward: each input's gradient is a slice (a view) of the output's
 
     def out(self, a, xs):
-        self.same_spatial(a, xs)
-        return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
+        d = a.get("dim", 1)
+        if d == 1:
+            self.same_spatial(a, xs)
+            return (as_int(sum(x[0] for x in xs)),) + tuple(xs[0][1:])
+        first = xs[0]
+        if d > len(first):
+            raise ShapeError(f"concat: dim {d} is not an axis of a {shape_text(first)} input", hint="dim: 1 (channels), 2 (height) or 3 (width)")
+        for i, x in enumerate(xs[1:], start=1):
+            if len(x) != len(first) or any(x[j] != first[j] for j in range(len(first)) if j != d - 1):
+                raise ShapeError(self.mismatch(a, xs, i), hint=f"branches must agree on every axis but dim {d}")
+        out = list(first)
+        out[d - 1] = as_int(sum(x[d - 1] for x in xs))
+        return tuple(out)
+
+    def details(self, a, xs, y):
+        return "" if a.get("dim", 1) == 1 else f"dim {a['dim']}"
+
+    def window(self, a, xs, y):
+        # along channels the field is the branches' union; along H or W each output position reads one
+        # branch, shifted: not expressible as a window ('unknown': no field, once the engine reads a
+        # join's window -- today it unions the branches for every join)
+        return None if a.get("dim", 1) == 1 else "unknown"
 
     def size_formula(self, a, xs, y):
-        return Text("output channels: the branches' channels added, " + " + ".join("{}" for _ in xs) + " = {}",
-                    tuple(x[0] for x in xs) + (y[0],))
+        d = a.get("dim", 1)
+        what = {1: "channels", 2: "height", 3: "width"}.get(d, f"dim {d}")
+        return Text(f"output {what}: the branches' {what} added, " + " + ".join("{}" for _ in xs) + " = {}",
+                    tuple(x[d - 1] for x in xs) + (y[d - 1],))
 
     def torch(self, a, xs, y):
-        return [("Concat", {})]
+        d = a.get("dim", 1)
+        return [("Concat", {} if d == 1 else {"dim": d})]
 
     torch_ops = ("cat", "concat", "concatenate", "Concat")
 
     def from_torch(self, op, kw, xs, y):
         dim = kw.get("dim", 1 if op == "Concat" else 0)
-        return {} if all(len(x) == 3 for x in xs) and dim in (1, -3) else None
+        if not all(len(x) == 3 for x in xs) or not -3 <= dim <= 3 or dim == 0:
+            return None
+        dim = dim % 4 if dim < 0 else dim
+        return {} if dim == 1 else {"dim": dim}
 
 
 @register
@@ -193,4 +225,60 @@ class Mul(_Join):
     def probe(self, a, xs, y, collapse):
         # on positive values a product and a mean depend on the same positions; the mean keeps the
         # probe's values from squaring at every gate
+        return [("Mean", {})]
+
+
+@register
+class Sub(_Join):
+    name = "sub"
+    aliases = ("subtract",)
+    doc = "The first branch minus the second (torch.sub): exactly two branches of one shape."
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (subtractions are not MACs)"}
+
+    def out(self, a, xs):
+        if len(xs) != 2:
+            raise ShapeError(f"sub takes exactly two branches (the first minus the second), got {len(xs)}")
+        return self.same_shape(a, xs)
+
+    def torch(self, a, xs, y):
+        return [("Sub", {})]
+
+    torch_ops = ("sub", "isub", "sub_", "Sub")
+    channels_last = True
+
+    def from_torch(self, op, kw, xs, y):
+        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 else None
+
+    def probe(self, a, xs, y, collapse):
+        return [("Mean", {})]  # the same support, with positive values
+
+
+@register
+class Maximum(_Join):
+    name = "maximum"
+    doc = "The elementwise maximum of branches (torch.maximum, pairwise left to right). Shapes must agree."
+    formulas = {"shape": "unchanged", "params": "0", "macs": "0 (comparisons are not MACs)"}
+
+    def out(self, a, xs):
+        return self.same_shape(a, xs)
+
+    def saves(self, a, training):
+        return ("operands",)  # torch.maximum's backward compares its two inputs
+
+    def workspace(self, a, xs, y):
+        return as_int(prod(y) * (len(xs) - 2))  # with more branches, the partial maxima too
+
+    def scratch(self, a, xs, y, itemsize, training):
+        return prod(y) * itemsize if len(xs) > 2 else 0  # one partial maximum alive
+
+    def torch(self, a, xs, y):
+        return [("Maximum", {})]
+
+    torch_ops = ("maximum", "Maximum")
+    channels_last = True
+
+    def from_torch(self, op, kw, xs, y):
+        return {} if _two_tensors(op, kw) else None
+
+    def probe(self, a, xs, y, collapse):
         return [("Mean", {})]

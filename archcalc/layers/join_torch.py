@@ -13,10 +13,14 @@ with warnings.catch_warnings():  # torch warns at import when numpy is absent; i
 
 
 class Concat(nn.Module):
-    """torch.cat of the inputs, in order, along channels."""
+    """torch.cat of the inputs, in order, along channels (or along ``dim``)."""
+
+    def __init__(self, dim=1):
+        super().__init__()
+        self.dim = dim
 
     def forward(self, *xs):
-        return torch.cat(xs, dim=1)
+        return torch.cat(xs, dim=self.dim)
 
 
 class Add(nn.Module):
@@ -46,4 +50,21 @@ class Mul(nn.Module):
         out = xs[0]
         for x in xs[1:]:
             out = out * x
+        return out
+
+
+class Sub(nn.Module):
+    """The first input minus the second."""
+
+    def forward(self, a, b):
+        return a - b
+
+
+class Maximum(nn.Module):
+    """The elementwise maximum of the inputs, pairwise left to right."""
+
+    def forward(self, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = torch.maximum(out, x)
         return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
+from .base import REQUIRED, TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
 
 
 @register
@@ -124,8 +124,9 @@ class LayerScale(Pointwise):
     torch_module = "norm_torch"  # its own nn.Module classes
     name = "layer_scale"
     doc = (
-        "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale: "
-        "torch.nn.Parameter(torch.ones(C, 1, 1) * init) times the input)."
+        "A learnable per-channel scale, initialised to `init` (ConvNeXt's layer scale): a parameter `gamma` "
+        "of shape C times the input, as timm's LayerScale2d, so its state_dict loads; with `bare: true` a "
+        "C x 1 x 1 parameter named after the layer, as torchvision's CNBlock.layer_scale."
     )
     keys = (
         Key("init", "float", 1e-6, "initial value of every scale"),
@@ -153,12 +154,14 @@ class LayerScale(Pointwise):
             return None
         return {"shape": (xs[0][0],) + (1,) * (len(xs[0]) - 1), "init": a["init"]}
 
-    torch_ops = ("mul", "imul", "mul_", "LayerScale")
+    torch_ops = ("mul", "imul", "mul_", "LayerScale", "LayerScale2d", "timm.layers.layer_scale.LayerScale2d")
 
     def from_torch(self, op, kw, xs, y):
         # torchvision's CNBlock: self.layer_scale * x, with a C x 1 x 1 parameter (a per-channel scale)
         if op == "LayerScale":
             return {}  # archcalc's own module (its gamma); the initial value is not kept, the default stands
+        if op == "LayerScale2d":  # timm's: gamma of shape C
+            return None if len(xs[0]) != 3 or kw.get("inplace") else {"init": float(kw.get("init_values", 1e-5))}
         args = args_of(kw) or [kw.get("input"), kw.get("other")]
         params = [v for v in args if isinstance(v, Param)]
         if len(args) != 2 or len(params) != 1 or TENSOR not in args:
@@ -214,3 +217,159 @@ class LRN(Pointwise):
 
     def from_torch(self, op, kw, xs, y):
         return {"size": kw["size"], "alpha": kw["alpha"], "beta": kw["beta"], "k": kw["k"]}
+
+
+@register
+class GroupNorm(Pointwise):
+    name = "groupnorm"
+    doc = (
+        "Group normalisation (torch.nn.GroupNorm): the channels in `groups` groups, each normalised over "
+        "its channels and positions, per image; no buffers. groups: 1 normalises the whole map, "
+        "groups = C is an instance norm with a per-channel affine."
+    )
+    keys = (
+        Key("groups", "size", REQUIRED, "groups (divides the channels)"),
+        Key("eps", "float", 1e-5, "epsilon", lo=0, lo_open=True),
+        Key("affine", "bool", True, "learnable per-channel scale and shift"),
+    )
+    formulas = {"shape": "unchanged (C divisible by groups)", "params": "2 * C (when affine)", "buffers": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        from .base import ShapeError, concrete
+
+        x = xs[0]
+        if concrete(x[0], a["groups"]) and x[0] % a["groups"]:
+            raise ShapeError(f"groupnorm: {x[0]} channels are not divisible by groups={a['groups']}")
+        return x
+
+    def details(self, a, xs, y):
+        return f"g={a['groups']}" + ("" if a.get("affine", True) else " no affine")
+
+    def count(self, a, xs, y):
+        return (2 * xs[0][0] if a["affine"] else 0), 0
+
+    def formula(self, a, xs, y):
+        if not a["affine"]:
+            return Counts(Count((), "affine: false"))
+        return Counts(Count((Term((Factor("2", 2), Factor("C", xs[0][0]))),), "scale and shift"))
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        return 2 * a["groups"]  # mean and 1/std per group
+
+    def scratch(self, a, xs, y, itemsize, training):
+        return 0 if training else 2 * a["groups"] * itemsize  # native_group_norm's mean and 1/std
+
+    def torch(self, a, xs, y):
+        return [("GroupNorm", {"num_groups": a["groups"], "num_channels": xs[0][0], "eps": a["eps"], "affine": a["affine"]})]
+
+    torch_ops = ("GroupNorm",)
+
+    def from_torch(self, op, kw, xs, y):
+        return {"groups": kw["num_groups"], "eps": kw["eps"], "affine": bool(kw["affine"])}
+
+
+@register
+class InstanceNorm(Pointwise):
+    name = "instancenorm"
+    doc = (
+        "Instance normalisation (torch.nn.InstanceNorm2d): each channel of each image normalised over "
+        "its positions. torch's defaults: no affine, no running statistics; with "
+        "`track_running_stats` 2C buffers, used at inference."
+    )
+    keys = (
+        Key("eps", "float", 1e-5, "epsilon", lo=0, lo_open=True),
+        Key("momentum", "float", 0.1, "running-statistics momentum", lo=0, hi=1),
+        Key("affine", "bool", False, "learnable per-channel scale and shift"),
+        Key("track_running_stats", "bool", False, "keep running mean and variance (buffers)"),
+    )
+    formulas = {"shape": "unchanged", "params": "2 * C (when affine)",
+                "buffers": "2 * C (with track_running_stats)", "macs": "0"}
+
+    def out(self, a, xs):
+        return hw(xs[0], self.name)
+
+    def details(self, a, xs, y):
+        return " ".join(w for w, on in (("affine", a.get("affine")), ("running stats", a.get("track_running_stats"))) if on)
+
+    def count(self, a, xs, y):
+        c = xs[0][0]
+        return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)
+
+    def formula(self, a, xs, y):
+        c = Factor("C", xs[0][0])
+        params = Count((Term((Factor("2", 2), c)),), "scale and shift") if a["affine"] else Count((), "affine: false")
+        buffers = (Count((Term((Factor("2", 2), c)),), "running mean and variance") if a["track_running_stats"]
+                   else Count((), "no running statistics"))
+        return Counts(params, buffers)
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        # torch runs it as a batch norm of the N*C channels: the mean and 1/std per channel, and the
+        # per-image copies (Tensor.repeat) of the weight and the running statistics it passes on
+        c = xs[0][0]
+        return as_int(2 * c + (c if a["affine"] else 0) + (2 * c if a["track_running_stats"] else 0))
+
+    def scratch(self, a, xs, y, itemsize, training):
+        # at inference: the mean and 1/std (or the repeated running statistics), and the repeated
+        # weight and bias
+        c = xs[0][0]
+        return 0 if training else as_int((2 * c + (2 * c if a["affine"] else 0)) * itemsize)
+
+    def torch(self, a, xs, y):
+        return [("InstanceNorm2d", {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"],
+                                    "affine": a["affine"], "track_running_stats": a["track_running_stats"]})]
+
+    torch_ops = ("InstanceNorm2d",)
+
+    def from_torch(self, op, kw, xs, y):
+        if len(xs[0]) != 3 or kw.get("momentum") is None:
+            return None
+        return {"eps": kw["eps"], "momentum": kw["momentum"], "affine": bool(kw["affine"]),
+                "track_running_stats": bool(kw["track_running_stats"])}
+
+
+@register
+class GRN(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
+    name = "grn"
+    doc = (
+        "Global response normalisation (ConvNeXt-V2; timm's GlobalResponseNorm): x + bias + weight * x * "
+        "N(x), N the per-channel L2 norm over positions divided by its mean over channels (+ eps). "
+        "weight and bias of shape C, initialised to 0, as timm's, so its state_dict loads."
+    )
+    keys = (Key("eps", "float", 1e-6, "epsilon", lo=0, lo_open=True),)
+    formulas = {"shape": "unchanged", "params": "2 * C (weight and bias)", "buffers": "0", "macs": "0 (not a conv or linear)"}
+
+    def out(self, a, xs):
+        return hw(xs[0], self.name)
+
+    def count(self, a, xs, y):
+        return 2 * xs[0][0], 0
+
+    def formula(self, a, xs, y):
+        return Counts(Count((Term((Factor("2", 2), Factor("C", xs[0][0]))),), "weight and bias"))
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        # backward keeps x * N(x) (the map) and, per channel, the norm and N(x); the mean + eps (one value)
+        return as_int(prod(y) + 2 * xs[0][0] + 1)
+
+    def scratch(self, a, xs, y, itemsize, training):
+        # x * N(x) and the sum beside it at their peak, with the norm and N(x) per channel
+        return 0 if training else as_int((prod(y) + 2 * xs[0][0]) * itemsize)
+
+    def torch(self, a, xs, y):
+        return [("GlobalResponseNorm", {"dim": xs[0][0], "eps": a["eps"]})]
+
+    torch_ops = ("GlobalResponseNorm", "timm.layers.grn.GlobalResponseNorm")
+    channels_last = True  # timm's module on a channels-last map (its channels_last=True) is the same norm
+
+    def from_torch(self, op, kw, xs, y):
+        return {"eps": kw["eps"]} if len(xs[0]) == 3 else None

@@ -34,11 +34,29 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class LayerScale(nn.Module):
-    """A learnable per-channel scale (ConvNeXt's layer scale), initialised to ``init``."""
+    """A learnable per-channel scale, initialised to ``init``: ``gamma`` of shape C, as timm's
+    LayerScale2d (so its state_dict loads), broadcast over the positions."""
 
     def __init__(self, channels, init, dims=3):
         super().__init__()
-        self.gamma = nn.Parameter(torch.ones(channels, *([1] * (dims - 1))) * init)
+        self.gamma = nn.Parameter(torch.ones(channels) * init)
 
     def forward(self, x):
-        return self.gamma * x
+        return x * self.gamma.view(-1, *([1] * (x.dim() - 2)))
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt-V2's global response normalisation on an N x C x H x W map (timm's
+    GlobalResponseNorm with channels_last=False: weight and bias of shape C)."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        x_g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x_n = x_g / (x_g.mean(dim=1, keepdim=True) + self.eps)
+        shape = (1, -1, 1, 1)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)

@@ -178,6 +178,7 @@ class AvgPool(_Pool):
         Key("padding", "padding", 0, "implicit zero padding"),
         Key("ceil_mode", "bool", False, "round the output size up (PyTorch's rule)"),
         Key("count_include_pad", "bool", True, "divide by the full window, padding included"),
+        Key("divisor_override", "size", None, "divide every window's sum by this instead (torch's divisor_override)"),
     )
     formulas = {
         "shape": "H' = floor((H + P_top + P_bottom - K) / S) + 1 (ceil with ceil_mode)",
@@ -217,14 +218,19 @@ class AvgPool(_Pool):
             "ceil_mode": a["ceil_mode"],
             "count_include_pad": a["count_include_pad"],
         }
+        if a.get("divisor_override") is not None:
+            pool["divisor_override"] = a["divisor_override"]
         return self._ops(a, xs, y, pool, "ZeroPad2d")
 
     torch_ops = ("AvgPool2d", "avg_pool2d")
 
     def from_torch(self, op, kw, xs, y):
-        if kw.get("divisor_override") is not None or len(xs[0]) != 3:
+        if len(xs[0]) != 3:
             return None
-        return {**self._from(kw), "count_include_pad": bool(kw.get("count_include_pad", True))}
+        out = {**self._from(kw), "count_include_pad": bool(kw.get("count_include_pad", True))}
+        if kw.get("divisor_override") is not None:
+            out["divisor_override"] = int(kw["divisor_override"])
+        return out
 
 
 _UPSAMPLES = declare("layer.adaptive-upsample", "an adaptive average pool to a size larger than its input: "

@@ -88,6 +88,35 @@ def scaled_size(size, scale: float):
     return sp.Piecewise(*((f, size <= hi) for f, (hi, *_) in zip(forms[:-1], pieces)), (forms[-1], True))
 
 
+_CORNERS = ("bilinear", "bicubic")  # the modes with torch's align_corners
+
+
+def _on_axis(a, i):
+    """The keys with a per-axis scale ([h, w]) narrowed to axis i (0: H, 1: W)."""
+    return {**a, "scale": a["scale"][i]} if isinstance(a.get("scale"), tuple) else a
+
+
+def _nearest_exact(q, corners, size, n):
+    return Resample(q, q / 2, q / 2)  # torch: floor((o + 1/2) q)
+
+
+def _bicubic(q, corners, size, n):
+    # src = o q (align_corners) or (o + 1/2) q - 1/2; four taps floor(src) - 1 .. floor(src) + 2, all
+    # weighted where src is not an integer (at an integer src only src itself: counted as the four)
+    c = 0 if corners else (q - 1) / 2
+    return Resample(q, c - 1, c + 1, b_up=True)
+
+
+def _area(q, corners, size, n):
+    # an adaptive average pool to the output size: o averages floor(o I / O) .. ceil((o + 1) I / O) - 1
+    if not concrete(size, n):
+        return Axis(ceildiv(size, n), floordiv(size, n), 0, 0, False)
+    return Resample(q, 0, q - 1, b_up=True)
+
+
+_MODES_23 = {"nearest-exact": _nearest_exact, "bicubic": _bicubic, "area": _area}
+
+
 @register
 class Upsample(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
@@ -100,11 +129,12 @@ class Upsample(LayerType):
         "the receptive field's effective stride."
     )
     keys = (
-        Key("scale", "float", None, "scale factor (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("scale", "scales", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
         Key("size", "pair", None, "output size [h, w]"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
-        Key("mode", "choice", "nearest", "interpolation: nearest or bilinear", choices=("nearest", "bilinear")),
-        Key("align_corners", "bool", False, "bilinear only: align the corner pixels (torch's align_corners)"),
+        Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area",
+            choices=("nearest", "nearest-exact", "bilinear", "bicubic", "area")),
+        Key("align_corners", "bool", False, "bilinear and bicubic only: align the corner pixels (torch's align_corners)"),
     )
     formulas = {"shape": "C x floor(H * scale) x floor(W * scale), or the given size", "params": "0", "macs": "0"}
 
@@ -115,8 +145,8 @@ class Upsample(LayerType):
                 "upsample needs exactly one of scale, size or like" + (f", got {', '.join(given)}" if given else ""),
                 hint="upsample: {scale: 2} or {size: [h, w]} or {like: LAYER}",
             )
-        if a["align_corners"] and a["mode"] == "nearest":
-            raise ShapeError("upsample: align_corners applies to bilinear only", hint="drop align_corners or use mode: bilinear")
+        if a["align_corners"] and a["mode"] not in _CORNERS:
+            raise ShapeError("upsample: align_corners applies to bilinear and bicubic only", hint="drop align_corners or use mode: bilinear")
         return given[0]
 
     def out(self, a, xs):
@@ -129,7 +159,8 @@ class Upsample(LayerType):
             if len(ref) != 3:
                 raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
             return (x[0], ref[1], ref[2])
-        return (x[0], scaled_size(x[1], a["scale"]), scaled_size(x[2], a["scale"]))
+        dims = [scaled_size(d, _on_axis(a, i)["scale"]) for i, d in enumerate(x[1:])]  # a per-axis scale: this axis's
+        return (x[0], dims[0], dims[1])
 
     def _q(self, a, size, n):
         """Input positions per output position, as torch computes source coordinates (a Fraction;
@@ -139,23 +170,25 @@ class Upsample(LayerType):
 
             sp = sympy()
             size, n = sp.Integer(size) if isinstance(size, int) else size, sp.Integer(n) if isinstance(n, int) else n
-            if a["mode"] == "bilinear" and a["align_corners"]:
+            if a["mode"] in _CORNERS and a["align_corners"]:
                 # torch's area_pixel_compute_scale: (I - 1)/(O - 1), and 0 for a single output
                 # (the concrete rule below; no division by zero where O is 1 at some sizes)
                 return sp.Piecewise((0, sp.Eq(n, 1)), ((size - 1) / (n - 1), True))
-            return 1 / sp.Rational(str(rational(a["scale"]))) if a.get("scale") is not None else size / n
-        if a["mode"] == "bilinear" and a["align_corners"]:
+            return 1 / sp.Rational(str(rational(a["scale"]))) if a.get("scale") is not None and a["mode"] != "area" else size / n
+        if a["mode"] in _CORNERS and a["align_corners"]:
             return Fraction(size - 1, n - 1) if n > 1 else 0
-        if a.get("scale") is not None:
+        if a.get("scale") is not None and a["mode"] != "area":  # area: an adaptive average pool to the size
             return 1 / Fraction(rational(a["scale"]))
         return Fraction(size, n)
 
     def window(self, a, xs, y):
         axes = []
-        for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
-            q = self._q(a, size, n)
-            if q == 1:
+        for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+            q = self._q(_on_axis(a, i), size, n)
+            if q == 1 and a["mode"] != "area":
                 axes.append(Axis(1, 1, 0, 0, False))
+            elif a["mode"] in _MODES_23:
+                axes.append(_MODES_23[a["mode"]](q, a["align_corners"], size, n))
             elif a["mode"] == "nearest":
                 axes.append(Resample(q))  # torch: floor(o * q)
             elif a["align_corners"]:
@@ -168,22 +201,27 @@ class Upsample(LayerType):
         return tuple(axes)
 
     def size_dependent(self, a):
-        return a.get("scale") is None
+        return a.get("scale") is None or a["mode"] == "area"
+
+    def saves(self, a, training):
+        # area: adaptive_avg_pool2d's backward reads the input (to 1 x 1 torch takes a mean, which keeps nothing)
+        return ("input",) if a["mode"] == "area" and tuple(a.get("size") or ()) != (1, 1) else ()
 
     def torch(self, a, xs, y):
         how = self._how(a)
-        mode = {"mode": a["mode"], "align_corners": a["align_corners"] if a["mode"] == "bilinear" else None}
+        mode = {"mode": a["mode"], "align_corners": a["align_corners"] if a["mode"] in _CORNERS else None}
         if how == "like":
             return [("ResizeLike", mode)]
         if how == "size":
             return [("Upsample", {"size": tuple(a["size"]), **mode})]
-        return [("Upsample", {"scale_factor": float(a["scale"]), **mode})]
+        sc = a["scale"]
+        return [("Upsample", {"scale_factor": tuple(float(v) for v in sc) if isinstance(sc, tuple) else float(sc), **mode})]
 
     torch_ops = ("Upsample", "interpolate", "ResizeLike")
 
     def from_torch(self, op, kw, xs, y):
         mode = kw.get("mode", "nearest")
-        if mode not in ("nearest", "bilinear") or kw.get("antialias") or len(xs[0]) != 3:
+        if mode not in ("nearest", "bilinear") + tuple(_MODES_23) or kw.get("antialias") or len(xs[0]) != 3:
             return None
         out = {"mode": mode, "align_corners": bool(kw.get("align_corners"))}
         size, scale = kw.get("size"), kw.get("scale_factor")
@@ -192,7 +230,11 @@ class Upsample(LayerType):
         if size is not None:
             return {**out, "size": pair_of(size)}
         scale = scale[0] if isinstance(scale, (tuple, list)) and len(set(scale)) == 1 else scale
-        return {**out, "scale": scale} if isinstance(scale, (int, float)) and not kw.get("recompute_scale_factor") else None
+        if isinstance(scale, (tuple, list)) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale):
+            scale = [float(v) for v in scale]  # per axis
+        elif not isinstance(scale, (int, float)):
+            return None
+        return None if kw.get("recompute_scale_factor") else {**out, "scale": scale}
 
 
 @register

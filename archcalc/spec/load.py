@@ -412,6 +412,12 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         return value
     if kind == "float":
         return _float(key, value, env, where, expect)
+    if kind == "scales":  # a number, or one per axis [h, w] (a tuple)
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise SpecError(f"{expect}, got a list of {len(value)}", where)
+            return tuple(_float(key, v, env, where, expect) for v in value)
+        return _float(key, value, env, where, expect)
     if kind in ("size", "count"):
         return _size(value, env, where, minimum=1 if kind == "size" else 0)
     if kind == "groups":
@@ -512,6 +518,12 @@ def _item_parts(item, ctx, line, ypath):
                 opts["layers"] = v
             else:
                 main.append(k)
+        if len(main) > 1:  # a join's own keys sit beside it: {concat: [...], dim: 2}
+            joins = [k for k in main if isinstance(k, str) and getattr(L.lookup(k), "joins", False)]
+            known = {key.name for key in L.lookup(joins[0]).keys} if len(joins) == 1 else set()
+            if known and all(k in known for k in main if k != joins[0]):
+                opts["keys"] = {k: item[k] for k in main if k != joins[0]}
+                main = joins
         if len(main) != 1:
             if "layers" in main and "repeat" not in item:
                 ctx.fail("'layers' belongs to a 'repeat'", line, ypath, hint="write {repeat: N, layers: [...]}")
@@ -793,7 +805,10 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
                 bpath,
                 ltype.name,
             )
-    return ctx.add(name, ltype.name, {"branches": [b for b, _ in branches]}, ends, line, ypath, aux)
+    args = {"branches": [b for b, _ in branches]}
+    if ltype.keys:  # the join's own keys (concat's dim), beside it in the item
+        args.update(_layer_args(ltype, opts.get("keys") or {}, env, ctx.where(line, ypath, ltype.name)))
+    return ctx.add(name, ltype.name, args, ends, line, ypath, aux)
 
 
 def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):

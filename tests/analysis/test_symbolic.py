@@ -53,6 +53,16 @@ def test_every_layer_type_runs_symbolically():
                            "output_padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
         "upsample": {"scale": 2},
         "crop": {"size": (5, 5)},
+        # issue 23
+        "std_conv": {"out": 8, "kernel": (3, 3), "stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1,
+                     "bias": True, "gain": True},
+        "adaptive_maxpool": {"size": (7, 7)},
+        "pixel_shuffle": {"factor": 2},
+        "pixel_unshuffle": {"factor": 2},
+        "pad": {"padding": (1, 2, 0, 3)},
+        "radix_softmax": {"radix": 2},
+        "groupnorm": {"groups": 2},
+        "threshold": {"threshold": 0.5, "value": 0.0},
     }
     for name, ltype in L.REGISTRY.items():
         args = {k.name: (k.default if k.default is not L.REQUIRED else None) for k in ltype.keys}

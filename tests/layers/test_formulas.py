@@ -57,6 +57,11 @@ SYMBOLIC = {
     "batchnorm": ("batchnorm", lambda c, h, w: (2 * c, 0)),
     "layernorm": ("layernorm", lambda c, h, w: (2 * c, 0)),
     "layer_scale": ("layer_scale", lambda c, h, w: (c, 0)),
+    # issue 23: conv's numbers plus C_out gains; 2C for the norms; a shared or per-channel PReLU slope
+    "std_conv": ("std_conv: {out: 8, kernel: 3, padding: 1, gain: true}", lambda c, h, w: (8 * 9 * c + 8 + 8, 72 * c * h * w)),
+    "groupnorm": ("groupnorm: {groups: 1}", lambda c, h, w: (2 * c, 0)),
+    "grn": ("grn", lambda c, h, w: (2 * c, 0)),
+    "prelu": ("prelu: {per_channel: true}", lambda c, h, w: (c, 0)),
 }
 
 
@@ -156,6 +161,7 @@ def test_the_builder_finds_each_type_s_own_modules():
 
     names = {"Concat", "Add", "Mean", "Mul", "NegInfPad2d", "Crop2d", "ProbeSumPool", "ChannelBias", "LayerNorm2d",
              "LayerScale", "Scale", "StochasticDepth", "PadChannels", "ResizeLike", "CentreCrop", "ChannelSlice",
-             "ChannelShuffle", "ChannelLinear", "ProbeSpatialConv", "ProbeSpatialConvTranspose"}
+             "ChannelShuffle", "ChannelLinear", "ProbeSpatialConv", "ProbeSpatialConvTranspose",
+             "RadixSoftmax", "GlobalResponseNorm", "StdConv2d", "ScaledStdConv2d", "Pad", "BlurPool2d", "ProbeDepthwise", "SpaceToDepth", "GlobalMaxPool", "Sub", "Maximum"}
     assert set(CUSTOM) == names
     assert all(c.__module__.startswith("archcalc.layers.") and c.__module__.endswith("_torch") for c in CUSTOM.values())

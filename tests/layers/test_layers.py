@@ -77,8 +77,50 @@ CASES = {
     "crop2": ([3, 10, 10], "{conv: {out: 2, kernel: 3}, name: a}\n  - {conv: {out: 2, kernel: 3}, name: b}\n"
               "  - concat: [identity, {from: a, layers: [{crop: {like: b}}]}]", (4, 6, 6), 94, 0, 4752),
 }
-for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu"):
+for act in ("relu", "relu6", "leaky_relu", "elu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu",
+            "mish", "softplus", "selu", "celu", "softsign", "tanhshrink", "hardtanh", "logsigmoid", "hardshrink",
+            "softshrink", "rrelu"):
     CASES[act] = ([3, 5, 5], act, (3, 5, 5), 0, 0, 0)
+CASES.update({
+    # --- issue 23
+    "threshold": ([3, 5, 5], "threshold: {threshold: 0.5, value: 0}", (3, 5, 5), 0, 0, 0),
+    "prelu": ([3, 5, 5], "prelu", (3, 5, 5), 1, 0, 0),  # nn.PReLU(): one shared slope
+    "prelu2": ([3, 5, 5], "prelu: {per_channel: true}", (3, 5, 5), 3, 0, 0),  # nn.PReLU(3): one per channel
+    "groupnorm": ([8, 3, 3], "groupnorm: {groups: 4}", (8, 3, 3), 16, 0, 0),  # 2C params (scale, shift), no buffers
+    "groupnorm2": ([8, 3, 3], "groupnorm: {groups: 2, affine: false}", (8, 3, 3), 0, 0, 0),
+    "instancenorm": ([8, 3, 3], "instancenorm", (8, 3, 3), 0, 0, 0),  # torch's defaults: no affine, no running stats
+    "instancenorm2": ([8, 3, 3], "instancenorm: {affine: true, track_running_stats: true}", (8, 3, 3), 16, 16, 0),  # 2C, 2C
+    "grn": ([8, 3, 3], "grn", (8, 3, 3), 16, 0, 0),  # weight and bias of C each
+    # std_conv: conv's 6*8*9 + 6 = 438 params, and with gain + 6 = 444; MACs a conv's: 6*9*9*8*9 = 34,992
+    "std_conv": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1}", (6, 9, 9), 438, 0, 34_992),
+    "std_conv2": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1, gain: true}", (6, 9, 9), 444, 0, 34_992),
+    # reflect padding does not change the numbers: 6*8*9 + 6; (9 + 2 - 3) + 1 = 9
+    "conv6": ([8, 9, 9], "conv: {out: 6, kernel: 3, padding: 1, padding_mode: reflect}", (6, 9, 9), 438, 0, 34_992),
+    # pad: 9 + 1 + 2 = 12 rows, 9 + 0 + 3 = 12 columns
+    "pad": ([8, 9, 9], "pad: {padding: [1, 2, 0, 3], mode: replicate}", (8, 12, 12), 0, 0, 0),
+    # blur pool 3/2: pad ((2-1) + (3-1)) // 2 = 1, (9 + 2 - 3) // 2 + 1 = 5; buffer 8*3*3 = 72; MACs 8*5*5*9 = 1800
+    "blur_pool": ([8, 9, 9], "blur_pool", (8, 5, 5), 0, 72, 1800),
+    # filter 4: pad (1 + 3) // 2 = 2, (9 + 4 - 4) // 2 + 1 = 5; one shared 4x4 buffer = 16; MACs 8*5*5*16 = 3200
+    "blur_pool2": ([8, 9, 9], "blur_pool: {filter: 4, per_channel: false}", (8, 5, 5), 0, 16, 3200),
+    # pixel shuffle: 8 / 2^2 = 2 channels, 5*2 x 7*2; unshuffle: 8 * 3^2 = 72 channels, 9/3 x 6/3
+    "pixel_shuffle": ([8, 5, 7], "pixel_shuffle: {factor: 2}", (2, 10, 14), 0, 0, 0),
+    "pixel_unshuffle": ([8, 9, 6], "pixel_unshuffle: {factor: 3}", (72, 3, 2), 0, 0, 0),
+    "pixel_unshuffle2": ([3, 8, 8], "space_to_depth: {factor: 4, order: blocks}", (48, 2, 2), 0, 0, 0),  # TResNet's stem
+    "adaptive_maxpool": ([4, 13, 13], "adaptive_maxpool: {size: [6, 5]}", (4, 6, 5), 0, 0, 0),
+    "global_maxpool": ([4, 7, 7], "global_maxpool", (4, 1, 1), 0, 0, 0),
+    # (8 + 2 - 3) // 2 + 1 = 4; divisor_override changes values only
+    "avgpool2": ([4, 8, 8], "avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 9}", (4, 4, 4), 0, 0, 0),
+    "sub": ([4, 6, 6], "sub: [identity, [tanh]]", (4, 6, 6), 0, 0, 0),
+    "maximum": ([4, 6, 6], "maximum: [identity, [tanh], [sigmoid]]", (4, 6, 6), 0, 0, 0),
+    # along height: 6 + 3 rows (a 2x1 max pool halves them); along width 6 + 6 columns
+    "concat2": ([4, 6, 6], "{concat: [identity, [{maxpool: {kernel: [2, 1]}}]], dim: 2}", (4, 9, 6), 0, 0, 0),
+    "concat3": ([4, 6, 6], "{concat: [identity, [tanh]], dim: 3}", (4, 6, 12), 0, 0, 0),
+    "upsample5": ([3, 5, 7], "upsample: {scale: 2, mode: bicubic}", (3, 10, 14), 0, 0, 0),
+    "upsample6": ([3, 5, 7], "upsample: {scale: 0.5, mode: area}", (3, 2, 3), 0, 0, 0),  # floor(5/2), floor(7/2)
+    "upsample7": ([3, 5, 7], "upsample: {size: [8, 9], mode: nearest-exact}", (3, 8, 9), 0, 0, 0),
+    "upsample8": ([3, 5, 7], "upsample: {scale: [2, 1.5]}", (3, 10, 10), 0, 0, 0),  # 5*2, floor(7*1.5)
+    "radix_softmax": ([12, 1, 1], "radix_softmax: {radix: 3, groups: 2}", (12, 1, 1), 0, 0, 0),  # 12 = 2 * 3 * 2
+})
 
 
 def run(inp, item):

@@ -105,7 +105,7 @@ CASES = [
         """,
         "{f}:3: layers[0] 'conv1' (conv): \"__import__('os').system('echo hi')\" is not a size expression "
         "(allowed: integers, decimals, names, + - * / // % **, comparisons, and/or/not, 'a if c else b', "
-        "parentheses, min, max, floor, ceil, round, abs)",
+        "parentheses, min, max, floor, ceil, round, abs, sqrt)",
     ),
     (
         "groups do not divide channels",

@@ -1,0 +1,103 @@
+"""Adaptive and global max pooling (a file of their own beside pool.py)."""
+
+from __future__ import annotations
+
+from ..expr import as_int
+from .base import Axis, Key, LayerType, REQUIRED, Text, hw, pair_of, pair_text, register
+from .pool import AdaptiveAvgPool
+
+
+@register
+class AdaptiveMaxPool(LayerType):
+    name = "adaptive_maxpool"
+    doc = (
+        "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d): output o takes the "
+        "maximum of inputs floor(o I / O) .. ceil((o + 1) I / O) - 1, the windows of adaptive_avgpool. "
+        "A new tensor; torch makes int64 indices beside it (kept for backward)."
+    )
+    keys = (Key("size", "pair", REQUIRED, "output size"),)
+    formulas = {"shape": "C x size_h x size_w", "params": "0", "macs": "0 (comparisons are not MACs)"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0], a["size"][0], a["size"][1])
+
+    def details(self, a, xs, y):
+        return pair_text(a["size"], both=True)
+
+    def size_formula(self, a, xs, y):
+        return AdaptiveAvgPool.size_formula(self, a, xs, y)
+
+    def window(self, a, xs, y):
+        return AdaptiveAvgPool.window(self, a, xs, y)
+
+    def size_dependent(self, a):
+        return True
+
+    def saves(self, a, training):
+        return ("input", "indices")  # as torch's adaptive_max_pool2d backward keeps them
+
+    def scratch(self, a, xs, y, itemsize, training):
+        return 0 if training else as_int(y[0] * y[1] * y[2] * 8)  # the int64 indices, made even under no_grad
+
+    def torch(self, a, xs, y):
+        return [("AdaptiveMaxPool2d", {"output_size": tuple(a["size"])})]
+
+    def probe(self, a, xs, y, collapse):
+        return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]  # every window position weighted
+
+    torch_ops = ("AdaptiveMaxPool2d", "adaptive_max_pool2d")
+
+    def from_torch(self, op, kw, xs, y):
+        size = kw["output_size"]
+        if len(xs[0]) != 3 or kw.get("return_indices"):
+            return None
+        if isinstance(size, (tuple, list)) and None in size:
+            size = (y[1], y[2])
+        return {"size": pair_of(size)}
+
+
+@register
+class GlobalMaxPool(LayerType):
+    name = "global_maxpool"
+    doc = (
+        "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; "
+        "timm's SelectAdaptivePool2d('max') with flatten off). A new tensor."
+    )
+    formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0 (comparisons are not MACs)"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0], 1, 1)
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: C x 1 x 1 = {} (one window over the whole {}x{} map)", (tuple(y), xs[0][1], xs[0][2]))
+
+    def window(self, a, xs, y):
+        x = xs[0]
+        return Axis(x[1], x[1], 0, 0, False), Axis(x[2], x[2], 0, 0, False)
+
+    def size_dependent(self, a):
+        return True
+
+    def saves(self, a, training):
+        return ("input", "output")  # amax's backward compares the input with the maximum
+
+    def torch(self, a, xs, y):
+        return [("GlobalMaxPool", {})]
+
+    torch_module = "pool_extra_torch"  # its own nn.Module classes
+
+    def probe(self, a, xs, y, collapse):
+        return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]
+
+    torch_ops = ("amax", "GlobalMaxPool")
+
+    def from_torch(self, op, kw, xs, y):
+        if op == "GlobalMaxPool":
+            return {}
+        dims = kw.get("dim")
+        dims = [dims] if isinstance(dims, int) else list(dims or ())
+        if len(xs[0]) != 3 or sorted(d % 4 for d in dims) != [2, 3]:
+            return None
+        return {} if kw.get("keepdim") else [("global_maxpool", {}), ("flatten", {})]

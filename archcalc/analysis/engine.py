@@ -119,7 +119,9 @@ class RF:
             local = self.local
             if local is not None:
                 f, last = local.at(o)
-                return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
+                if f.__class__ is int and last.__class__ is int and fixed[0].__class__ is int and fixed[1].__class__ is int:
+                    return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
+                return fixed  # symbolic sizes: a gated field is kept only where the global part covers the map's
             if self.ext is None or 0 <= o < self.n:
                 return fixed
             return self.ext.at(self, o)
@@ -642,6 +644,11 @@ def _spend(budget, n):
     budget[0] -= n
 
 
+# the field of a position that reads no input (a transposed conv's empty row): min and max skip it
+_NO_FIRST = float("inf")
+_NO_LAST = float("-inf")
+
+
 class _Ext:
     """How a field extends to the positions outside its map (the padding a later window reads):
     a window over a field (``w`` set: position o reads ``w.span(o)`` of ``srcs[0]``, not clamped,
@@ -661,8 +668,14 @@ class _Ext:
         self.memo = ({}, {})  # first, last: position -> input position
 
     def _needs(self, o, end):
-        if self.w is not None:
-            return ((self.srcs[0], self.w.span(o)[end]),)
+        w = self.w
+        if w is not None:
+            a = self.srcs[0]
+            lo, hi = w.span(o)
+            if a.affine:  # grows with the position: the window's end gives the field's
+                return ((a, hi if end else lo),) if lo <= hi else ()
+            taps = getattr(w, "taps", None)
+            return tuple((a, x) for x in (range(lo, hi + 1) if taps is None else taps(o)))
         return tuple((f, 0 if broadcast else o) for f, broadcast in self.srcs)
 
     def at(self, rf, o):
@@ -687,7 +700,7 @@ class _Ext:
                 stack.extend(missing)
                 continue
             values = [g.at(y)[end] if g.inside(y) or g.ext is None else g.ext.memo[end][y] for g, y in need]
-            memo[x] = min(values) if end == 0 else max(values)
+            memo[x] = min(values, default=_NO_FIRST) if end == 0 else max(values, default=_NO_LAST)
             stack.pop()
         return self.memo[end][o]
 
@@ -780,11 +793,11 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
         local = _rf_step(a.local, w, n_out, n_in, budget)
         if local is None:
             return None
-        if concrete and not any(is_symbolic(v) for v in (local.size, local.padding)):
+        if concrete:
             return _gated(a.fixed, local, stride, n_out)
-        if inner:  # symbolic: the global part still covers the map's field at every position
-            return RF(a.size, stride, a.padding, fixed=a.fixed, local=local)
-        return None
+        # symbolic: a window that reads only the map's positions keeps the global part covering
+        # the map's field (as the join made sure); padding would widen the first and last fields
+        return RF(a.size, stride, a.padding, fixed=a.fixed, local=local) if inner else None
     if a.fixed is not None and a.ext is None:  # a global value: the same at every position, padding too
         return RF(a.size, stride, a.padding, fixed=a.fixed)
     if a.fixed is not None and inner:  # every position reads the same inputs, so does every window over them
@@ -800,37 +813,48 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     closed = _rf_adaptive(a, w, n_out, n_in)
     if closed is not None:
         return closed
-    _spend(budget, n_out)
     resample = isinstance(w, L.Resample)
     span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
-    if resample:  # torch reads positions of the input only: clamp to the border
+    taps = getattr(w, "taps", None)
+    if resample:  # torch reads positions of the input only: the window's part inside it (none: empty)
         top = n_in - 1
-        los = [0 if lo < 0 else top if lo > top else lo for lo, _ in spans]
-        his = [0 if hi < 0 else top if hi > top else hi for _, hi in spans]
-    else:  # padding: the input's field extended
-        los = [lo for lo, _ in spans]
-        his = [hi for _, hi in spans]
+        if taps is not None:  # the taps inside the input, exactly
+            spans = [(r[0], r[-1]) if r else (1, 0) for r in ([x for x in taps(o) if 0 <= x <= top]
+                                                            for o in range(n_out))]
+        else:
+            spans = [(0 if lo < 0 else lo, top if hi > top else hi) for lo, hi in spans]
     if a.affine and a.stride.__class__ is int and a.padding.__class__ is int and a.size.__class__ is int:
+        # an affine field grows with the position: the window's ends give the field's
+        _spend(budget, n_out)
         j, p, extra = a.stride, a.padding, a.size - 1 - a.padding
-        firsts = [x * j - p for x in los]
-        lasts = [x * j + extra for x in his]
-    else:
+        firsts = [lo * j - p if lo <= hi else _NO_FIRST for lo, hi in spans]
+        lasts = [hi * j + extra if lo <= hi else _NO_LAST for lo, hi in spans]
+    else:  # any field (after a transposed conv's taps it need not grow with the position): every input read
+        _spend(budget, n_out + sum(max(hi - lo + 1, 0) for lo, hi in spans))
         at = a.at
-        firsts = [at(x)[0] for x in los]
-        lasts = [at(x)[1] for x in his]
+        firsts, lasts = [], []
+        for o, (lo, hi) in enumerate(spans):
+            read = range(lo, hi + 1) if taps is None else [x for x in taps(o) if lo <= x <= hi]
+            ends = [at(x) for x in read]
+            firsts.append(min((e[0] for e in ends), default=_NO_FIRST))
+            lasts.append(max((e[1] for e in ends), default=_NO_LAST))
     return _rf_from(firsts, lasts, a.stride * w.s, _Ext((a,), w))
 
 
 def _rf_from(firsts, lasts, stride, ext=None) -> RF:
     """An RF from per-position fields: affine again where they follow o*j - p (integer j) at every
-    position and at the padding either side (``ext``: how the field extends past the map)."""
+    position and at the padding either side (``ext``: how the field extends past the map). A
+    position that reads no input (a transposed conv's empty row: first _NO_FIRST, last _NO_LAST)
+    counts for neither the size nor the padding (p: minus the lowest first position read)."""
     stride = _norm(stride)
-    size = max(b - a for a, b in zip(firsts, lasts)) + 1
+    sizes = [b - a + 1 for a, b in zip(firsts, lasts) if a <= b]
+    size = max(sizes) if sizes else 0
+    low = min(firsts) if sizes else 0
     n = len(firsts)
-    if len(set(firsts)) == 1 and len(set(lasts)) == 1 and (n > 1 or ext is None):
+    if len(set(firsts)) == 1 and len(set(lasts)) == 1 and sizes and (n > 1 or ext is None):
         return RF(size, stride, -firsts[0], fixed=(firsts[0], lasts[0]), ext=ext, n=n)
-    rf = RF(size, stride, -firsts[0], tuple(firsts), tuple(lasts), ext=ext)
+    rf = RF(size, stride, -low, tuple(firsts), tuple(lasts), ext=ext)
     if isinstance(stride, int) and all(
         f == firsts[0] + o * stride and b - f == size - 1 for o, (f, b) in enumerate(zip(firsts, lasts))
     ):
@@ -902,17 +926,27 @@ def _rf_join(states, xs=None, y=None, budget=None):
     return tuple(out), offsets
 
 
-def _gated(glob, local, stride, n) -> RF:
+def _gated(glob, local, stride, n) -> RF | None:
     """The field of a gated map of ``n`` positions: the global part ``glob`` (lo, hi) read at every
-    position, with the map's own field ``local`` (monotone: first and last grow with the
-    position). Position o reads min(lo, F(o)) .. max(hi, L(o)); the widest position is the first,
-    the last, or one where the map's own field is widest, so the size is
-    max(hi - lo, hi - F(0), L(n - 1) - lo, r_local - 1) + 1 and the padding max(-lo, -F(0))."""
+    position, with the map's own field ``local``. Position o reads min(lo, F(o)) .. max(hi, L(o));
+    over an affine map's field (F and L grow with o) the widest position is the first, the last, or
+    any where the map's own field is the wider, so the size is
+    max(hi - lo, hi - F(0), L(n - 1) - lo, r_local - 1) + 1 and the padding max(-lo, -F(0)).
+    Concrete sizes only (None otherwise: the maximum of floors would be a closed form sympy cannot
+    order in reasonable time)."""
     lo, hi = glob
-    f0 = local.at(0)[0]
-    last = local.at(n - 1)[1]
-    size = max(hi - lo + 1, hi - f0 + 1, last - lo + 1, local.size)
-    return RF(size, stride, -min(lo, f0), fixed=(lo, hi), local=local)
+    if any(is_symbolic(v) for v in (n, lo, hi, local.size, local.stride, local.padding)):
+        return None
+    if local.affine:
+        f0 = local.at(0)[0]
+        last = local.at(n - 1)[1]
+        size = max(hi - lo + 1, hi - f0 + 1, last - lo + 1, local.size)
+        return RF(size, stride, max(-lo, -f0), fixed=(lo, hi), local=local)
+    ends = [local.at(o) for o in range(n)]  # any field: position by position
+    firsts = [min(lo, f) for f, _ in ends]
+    lasts = [max(hi, last) for _, last in ends]
+    size = max(b - a + 1 for a, b in zip(firsts, lasts))
+    return RF(size, stride, -min(firsts), fixed=(lo, hi), local=local)
 
 
 def _parts(c: RF, broadcast: bool):
@@ -932,7 +966,7 @@ def _join_gated(col, broadcast, n, stride, budget):
     globs = [g for g, _ in parts if g is not None]
     maps = [m for _, m in parts if m is not None]
     if not globs or is_symbolic(n) or any(is_symbolic(v) for g in globs for v in g):
-        return None
+        return None  # symbolic: _join_fixed, where the global part covers the maps at every position
     lo, hi = min(g[0] for g in globs), max(g[1] for g in globs)
     if not maps:
         return RF(hi - lo + 1, stride, -lo, fixed=(lo, hi))
@@ -942,9 +976,7 @@ def _join_gated(col, broadcast, n, stride, budget):
         local = _affine_union(maps, n, budget)
     else:
         local = _join_positions(maps, [False] * len(maps), n, maps[0].stride, budget)
-        if local is None:
-            return None
-    if any(is_symbolic(v) for v in (local.size, local.padding, local.stride)):
+    if local is None:
         return None
     return _gated((lo, hi), local, stride, n)
 
@@ -1053,6 +1085,8 @@ def _constant_offset(a: RF, b: RF, n, budget):
     for o in range(n):
         fa, la = a.at(o)
         fb, lb = b.at(o)
+        if fa > la or fb > lb:  # a position that reads nothing has no centre
+            continue
         d = fb + lb - fa - la
         if d0 is None:
             d0 = d

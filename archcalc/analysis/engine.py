@@ -284,6 +284,8 @@ class _Walk:
         self.rfs: list = [None] * n + [_rf_start(net.input)]
         self.extent: list = [None] * (n + 1)  # spatial size a flat vector was flattened from (for linear's window)
         self.tensor: list = [0] * n + [-1]  # which tensor a node's output lives in (training)
+        self.storage: list = [0] * n + [-1]  # the node whose new tensor its output is at inference (-1: the input)
+        self.writable: list = [False] * (n + 1)  # may a reader overwrite the output (_overwritable)?
         self.saved: list = [0] * (n + 1)  # per tensor (a node index; -1: the input), elements saved for backward
         self.extra_bytes = 0
         self.numel: list = [0] * n + [L.prod(net.input)]
@@ -501,7 +503,7 @@ class _Walk:
         args = node.args
         inplace = 0
         if ltype.can_inplace and args.get("inplace"):
-            if ins[0] == -1 or self.readers[ins[0]] > 1:
+            if not self._overwritable(ins[0]):
                 # an in-place layer must not overwrite a tensor another layer (or the caller) still
                 # reads: it runs out of place and produces a new tensor
                 args = {**args, "inplace": False}
@@ -512,6 +514,9 @@ class _Walk:
             decl = decls[inplace] = MemoryDecl(ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
                                                tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
         new_eval = decl.new_eval
+        shared = new_eval is False
+        self.storage[i] = self.storage[ins[0]] if shared else i
+        self.writable[i] = self.readers[i] <= 1 and (self.writable[ins[0]] if shared else True)
         saves = decl.saves
         workspace = decl.workspace
         numel = self.numel
@@ -556,6 +561,13 @@ class _Walk:
             elif what == "mask":
                 self.extra_bytes += numel[i] * MASK_BYTES
         return values
+
+    def _overwritable(self, j) -> bool:
+        """May a layer reading node j's output overwrite it? Not where it is the network input or a
+        view of it (an `identity` of the input: docs/memory.md), nor where another layer reads it or
+        any tensor of the views and in-place layers that share its storage (``self.writable``,
+        kept per node as the walk goes: one step each)."""
+        return self.writable[j]
 
     def keep(self, j):
         """Backward keeps node j's output: the whole storage it lives in (a slice keeps its parent)."""
@@ -794,7 +806,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
         if local is None:
             return None
         if concrete:
-            return _gated(a.fixed, local, stride, n_out)
+            return _gated(a.fixed, local, stride, n_out, budget)
         # symbolic: a window that reads only the map's positions keeps the global part covering
         # the map's field (as the join made sure); padding would widen the first and last fields
         return RF(a.size, stride, a.padding, fixed=a.fixed, local=local) if inner else None
@@ -813,6 +825,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     closed = _rf_adaptive(a, w, n_out, n_in)
     if closed is not None:
         return closed
+    _spend(budget, n_out)  # before any work: a layer may have 10**9 positions
     resample = isinstance(w, L.Resample)
     span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
@@ -826,12 +839,11 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
             spans = [(0 if lo < 0 else lo, top if hi > top else hi) for lo, hi in spans]
     if a.affine and a.stride.__class__ is int and a.padding.__class__ is int and a.size.__class__ is int:
         # an affine field grows with the position: the window's ends give the field's
-        _spend(budget, n_out)
         j, p, extra = a.stride, a.padding, a.size - 1 - a.padding
         firsts = [lo * j - p if lo <= hi else _NO_FIRST for lo, hi in spans]
         lasts = [hi * j + extra if lo <= hi else _NO_LAST for lo, hi in spans]
     else:  # any field (after a transposed conv's taps it need not grow with the position): every input read
-        _spend(budget, n_out + sum(max(hi - lo + 1, 0) for lo, hi in spans))
+        _spend(budget, sum(max(hi - lo + 1, 0) for lo, hi in spans))  # each input position read
         at = a.at
         firsts, lasts = [], []
         for o, (lo, hi) in enumerate(spans):
@@ -926,7 +938,7 @@ def _rf_join(states, xs=None, y=None, budget=None):
     return tuple(out), offsets
 
 
-def _gated(glob, local, stride, n) -> RF | None:
+def _gated(glob, local, stride, n, budget=None) -> RF | None:
     """The field of a gated map of ``n`` positions: the global part ``glob`` (lo, hi) read at every
     position, with the map's own field ``local``. Position o reads min(lo, F(o)) .. max(hi, L(o));
     over an affine map's field (F and L grow with o) the widest position is the first, the last, or
@@ -942,6 +954,7 @@ def _gated(glob, local, stride, n) -> RF | None:
         last = local.at(n - 1)[1]
         size = max(hi - lo + 1, hi - f0 + 1, last - lo + 1, local.size)
         return RF(size, stride, max(-lo, -f0), fixed=(lo, hi), local=local)
+    _spend(budget, n)
     ends = [local.at(o) for o in range(n)]  # any field: position by position
     firsts = [min(lo, f) for f, _ in ends]
     lasts = [max(hi, last) for _, last in ends]
@@ -978,7 +991,7 @@ def _join_gated(col, broadcast, n, stride, budget):
         local = _join_positions(maps, [False] * len(maps), n, maps[0].stride, budget)
     if local is None:
         return None
-    return _gated((lo, hi), local, stride, n)
+    return _gated((lo, hi), local, stride, n, budget)
 
 
 def _join_positions(col, broadcast, n, stride, budget):

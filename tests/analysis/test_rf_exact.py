@@ -308,3 +308,19 @@ def test_padding_after_a_squeeze_excitation_gate_counts_on_every_map(n):
         return conv(y * torch.sigmoid(y.mean((2, 3), keepdim=True)), 3, 1, (1, 1))
 
     assert rows(net, n) == [(max(f, 0), min(b, n - 1)) for f, b in hand]
+
+
+@pytest.mark.parametrize("body, values", [
+    ("  - identity\n  - relu\n", 16),  # relu reads a view of the input: out of place, 16 new values
+    ("  - {dropout: {p: 0.5}}\n  - relu\n", 16),  # dropout is a view at inference
+    ("  - {conv: {out: 1, kernel: 1}}\n  - identity\n  - relu\n", 0),  # a view of the conv's own tensor: in place
+    ("  - {conv: {out: 1, kernel: 1}, name: c}\n  - identity\n  - relu\n  - {add: [identity, {from: c, layers: []}]}\n",
+     16),  # the conv's tensor is read again by the add: out of place
+])
+def test_an_in_place_layer_after_a_view_of_a_read_tensor_runs_out_of_place(body, values):
+    """issue 21 item 10, docs/memory.md: an in-place layer whose input is the network input or is
+    read by another layer runs out of place; a view (identity, dropout at inference) of such a
+    tensor is that tensor. A 1x4x4 input: the relu's new values, 16 or 0 by that rule."""
+    r = spec("input: [1, 4, 4]\nlayers:\n" + body)
+    relu = next(row for row in r.rows if row.type == "relu")
+    assert relu.values == values

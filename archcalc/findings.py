@@ -63,12 +63,12 @@ CODES: dict[str, Code] = {
         Code("tiling", "a conv or pool window does not tile its input: the last rows or columns of real input are "
                        "never read (numbers: lost_rows, lost_columns, kernel_h, kernel_w, stride_h, stride_w, "
                        "input_h, input_w, pad_top, pad_bottom, pad_left, pad_right)"),
-        Code("alignment", "branches joined by add or concat do not describe the same place of the image"),
-        Code("alignment.centres", "the branches' receptive-field centres differ (numbers: axis (0 = rows, 1 = "
-                                  "columns), centres_x2: each branch's first-window centre, doubled, in input "
-                                  "positions)", "alignment"),
-        Code("alignment.strides", "the branches' effective strides differ (numbers: axis, strides: each branch's "
-                                  "effective stride)", "alignment"),
+        Code("alignment", "branches joined by add, concat, mean or mul do not describe the same place of the image"),
+        Code("alignment.centres", "two spatial branches' receptive-field centres differ by the same amount at every "
+                                  "output position (numbers: offset_h, offset_w: the second branch's centre minus "
+                                  "the first's in input pixels, 0 where they agree; branches_h, branches_w: the "
+                                  "two branches by their last layer; layers: the off-centre windows on them)",
+             "alignment"),
         Code("layer", "a layer type's own warning about this use of it (a type declares more specific codes "
                       "under this one)"),
         Code("depth-start", "totals are closed forms in a repeat count; the layers shown are those at its first "

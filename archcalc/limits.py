@@ -239,7 +239,7 @@ MAX_FOLDER_DEPTH = 100  # folders below a folder given to check (refused beyond,
 # Receptive fields through resampling layers (upsample, transposed conv, adaptive pools that do not
 # divide, and what follows them) are exact per output position: each position of each axis is one
 # step (about 1-2 us, 16 bytes kept). Counted in the engine before each layer's steps, summed over
-# the network (the zoo's largest, unet, takes 6,744). An adaptive pool over an affine field is
+# the network (the zoo's largest, unet, takes 17,744). An adaptive pool over an affine field is
 # closed form and takes none.
 MAX_RF_POSITIONS = 1_000_000
 

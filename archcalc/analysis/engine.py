@@ -60,19 +60,33 @@ class RF:
     position reads the same inputs (after a squeeze-excitation gate, whose global pool sees the
     whole map), ``fixed`` holds them, (first, last): exact for symbolic sizes too.
 
+    After a gate (a global value multiplied onto a map) ``fixed`` is the global part, read at every
+    position, padding included, and ``local`` the field of the map the gate multiplies (the spatial
+    part, None for a global value alone): position o reads the union of both.
+
+    Padding positions (a padded window reading before or past the map) have a field of their own,
+    extended as the affine case extends it (Araujo et al.): ``ext`` works out the field of any
+    position outside the map from the layer's window and the fields it reads (:class:`_Ext`), so a
+    padded window after an upsample or a gate counts its padding exactly as it does on an affine
+    field. ``n`` is the number of positions of the map (for a fixed field; the length of ``first``
+    otherwise).
+
     Immutable by convention; equality and hash use (size, stride, padding). A slotted class, not a
     frozen dataclass: one is made per layer and axis, and a frozen dataclass's constructor costs
     several times more."""
 
-    __slots__ = ("size", "stride", "padding", "first", "last", "fixed")
+    __slots__ = ("size", "stride", "padding", "first", "last", "fixed", "ext", "n", "local")
 
-    def __init__(self, size, stride, padding, first=None, last=None, fixed=None):
+    def __init__(self, size, stride, padding, first=None, last=None, fixed=None, ext=None, n=None, local=None):
         self.size = size
         self.stride = stride
         self.padding = padding
         self.first = first
         self.last = last
         self.fixed = fixed
+        self.ext = ext
+        self.n = n
+        self.local = local
 
     def __eq__(self, other):
         if other.__class__ is not RF:
@@ -89,16 +103,38 @@ class RF:
     def affine(self) -> bool:
         return self.first is None and self.fixed is None
 
-    def at(self, o):
-        """(first, last) input position that output position ``o`` reads (for a position-dependent
-        field, positions outside the layer's output are clamped to its border)."""
+    def inside(self, o) -> bool:
+        """Is ``o`` a position of the map (not padding), or known without extending the field?"""
+        if self.first is not None:
+            return 0 <= o < len(self.first)
         if self.fixed is not None:
-            return self.fixed
-        if self.first is None:
+            return self.ext is None or 0 <= o < self.n
+        return True
+
+    def at(self, o):
+        """(first, last) input position that output position ``o`` reads; a position outside the
+        map (padding) extended from the window that made the field (:class:`_Ext`)."""
+        fixed = self.fixed
+        if fixed is not None:
+            local = self.local
+            if local is not None:
+                f, last = local.at(o)
+                if f.__class__ is int and last.__class__ is int and fixed[0].__class__ is int and fixed[1].__class__ is int:
+                    return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
+                return fixed  # symbolic sizes: a gated field is kept only where the global part covers the map's
+            if self.ext is None or 0 <= o < self.n:
+                return fixed
+            return self.ext.at(self, o)
+        first = self.first
+        if first is None:
             start = o * self.stride - self.padding
             return start, as_int(start + self.size - 1)
-        o = min(max(o, 0), len(self.first) - 1)
-        return self.first[o], self.last[o]
+        if 0 <= o < len(first):
+            return first[o], self.last[o]
+        if self.ext is not None:
+            return self.ext.at(self, o)
+        o = min(max(o, 0), len(first) - 1)
+        return first[o], self.last[o]
 
 
 @dataclass(slots=True, eq=False)
@@ -248,6 +284,8 @@ class _Walk:
         self.rfs: list = [None] * n + [_rf_start(net.input)]
         self.extent: list = [None] * (n + 1)  # spatial size a flat vector was flattened from (for linear's window)
         self.tensor: list = [0] * n + [-1]  # which tensor a node's output lives in (training)
+        self.storage: list = [0] * n + [-1]  # the node whose new tensor its output is at inference (-1: the input)
+        self.writable: list = [False] * (n + 1)  # may a reader overwrite the output (_overwritable)?
         self.saved: list = [0] * (n + 1)  # per tensor (a node index; -1: the input), elements saved for backward
         self.extra_bytes = 0
         self.numel: list = [0] * n + [L.prod(net.input)]
@@ -288,10 +326,10 @@ class _Walk:
         shapes[i] = y
         self.numel[i] = hit.numel
         src = self.rfs[ins[0]]
-        if hit.same_field and (win is None or (src is not None and src[0].first is None and src[0].fixed is None
-                                           and src[1].first is None and src[1].fixed is None)):
-            # pointwise on a map, or a 1x1/1 window without padding on an affine field: the field
-            # passes through (the same object serves); self.extent[i] stays None
+        if hit.same_field:
+            # pointwise on a map, or a 1x1/1 window without padding: output position o reads input
+            # position o, padding included, so the field passes through (the same object serves);
+            # self.extent[i] stays None
             rf = src
         else:
             rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
@@ -339,7 +377,8 @@ class _Walk:
         same_field = not ltype.joins and (
             (win is None and len(y) != 1)
             or (isinstance(win, tuple) and len(win) == 2
-                and all(a.__class__ is _Axis and a.k == 1 and a.s == 1 and a.before == 0 for a in win)))
+                and all(a.__class__ is _Axis and a.k == 1 and a.s == 1 and a.before == 0 and a.after == 0
+                        for a in win)))
         return Local(y, params, buffers, macs, win, warnings, L.prod(y), same_field, [None, None])
 
     def shape(self, ltype, node, xs):
@@ -378,8 +417,8 @@ class _Walk:
         first = node.inputs[0]
         if ltype.joins:
             self.extent[i] = self.extent[first]
-            rf, note = _rf_join([self.rfs[j] for j in node.inputs], xs, y, self.rf_budget)
-            return rf, [note] if note else []
+            rf, offsets = _rf_join([self.rfs[j] for j in node.inputs], xs, y, self.rf_budget)
+            return rf, [self.alignment(node, offsets)] if offsets else []
         src, ext = self.rfs[first], self.extent[first]
         if win is None:  # pointwise, or a change of layout: the field passes through
             if len(y) == 1:
@@ -414,6 +453,53 @@ class _Walk:
             return None, None
         return rf, None
 
+    def alignment(self, node, offsets) -> Finding:
+        """The join's alignment finding from :func:`_offsets`: per axis the two branches (by their
+        last layer) and how far apart their centres are, in input pixels; and the windows on those
+        branches that are not centred on their output position (the layers whose padding or stride
+        to change)."""
+        names, ins = self.names, node.inputs
+        per_axis = [None, None]
+        blame: dict = {}
+        for axis, (i, k, d) in offsets.items():
+            per_axis[axis] = (names[ins[i]], names[ins[k]], _norm(Fraction(d, 2)))
+            for idx, shift in self._off_centre(ins[i], ins[k], axis):
+                blame.setdefault(idx, [0, 0])[axis] = shift
+        layers = []
+        for idx in sorted(blame):
+            win = self.records[idx].window
+            layers.append((names[idx], self.net.nodes[idx].type, win[0].k, win[1].k, win[0].s, win[1].s,
+                           win[0].before, win[1].before, *blame[idx]))
+        return _alignment_note(per_axis, layers)
+
+    def _off_centre(self, j1, j2, axis):
+        """(node, shift in input pixels) for each layer on the two branches ending at nodes j1 and
+        j2 (followed back by first inputs to where they meet) whose integer window on ``axis`` is
+        not centred on its output position: a K-window with P_before padding is centred
+        (K - 1)/2 - P_before positions of its input after it."""
+        nodes, branch = self.net.nodes, []
+        a, b = j1, j2
+        while a != b and (a >= 0 or b >= 0):
+            if a > b:
+                branch.append(a)
+                a = nodes[a].inputs[0]
+            else:
+                branch.append(b)
+                b = nodes[b].inputs[0]
+        out = []
+        for idx in branch:
+            win = self.records[idx].window
+            if not (isinstance(win, tuple) and len(win) == 2 and all(w.__class__ is _Axis for w in win)):
+                continue
+            w = win[axis]
+            src = self.rfs[nodes[idx].inputs[0]]
+            if any(is_symbolic(v) for v in (w.k, w.before)) or src is None or is_symbolic(src[axis].stride):
+                continue
+            twice = w.k - 1 - 2 * w.before
+            if twice:
+                out.append((idx, _norm(Fraction(twice, 2) * src[axis].stride)))
+        return out
+
     # -- memory
     def memory(self, i, ltype, node, xs, y, params, decls):
         """New values at inference (the row's ``values``); records what backward keeps.
@@ -422,7 +508,7 @@ class _Walk:
         args = node.args
         inplace = 0
         if ltype.can_inplace and args.get("inplace"):
-            if ins[0] == -1 or self.readers[ins[0]] > 1:
+            if not self._overwritable(ins[0]):
                 # an in-place layer must not overwrite a tensor another layer (or the caller) still
                 # reads: it runs out of place and produces a new tensor
                 args = {**args, "inplace": False}
@@ -433,6 +519,9 @@ class _Walk:
             decl = decls[inplace] = MemoryDecl(ltype.new_tensor(args, xs, y, False), ltype.new_tensor(args, xs, y, True),
                                                tuple(ltype.saves(args, True)), ltype.workspace(args, xs, y))
         new_eval = decl.new_eval
+        shared = new_eval is False
+        self.storage[i] = self.storage[ins[0]] if shared else i
+        self.writable[i] = self.readers[i] <= 1 and (self.writable[ins[0]] if shared else True)
         saves = decl.saves
         workspace = decl.workspace
         numel = self.numel
@@ -477,6 +566,13 @@ class _Walk:
             elif what == "mask":
                 self.extra_bytes += numel[i] * MASK_BYTES
         return values
+
+    def _overwritable(self, j) -> bool:
+        """May a layer reading node j's output overwrite it? Not where it is the network input or a
+        view of it (an `identity` of the input: docs/memory.md), nor where another layer reads it or
+        any tensor of the views and in-place layers that share its storage (``self.writable``,
+        kept per node as the walk goes: one step each)."""
+        return self.writable[j]
 
     def keep(self, j):
         """Backward keeps node j's output: the whole storage it lives in (a slice keeps its parent)."""
@@ -565,6 +661,67 @@ def _spend(budget, n):
     budget[0] -= n
 
 
+# the field of a position that reads no input (a transposed conv's empty row): min and max skip it
+_NO_FIRST = float("inf")
+_NO_LAST = float("-inf")
+
+
+class _Ext:
+    """How a field extends to the positions outside its map (the padding a later window reads):
+    a window over a field (``w`` set: position o reads ``w.span(o)`` of ``srcs[0]``, not clamped,
+    as an affine field extends) or a join (``w`` None: ``srcs`` holds (field, broadcast) pairs and
+    position o reads each branch's field at o, a broadcast branch's at 0).
+
+    Worked out on demand, each end (first, last) of each position once (``memo``): the first input
+    position of o needs only the first of the window's lowest input, so a padding position costs
+    one step per layer. A stack instead of recursion: a field after an upsample may stand on
+    thousands of layers of such fields."""
+
+    __slots__ = ("w", "srcs", "memo")
+
+    def __init__(self, srcs, w=None):
+        self.srcs = srcs
+        self.w = w
+        self.memo = ({}, {})  # first, last: position -> input position
+
+    def _needs(self, o, end):
+        w = self.w
+        if w is not None:
+            a = self.srcs[0]
+            lo, hi = w.span(o)
+            if a.affine:  # grows with the position: the window's end gives the field's
+                return ((a, hi if end else lo),) if lo <= hi else ()
+            taps = getattr(w, "taps", None)
+            return tuple((a, x) for x in (range(lo, hi + 1) if taps is None else taps(o)))
+        return tuple((f, 0 if broadcast else o) for f, broadcast in self.srcs)
+
+    def at(self, rf, o):
+        return self.end(rf, o, 0), self.end(rf, o, 1)
+
+    def end(self, rf, o, end):
+        """The first (``end`` 0) or last (1) input position that position ``o`` of ``rf`` reads."""
+        hit = self.memo[end].get(o)
+        if hit is not None:
+            return hit
+        stack = [(rf, o)]
+        while stack:
+            f, x = stack[-1]
+            e = f.ext
+            memo = e.memo[end]
+            if x in memo:
+                stack.pop()
+                continue
+            need = e._needs(x, end)
+            missing = [(g, y) for g, y in need if not (g.inside(y) or g.ext is None or y in g.ext.memo[end])]
+            if missing:
+                stack.extend(missing)
+                continue
+            values = [g.at(y)[end] if g.inside(y) or g.ext is None else g.ext.memo[end][y] for g, y in need]
+            memo[x] = min(values, default=_NO_FIRST) if end == 0 else max(values, default=_NO_LAST)
+            stack.pop()
+        return self.memo[end][o]
+
+
 class _AdaptivePositions:
     """The first (``last=False``) or last input position read by each output position of an
     adaptive pool from I to O positions over an affine field (size r, integer stride j, padding p):
@@ -624,55 +781,104 @@ def _rf_adaptive(a: RF, w, n_out, n_in) -> RF | None:
     longest = -((-(n_out - g + n_in)) // n_out)
     size = (longest - 1) * a.stride + a.size
     args = (n_in, n_out, a.size, a.stride, a.padding)
-    return RF(size, _norm(a.stride * w.s), a.padding, _AdaptivePositions(*args, False), _AdaptivePositions(*args, True))
+    return RF(size, _norm(a.stride * w.s), a.padding, _AdaptivePositions(*args, False), _AdaptivePositions(*args, True),
+              ext=_Ext((a,), w))
+
+
+def _inner(w) -> bool:
+    """Does the window read only positions of its input's map at the map's own positions? A
+    resampling window clamps to the map (torch reads no padding there); an integer window
+    without padding stays inside it."""
+    if isinstance(w, L.Resample):
+        return True
+    return isinstance(w, L.Axis) and not is_symbolic(w.before) and not is_symbolic(w.after) \
+        and w.before <= 0 and w.after <= 0
 
 
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
     j' = j s, p' = p + pad j. An adaptive pool over an affine field in closed form. Otherwise
     position by position, exact (None where sizes are symbolic), each position counted against
-    ``budget`` before the work."""
+    ``budget`` before the work. A resampling window reads only positions of its input (torch
+    clamps there); an integer window's padding reads the input field extended (:class:`_Ext`)."""
     if a.affine and isinstance(w, L.Axis):
         return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
-    if a.fixed is not None:  # every position reads the same inputs, so does every window over them
-        return RF(a.size, _mul(a.stride, w.s), a.padding, fixed=a.fixed)
-    if n_in == 1:  # a 1x1 map (a pooled gate, ASPP's image features): every output reads it
+    concrete = not is_symbolic(n_out) and not is_symbolic(n_in)
+    inner = _inner(w)
+    stride = _mul(a.stride, w.s)
+    if a.fixed is not None and a.local is not None:  # a gated map: the global part stays, the map's field steps
+        local = _rf_step(a.local, w, n_out, n_in, budget)
+        if local is None:
+            return None
+        if concrete:
+            return _gated(a.fixed, local, stride, n_out, budget)
+        # symbolic: a window that reads only the map's positions keeps the global part covering
+        # the map's field (as the join made sure); padding would widen the first and last fields
+        return RF(a.size, stride, a.padding, fixed=a.fixed, local=local) if inner else None
+    if a.fixed is not None and a.ext is None:  # a global value: the same at every position, padding too
+        return RF(a.size, stride, a.padding, fixed=a.fixed)
+    if a.fixed is not None and inner:  # every position reads the same inputs, so does every window over them
+        ext = _Ext((a,), w) if concrete else None
+        return RF(a.size, stride, a.padding, fixed=a.fixed, ext=ext, n=n_out if ext else None)
+    if n_in == 1 and inner:
+        # a 1x1 map (a pooled gate, ASPP's image features): every output reads it, and so does
+        # the padding beside them (a global value, not a map that extends)
         lo, hi = a.at(0)
         return RF(as_int(hi - lo + 1), _mul(a.stride, w.s), as_int(-lo), fixed=(lo, hi))
-    if any(is_symbolic(v) for v in (n_out, n_in, a.stride, a.padding, a.size, w.s)):
+    if not concrete or any(is_symbolic(v) for v in (a.stride, a.padding, a.size, w.s)):
         return None
     closed = _rf_adaptive(a, w, n_out, n_in)
     if closed is not None:
         return closed
-    _spend(budget, n_out)
-    span = w.spans() if isinstance(w, L.Resample) else w.span
-    top = n_in - 1
-    # positions outside the input (padding) have no field of their own: clamp to the border
+    _spend(budget, n_out)  # before any work: a layer may have 10**9 positions
+    resample = isinstance(w, L.Resample)
+    span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
-    los = [0 if lo < 0 else top if lo > top else lo for lo, _ in spans]
-    his = [0 if hi < 0 else top if hi > top else hi for _, hi in spans]
+    taps = getattr(w, "taps", None)
+    if resample:  # torch reads positions of the input only: the window's part inside it (none: empty)
+        top = n_in - 1
+        if taps is not None:  # the taps inside the input, exactly
+            spans = [(r[0], r[-1]) if r else (1, 0) for r in ([x for x in taps(o) if 0 <= x <= top]
+                                                            for o in range(n_out))]
+        else:
+            spans = [(0 if lo < 0 else lo, top if hi > top else hi) for lo, hi in spans]
     if a.affine and a.stride.__class__ is int and a.padding.__class__ is int and a.size.__class__ is int:
+        # an affine field grows with the position: the window's ends give the field's
         j, p, extra = a.stride, a.padding, a.size - 1 - a.padding
-        firsts = [x * j - p for x in los]
-        lasts = [x * j + extra for x in his]
-    else:
+        firsts = [lo * j - p if lo <= hi else _NO_FIRST for lo, hi in spans]
+        lasts = [hi * j + extra if lo <= hi else _NO_LAST for lo, hi in spans]
+    else:  # any field (after a transposed conv's taps it need not grow with the position): every input read
+        _spend(budget, sum(max(hi - lo + 1, 0) for lo, hi in spans))  # each input position read
         at = a.at
-        firsts = [at(x)[0] for x in los]
-        lasts = [at(x)[1] for x in his]
-    return _rf_from(firsts, lasts, a.stride * w.s)
+        firsts, lasts = [], []
+        for o, (lo, hi) in enumerate(spans):
+            read = range(lo, hi + 1) if taps is None else [x for x in taps(o) if lo <= x <= hi]
+            ends = [at(x) for x in read]
+            firsts.append(min((e[0] for e in ends), default=_NO_FIRST))
+            lasts.append(max((e[1] for e in ends), default=_NO_LAST))
+    return _rf_from(firsts, lasts, a.stride * w.s, _Ext((a,), w))
 
 
-def _rf_from(firsts, lasts, stride) -> RF:
-    """An RF from per-position fields: affine again where they follow o*j - p (integer j)."""
+def _rf_from(firsts, lasts, stride, ext=None) -> RF:
+    """An RF from per-position fields: affine again where they follow o*j - p (integer j) at every
+    position and at the padding either side (``ext``: how the field extends past the map). A
+    position that reads no input (a transposed conv's empty row: first _NO_FIRST, last _NO_LAST)
+    counts for neither the size nor the padding (p: minus the lowest first position read)."""
     stride = _norm(stride)
-    size = max(b - a for a, b in zip(firsts, lasts)) + 1
+    sizes = [b - a + 1 for a, b in zip(firsts, lasts) if a <= b]
+    size = max(sizes) if sizes else 0
+    low = min(firsts) if sizes else 0
+    n = len(firsts)
+    if len(set(firsts)) == 1 and len(set(lasts)) == 1 and sizes and (n > 1 or ext is None):
+        return RF(size, stride, -firsts[0], fixed=(firsts[0], lasts[0]), ext=ext, n=n)
+    rf = RF(size, stride, -low, tuple(firsts), tuple(lasts), ext=ext)
     if isinstance(stride, int) and all(
         f == firsts[0] + o * stride and b - f == size - 1 for o, (f, b) in enumerate(zip(firsts, lasts))
     ):
-        return RF(size, stride, -firsts[0])
-    if len(set(firsts)) == 1 and len(set(lasts)) == 1:
-        return RF(size, stride, -firsts[0], fixed=(firsts[0], lasts[0]))
-    return RF(size, stride, -firsts[0], tuple(firsts), tuple(lasts))
+        affine = RF(size, stride, -firsts[0])
+        if ext is None or all(rf.at(o) == affine.at(o) for o in (-2, -1, n, n + 1)):
+            return affine
+    return rf
 
 
 def _norm(value):
@@ -702,45 +908,115 @@ def _le(a, b) -> bool:
     return bool(d.is_number and d >= 0)
 
 
+def _broadcast(xs, y, n):
+    """Which of a join's ``n`` inputs are a 1x1 map broadcast onto a larger one (a gate's global value)."""
+    if not xs:
+        return [False] * n
+    return [len(x) == 3 and tuple(x[1:]) == (1, 1) and tuple(y[1:]) != (1, 1) for x in xs]
+
+
 def _rf_join(states, xs=None, y=None, budget=None):
+    """The join's field (the union of its branches' at every position) and the alignment offsets
+    (:func:`_offsets`)."""
     states = [s for s in states]
     if any(s is None for s in states):
         # a branch without a field (flat vectors, or a position-dependent field of symbolic size):
         # the join's field is unknown too
-        return None, None
-    broadcast = [xs is not None and len(x) == 3 and tuple(x[1:]) == (1, 1) and tuple(y[1:]) != (1, 1) for x in xs] if xs else [False] * len(states)
+        return None, {}
+    broadcast = _broadcast(xs, y, len(states))
+    if y is not None and len(y) != 3:  # a join of flat vectors (repvit's two heads): no positions to compare
+        if all(a.affine for s in states for a in s):
+            return _rf_join_affine(states, (None, None), budget), {}
+        return None, {}
+    offsets = _offsets(states, broadcast, y, budget)
     if all(a.affine for s in states for a in s) and not any(broadcast):
-        return _rf_join_affine(states)
-    if y is None or len(y) != 3:
-        return None, None  # a join of flat vectors (repvit's two heads) whose fields are not affine: unknown
+        return _rf_join_affine(states, (y[1], y[2]) if y is not None and len(y) == 3 else (None, None), budget), offsets
     out = []
-    note = None
     for axis in range(2):
         n = y[1 + axis]
         col = [s[axis] for s in states]
         main = [c for c, b in zip(col, broadcast) if not b] or col
-        centres = [sum(c.at(0)) for c in main]
-        if len(set(centres)) > 1:
-            note = _alignment_note(axis, centres, [c.stride for c in main])
-        elif len({c.stride for c in main}) > 1:
-            note = _alignment_note(axis, None, [c.stride for c in main])
-        fixed = _join_fixed(col, broadcast, n, main[0].stride)
-        if fixed is not None:
-            out.append(fixed)
-            continue
-        if any(is_symbolic(v) for c in col for v in (n, c.size, c.stride, c.padding)):
-            return None, None
-        _spend(budget, n)
-        firsts, lasts = [], []
-        for o in range(n):
-            spans = [c.at(0 if b else o) for c, b in zip(col, broadcast)]
-            firsts.append(min(f for f, _ in spans))
-            lasts.append(max(last for _, last in spans))
-        out.append(_rf_from(firsts, lasts, main[0].stride))
-    return tuple(out), note
+        rf = _join_gated(col, broadcast, n, main[0].stride, budget)
+        if rf is None:
+            rf = _join_fixed(col, broadcast, n, main[0].stride)
+        if rf is None:
+            rf = _join_positions(col, broadcast, n, main[0].stride, budget)
+        if rf is None:
+            return None, offsets
+        out.append(rf)
+    return tuple(out), offsets
 
 
-def _join_fixed(col, broadcast, n, stride):
+def _gated(glob, local, stride, n, budget=None) -> RF | None:
+    """The field of a gated map of ``n`` positions: the global part ``glob`` (lo, hi) read at every
+    position, with the map's own field ``local``. Position o reads min(lo, F(o)) .. max(hi, L(o));
+    over an affine map's field (F and L grow with o) the widest position is the first, the last, or
+    any where the map's own field is the wider, so the size is
+    max(hi - lo, hi - F(0), L(n - 1) - lo, r_local - 1) + 1 and the padding max(-lo, -F(0)).
+    Concrete sizes only (None otherwise: the maximum of floors would be a closed form sympy cannot
+    order in reasonable time)."""
+    lo, hi = glob
+    if any(is_symbolic(v) for v in (n, lo, hi, local.size, local.stride, local.padding)):
+        return None
+    if local.affine:
+        f0 = local.at(0)[0]
+        last = local.at(n - 1)[1]
+        size = max(hi - lo + 1, hi - f0 + 1, last - lo + 1, local.size)
+        return RF(size, stride, max(-lo, -f0), fixed=(lo, hi), local=local)
+    _spend(budget, n)
+    ends = [local.at(o) for o in range(n)]  # any field: position by position
+    firsts = [min(lo, f) for f, _ in ends]
+    lasts = [max(hi, last) for _, last in ends]
+    size = max(b - a + 1 for a, b in zip(firsts, lasts))
+    return RF(size, stride, -min(firsts), fixed=(lo, hi), local=local)
+
+
+def _parts(c: RF, broadcast: bool):
+    """A join input's (global part, spatial part): a broadcast 1x1 gate or a global value has no
+    spatial part, an ordinary field no global one, a gated map both."""
+    if broadcast:
+        return c.at(0), None
+    if c.fixed is not None and (c.local is not None or c.ext is None):
+        return c.fixed, c.local
+    return None, c
+
+
+def _join_gated(col, broadcast, n, stride, budget):
+    """A join with a global part (a gate): the union of the global parts, and the spatial parts'
+    own join as the map's field (None: not a gate; or symbolic sizes where it cannot be shown)."""
+    parts = [_parts(c, b) for c, b in zip(col, broadcast)]
+    globs = [g for g, _ in parts if g is not None]
+    maps = [m for _, m in parts if m is not None]
+    if not globs or is_symbolic(n) or any(is_symbolic(v) for g in globs for v in g):
+        return None  # symbolic: _join_fixed, where the global part covers the maps at every position
+    lo, hi = min(g[0] for g in globs), max(g[1] for g in globs)
+    if not maps:
+        return RF(hi - lo + 1, stride, -lo, fixed=(lo, hi))
+    if len(maps) == 1:
+        local = maps[0]
+    elif all(m.affine for m in maps):
+        local = _affine_union(maps, n, budget)
+    else:
+        local = _join_positions(maps, [False] * len(maps), n, maps[0].stride, budget)
+    if local is None:
+        return None
+    return _gated((lo, hi), local, stride, n, budget)
+
+
+def _join_positions(col, broadcast, n, stride, budget):
+    """The join's field position by position (None where sizes are symbolic)."""
+    if any(is_symbolic(v) for c in col for v in (n, c.size, c.stride, c.padding)):
+        return None
+    _spend(budget, n)
+    firsts, lasts = [], []
+    for o in range(n):
+        spans = [c.at(0 if b else o) for c, b in zip(col, broadcast)]
+        firsts.append(min(f for f, _ in spans))
+        lasts.append(max(last for _, last in spans))
+    return _rf_from(firsts, lasts, stride, _Ext(tuple(zip(col, broadcast))))
+
+
+def _join_fixed(col, broadcast, n, stride, ext=None):
     """The join's field where branches that read the same inputs at every position (broadcast
     gates, fixed fields) cover the others' fields at every position: then it is fixed too."""
     const = [c.at(0) for c, b in zip(col, broadcast) if b or c.fixed is not None]
@@ -759,38 +1035,92 @@ def _join_fixed(col, broadcast, n, stride):
     for c, b in zip(col, broadcast):
         if not b and c.fixed is None and not (_le(lo, c.at(0)[0]) and _le(c.at(n - 1)[1], hi)):
             return None
-    return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi))
+    maps = [c for c, b in zip(col, broadcast) if not b and c.fixed is None]
+    local = maps[0] if len(maps) == 1 and maps[0].affine else None
+    if local is None and maps:
+        return None  # symbolic: no spatial part to step on
+    return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi), local=local)
 
 
-def _rf_join_affine(states):
-    out = []
-    note = None
+def _rf_join_affine(states, n=(None, None), budget=None):
+    return tuple(_affine_union([s[axis] for s in states], n[axis], budget) for axis in range(2))
+
+
+def _affine_union(col, n=None, budget=None) -> RF:
+    """Affine branches joined, exactly where the figures are numbers: of one stride, position o
+    reads from the lowest first row (min of -p) to the highest last (max of r - 1 - p); of
+    different strides, position by position. Symbolic: the largest field (the others lie in it
+    where the branches share stride and centre)."""
+    if all(c.size.__class__ is int and c.padding.__class__ is int and c.stride.__class__ is int for c in col):
+        if len({c.stride for c in col}) == 1:
+            first = min(-c.padding for c in col)
+            last = max(c.size - 1 - c.padding for c in col)
+            return RF(last - first + 1, col[0].stride, -first)
+        if n is not None and not is_symbolic(n):
+            return _join_positions(col, [False] * len(col), n, col[0].stride, budget)
+    big = col[0]
+    for c in col[1:]:
+        if _gt(c.size, big.size):
+            big = c
+    size = big.size if all(not is_symbolic(c.size) for c in col) else vmax(*[c.size for c in col])
+    return RF(size, big.stride, big.padding)
+
+
+def _offsets(states, broadcast, y, budget) -> dict:
+    """Per axis (0: rows, 1: columns), the first pair of spatial branches (i, k) whose field
+    centres differ by the same nonzero amount at every output position: {axis: (i, k, d)}, d the
+    difference (k's centre minus i's) doubled, in input positions. A branch that broadcasts a
+    global value (a 1x1 gate) or whose field is the same at every position (a whole-map pool
+    brought back) is not spatial. Centres that differ by an amount that varies (different
+    effective strides; half a pixel one way then the other after a pool and an up-convolution)
+    are no offset."""
+    out = {}
     for axis in range(2):
-        col = [s[axis] for s in states]
-        big = col[0]
-        for c in col[1:]:
-            if _gt(c.size, big.size):
-                big = c
-        centres = [_centre(c) for c in col]
-        strides = [c.stride for c in col]
-        if len(set(centres)) > 1:
-            note = _alignment_note(axis, centres, strides)
-        elif len(set(strides)) > 1:
-            note = _alignment_note(axis, None, strides)
-        size = big.size if all(not is_symbolic(c.size) for c in col) else vmax(*[c.size for c in col])
-        out.append(RF(size, big.stride, big.padding))
-    return tuple(out), note
+        n = y[1 + axis] if y is not None else None
+        spatial = [(i, _parts(s[axis], b)[1]) for i, (s, b) in enumerate(zip(states, broadcast))]
+        spatial = [(i, c) for i, c in spatial if c is not None and c.fixed is None]
+        for x, (i, a) in enumerate(spatial):
+            hit = None
+            for k, b in spatial[x + 1:]:
+                d = _constant_offset(a, b, n, budget)
+                if d:
+                    hit = (i, k, d)
+                    break
+            if hit:
+                out[axis] = hit
+                break
+    return out
+
+
+def _constant_offset(a: RF, b: RF, n, budget):
+    """b's field centre minus a's, doubled, where it is the same at every one of the ``n`` output
+    positions; None where it varies or cannot be shown (symbolic sizes)."""
+    if a.affine and b.affine:
+        if as_int(a.stride - b.stride) != 0:
+            return None  # the centres drift apart: no constant offset
+        d = as_int((b.size - 1 - 2 * b.padding) - (a.size - 1 - 2 * a.padding))
+        return None if is_symbolic(d) else d
+    if n is None or is_symbolic(n) or any(is_symbolic(v) for c in (a, b) for v in (c.size, c.padding, c.stride)):
+        return None
+    _spend(budget, n)
+    d0 = None
+    for o in range(n):
+        fa, la = a.at(o)
+        fb, lb = b.at(o)
+        if fa > la or fb > lb:  # a position that reads nothing has no centre
+            continue
+        d = fb + lb - fa - la
+        if d0 is None:
+            d0 = d
+        elif d != d0:
+            return None
+    return d0
 
 
 def _gt(a, b):
     if is_symbolic(a) or is_symbolic(b):
         return False
     return a > b
-
-
-def _centre(rf: RF):
-    # centre of the first output's window in input coordinates, doubled to stay an integer
-    return as_int(rf.size - 1 - 2 * rf.padding)
 
 
 def _tiling_note(x, win, lost) -> Finding:
@@ -811,15 +1141,44 @@ def _tiling_note(x, win, lost) -> Finding:
     )
 
 
-def _alignment_note(axis, centres, strides) -> Finding:
-    """Branches of a join whose fields differ on ``axis`` (0: rows, 1: columns): their centres
-    (``centres``: each branch's first-window centre, doubled) or, where those agree (``None``),
-    their effective strides."""
-    if centres is not None:
-        return Finding("alignment.centres", "branches' receptive fields are not centre-aligned",
-                       numbers=(("axis", axis), ("centres_x2", tuple(centres)), ("strides", tuple(strides))))
-    return Finding("alignment.strides", "branches have different effective strides",
-                   numbers=(("axis", axis), ("strides", tuple(strides))))
+def _alignment_note(per_axis, layers) -> Finding:
+    """A join whose branches are centred apart by the same amount at every position: ``per_axis``
+    holds, for rows and columns, (branch a, branch b, b's centre minus a's in input pixels) or None;
+    ``layers`` the off-centre windows on those branches (name, type, k_h, k_w, s_h, s_w, pad_top,
+    pad_left, shift_h, shift_w), the layers whose padding or stride would align them."""
+    numbers = []
+    said = []
+    for axis, what in ((0, "rows"), (1, "columns")):
+        hit = per_axis[axis]
+        key = "h" if axis == 0 else "w"
+        if hit is None:
+            numbers.append((f"offset_{key}", 0))
+            continue
+        a, b, off = hit
+        numbers += [(f"offset_{key}", off), (f"branches_{key}", (a, b))]
+        said.append((what, a, b, off))
+    if len(said) == 2 and said[0][1:] == said[1][1:]:
+        _, a, b, off = said[0]
+        where = f"'{b}' is centred {_px(off, True)} '{a}' on rows and columns"
+    else:
+        where = " and ".join(f"'{b}' is centred {_px(off, True)} '{a}' on {what}" for what, a, b, off in said)
+    numbers.append(("layers", tuple(row[0] for row in layers)))
+    if layers:
+        parts = []
+        for name, ltype, kh, kw, sh, sw, ph, pw, dh, dw in layers:
+            shift = _px(dh or dw, True) if dh == dw or not dh or not dw else f"{_px(dh, True)} x {_px(dw, True)}"
+            parts.append(f"{name} ({ltype} {kh}x{kw}/{sh}, padding {ph} before: centred {shift} its position)")
+        hint = "change the padding or stride of " + "; ".join(parts)
+    else:
+        hint = "no window on these branches is off-centre: a crop or a resampling layer shifts one of them"
+    return Finding("alignment.centres",
+                   f"branches are not centre-aligned: {where}, at every position; {hint}", numbers=tuple(numbers))
+
+
+def _px(value, side=False) -> str:
+    """An offset in pixels as text: '1/2 pixel', '4 pixels'; with ``side``, '4 pixels before'."""
+    text = f"{abs(value)} pixel" + ("" if abs(value) <= 1 else "s")
+    return f"{text} {'after' if value > 0 else 'before'}" if side else text
 
 
 def _unused(size, w) -> int:

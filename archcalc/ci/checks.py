@@ -318,11 +318,29 @@ def _tiling(spec: Linted) -> list[Finding]:
     return _row_findings(spec, "tiling", "tiling")
 
 
-@lint("alignment", "branches are not centre-aligned",
-      "The branches joined by add or concat have receptive fields whose centres (or effective "
-      "strides) differ: the joined features describe different places of the image.")
+@lint("alignment", "branches are centred apart by a constant offset",
+      "Two spatial branches joined by add, concat, mean or mul have receptive fields whose centres "
+      "differ by the same amount at every output position: the joined features describe places of "
+      "the image that many pixels apart (a 2x2/2 pool shortcut beside a 3x3/2 conv: half a pixel). "
+      "The finding gives the offset per axis in input pixels and the off-centre windows whose "
+      "padding or stride to change. A gate that multiplies a global value in (squeeze-excitation, "
+      "ECA, attention: a 1x1 map) is not a spatial branch; offsets that vary with the position "
+      "(different effective strides, a U-Net's half pixel one way then the other) are not reported.")
 def _alignment(spec: Linted) -> list[Finding]:
-    return _row_findings(spec, "alignment", "alignment")
+    def number(v):  # JSON keeps ints; a half pixel is the text "1/2"
+        return v if isinstance(v, int) else str(v)
+
+    out = []
+    for row in spec.report.rows:
+        for w in row.warnings:
+            if w.is_a("alignment"):
+                data = {"offset_h": number(w.get("offset_h", 0)), "offset_w": number(w.get("offset_w", 0)),
+                        "layers": list(w.get("layers", ()))}
+                for key in ("branches_h", "branches_w"):
+                    if w.get(key) is not None:
+                        data[key] = list(w.get(key))
+                out.append(spec.found("alignment", f"{row.name} ({row.type}): {w.message}", row, **data))
+    return out
 
 
 def _head(spec: Linted):

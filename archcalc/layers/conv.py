@@ -3,11 +3,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
 from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resample, ShapeError, Term, Text, eff, hw, pads,
                    pair_of, prod, register, same_out, window_out, window_sizes)
+
+
+@dataclass(frozen=True)
+class Taps(Resample):
+    """A transposed conv's window on one axis where stride and dilation both exceed 1: output o
+    reads input i = (o + P - t D) / S for each tap t in 0 .. K-1 that makes it a whole number, so
+    some positions read fewer inputs than the extent (the Resample fields) and some none at all.
+    ``span`` is the exact hull (first > last: none); ``taps`` the inputs themselves."""
+
+    stride: int = 2
+    kernel: int = 1
+    dil: int = 1
+    pad: int = 0
+
+    def taps(self, o):
+        s, q = self.stride, o + self.pad
+        return [(q - t * self.dil) // s for t in range(self.kernel - 1, -1, -1) if (q - t * self.dil) % s == 0]
+
+    def span(self, o):
+        read = self.taps(o)
+        return (read[0], read[-1]) if read else (1, 0)
+
+    def spans(self):
+        return self.span
 
 
 class _ConvBase(LayerType):
@@ -408,8 +433,11 @@ class ConvTranspose(_ConvBase):
             span = d * (k - 1)
             if s == 1:
                 axes.append(Axis(span + 1, 1, span - p, span - p, False))
-            else:
+            elif d == 1 or any(is_symbolic(v) for v in (s, d, k, p)):
                 axes.append(Resample(Fraction(1, s), Fraction(p - span, s), Fraction(p, s), a_up=True))
+            else:
+                axes.append(Taps(Fraction(1, s), Fraction(p - span, s), Fraction(p, s), a_up=True,
+                                 stride=s, kernel=k, dil=d, pad=p))
         return tuple(axes)
 
     def torch(self, a, xs, y):

@@ -297,8 +297,12 @@ class AdaptiveAvgPool(LayerType):
         # in rationals; a plain window of I/O at stride I/O when O divides I
         axes = []
         for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
-            if is_symbolic(size) or is_symbolic(n):
-                axes.append(Axis(ceildiv(size, n), floordiv(size, n), 0, 0, False))
+            if (is_symbolic(size) or is_symbolic(n)) and not (not is_symbolic(n) and n == 1):
+                # a closed form holds at every size only where O divides I; elsewhere the field
+                # depends on the position (issue 21 item 4): unknown, never a guess
+                return "unknown"
+            if is_symbolic(size):  # to one position: the whole map
+                axes.append(Axis(size, size, 0, 0, False))
             elif size % n == 0:
                 axes.append(Axis(size // n, size // n, 0, 0, False))
             else:

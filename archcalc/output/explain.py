@@ -109,6 +109,19 @@ def _rf_lines(lines, prev, win, rf):
     lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
 
 
+def _position_lines(lines, rf):
+    """Position 0's field and the widest size, per axis, as the engine worked them out."""
+    for axis, name in ((0, "H"), (1, "W")):
+        a = rf[axis]
+        first, last = a.at(0)
+        lines.append(f"  {name}: position 0 reads {_n(first)} .. {_n(last)}, so p = {_x(a.padding)}; "
+                     f"the widest position reads r = {_x(a.size)}; j = {_x(a.stride)}")
+        if axis == 0 and rf[0] == rf[1] and rf[0].at(0) == rf[1].at(0):
+            lines.append("  W: the same")
+            break
+    lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
+
+
 def _affine(s, a) -> str:
     """s*o + a as people write it: 1/2*o - 1/2, o + 3, 2*o."""
     head = "o" if not is_symbolic(s) and s == 1 else f"{_n(s)}*o"
@@ -254,7 +267,10 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
     lines.append("")
     prev = report.rows[node.inputs[0]].rf if node.inputs and node.inputs[0] >= 0 else (
         (RF(1, 1, 0), RF(1, 1, 0)) if len(net.input) == 3 else None)
-    if row.rf is None:
+    if row.rf is None and len(row.shape) == 3:
+        lines.append("receptive field: unknown (it depends on the output position and the sizes are symbols: "
+                     "give them values for the exact field)")
+    elif row.rf is None:
         lines.append("receptive field: none (a flat vector that was never spatial)")
     elif lt.joins:
         lines.append(f"receptive field: the largest of the branches', {rf_text(row.rf)}")
@@ -262,6 +278,12 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
         lines.append("receptive field of a resampling layer: output position o reads input positions "
                      "first(o) .. last(o), an exact window per axis; the field is the widest over all positions")
         _resample_lines(lines, win, row.rf)
+    elif isinstance(win, tuple) and prev is not None and not all(a.affine for a in prev):
+        lines.append("receptive field position by position (the input's field depends on the position): output "
+                     "position o reads input positions o*s - P_before .. o*s - P_before + k - 1, padding positions "
+                     "with the field their layer extends to them; r is the widest position's, p minus position 0's "
+                     "first")
+        _position_lines(lines, row.rf)
     elif isinstance(win, tuple) and prev is not None:
         lines.append("receptive field (Araujo et al. 2019): r' = r + (k-1)*j, j' = j*s, p' = p + P_before*j, from "
                      f"the input's {rf_text(prev)}")

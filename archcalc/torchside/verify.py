@@ -243,8 +243,9 @@ def _plan_position(rf_axis, out_size):
     position-dependent field, the first such position of the largest size), and its field
     (first, last)."""
     a = rf_axis
-    if a.fixed is not None:  # every position reads the same inputs
-        return 0, a.fixed[0], a.fixed[1]
+    if a.fixed is not None:  # every position reads the same inputs (a gated map's: with its map's field)
+        first, last = a.at(0)
+        return 0, first, last
     if a.affine:
         c = -(-a.padding // a.stride) if a.padding > 0 else 0
         c = min(c, max(out_size - 1, 0)) if out_size is not None else c

@@ -19,9 +19,13 @@ def test_symbolic_equals_concrete(name):
     assert symbolic.symbolic
     for key in ("params", "buffers", "macs", "activations", "train_saved_bytes"):
         assert substitute(symbolic.totals[key], values) == concrete.totals[key], key
+    adaptive = False
     for s, c in zip(symbolic.rows, concrete.rows):
         assert tuple(substitute(d, values) for d in s.shape) == c.shape, s.name
-        if c.rf is not None:
+        # an adaptive pool to more than one position divides its input at some sizes only: its
+        # closed-form field is unknown from there on (issue 21 item 4), never a wrong number
+        adaptive = adaptive or (s.type == "adaptive_avgpool" and tuple(s.shape[1:]) != (1, 1))
+        if c.rf is not None and not (adaptive and s.rf is None):
             assert substitute(s.rf[0].size, values) == c.rf[0].size, s.name
 
 

@@ -65,7 +65,10 @@ def test_alexnet_paper_at_224_triggers_tiling_and_at_227_does_not(at_root):
 def test_alignment_lint(at_root):
     # 2x2/2: first window rows 0-1, centre 0.5; 1x1/2: row 0, centre 0
     _, found = lint_messages("tests/ci_fixtures/lint_alignment.yaml")
-    assert found == [("alignment", 6, "join (add): branches' receptive fields are not centre-aligned")]
+    assert found == [("alignment", 6, "join (add): branches are not centre-aligned: 'join.b2.skip' is centred "
+                                      "1/2 pixel before 'join.b1.down' on rows and columns, at every position; change "
+                                      "the padding or stride of join.b1.down (conv 2x2/2, padding 0 before: centred "
+                                      "1/2 pixel after its position)")]
 
 
 def test_rf_coverage_lint(at_root):

@@ -166,8 +166,11 @@ def test_misaligned_branches_are_flagged():
     r = run([4, 8, 8], "concat: [[{maxpool: {kernel: 2, stride: 1}}], [{avgpool: {kernel: 2, stride: 1}}]]")
     assert r.warnings == []
     r = run([4, 8, 8], "concat: [[{conv: {out: 4, kernel: 3, padding: [0, 2, 0, 2]}}], [{conv: {out: 4, kernel: 3, padding: 1}}]]")
-    assert [str(w) for w in r.warnings] == ["concat1: branches' receptive fields are not centre-aligned"]
-    assert [(w.code, w.layer) for w in r.warnings] == [("alignment.centres", "concat1")]
+    # the first branch reads rows o .. o + 2 (centred on o + 1), the second o - 1 .. o + 1: one row
+    # apart at every position, on both axes
+    assert [(w.code, w.layer, w.get("offset_h"), w.get("offset_w")) for w in r.warnings] == [
+        ("alignment.centres", "concat1", -1, -1)]
+    assert str(r.warnings[0]).startswith("concat1: branches are not centre-aligned: ")
 
 
 def test_list_argument_as_kernel():

@@ -133,14 +133,16 @@ def test_receptive_field_through_a_2x_upsample_by_hand():
     2 * 1/2 = 1 (a Fraction that became an int again), and a position reads one conv position, so
     r stays 3 but fields of neighbours repeat; then conv 3x3 pad 1 reads upsampled o-1..o+1, i.e.
     conv positions floor((o-1)/2)..floor((o+1)/2): two of them, a field of 3 + 2 = 5 inputs; the
-    first position (o = 0) reads only conv position 0 (o - 1 = -1 is padding): 0..2."""
+    first position (o = 0) reads padding at o - 1 = -1, whose field is conv position -1's (-2..0)."""
     net = net_of([1, 21, 21], "{conv: {out: 1, kernel: 3, stride: 2}}", "upsample: {scale: 2}", "{conv: {out: 1, kernel: 3, padding: 1}}")
     r = analyze(net)
     up, last = r.rows[1].rf[0], r.rows[2].rf[0]
     assert (up.size, up.stride) == (3, 1) and not up.affine  # position-dependent: 2 outputs per input
     assert up.at(0) == (0, 2) and up.at(1) == (0, 2) and up.at(2) == (2, 4)
-    assert (last.size, last.stride, last.padding) == (5, 1, 0)
-    assert last.at(0) == (0, 2) and last.at(1) == (0, 4) and last.at(2) == (0, 4) and last.at(3) == (2, 6)
+    # o = 0 reads upsampled position -1, padding, whose field is conv position floor(-1/2) = -1's,
+    # -2..0, as an affine field extends (issue 21 item 8): -2..2, so p = 2
+    assert (last.size, last.stride, last.padding) == (5, 1, 2)
+    assert last.at(0) == (-2, 2) and last.at(1) == (0, 4) and last.at(2) == (0, 4) and last.at(3) == (2, 6)
     res = receptive_fields(net, ["conv2"], r)
     assert res[0]["status"] == "ok" and res[0]["axes"]["h"]["measured"]["size"] == 5
 
@@ -318,4 +320,8 @@ def test_symbolic_fields_are_exact_or_unknown_never_wrong(name):
         for a, b in zip(s.rf, c.rf):
             assert tuple(substitute(v, env) for v in (a.size, a.stride, a.padding)) == (b.size, b.stride, b.padding), s.name
         known += 1
-    assert known >= len(conc.rows) // 4
+    # after a squeeze-excitation gate a padded window widens the first and last positions' fields
+    # by the gated map's own field (issue 21 item 10): a maximum of floors in closed form, reported
+    # unknown; the MobileNetV3 nets have a gate in their second block
+    gated = name in ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "mobilenet_v3_small")
+    assert known >= (10 if gated else len(conc.rows) // 4)

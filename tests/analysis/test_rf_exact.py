@@ -1,0 +1,326 @@
+"""Receptive fields exact at every position (issue 21 items 4, 7, 8, 10) and the alignment lint on
+real networks (issue 24).
+
+Every expected field is measured in torch on a network written here with torch's own functionals
+(never archcalc's builder): all weights one, inputs one, so the set of input rows an output
+depends on is exactly the set with a nonzero gradient (no cancellation); a max-pool is measured as
+the average pool of the same geometry (max sends its gradient to one row). Fields at padding
+positions, which no gradient shows, are worked out by hand in the tests, interval by interval.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from archcalc import analyze, load
+from archcalc.check import checks
+from archcalc.spec.load import loads
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+HERE = Path(__file__).resolve().parents[1]
+CORPUS = sorted((HERE / "ci_fixtures" / "corpus").glob("*.yaml"))
+FIRE = HERE / "ci_fixtures" / "corpus_fire" / "dla_nf_shortcuts.yaml"
+
+
+# --------------------------------------------------------------------------- torch, by hand
+
+
+def conv(x, k, s=1, pad=(0, 0), d=1):
+    """A conv with every weight one, padded (before, after) on both axes."""
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    return F.conv2d(x, torch.ones(1, 1, k, k, dtype=x.dtype), stride=s, dilation=d)
+
+
+def pool(x, k, s, pad=(0, 0), ceil=False):
+    """A pool measured as the average of the same window (a max-pool's whole window matters)."""
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    return F.avg_pool2d(x, k, s, ceil_mode=ceil)
+
+
+def deconv(x, k, s, p=0, d=1):
+    return F.conv_transpose2d(x, torch.ones(1, 1, k, k, dtype=x.dtype), stride=s, padding=p, dilation=d)
+
+
+def rows(f, h, w=None):
+    """Per output row o, the (first, last) input row whose gradient is nonzero (the row's outputs
+    summed: a column a transposed conv leaves empty reads nothing), or None where it reads none."""
+    w = w or h
+    x = torch.ones(1, 1, h, w, dtype=torch.float64, requires_grad=True)
+    y = f(x)
+    out = []
+    for o in range(y.shape[2]):
+        (g,) = torch.autograd.grad(y[0, 0, o].sum(), x, retain_graph=True)
+        nz = torch.nonzero(g[0, 0].abs().sum(1) > 0).flatten().tolist()
+        out.append((nz[0], nz[-1]) if nz else None)
+    return out
+
+
+def centres(f, h):
+    """Per output row whose field lies inside the image, first + last (the centre, doubled)."""
+    return {o: a + b for o, (a, b) in enumerate(rows(f, h)) if a > 0 and b < h - 1}
+
+
+def spec(text):
+    return analyze(loads(text, "case.yaml"))
+
+
+def findings(path):
+    net = load(str(path))
+    return [f for f in checks.lints(net, analyze(net), str(path)) if f.key == "alignment"]
+
+
+# --------------------------------------------------------------------------- alignment (issue 24)
+
+
+def test_dla_and_nf_resnet_shortcuts_are_caught_with_their_offset():
+    """DLA-34's max-pool shortcut and NF-ResNet-26's avg-pool shortcut: measured, the shortcut's
+    centre is half a map position after the 3x3/2 conv path's at every interior position."""
+    dla_main = lambda x: conv(conv(x, 3, 2, (1, 1)), 3, 1, (1, 1))  # noqa: E731
+    dla_short = lambda x: pool(x, 2, 2)  # noqa: E731 (the 1x1 conv after it reads one position)
+    a, b = centres(dla_main, 32), centres(dla_short, 32)
+    assert {b[o] - a[o] for o in a.keys() & b.keys()} == {1}  # doubled: 1/2 pixel, every position
+    joined = lambda x: dla_main(x) + dla_short(x)  # noqa: E731
+    nf_main = lambda x: conv(joined(x), 3, 2, (1, 1))  # noqa: E731
+    nf_short = lambda x: pool(joined(x), 2, 2, ceil=True)  # noqa: E731
+    a, b = centres(nf_main, 32), centres(nf_short, 32)
+    assert a and {b[o] - a[o] for o in a.keys() & b.keys()} == {2}  # 1 input pixel (half of stride 2)
+
+    found = findings(FIRE)
+    assert [f.layer for f in found] == ["dla_down", "nf_down"]
+    offsets = [(f.data["offset_h"], f.data["offset_w"]) for f in found]
+    assert offsets == [("1/2", "1/2"), (1, 1)]
+    assert [f.data["layers"] for f in found] == [["dla_down.b2.pool"], ["nf_down.b2.pool"]]
+    assert "1/2 pixel" in found[0].message and "dla_down.b2.pool (maxpool 2x2/2" in found[0].message
+    run = checks.run([str(FIRE)], checks.Options(strict=True))
+    assert run.exit_code == 1
+
+
+def test_hrnet_basic_blocks_after_the_fusion_are_centred_alike():
+    """HRNet: after the nearest-upsampled fusion the basic block's residual and identity are
+    centred alike at every position (measured), so no alignment finding there; at the fusion
+    itself the offset is 0 and 4 pixels alternately, not a constant offset, so none either."""
+    def basic(x):
+        return x + conv(conv(x, 3, 1, (1, 1)), 3, 1, (1, 1))
+
+    def high(x):
+        return basic(conv(conv(x, 3, 2, (1, 1)), 3, 2, (1, 1)))
+
+    def low(x):
+        return basic(conv(high(x), 3, 2, (1, 1)))
+
+    def up(x):
+        return F.interpolate(low(x), scale_factor=2, mode="nearest")
+
+    def fused(x):
+        return high(x) + up(x)
+
+    a = centres(fused, 96)
+    b = centres(lambda x: conv(conv(fused(x), 3, 1, (1, 1)), 3, 1, (1, 1)), 96)
+    assert len(a.keys() & b.keys()) >= 4 and all(a[o] == b[o] for o in a.keys() & b.keys())
+    a, b = centres(high, 96), centres(up, 96)
+    assert {b[o] - a[o] for o in a.keys() & b.keys()} == {0, -8}  # doubled: 0 and 4 pixels, alternately
+
+    path = HERE / "ci_fixtures" / "corpus" / "hrnet_fusion.yaml"
+    assert findings(path) == []
+    r = analyze(load(str(path)))
+    # the engine's fields agree with torch at every position of the first block after the fusion
+    row = r.row("high2.add1")
+    net_rows = rows(lambda x: basic(fused(x)), 64)
+    assert [(max(f, 0), min(last, 63)) for f, last in (row.rf[0].at(o) for o in range(16))] == net_rows
+
+
+def test_unet_half_pixel_alternation_is_no_finding():
+    """A U-Net's skip and up-convolved paths: measured, the centres differ by +1/2 and -1/2 pixel
+    alternately; no alignment finding (no padding or stride change removes it)."""
+    enc = lambda x: conv(conv(x, 3, 1, (1, 1)), 3, 1, (1, 1))  # noqa: E731
+    upc = lambda x: deconv(enc(pool(enc(x), 2, 2)), 2, 2)  # noqa: E731
+    a, b = centres(enc, 32), centres(upc, 32)
+    diffs = [b[o] - a[o] for o in sorted(a.keys() & b.keys())]
+    assert set(diffs) == {1, -1} and all(d != e for d, e in zip(diffs, diffs[1:]))
+    assert findings(HERE / "ci_fixtures" / "corpus" / "unet.yaml") == []
+
+
+def test_a_gate_is_no_spatial_branch_but_its_map_still_is():
+    """A squeeze-excitation gate (a 1x1 map multiplied in) is not a branch of its own; the map it
+    scales still is: an SE block whose shortcut is a 2x2/2 pool is caught (offset 1/2 pixel)."""
+    se = ("input: [4, 16, 16]\nlayers:\n  - add:\n"
+          "      - [{conv: {out: 4, kernel: 3, stride: 2, padding: 1}}, {mul: [identity, [global_avgpool, "
+          "{conv: {out: 4, kernel: 1}}, sigmoid]]}]\n"
+          "      - [%s]\n    name: join\n")
+    assert [w.code for w in spec(se % "{conv: {out: 4, kernel: 1, stride: 2}}").warnings] == []
+    (w,) = spec(se % "{avgpool: {kernel: 2}}").warnings
+    assert (w.code, w.get("offset_h"), w.get("offset_w")) == ("alignment.centres", Fraction(1, 2), Fraction(1, 2))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_the_real_network_corpus_passes_strict(path):
+    run = checks.run([str(path)], checks.Options(strict=True))
+    assert [(f.key, f.message) for f in run.results[0].findings] == []
+    assert run.exit_code == 0
+
+
+def test_no_zoo_spec_ignores_alignment_but_the_keras_xception():
+    """The zoo passes --strict (tests/check/test_ci_check.py) with no `ignore` for alignment but
+    Keras' Xception, whose block3 really is one map position off: TensorFlow 'same' padding of a
+    3x3/2 max-pool on the even 74x74 map pads 0 before and 1 after ((37 - 1) * 2 + 3 - 74 = 1),
+    so window o is centred on row 2o + 1 while the 1x1/2 shortcut's is on 2o: at stride 4,
+    4 input pixels."""
+    specs = sorted((HERE.parent / "specs").glob("*.yaml"))
+    ignoring = [p.stem for p in specs if "alignment:" in p.read_text()]
+    assert ignoring == ["xception"]
+    r = analyze(load("xception"))
+    (w,) = [w for w in r.warnings if w.is_a("alignment")]
+    assert (w.layer, w.get("offset_h"), w.get("offset_w"), w.get("layers")) == (
+        "block3.add", -4, -4, ("block3.main.pool",))
+
+
+# --------------------------------------------------------------------------- issue 21 items 4, 7, 8, 10
+
+
+ADAPTIVE = "input: [1, H, W]\nsymbols: {H: 5, W: 5}\nlayers:\n  - {adaptive_avgpool: {size: 3}, name: ap}\n"
+
+
+def test_adaptive_pool_that_does_not_divide_is_exact_or_unknown():
+    """issue 21 item 4: adapting 5 to 3, torch's windows are rows 0..1, 1..3 and 3..4 (size 3,
+    stride 5/3); the closed form (H free) cannot hold at every size: unknown, not 2 and 1."""
+    measured = rows(lambda x: F.adaptive_avg_pool2d(x, 3), 5)
+    assert measured == [(0, 1), (1, 3), (3, 4)]
+    a = analyze(loads(ADAPTIVE, "case.yaml")).rows[0].rf[0]
+    assert [a.at(o) for o in range(3)] == measured and (a.size, a.stride, a.padding) == (3, Fraction(5, 3), 0)
+    assert analyze(loads(ADAPTIVE, "case.yaml", free=("H", "W"))).rows[0].rf is None
+
+
+def test_vgg16_adaptive_pool_at_200_in_closed_form_is_unknown():
+    """vgg16 at 200x200: pool5 is 6x6 (stride 32), adapted to 7x7: window o reads pool5 positions
+    floor(6o/7) .. ceil(6(o+1)/7) - 1, a stride of 32 * 6/7 = 192/7 (torch: windows 0..0, 0..1).
+    The closed form said stride 32 floor(H/224) = 0 at 200; now unknown, the concrete run exact."""
+    assert rows(lambda x: F.adaptive_avg_pool2d(x, 7), 6)[:2] == [(0, 0), (0, 1)]
+    conc = analyze(load("vgg16", input_override=(3, 200, 200)))
+    assert conc.row("adaptive_avgpool1").rf[0].stride == Fraction(192, 7)
+    sym = analyze(load("vgg16", free=("H", "W")))
+    assert sym.row("adaptive_avgpool1").rf is None and sym.row("fc6").rf is None
+    from archcalc.expr import substitute
+
+    pool5 = sym.row("pool5").rf[0]
+    assert [substitute(v, {"H": 200, "W": 200}) for v in (pool5.size, pool5.stride, pool5.padding)] == [212, 32, 90]
+
+
+TRANSPOSED = [(k, s, d, p) for k in (1, 2, 3) for s in (2, 3) for d in (1, 2, 3) for p in (0, 1) if p <= d * (k - 1)]
+
+
+@pytest.mark.parametrize("k, s, d, p", TRANSPOSED)
+def test_transposed_conv_fields_are_exact_at_every_position(k, s, d, p):
+    """issue 21 item 7: a transposed conv with stride and dilation reads, at output o, the inputs
+    i = (o + P - t D) / S that are whole numbers, not every input of the extent; some rows read
+    none (bias only). Every position's field, and a 2x2 conv's after it, as torch's gradient."""
+    text = f"input: [1, 6, 6]\nlayers:\n  - {{conv_transpose: {{out: 1, kernel: {k}, stride: {s}, dilation: {d}, padding: {p}}}}}\n"
+    for extra, f in (("", lambda x: deconv(x, k, s, p, d)), ("  - {conv: {out: 1, kernel: 2}}\n",
+                                                          lambda x: conv(deconv(x, k, s, p, d), 2))):
+        r = analyze(loads(text + extra, "case.yaml"))
+        a = r.rows[-1].rf[0]
+        got = [a.at(o) for o in range(r.rows[-1].shape[1])]
+        assert [(first, last) if first <= last else None for first, last in got] == rows(f, 6)
+
+
+def test_transposed_conv_with_holes_by_hand():
+    """k 2, stride 2, dilation 3: output o reads (o - 3t)/2 for t in {0, 1} where whole, one input
+    at most (the extent ceil((o - 3)/2) .. floor(o/2) has two): o = 0 reads 0, o = 1 would read
+    (1 - 3)/2 = -1, no input (an empty row), o = 2 reads 1, o = 3 reads 0: r = 1, not 2."""
+    a = spec("input: [1, 6, 6]\nlayers:\n  - {conv_transpose: {out: 1, kernel: 2, stride: 2, dilation: 3}}\n").rows[0].rf[0]
+    assert a.size == 1 and a.at(0) == (0, 0) and a.at(2) == (1, 1) and a.at(3) == (0, 0)
+    first, last = a.at(1)
+    assert first > last  # reads nothing
+
+
+@pytest.mark.parametrize("mode, k, d, p, s", [("bilinear", 3, 3, 3, 2), ("bilinear", 3, 2, 1, 1), ("nearest", 3, 2, 2, 1),
+                                              ("bilinear", 2, 3, 1, 2)])
+def test_decimal_upsample_then_a_padded_dilated_pool(mode, k, d, p, s):
+    """issue 21 item 7: a 0.6 upsample then a padded dilated max-pool at 44x36. A padding row of
+    the upsampled map reads as the upsample extends to it (row -1: input rows floor(-1/0.6) = -2 ..,
+    outside the image), no longer the border row: wherever the engine's field lies inside the
+    image it is torch's exactly, and everywhere it holds torch's."""
+    text = (f"input: [1, 44, 36]\nlayers:\n  - {{upsample: {{scale: 0.6, mode: {mode}}}}}\n"
+            f"  - {{maxpool: {{kernel: {k}, stride: {s}, padding: {p}, dilation: {d}}}}}\n")
+    r = analyze(loads(text, "case.yaml"))
+    a = r.rows[-1].rf[0]
+
+    def f(x):
+        y = F.interpolate(x, scale_factor=0.6, mode=mode, align_corners=False if mode == "bilinear" else None)
+        return F.conv2d(F.pad(y, (p, p, p, p)), torch.ones(1, 1, k, k, dtype=y.dtype), stride=s, dilation=d)
+
+    measured = rows(f, 44, 36)
+    # rows past the last one the upsample reads (nearest: floor(25/0.6) = 41) are counted for the
+    # padding rows past the map's end, as an affine field counts rows a window that does not tile
+    # its input never reads (verify notes those): compared up to the last row read
+    top = max(m[1] for m in measured)
+    inside = 0
+    for o, m in enumerate(measured):
+        first, last = a.at(o)
+        if first >= 0 and last <= top:
+            assert (first, last) == m, o
+            inside += 1
+        else:
+            assert first <= m[0] and m[1] <= last, o
+    assert inside >= len(measured) // 2
+
+
+def test_padding_after_an_upsample_reads_the_field_the_upsample_extends(cli, tmp_path):
+    """issue 21 item 8: conv 3x3 p1 (c1), nearest 2x upsample, conv 3x3 p1 (c2) on 8 rows. By
+    hand: c1(x) = x-1 .. x+1 for any x (padding included); up(o) = c1(floor(o/2)); c2(o) reads up
+    o-1 .. o+1, so floor((o-1)/2) - 1 .. floor((o+1)/2) + 1: position 0 reads -2 .. 1 (p = 2), every
+    position 4 rows. `explain` prints the p it works out."""
+    text = ("input: [1, 8, 8]\nlayers:\n  - {conv: {out: 1, kernel: 3, padding: 1}, name: c1}\n"
+            "  - {upsample: {scale: 2}, name: up}\n  - {conv: {out: 1, kernel: 3, padding: 1}, name: c2}\n")
+    a = spec(text).row("c2").rf[0]
+    hand = [((o - 1) // 2 - 1, (o + 1) // 2 + 1) for o in range(16)]
+    assert [a.at(o) for o in range(16)] == hand
+    assert (a.size, a.stride, a.padding) == (4, Fraction(1, 2), 2)
+    measured = rows(lambda x: conv(F.interpolate(conv(x, 3, 1, (1, 1)), scale_factor=2), 3, 1, (1, 1)), 8)
+    assert measured == [(max(f, 0), min(last, 7)) for f, last in hand]
+    path = tmp_path / "up.yaml"
+    path.write_text(text)
+    code, out, _ = cli("explain", str(path), "c2")
+    assert code == 0 and "position 0 reads -2 .. 1, so p = 2" in out and "receptive field 4/(1/2)/2" in out
+
+
+@pytest.mark.parametrize("n", [1, 2, 8])
+def test_padding_after_a_squeeze_excitation_gate_counts_on_every_map(n):
+    """issue 21 item 10: conv 3x3 p1 (c1), an SE gate (global average, 1x1 conv, sigmoid,
+    multiplied in), conv 3x3 p1 (c2) on n rows. By hand: c1(x) = x-1 .. x+1; the pooled gate
+    reads c1 at 0 .. n-1: -1 .. n; the gated map at any x reads both: min(x-1, -1) .. max(x+1, n);
+    c2(o) reads it at o-1 .. o+1: min(o-2, -1) .. max(o+2, n). Position 0 starts at -2 (p = 2) on
+    every map (it was 1 on maps wider than one pixel). torch agrees inside the image."""
+    text = (f"input: [1, {n}, {n}]\nlayers:\n  - {{conv: {{out: 2, kernel: 3, padding: 1}}, name: c1}}\n"
+            "  - {mul: [identity, [global_avgpool, {conv: {out: 2, kernel: 1}}, sigmoid]], name: se}\n"
+            "  - {conv: {out: 2, kernel: 3, padding: 1}, name: c2}\n")
+    a = spec(text).row("c2").rf[0]
+    hand = [(min(o - 2, -1), max(o + 2, n)) for o in range(n)]
+    assert [a.at(o) for o in range(n)] == hand
+    assert (a.size, a.padding) == (max(b - f + 1 for f, b in hand), 2)
+
+    def net(x):
+        y = conv(x, 3, 1, (1, 1))
+        return conv(y * torch.sigmoid(y.mean((2, 3), keepdim=True)), 3, 1, (1, 1))
+
+    assert rows(net, n) == [(max(f, 0), min(b, n - 1)) for f, b in hand]
+
+
+@pytest.mark.parametrize("body, values", [
+    ("  - identity\n  - relu\n", 16),  # relu reads a view of the input: out of place, 16 new values
+    ("  - {dropout: {p: 0.5}}\n  - relu\n", 16),  # dropout is a view at inference
+    ("  - {conv: {out: 1, kernel: 1}}\n  - identity\n  - relu\n", 0),  # a view of the conv's own tensor: in place
+    ("  - {conv: {out: 1, kernel: 1}, name: c}\n  - identity\n  - relu\n  - {add: [identity, {from: c, layers: []}]}\n",
+     16),  # the conv's tensor is read again by the add: out of place
+])
+def test_an_in_place_layer_after_a_view_of_a_read_tensor_runs_out_of_place(body, values):
+    """issue 21 item 10, docs/memory.md: an in-place layer whose input is the network input or is
+    read by another layer runs out of place; a view (identity, dropout at inference) of such a
+    tensor is that tensor. A 1x4x4 input: the relu's new values, 16 or 0 by that rule."""
+    r = spec("input: [1, 4, 4]\nlayers:\n" + body)
+    relu = next(row for row in r.rows if row.type == "relu")
+    assert relu.values == values

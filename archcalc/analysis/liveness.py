@@ -186,10 +186,12 @@ class Decl:
     read as fast as a tuple item)."""
 
     __slots__ = ("fresh_eval", "scratch_eval", "fresh_train", "scratch_train", "saves_input", "saves_output",
-                 "saves_operands", "private", "per_batch", "joins", "grad_alias", "grad_shared")
+                 "saves_operands", "private", "per_batch", "joins", "grad_alias", "grad_shared", "scratch_back",
+                 "grad_elementwise")
 
     def __init__(self, fresh_eval, scratch_eval, fresh_train, scratch_train, saves_input, saves_output,
-                 saves_operands, private, per_batch, joins, grad_alias, grad_shared):
+                 saves_operands, private, per_batch, joins, grad_alias, grad_shared, scratch_back=0,
+                 grad_elementwise=False):
         self.fresh_eval = fresh_eval  # a new tensor at inference
         self.scratch_eval = scratch_eval  # bytes allocated beside the output at inference
         self.fresh_train = fresh_train  # the same in training
@@ -202,6 +204,8 @@ class Decl:
         self.joins = joins  # reads every input as data (else further inputs are refs: sizes only)
         self.grad_alias = grad_alias  # hands its output gradient on as its input's
         self.grad_shared = grad_shared  # one gradient for all its inputs
+        self.scratch_back = scratch_back  # bytes per image its backward holds beside the gradients it makes
+        self.grad_elementwise = grad_elementwise  # its backward reads an expanded output gradient as it is
 
 
 class Profile:
@@ -420,7 +424,8 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
         r.train_macs = as_int(r.macs + back) if back else r.macs
     for d in (*cache[0].values(), *cache[1].values()):
         if d.scratch_eval.__class__ is not int or d.scratch_train.__class__ is not int \
-                or d.private.__class__ is not int or d.per_batch.__class__ is not int:
+                or d.private.__class__ is not int or d.per_batch.__class__ is not int \
+                or d.scratch_back.__class__ is not int:
             return None
     same = not any(node.aux for node in nodes)
     free_eval = _frees(nodes, outs, False)
@@ -438,7 +443,8 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
                 e = scaled[id(d)] = Decl(d.fresh_eval, _round(d.scratch_eval * batch), d.fresh_train,
                                          _round(d.scratch_train * batch), d.saves_input, d.saves_output,
                                          d.saves_operands, _round(d.private * batch), _round(d.per_batch),
-                                         d.joins, d.grad_alias, d.grad_shared)
+                                         d.joins, d.grad_alias, d.grad_shared, _round(d.scratch_back * batch),
+                                         d.grad_elementwise)
             decls[k] = e
     live_after, peak, peak_at, inf_points = _inference(nodes, nb, free_eval, decls, ws)
     if set_rows:
@@ -496,7 +502,8 @@ def _declare(ltype, args, xs, y, unsafe, nbytes) -> Decl:
                 ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
                 "input" in saves, "output" in saves, "operands" in saves,
                 extra, work if ltype.workspace_per_batch else 0,
-                ltype.joins, ltype.grad_alias, ltype.grad_shared)
+                ltype.joins, ltype.grad_alias, ltype.grad_shared, ltype.backward_scratch(args, xs, y, nbytes),
+                ltype.grad_elementwise)
 
 
 def _frees(nodes, outs, with_aux):
@@ -568,6 +575,7 @@ def _inference(nodes, nb, free, decls, ws=None):
 def _training(nodes, nb, outs, free, grad, pgrad, decls, ws=None):
     n = len(nodes)
     wfa, wff, wba, wbf = ws if ws is not None else ([0] * n,) * 4
+    dense = ws is not None  # a kernel's copy of the expanded output gradient: backend memory, not a tensor
     store = list(range(n)) + [-1]
     ref = [0] * (n + 1)
     saved = [False] * n + [True]  # kept for backward (the input: never freed here)
@@ -686,7 +694,9 @@ def _training(nodes, nb, outs, free, grad, pgrad, decls, ws=None):
                 gref.append(1)
                 new += nb[j]
             made.append((j, inc))
-        a, g = live + new + wba[i], pgrads + fixed + wbf[i]
+        a, g = live + new + wba[i] + d.scratch_back, pgrads + fixed + wbf[i]
+        if dense and not gbytes[gi] and not alias and not d.grad_elementwise:
+            a += nb[i]  # the loss's expanded gradient, copied to a dense tensor for this backward
         if a > last_a or g > last_g:  # else the last point covers it
             while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
                 points.pop()

@@ -14,6 +14,7 @@ class _Activation(Pointwise):
     extra: ClassVar[dict] = {}
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
     channels_last = True  # elementwise: the same on a channels-last tensor
+    grad_elementwise = True  # its backward broadcasts an expanded gradient, copies nothing
 
     def saves(self, a, training):
         if self.saved == "input" and a.get("inplace"):

@@ -90,7 +90,27 @@ def test_goals_over_the_measured_table():
     within, below, n, _ = mod.score(rows, "inference", "_without_cudnn", 0.05)
     assert (within, below) == (98, 0)
     within, below, n, _ = mod.score(rows, "training", "", 0.03)
-    assert (within, below) == (88, 5)  # issue 26 asks 89 and 0: not met (docs/memory.md says which)
+    # issue 26 asks >= 89 and 0: the first met; two specs more than 3% below (lenet5, shufflenet_v2_x0_5:
+    # cuDNN workspaces the rule does not model, docs/memory.md)
+    assert within >= 0.9 * n and (within, below) == (91, 2)
+    assert [r["spec"] for r in rows if r["train_estimate"] < 0.97 * r["train_measured"]] == ["lenet5", "shufflenet_v2_x0_5"]
+    within, below, n, _ = mod.score(rows, "training", "_without_cudnn", 0.03)
+    assert (within, below) == (98, 0)
+
+
+def test_the_loss_gradient_is_copied_dense_by_a_non_elementwise_backward():
+    # The gradient of the outputs' sum is one scalar expanded to the output's shape (no storage);
+    # upsample_bilinear2d_backward (like convolution's and mm's) first makes it contiguous: a dense
+    # copy of the whole output, 32 x 21 x 520 x 520 x 4 = 726,835,200 bytes for deeplabv3 at batch 32,
+    # beside the live tensors of the final interpolate's backward. The H100 measured 11,838,052,352
+    # with and without cuDNN (docs/verify.md); the estimate was 5.1% below before, now 0.3%.
+    assert 32 * 21 * 520 * 520 * 4 == 726_835_200
+    for backend in ("cudnn", "native"):
+        est = _peak("deeplabv3_mobilenet_v3_large", 32, backend, "train_peak_bytes")
+        assert 0.995 * 11_838_052_352 < est <= 11_838_052_352, backend
+    # lraspp likewise: measured 11,300,275,200 both ways
+    est = _peak("lraspp_mobilenet_v3_large", 32, "native", "train_peak_bytes")
+    assert 0.995 * 11_300_275_200 < est <= 11_300_275_200
 
 
 def test_summary_states_backend_figure_and_live_line(cli):

@@ -87,9 +87,11 @@ def test_inference_equals_torch_live_bytes(name, size):
         assert got["after"][i] == 2 * r.rows[i].live, (name, r.rows[i].name)
 
 
-@pytest.mark.parametrize("name,size", [("resnet18", (3, 32, 32)), ("mobilenet_v2", (3, 32, 32))])
+# alexnet-paper (227x227: its classifier fixes the size) has LRN, whose backward holds three
+# temporaries of its input's size beside the input's gradient (issue 26: 7.7% below before)
+@pytest.mark.parametrize("name,size", [("resnet18", (3, 32, 32)), ("mobilenet_v2", (3, 32, 32)), ("alexnet-paper", None)])
 def test_training_equals_torch_live_bytes(name, size):
-    net = archcalc.load(name, input_override=size)
+    net = archcalc.load(name, input_override=size) if size else archcalc.load(name)
     r = analyze(net, batch=2)
     got = live_bytes(net, batch=2, train=True)
     assert got["peak"] == totals(r, backend="cpu")["train_peak_bytes"] + 8  # + the loss's two scalars

@@ -452,11 +452,11 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
             r.live = v
     points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, pgrad, decls, ws)
     params = trainable = buffers = 0
-    for r in rows:
+    for k, r in enumerate(rows):
         params += r.params
         buffers += r.buffers
-        if r.trainable:
-            trainable += r.params
+        if r.trainable and reach[k] and grad[k]:  # a parameter backward never reaches keeps .grad None:
+            trainable += r.params  # no gradient, and no optimizer state (SGD momentum, Adam make none)
     weights = (params + buffers) * nbytes
     state = StateBytes(weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
     return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state, inf_points, backend, batch)

@@ -313,9 +313,20 @@ class Profile:
 BACKENDS = ("cudnn", "native", "cpu")  # what --backend takes; cudnn is PyTorch's default on CUDA
 DEFAULT_BACKEND = "cudnn"
 ROUND = 512  # the CUDA caching allocator rounds every block up to a multiple of 512 bytes
+LARGE_ALLOC = 10 * 2**20  # kMinLargeAlloc: a request from 10 MiB up gets a segment of its own ...
+ROUND_LARGE = 2 * 2**20  # kRoundLarge: ... rounded up to 2 MiB
+SMALL_SIZE = 2**20  # kSmallSize: a large-pool block is split only when more than 1 MiB would remain
 
 
 def _round(v):
+    """The bytes ``torch.cuda.memory_allocated`` counts for a request of ``v`` bytes (c10's
+    CUDACachingAllocator): ``v`` rounded up to 512; from 10 MiB on, a new segment of ``v`` rounded up
+    to 2 MiB, which the allocator does not split when 1 MiB or less would remain: then the whole
+    segment is the block, and counts."""
+    if v >= LARGE_ALLOC:
+        seg = -(-v // ROUND_LARGE) * ROUND_LARGE
+        if seg - v <= SMALL_SIZE:
+            return seg
     return -(-v // ROUND) * ROUND if v else 0
 
 

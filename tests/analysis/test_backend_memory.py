@@ -146,3 +146,11 @@ def test_fit_uses_the_backend_figure(cli):
     for backend, n in (("cpu", 60), ("cudnn", 30)):
         code, out, err = cli("summary", "vgg16", "--fit", "2GiB", "--inference", "--backend", backend, "-f", "json")
         assert json.loads(out)["fit"]["max_batch"] == n, backend
+
+
+def test_docs_counts_are_the_scripts():
+    # docs/memory.md's counts table is benchmarks/memory_rule.py's, over the whole measured table
+    mod = _rule_script()
+    lines, ok = mod.summary(mod.estimates(mod.read_table()))
+    assert "\n".join(lines) in (ROOT / "docs" / "memory.md").read_text()
+    assert not ok  # issue 26's batch-32 goals: two training specs still more than 3% below

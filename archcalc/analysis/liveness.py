@@ -21,7 +21,9 @@ The model (docs/memory.md):
   (``grad_alias`` types pass theirs on: add, concat's slices, flatten, identity; ``grad_shared``:
   a mean's one gradient for all inputs) and its parameter gradients, which stay; then its output
   gradient and what it saved are freed, and only then is a second gradient for an input summed
-  with the first (out of place: a new tensor, then both parts freed). The peak is the largest of
+  with the first (out of place: a new tensor, then both parts freed); while it runs, its
+  ``backward_scratch`` (the temporaries of a backward made of several ops: LRN's) is alive too.
+  Only parameters backward reaches get a gradient and optimizer state. The peak is the largest of
   these points. Parameter gradients and batch norm's statistics (``workspace_per_batch``) do not
   grow with the batch: each point is ``a x batch + g`` and the peak at any batch is the largest
   over a few points (kept in the profile).
@@ -31,8 +33,10 @@ The model (docs/memory.md):
 * **The backend's working memory** (``backend``: 'cudnn', PyTorch's default on CUDA, or 'native',
   CUDA without cuDNN; 'cpu' adds none): each layer type's ``backend_workspace`` buffers (cuDNN's
   layout copies, the native column buffer), alive during the layer's forward and its backward.
-  At a concrete batch the CUDA backends round every block up to :data:`ROUND` bytes, as the
-  caching allocator does. The live-tensor figures (the 'cpu' profile) stay as they were:
+  A non-elementwise backward of an output first copies the loss's expanded gradient to a dense
+  tensor of the output's size. At a concrete batch the CUDA backends round every block as the
+  caching allocator does (:func:`_round`: 512 bytes; from 10 MiB, the whole 2 MiB-rounded segment
+  where 1 MiB or less would remain). The live-tensor figures (the 'cpu' profile) stay as they were:
   ``inference_live_bytes`` and ``train_live_bytes`` in :func:`totals`.
 
 All figures are per image except the parameter gradients; the engine multiplies by the batch.

@@ -92,15 +92,17 @@ def score(rows, what, suffix, tol):
 
 
 def summary(rows) -> tuple[list[str], bool]:
-    lines = ["| batch | backend | inference within 5% | more than 5% below | training within 3% | more than 3% below |",
-             "|---:|---|---:|---:|---:|---:|"]
+    lines = ["| batch | backend | inference within 5% | more than 5% below | byte for byte | training within 3% | "
+             "more than 3% below |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     ok = True
     for b in sorted({r["batch"] for r in rows}):
         at = [r for r in rows if r["batch"] == b]
         for backend, suffix in (("cudnn", ""), ("native", "_without_cudnn")):
             i5, ib, n, _ = score(at, "inference", suffix, GOALS["inference"])
             t3, tb, _, _ = score(at, "training", suffix, GOALS["training"])
-            lines.append(f"| {b} | {backend} | {i5} of {n} | {ib} | {t3} of {n} | {tb} |")
+            exact = sum(r["inference_estimate" + suffix] == r["inference_measured" + suffix] for r in at)
+            lines.append(f"| {b} | {backend} | {i5} of {n} | {ib} | {exact} | {t3} of {n} | {tb} |")
             if b == 32 and backend == "cudnn":
                 ok = i5 >= 0.9 * n and ib == 0 and t3 >= 0.9 * n and tb == 0
     return lines, ok

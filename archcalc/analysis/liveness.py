@@ -21,7 +21,9 @@ The model (docs/memory.md):
   (``grad_alias`` types pass theirs on: add, concat's slices, flatten, identity; ``grad_shared``:
   a mean's one gradient for all inputs) and its parameter gradients, which stay; then its output
   gradient and what it saved are freed, and only then is a second gradient for an input summed
-  with the first (out of place: a new tensor, then both parts freed). The peak is the largest of
+  with the first (out of place: a new tensor, then both parts freed); while it runs, its
+  ``backward_scratch`` (the temporaries of a backward made of several ops: LRN's) is alive too.
+  Only parameters backward reaches get a gradient and optimizer state. The peak is the largest of
   these points. Parameter gradients and batch norm's statistics (``workspace_per_batch``) do not
   grow with the batch: each point is ``a x batch + g`` and the peak at any batch is the largest
   over a few points (kept in the profile).
@@ -31,8 +33,10 @@ The model (docs/memory.md):
 * **The backend's working memory** (``backend``: 'cudnn', PyTorch's default on CUDA, or 'native',
   CUDA without cuDNN; 'cpu' adds none): each layer type's ``backend_workspace`` buffers (cuDNN's
   layout copies, the native column buffer), alive during the layer's forward and its backward.
-  At a concrete batch the CUDA backends round every block up to :data:`ROUND` bytes, as the
-  caching allocator does. The live-tensor figures (the 'cpu' profile) stay as they were:
+  A non-elementwise backward of an output first copies the loss's expanded gradient to a dense
+  tensor of the output's size. At a concrete batch the CUDA backends round every block as the
+  caching allocator does (:func:`_round`: 512 bytes; from 10 MiB, the whole 2 MiB-rounded segment
+  where 1 MiB or less would remain). The live-tensor figures (the 'cpu' profile) stay as they were:
   ``inference_live_bytes`` and ``train_live_bytes`` in :func:`totals`.
 
 All figures are per image except the parameter gradients; the engine multiplies by the batch.
@@ -187,10 +191,12 @@ class Decl:
     read as fast as a tuple item)."""
 
     __slots__ = ("fresh_eval", "scratch_eval", "fresh_train", "scratch_train", "saves_input", "saves_output",
-                 "saves_operands", "private", "per_batch", "joins", "grad_alias", "grad_shared")
+                 "saves_operands", "private", "per_batch", "joins", "grad_alias", "grad_shared", "scratch_back",
+                 "grad_elementwise")
 
     def __init__(self, fresh_eval, scratch_eval, fresh_train, scratch_train, saves_input, saves_output,
-                 saves_operands, private, per_batch, joins, grad_alias, grad_shared):
+                 saves_operands, private, per_batch, joins, grad_alias, grad_shared, scratch_back=0,
+                 grad_elementwise=False):
         self.fresh_eval = fresh_eval  # a new tensor at inference
         self.scratch_eval = scratch_eval  # bytes allocated beside the output at inference
         self.fresh_train = fresh_train  # the same in training
@@ -203,6 +209,8 @@ class Decl:
         self.joins = joins  # reads every input as data (else further inputs are refs: sizes only)
         self.grad_alias = grad_alias  # hands its output gradient on as its input's
         self.grad_shared = grad_shared  # one gradient for all its inputs
+        self.scratch_back = scratch_back  # bytes per image its backward holds beside the gradients it makes
+        self.grad_elementwise = grad_elementwise  # its backward reads an expanded output gradient as it is
 
 
 class Profile:
@@ -310,9 +318,20 @@ class Profile:
 BACKENDS = ("cudnn", "native", "cpu")  # what --backend takes; cudnn is PyTorch's default on CUDA
 DEFAULT_BACKEND = "cudnn"
 ROUND = 512  # the CUDA caching allocator rounds every block up to a multiple of 512 bytes
+LARGE_ALLOC = 10 * 2**20  # kMinLargeAlloc: a request from 10 MiB up gets a segment of its own ...
+ROUND_LARGE = 2 * 2**20  # kRoundLarge: ... rounded up to 2 MiB
+SMALL_SIZE = 2**20  # kSmallSize: a large-pool block is split only when more than 1 MiB would remain
 
 
 def _round(v):
+    """The bytes ``torch.cuda.memory_allocated`` counts for a request of ``v`` bytes (c10's
+    CUDACachingAllocator): ``v`` rounded up to 512; from 10 MiB on, a new segment of ``v`` rounded up
+    to 2 MiB, which the allocator does not split when 1 MiB or less would remain: then the whole
+    segment is the block, and counts."""
+    if v >= LARGE_ALLOC:
+        seg = -(-v // ROUND_LARGE) * ROUND_LARGE
+        if seg - v <= SMALL_SIZE:
+            return seg
     return -(-v // ROUND) * ROUND if v else 0
 
 
@@ -421,7 +440,8 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
         r.train_macs = as_int(r.macs + back) if back else r.macs
     for d in (*cache[0].values(), *cache[1].values()):
         if d.scratch_eval.__class__ is not int or d.scratch_train.__class__ is not int \
-                or d.private.__class__ is not int or d.per_batch.__class__ is not int:
+                or d.private.__class__ is not int or d.per_batch.__class__ is not int \
+                or d.scratch_back.__class__ is not int:
             return None
     same = not any(node.aux for node in nodes)
     free_eval = _frees(nodes, outs, False)
@@ -439,7 +459,8 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
                 e = scaled[id(d)] = Decl(d.fresh_eval, _round(d.scratch_eval * batch), d.fresh_train,
                                          _round(d.scratch_train * batch), d.saves_input, d.saves_output,
                                          d.saves_operands, _round(d.private * batch), _round(d.per_batch),
-                                         d.joins, d.grad_alias, d.grad_shared)
+                                         d.joins, d.grad_alias, d.grad_shared, _round(d.scratch_back * batch),
+                                         d.grad_elementwise)
             decls[k] = e
     live_after, peak, peak_at, inf_points = _inference(nodes, nb, free_eval, decls, ws)
     if set_rows:
@@ -447,11 +468,11 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
             r.live = v
     points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, pgrad, decls, ws)
     params = trainable = buffers = 0
-    for r in rows:
+    for k, r in enumerate(rows):
         params += r.params
         buffers += r.buffers
-        if r.trainable:
-            trainable += r.params
+        if r.trainable and reach[k] and grad[k]:  # a parameter backward never reaches keeps .grad None:
+            trainable += r.params  # no gradient, and no optimizer state (SGD momentum, Adam make none)
     weights = (params + buffers) * nbytes
     state = StateBytes(weights, weights + trainable * nbytes * optimizer_states, trainable * nbytes)
     return Profile(peak, peak_at, points, live_after, nodes, numel[-1] * nbytes, state, inf_points, backend, batch)
@@ -497,7 +518,8 @@ def _declare(ltype, args, xs, y, unsafe, nbytes) -> Decl:
                 ltype.fresh(args, xs, y, True), ltype.scratch(args, xs, y, nbytes, True),
                 "input" in saves, "output" in saves, "operands" in saves,
                 extra, work if ltype.workspace_per_batch else 0,
-                ltype.joins, ltype.grad_alias, ltype.grad_shared)
+                ltype.joins, ltype.grad_alias, ltype.grad_shared, ltype.backward_scratch(args, xs, y, nbytes),
+                ltype.grad_elementwise)
 
 
 def _frees(nodes, outs, with_aux):
@@ -569,6 +591,7 @@ def _inference(nodes, nb, free, decls, ws=None):
 def _training(nodes, nb, outs, free, grad, pgrad, decls, ws=None):
     n = len(nodes)
     wfa, wff, wba, wbf = ws if ws is not None else ([0] * n,) * 4
+    dense = ws is not None  # a kernel's copy of the expanded output gradient: backend memory, not a tensor
     store = list(range(n)) + [-1]
     ref = [0] * (n + 1)
     saved = [False] * n + [True]  # kept for backward (the input: never freed here)
@@ -687,7 +710,9 @@ def _training(nodes, nb, outs, free, grad, pgrad, decls, ws=None):
                 gref.append(1)
                 new += nb[j]
             made.append((j, inc))
-        a, g = live + new + wba[i], pgrads + fixed + wbf[i]
+        a, g = live + new + wba[i] + d.scratch_back, pgrads + fixed + wbf[i]
+        if dense and not gbytes[gi] and not alias and not d.grad_elementwise:
+            a += nb[i]  # the loss's expanded gradient, copied to a dense tensor for this backward
         if a > last_a or g > last_g:  # else the last point covers it
             while points and points[-1][0] <= a and points[-1][1] <= g:  # push, inline
                 points.pop()

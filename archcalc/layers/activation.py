@@ -16,6 +16,7 @@ class _Activation(Pointwise):
     composite: ClassVar[bool] = False  # one output-sized temporary at inference (composite ops, logsigmoid's buffer, rrelu's noise)
     formulas = {"shape": "unchanged", "params": "0", "macs": "0"}
     channels_last = True  # elementwise: the same on a channels-last tensor
+    grad_elementwise = True  # its backward broadcasts an expanded gradient, copies nothing
 
     def saves(self, a, training):
         if self.saved == "none":

@@ -450,6 +450,15 @@ class LayerType:
         off); 'cpu' asks nothing. Most layers allocate nothing beyond ``scratch``."""
         return ((), ())
 
+    def backward_scratch(self, a: dict, xs: list, y, itemsize: int) -> Any:
+        """Bytes per image its backward holds at its peak beside the gradients it returns (the
+        temporaries of a backward composed of several ops), all freed when it returns."""
+        return 0
+
+    # backward is elementwise in its output's gradient (TensorIterator): it reads the loss's
+    # expanded gradient as it is; any other backward first copies that to a dense tensor
+    grad_elementwise: ClassVar[bool] = False
+
     def backward_macs(self, a: dict, xs: list, y, grad_input: bool, grad_weight: bool) -> Any:
         """Multiply-accumulates of its backward per image: the gradient of its input (when
         ``grad_input``: the input needs one) and of its weights (when ``grad_weight``: trainable)."""

@@ -202,6 +202,13 @@ class LRN(Pointwise):
         c, h, w = xs[0]
         return as_int((c + a["size"] - 1) * h * w + 2 * c * h * w)
 
+    def backward_scratch(self, a, xs, y, itemsize):
+        # the backward of `input / div` (DivBackward0): beside the input's gradient grad / div it
+        # computes div's, -grad * ((input / div) / div): three more n-sized temporaries alive at
+        # once (a meta-device trace of alexnet-paper's norm2: the peak is 4 n above the live set)
+        c, h, w = xs[0]
+        return as_int(3 * c * h * w * itemsize)
+
     def scratch(self, a, xs, y, itemsize, training):
         # F.local_response_norm: x*x (n values), padded to C + size - 1 channels, pooled (n), then
         # three n-sized temporaries in `div.mul(alpha).add(k).pow(beta)` with two alive at once

@@ -90,7 +90,40 @@ def test_goals_over_the_measured_table():
     within, below, n, _ = mod.score(rows, "inference", "_without_cudnn", 0.05)
     assert (within, below) == (98, 0)
     within, below, n, _ = mod.score(rows, "training", "", 0.03)
-    assert (within, below) == (88, 5)  # issue 26 asks 89 and 0: not met (docs/memory.md says which)
+    # issue 26 asks >= 89 and 0: the first met; two specs more than 3% below (lenet5, shufflenet_v2_x0_5:
+    # cuDNN workspaces the rule does not model, docs/memory.md)
+    assert within >= 0.9 * n and (within, below) == (91, 2)
+    assert [r["spec"] for r in rows if r["train_estimate"] < 0.97 * r["train_measured"]] == ["lenet5", "shufflenet_v2_x0_5"]
+    within, below, n, _ = mod.score(rows, "training", "_without_cudnn", 0.03)
+    assert (within, below) == (98, 0)
+
+
+def test_the_loss_gradient_is_copied_dense_by_a_non_elementwise_backward():
+    # The gradient of the outputs' sum is one scalar expanded to the output's shape (no storage);
+    # upsample_bilinear2d_backward (like convolution's and mm's) first makes it contiguous: a dense
+    # copy of the whole output, 32 x 21 x 520 x 520 x 4 = 726,835,200 bytes for deeplabv3 at batch 32,
+    # beside the live tensors of the final interpolate's backward. The H100 measured 11,838,052,352
+    # with and without cuDNN (docs/verify.md); the estimate was 5.1% below before, now 0.3%.
+    assert 32 * 21 * 520 * 520 * 4 == 726_835_200
+    # (693.16 MiB: a segment of its own, 694 MiB, not split, as test_large_blocks_count_their_2_mib_segment)
+    for backend in ("cudnn", "native"):
+        est = _peak("deeplabv3_mobilenet_v3_large", 32, backend, "train_peak_bytes")
+        assert abs(est / 11_838_052_352 - 1) < 0.001, backend
+    # lraspp likewise: measured 11,300,275,200 both ways (5% below before)
+    est = _peak("lraspp_mobilenet_v3_large", 32, "native", "train_peak_bytes")
+    assert abs(est / 11_300_275_200 - 1) < 0.001
+
+
+def test_large_blocks_count_their_2_mib_segment():
+    # c10's CUDACachingAllocator: a request of 10 MiB or more (kMinLargeAlloc) gets a new segment
+    # rounded up to 2 MiB (kRoundLarge), split only when more than 1 MiB (kSmallSize) would remain;
+    # unsplit, the whole segment is the block memory_allocated counts. mobilenet_v2 at batch 32:
+    # the inference peak is two 96x112x112 maps, 32 x 96 x 112 x 112 x 4 = 154,140,672 bytes = 147
+    # MiB each, each in a 148 MiB segment (1 MiB left: not split): measured 310,378,496, cuDNN on or off
+    each = 32 * 96 * 112 * 112 * 4
+    assert each == 147 * 2**20 and 2 * 148 * 2**20 == 310_378_496
+    assert _peak("mobilenet_v2", 32, "cudnn") == _peak("mobilenet_v2", 32, "native") == 310_378_496
+    assert _peak("mobilenet_v2", 32, "cpu") == 2 * each  # live tensors: not rounded
 
 
 def test_summary_states_backend_figure_and_live_line(cli):
@@ -113,3 +146,11 @@ def test_fit_uses_the_backend_figure(cli):
     for backend, n in (("cpu", 60), ("cudnn", 30)):
         code, out, err = cli("summary", "vgg16", "--fit", "2GiB", "--inference", "--backend", backend, "-f", "json")
         assert json.loads(out)["fit"]["max_batch"] == n, backend
+
+
+def test_docs_counts_are_the_scripts():
+    # docs/memory.md's counts table is benchmarks/memory_rule.py's, over the whole measured table
+    mod = _rule_script()
+    lines, ok = mod.summary(mod.estimates(mod.read_table()))
+    assert "\n".join(lines) in (ROOT / "docs" / "memory.md").read_text()
+    assert not ok  # issue 26's batch-32 goals: two training specs still more than 3% below

@@ -1569,6 +1569,9 @@ KNOWN_OPEN = {
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
+    "rf under/join of misaligned branches": "a join (add/concat/mean/mul) of branches whose windows differ "
+    "gets the largest branch's field (docs/conventions.md; the alignment lint flags it) where torch's output "
+    "depends on the UNION of the branches' fields: archcalc misses input positions really read",
     "closed form rf/1-pixel maps": "at an input of 1 row (or column) the closed form's receptive-field stride "
     "(and sometimes size/padding) differs from the concrete run's (stride 1 against 0 or 2): a stride on an "
     "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
@@ -1668,6 +1671,9 @@ def _class_of(doc, d, info):
                 return f"{what}/after upsample (same size)"
             if "upsample" in up_kinds:
                 return f"{what}/after upsample"
+        if under and up_kinds & set(JOINS):
+            # a join's field is its largest branch's (docs/conventions.md), not their union
+            return "rf under/join of misaligned branches"
         if under:
             return f"{what}/{d.kind}"
         # the affine composition (docs/conventions.md) gives a hidden layer's padding positions

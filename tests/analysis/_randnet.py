@@ -1640,14 +1640,14 @@ def _class_of(doc, d, info):
                 return f"{base.replace('params', 'macs')}/upsample decimal scale"
             return f"{base}/{d.kind}"
         if base == "closed form rf":
-            if 1 in d.size or "1-pixel" in d.detail:
-                return "closed form rf/1-pixel maps"
             if pools:  # the sizes are already wrong (item 2): every field after them follows
                 return "closed form rf/pool same+ceil"
             if decimal:
                 return "closed form rf/upsample decimal scale"
             if "adaptive_avgpool" in up_kinds:
                 return "closed form rf/adaptive_avgpool not dividing"
+            if 1 in d.size:
+                return "closed form rf/1-pixel maps"
             if "mul" in up_kinds:
                 return "closed form rf/after mul"
             if up_kinds & {"upsample", "conv_transpose"}:

@@ -1572,7 +1572,7 @@ FLAGGED: dict = {
     "rf under/join of misaligned branches": "a join (add/concat/mean/mul) of branches whose windows differ "
     "gets the largest branch's field (docs/conventions.md; the alignment lint flags it) where torch's output "
     "depends on the UNION of the branches' fields: archcalc misses input positions really read",
-    "closed form rf/1-pixel maps": "at an input of 1 row (or column) the closed form's receptive-field stride "
+    "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed form's receptive-field stride "
     "(and sometimes size/padding) differs from the concrete run's (stride 1 against 0 or 2): a stride on an "
     "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
     "train_macs/layer read only for its size": "issue 21 item 1 (fixed on main) is incomplete: a layer whose "
@@ -1646,7 +1646,7 @@ def _class_of(doc, d, info):
                 return "closed form rf/upsample decimal scale"
             if "adaptive_avgpool" in up_kinds:
                 return "closed form rf/adaptive_avgpool not dividing"
-            if 1 in d.size:
+            if 1 in d.size or "global_avgpool" in up_kinds:  # 1-pixel input, or a map pooled to 1 pixel
                 return "closed form rf/1-pixel maps"
             if "mul" in up_kinds:
                 return "closed form rf/after mul"

@@ -19,10 +19,9 @@ Three parts:
 from __future__ import annotations
 
 import copy
-import math
 import random
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -731,9 +730,7 @@ def _pool_args(g, x, kind):
     a = {"kernel": _kernel(rng, 3)}
     if rng.random() < 0.6:
         a["stride"] = rng.randint(1, 3) if rng.random() < 0.8 else [rng.randint(1, 3), rng.randint(1, 3)]
-    d = 1
     if kind == "maxpool" and rng.random() < 0.25:
-        d = 2
         a["dilation"] = 2
     kh, kw = pair(a["kernel"])
     p = rng.random()
@@ -938,10 +935,10 @@ def _branch(g, x, target=None, channels=None):
     channels ``channels``, by a closing 1x1 conv where needed)."""
     rng = g.rng
     local = [t for t in g.types if t not in ("flatten", "linear")]
+    saved = g.snapshot()
     for attempt in range(6):
         if attempt:
-            g.restore(saved)
-        saved = g.snapshot()
+            g.restore(saved)  # a discarded attempt's names are not in the document
         source, x0 = None, x
         if rng.random() < 0.15:  # a branch from an earlier layer (a DAG, not only series-parallel)
             names = [n for n in g.earlier(x, same_hw=True) if n in g.ref.env]
@@ -1368,9 +1365,7 @@ def compare(doc, sizes=4, rf=True, closed=True, rng=None):
     layer with a known field against the measured one. Then the closed forms (H, W symbolic)
     substituted at the smallest valid sizes archcalc's --min-input finds, one and two above, one
     below, and ``sizes`` random sizes, against the concrete run and torch at each."""
-    from archcalc import analyze
     from archcalc.analysis.liveness import totals
-    from archcalc.errors import ArchcalcError
 
     rng = rng or random.Random(0)
     out: list = []
@@ -1572,8 +1567,9 @@ FLAGGED: dict = {
     "rf under/join of misaligned branches": "a join (add/concat/mean/mul) of branches whose windows differ "
     "gets the largest branch's field (docs/conventions.md; the alignment lint flags it) where torch's output "
     "depends on the UNION of the branches' fields: archcalc misses input positions really read",
-    "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed form's receptive-field stride "
-    "(and sometimes size/padding) differs from the concrete run's (stride 1 against 0 or 2): a stride on an "
+    "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed "
+    "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
+    "against 0 or 2): a stride on an "
     "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
     "train_macs/layer read only for its size": "issue 21 item 1 (fixed on main) is incomplete: a layer whose "
     "output only gives another layer its SIZE (upsample/crop like:) still gets a backward pass in archcalc; "
@@ -1625,14 +1621,14 @@ def _classify(doc, found, info=None):
 
 def _class_of(doc, d, info):
     what = d.what
-    item = find_item(doc, d.layer) if d.layer else None
-    args = kind_args(item)[1] if item else {}
     up = _upstream_types(doc, d.layer) if d.layer else []
     up_kinds = {k for k, _ in up}
     if what.startswith("closed form") and what not in ("closed form refuses",) and d.kind:
         base = "closed form rf" if what.startswith("closed form rf") else what
-        pools = [(k, a) for k, a in up if k in ("maxpool", "avgpool") and a.get("padding") == "same" and a.get("ceil_mode")]
-        decimal = [a for k, a in up if k == "upsample" and isinstance(a.get("scale"), float) and a["scale"] != int(a["scale"])]
+        pools = [(k, a) for k, a in up
+                 if k in ("maxpool", "avgpool") and a.get("padding") == "same" and a.get("ceil_mode")]
+        decimal = [a for k, a in up
+                   if k == "upsample" and isinstance(a.get("scale"), float) and a["scale"] != int(a["scale"])]
         if base in ("closed form shape", "closed form macs", "closed form params"):
             if pools:
                 return f"{base.replace('params', 'macs')}/pool same+ceil"
@@ -1681,7 +1677,8 @@ def _class_of(doc, d, info):
         # to read the input there (after a crop, real input rows outside the crop)
         return f"{what}/hidden-layer padding"
     if what == "closed form train_macs":
-        if any(k in ("maxpool", "avgpool") and a.get("padding") == "same" and a.get("ceil_mode") for k, a in up_all(doc)):
+        if any(k in ("maxpool", "avgpool") and a.get("padding") == "same" and a.get("ceil_mode")
+               for k, a in up_all(doc)):
             return "closed form train_macs/pool same+ceil"
         if any(k == "upsample" and isinstance(a.get("scale"), float) and a["scale"] != int(a["scale"])
                for k, a in up_all(doc)):
@@ -1714,19 +1711,6 @@ def _variants(doc):
                         yield from paths(b, prefix + (i, j))
                     elif isinstance(b, dict):
                         yield from paths(b["layers"], prefix + (i, j, "L"))
-
-    def at(d, path):
-        items = d["layers"]
-        for k, p in enumerate(path[:-1]):
-            it = items[p] if isinstance(items, list) and not isinstance(p, str) else items
-            if p == "L":
-                items = items["layers"]
-                continue
-            if isinstance(items, list) and isinstance(p, int) and k % 2 == 0:
-                items = kind_args(items[p])[1]
-            else:
-                items = items[p]
-        return items
 
     all_paths = [p for p, _, _ in paths(layers, ())]
     for path in reversed(all_paths):

@@ -43,8 +43,8 @@ def test_every_registered_type_has_a_generator_and_a_torch_form():
     missing_gen = sorted(set(REGISTRY) - set(R.GEN))
     missing_torch = sorted(set(REGISTRY) - set(R.TORCH))
     stale = sorted((set(R.GEN) | set(R.TORCH)) - set(REGISTRY))
-    assert not missing_gen, f"registered types without a generator entry in tests/analysis/_randnet.py GEN: {missing_gen}"
-    assert not missing_torch, f"registered types without a torch form in tests/analysis/_randnet.py TORCH: {missing_torch}"
+    assert not missing_gen, f"registered types without a generator entry (_randnet.py GEN): {missing_gen}"
+    assert not missing_torch, f"registered types without a torch form (_randnet.py TORCH): {missing_torch}"
     assert not stale, f"generator entries for types no longer registered: {stale}"
 
 

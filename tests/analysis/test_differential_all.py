@@ -15,7 +15,7 @@ builder, archcalc/torchside/build.py), compared with archcalc on
   run and torch at each; whether archcalc accepts a size exactly where torch runs it.
 
 Seeded with ``random.Random(seed)``: the default profile runs the first ``ARCHCALC_DIFF_N`` seeds
-(20) and one network per registered type; ``ARCHCALC_DEEP=1`` runs 5,000 (or ``ARCHCALC_DIFF_N``).
+(12) and one network per registered type; ``ARCHCALC_DEEP=1`` runs 5,000 (or ``ARCHCALC_DIFF_N``).
 
 A network whose every disagreement is of a class in ``_randnet.KNOWN_OPEN`` (issue 21's items being
 fixed on other branches) or ``_randnet.FLAGGED`` (classes found here that the issue does not list)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from archcalc import analyze, load
-from archcalc.check import checks
+from archcalc.ci import checks
 from archcalc.spec.load import loads
 
 torch = pytest.importorskip("torch")

@@ -121,7 +121,6 @@ def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseli
     """check's options parsed into :class:`archcalc.ci.checks.Options` (the baseline read and checked).
     A --baseline file that does not exist yet (a repository's first run) is a notice, not an error:
     nothing is compared, and the notice says how to write one."""
-    import os
     import shlex
 
     from ..ci import checks

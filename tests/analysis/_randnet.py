@@ -2140,7 +2140,8 @@ def _class_of(doc, d, info):
                 return "closed form rf/upsample decimal scale"
             if up_kinds & {"adaptive_avgpool", "adaptive_maxpool"}:  # the same windows (pool_extra.py)
                 return "closed form rf/adaptive_avgpool not dividing"
-            if 1 in d.size or up_kinds & {"global_avgpool", "global_maxpool"}:  # 1-pixel input, or a map pooled to 1 pixel
+            # a 1-pixel input, or a map pooled to 1 pixel
+            if 1 in d.size or up_kinds & {"global_avgpool", "global_maxpool"}:
                 return "closed form rf/1-pixel maps"
             if "mul" in up_kinds:
                 return "closed form rf/after mul"
@@ -2158,7 +2159,7 @@ def _class_of(doc, d, info):
             and ("Padding size should be less than" in str(d.torch) or "wrapping around" in str(d.torch))):
         return f"{what}/same padding's reflect or circular limit"
     if (what in ("accept", "min-input") and up_kinds_all(doc) & {"groupnorm", "instancenorm"}
-            and ("Expected more than 1 value per channel" in str(d.torch) or "more than 1 spatial element" in str(d.torch))):
+            and any(m in str(d.torch) for m in ("Expected more than 1 value per channel", "more than 1 spatial element"))):
         return f"{what}/norm statistics of one value"
     if what == "rf":
         claim, span = d.archcalc, d.torch

@@ -2159,7 +2159,7 @@ def _class_of(doc, d, info):
             and ("Padding size should be less than" in str(d.torch) or "wrapping around" in str(d.torch))):
         return f"{what}/same padding's reflect or circular limit"
     if (what in ("accept", "min-input") and up_kinds_all(doc) & {"groupnorm", "instancenorm"}
-            and any(m in str(d.torch) for m in ("Expected more than 1 value per channel", "more than 1 spatial element"))):
+            and any(m in str(d.torch) for m in ("more than 1 value per channel", "more than 1 spatial element"))):
         return f"{what}/norm statistics of one value"
     if what == "rf":
         claim, span = d.archcalc, d.torch

@@ -252,6 +252,10 @@ def _module_kw(mod):
         kw[name] = (v is not None) if name == "bias" or isinstance(v, torch.Tensor) else v
     if "bias" not in kw and "bias" in params:
         kw["bias"] = getattr(mod, "bias", None) is not None
+    # numbers the module computed at construction (timm's ScaledStdConv2d keeps gamma / sqrt(fan-in)
+    # as ``scale``, not gamma): for from_torch to read back what the constructor was given
+    kw["attrs"] = {k: v for k, v in vars(mod).items()
+                   if not k.startswith("_") and k != "training" and isinstance(v, (int, float)) and not isinstance(v, bool)}
     return kw
 
 
@@ -567,6 +571,10 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                         continue
                     env[node] = add(result, node, op_name, tensors, refs, scope, None, xs, y)
                     continue
+            viewed = _param_view(name, node, value) if node.op == "call_method" else None
+            if viewed is not None:  # timm's gamma.reshape(1, -1, 1, 1), Scale's scale.view(C, 1, 1)
+                env[node] = viewed
+                continue
             if node.op == "call_method" and name in ("dim", "ndimension"):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
@@ -703,6 +711,29 @@ def _with_constant(name, args, kwargs, value):
     if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
         return value(args[1]), number(args[0])
     return None
+
+
+def _param_view(name, node, value):
+    """``p.view(shape)`` / ``p.reshape(shape)`` of a 1-D parameter p of the model to a shape whose
+    dimensions are all 1 but one, p's length (a per-channel vector broadcast over the map): that
+    parameter, as :class:`Param` with the view's shape (a leading batch 1 left out) and ``stored``
+    its own; else None."""
+    if name not in ("view", "reshape") or node.kwargs or len(node.args) < 2:
+        return None
+    p = value(node.args[0])
+    if not isinstance(p, L.base.Param) or p.stored is not None or len(p.shape) != 1:
+        return None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    dims = [value(d)[1] if isinstance(value(d), tuple) and value(d)[:1] == ("const",) else value(d) for d in dims]
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) or sum(d == -1 for d in dims) > 1:
+        return None
+    n = p.shape[0]
+    dims = [n if d == -1 else d for d in dims]
+    if sorted(dims)[:-1] != [1] * (len(dims) - 1) or max(dims) != n:
+        return None
+    if len(dims) == 4 and dims[0] == 1:
+        dims = dims[1:]
+    return L.base.Param(p.name, tuple(dims), p.value, stored=tuple(p.shape))
 
 
 def _dim(tensor, i, ops, input_shape):

@@ -343,9 +343,28 @@ class StdConv(Conv):
     torch_ops = ("StdConv2d", "ScaledStdConv2d", "timm.layers.std_conv.StdConv2d", "timm.layers.std_conv.ScaledStdConv2d")
 
     def from_torch(self, op, kw, xs, y):
-        if len(xs[0]) != 3 or (op == "ScaledStdConv2d" and "gamma" not in kw):
-            return None  # timm's ScaledStdConv2d keeps only gamma / sqrt(fan-in), not gamma
+        if len(xs[0]) != 3:
+            return None
         pad, g = kw["padding"], kw["groups"]
+        if op == "ScaledStdConv2d" and "gamma" not in kw:
+            # timm's ScaledStdConv2d keeps only scale = gamma * fan_in ** -0.5: gamma is the shortest
+            # number that gives that scale again (as the builder computes it), else refused
+            scale = kw.get("attrs", {}).get("scale")
+            k = pair_of(kw["kernel_size"])
+            fan_in = (xs[0][0] // g) * (k[0] * k[1] if isinstance(k, tuple) else k * k)
+            gamma = None
+            if isinstance(scale, float):
+                import math
+
+                up = down = [scale * fan_in ** 0.5]
+                for _ in range(4):  # the product's rounding: a few ulps either side
+                    up, down = up + [math.nextafter(up[-1], math.inf)], down + [math.nextafter(down[-1], -math.inf)]
+                near = up + down[1:]
+                shortest = [float(f"{c:.{d}g}") for d in range(1, 18) for c in near]
+                gamma = next((v for v in shortest if v * fan_in ** -0.5 == scale), None)
+            if gamma is None:
+                return None
+            kw = {**kw, "gamma": gamma}
         if isinstance(pad, str):
             return None
         out = {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),

@@ -131,6 +131,23 @@ NETS = textwrap.dedent('''
             return self.pool(self.conv(x))
 
 
+    class VectorScale(nn.Module):
+        """timm's ConvNeXt gamma and MetaFormer's Scale: a C-vector parameter viewed per channel;
+        timm's LayerNorm2dNoBias: a layer norm over the channels without a shift."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.gamma = nn.Parameter(torch.full((8,), 0.5))
+            self.norm = nn.LayerNorm(8, bias=False)
+            self.scale = nn.Parameter(torch.ones(8))
+
+        def forward(self, x):
+            x = self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))
+            x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return x * self.scale.view((8, 1, 1))
+
+
     class Hooked(Sub):
         def __init__(self):
             super().__init__(nn.BatchNorm2d)
@@ -189,6 +206,33 @@ def test_slices_constants_and_shapes(nets):
     assert "channels: {stop: 6}" in text and "factor: 0.5" in text
     # params by hand: a 3*8*9 + 8 = 224, b 3*8 + 8 = 32
     assert r["engine"]["params"] == 256
+
+
+def test_a_viewed_vector_parameter_is_a_per_channel_scale(nets):
+    text, _, model, r = _round_trip(f"{nets}:VectorScale", (3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] <= 1e-6 and not r["state_dict"]["shape"]
+    assert "{layer_scale: {bare: true, vector: true}, name: gamma}" in text  # gamma's shape (8,): the state_dict loads
+    assert "bias: false" in text
+    # params by hand: conv 3*8*9 + 8 = 224, gamma 8, norm weight only 8, scale 8
+    assert r["engine"]["params"] == r["original"]["params"] == 248
+
+
+def test_timm_scaled_std_conv_reads_gamma_back():
+    pytest.importorskip("timm")
+    from timm.layers import ScaledStdConv2d
+
+    torch.manual_seed(0)
+    # gamma 1.7139588594436646 (timm's ReLU gamma): the module keeps only gamma / sqrt(3*3*3)
+    model = torch.nn.Sequential(ScaledStdConv2d(3, 4, 3, padding=1, gamma=1.7139588594436646))
+    text, _, _ = import_target("timm.layers:ScaledStdConv2d", None, (3, 8, 8), model=model)
+    import re
+
+    gamma = float(re.search(r"gamma: ([0-9.e-]+)", text).group(1))
+    # the spec's gamma gives the module's scale bit for bit (a number within an ulp of 1.71395885944366)
+    assert "gain: true" in text and gamma * 27 ** -0.5 == model[0].scale and abs(gamma - 1.7139588594436646) < 1e-15
+    r = check(text, model, (3, 8, 8))
+    # params by hand: 4*3*9 weights + 4 bias + 4 gains
+    assert r["ok"] and r["engine"]["params"] == 116 == sum(p.numel() for p in model.parameters())
 
 
 def test_a_branch_on_the_size_is_traced_at_the_traced_size(nets):

@@ -802,6 +802,19 @@ def _module_of_functional(name, kw, x, tensors):
     return "(no module)"
 
 
+def _arg_type(a):
+    """The type of a traced call's argument as torch's schemas name it (to pick one schema)."""
+    if isinstance(a, fx.Node):
+        return torch.Tensor
+    if a is None:
+        return type(None)
+    if isinstance(a, (tuple, list)) and all(isinstance(x, int) and not isinstance(x, bool) for x in a):
+        import typing
+
+        return typing.List[int]
+    return type(a)
+
+
 def _as_module(node, name, value, model, ops, input_shape):
     """A FUNCTIONAL call as (module class name, kw, the owning module's path, the input op), or a
     one-line reason why it is not one module's forward."""
@@ -809,6 +822,13 @@ def _as_module(node, name, value, model, ops, input_shape):
         norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
     except Exception:  # noqa: BLE001
         norm = None
+    if norm is None:  # several schemas match (torch.conv2d's padding: ints or a string): by the arguments' types
+        try:
+            norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), arg_types=tuple(map(_arg_type, node.args)),
+                                      kwarg_types={k: _arg_type(v) for k, v in node.kwargs.items()},
+                                      normalize_to_only_use_kwargs=True)
+        except Exception:  # noqa: BLE001
+            norm = None
     if norm is None:
         return "(arguments not read)"
     kw = dict(norm.kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import operator
 import re
 import sys
@@ -34,6 +35,23 @@ class _Parts:
 
     def __init__(self, op, kw, tensor, where):
         self.op, self.kw, self.tensor, self.where = op, kw, tensor, where
+        self.made: dict = {}  # part index -> the op made for it
+
+
+class _Groups:
+    """A feature map seen as k branches along its channels, N x k x C/k x H x W (``torch.stack``
+    of k maps on dim 1: their concat; ``x.view(N, k, C // k, H, W)``): ``tensor`` (an op index)
+    and ``k``. A product of two, a softmax over the branches (dim 1) and a sum over them are read."""
+
+    def __init__(self, tensor, k):
+        self.tensor, self.k = tensor, k
+
+
+class _GroupsShape:
+    """``.shape`` of a :class:`_Groups`."""
+
+    def __init__(self, groups):
+        self.groups = groups
 
 
 def _declared_names():
@@ -385,10 +403,86 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                     ref_ops[key] = refs[v.index] if refs else -1
                     del args[key]
             name = base_fallback if (k == 0 and base_fallback and len(steps) == 1) else unique(scope, ltype.name)
-            ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=y))
+            # a step before the last that works per element keeps its input's shape (timm's
+            # RadixSoftmax: the softmax, then the flatten that gives the traced shape)
+            shape = y if k == len(steps) - 1 or not isinstance(ltype, L.base.Pointwise) else _shape_of(ops, inputs[0], input_shape)
+            ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=shape))
             inputs = [len(ops) - 1]
         return len(ops) - 1
 
+    def emit(op_name, kw, srcs, y, node, scope):
+        """The layer(s) a registry type gives for ``op_name`` on the ops ``srcs``: the last op's index, or None."""
+        nonlocal found_type
+        xs = [_shape_of(ops, t, input_shape) for t in srcs]
+        result, found_type = _first(table, op_name, kw, xs, y)
+        return None if result is None else add(result, node, op_name, list(srcs), [], scope, None, xs, y)
+
+    def number(v):
+        """A traced size as a number (the traced input's), or None."""
+        v = value(v) if isinstance(v, fx.Node) else v
+        if isinstance(v, tuple) and v[:1] == ("const",):
+            v = v[1]
+        if isinstance(v, _Shape) and isinstance(v.index, int) and isinstance(v.tensor, int):
+            x = _shape_of(ops, v.tensor, input_shape)
+            return x[v.index - 1] if x is not None and 0 < v.index <= len(x) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def branches(node, name, args, kw, scope):
+        """k branches stacked on dim 1 (selective kernels, split attention) as existing types: the
+        stack a concat, the softmax over the branches a radix softmax, their product a product, their
+        sum channel slices and sums. The value for the node, or None (reported)."""
+        vals = [value(a) if isinstance(a, fx.Node) else a for a in args]
+        g = vals[0] if vals and isinstance(vals[0], _Groups) else None
+        if name == "getattr" and g is not None and len(args) == 2 and args[1] == "shape":
+            return _GroupsShape(g)
+        if name == "getitem" and vals and isinstance(vals[0], _GroupsShape) and isinstance(args[1], int):
+            g = vals[0].groups
+            x = _shape_of(ops, g.tensor, input_shape)
+            i = args[1] % 5
+            return ("const", None if i == 0 else g.k if i == 1 else x[0] // g.k) if i < 3 else _Shape(g.tensor, i - 1)
+        if name == "stack":
+            parts = args[0] if args else kw.get("tensors")
+            dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+            srcs = [value(a) for a in parts] if isinstance(parts, (list, tuple)) else []
+            shapes = {_shape_of(ops, t, input_shape) if isinstance(t, int) else None for t in srcs}
+            if dim != 1 or not srcs or len(shapes) != 1 or None in shapes or len(next(iter(shapes))) != 3:
+                return None
+            x = next(iter(shapes))
+            i = emit(torch.cat.__name__, {"tensors": [L.base.TENSOR] * len(srcs), "dim": 1}, srcs,
+                     (len(srcs) * x[0],) + x[1:], node, scope)
+            return None if i is None else _Groups(i, len(srcs))
+        if name in ("view", "reshape") and node.op == "call_method" and vals and isinstance(vals[0], int):
+            dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+            x = _shape_of(ops, vals[0], input_shape)
+            if len(dims) != 5 or x is None or len(x) != 3:
+                return None
+            k = number(dims[1])
+            if not k or x[0] % k or [number(d) for d in dims[2:]] != [x[0] // k, x[1], x[2]]:
+                return None
+            return _Groups(vals[0], k)
+        dim = args[1] if len(args) > 1 else kw.get("dim")
+        if g is not None and name == "sum" and dim in (1, (1,), [1]) and not kw.get("keepdim") and len(args) <= 2:
+            x = _shape_of(ops, g.tensor, input_shape)
+            c = x[0] // g.k
+            out = None
+            for r in range(g.k):
+                i = emit("ChannelSlice", {"start": r * c, "stop": (r + 1) * c}, [g.tensor], (c,) + x[1:], node, scope)
+                out = i if out is None or i is None else emit(_ADD, {"args": (L.base.TENSOR,) * 2}, [out, i], (c,) + x[1:], node, scope)
+                if out is None:
+                    return None
+            return out
+        if g is not None and name == torch.softmax.__name__ and dim == 1 and len(args) <= 2:
+            x = _shape_of(ops, g.tensor, input_shape)
+            i = emit("RadixSoftmax", {"radix": g.k, "cardinality": 1}, [g.tensor], x, node, scope)
+            return None if i is None else _Groups(i, g.k)
+        if name in (_MUL, "imul") and len(vals) == 2 and all(isinstance(v, _Groups) for v in vals) and vals[0].k == vals[1].k:
+            xs = [_shape_of(ops, v.tensor, input_shape) for v in vals]
+            y = tuple(max(a, b) for a, b in zip(*xs))
+            i = emit(_MUL, {"args": (L.base.TENSOR,) * 2}, [v.tensor for v in vals], y, node, scope)
+            return None if i is None else _Groups(i, g.k)
+        return None
+
+    found_type = None
     placeholders = 0
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -477,6 +571,15 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             if name == "getattr" and len(args) == 2 and args[1] == "ndim" and isinstance(value(args[0]), int):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
+            grouped = [value(a) for a in node.all_input_nodes]
+            if name == "stack" or any(isinstance(v, (_Groups, _GroupsShape)) for v in grouped) or (
+                    name in ("view", "reshape") and len(args) in (2, 6) and len(args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]) == 5):
+                done = branches(node, name, args, dict(node.kwargs), scope)
+                if done is None:
+                    bad.add(f"{label_of} of k branches stacked on dim 1 (N x k x C x H x W): only their product, softmax "
+                            "and sum over dim 1 are read", scope)
+                env[node] = done
+                continue
             folded = _fold(node, value)
             if folded is not None:  # Python arithmetic on constants (x.ndim == 4, sizes)
                 env[node] = folded
@@ -560,6 +663,9 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                         if result is not None:
                             env[node] = add(result, node, "ChannelSlice", [base], [], scope, None, xs, y)
                             continue
+                if isinstance(base, _Parts) and args[1] in base.made:
+                    env[node] = base.made[args[1]]
+                    continue
                 if isinstance(base, _Parts) and isinstance(args[1], int):
                     op_name, kw = base.op, {**base.kw, "index": args[1]}
                     tensors = [base.tensor]
@@ -571,6 +677,10 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                         continue
                     env[node] = add(result, node, op_name, tensors, refs, scope, None, xs, y)
                     continue
+            back = _view_back(name, node, value, ops, input_shape) if node.op == "call_method" else None
+            if back is not None:  # x.view(N, -1, 1, 1) of a flattened C x 1 x 1 gate: the gate itself
+                env[node] = back
+                continue
             viewed = _param_view(name, node, value) if node.op == "call_method" else None
             if viewed is not None:  # timm's gamma.reshape(1, -1, 1, 1), Scale's scale.view(C, 1, 1)
                 env[node] = viewed
@@ -593,7 +703,18 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                       **{k: prepare(v, tensors, refs) for k, v in node.kwargs.items()}}
             op_name = name
             if name in ("chunk", "split") and y is None and not cl:
-                env[node] = _Parts(name, kw, tensors[0] if tensors else None, label_of)
+                parts = env[node] = _Parts(name, kw, tensors[0] if tensors else None, label_of)
+                # the parts taken by [i] are made here, in order, where only one child module's
+                # layers run between the takes (SKNet's paths.0 on the first half, then paths.1 on
+                # the second): the child's layers stay one run
+                for u in (node.users if _takes_around_one_child(node, scope) else ()):
+                    if u.op != "call_function" or u.target is not operator.getitem or not isinstance(u.args[1], int) \
+                            or u.args[1] in parts.made or not isinstance(parts.tensor, int):
+                        continue
+                    xs = [_shape_of(ops, parts.tensor, input_shape)]
+                    result, found_type = _first(table, name, {**kw, "index": u.args[1]}, xs, _shape(u))
+                    if result is not None:
+                        parts.made[u.args[1]] = add(result, u, name, [parts.tensor], [], _scope(u), None, xs, _shape(u))
                 continue
         if any(isinstance(t, str) for t in tensors) or None in tensors:
             bad.add(label_of + " (on a value archcalc could not follow)", where)
@@ -711,6 +832,52 @@ def _with_constant(name, args, kwargs, value):
     if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
         return value(args[1]), number(args[0])
     return None
+
+
+def _takes_around_one_child(node, scope):
+    """Whether the nodes between the first and the last ``[i]`` of ``node`` (a split) all run
+    inside one module below ``scope``."""
+    takes = [u for u in node.users if u.op == "call_function" and u.target is operator.getitem]
+    if len(takes) < 2 or len(takes) != len(node.users):
+        return False
+    order = {n: k for k, n in enumerate(node.graph.nodes)}
+    lo, hi = min(order[u] for u in takes), max(order[u] for u in takes)
+    paths = [(n.target if n.op == "call_module" else _scope(n)).split(".") for n in node.graph.nodes
+             if lo < order[n] < hi and n not in takes]
+    if not paths:
+        return False
+    common = paths[0]
+    for p in paths[1:]:
+        k = 0
+        while k < min(len(common), len(p)) and common[k] == p[k]:
+            k += 1
+        common = common[:k]
+    depth = len(scope.split(".")) if scope else 0
+    return len(common) > depth and (not scope or common[:depth] == scope.split("."))
+
+
+def _view_back(name, node, value, ops, input_shape):
+    """``y.view(N, *shape)`` / ``y.reshape(...)`` where y is the output of a layer that is a view
+    (a flatten) of one input whose shape is ``shape``: that input's op index; else None."""
+    if name not in ("view", "reshape") or node.kwargs or len(node.args) < 2 or not isinstance(value(node.args[0]), int):
+        return None
+    i = value(node.args[0])
+    if i < 0 or len(ops[i].inputs) != 1 or not getattr(L.REGISTRY[ops[i].type], "view", False):
+        return None
+    src = ops[i].inputs[0]
+    x = _shape_of(ops, src, input_shape)
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    dims = [value(d) if isinstance(d, fx.Node) else d for d in dims]
+    if x is None or len(dims) != len(x) + 1 or dims[0] not in (("const", None), -1):
+        return None
+    dims = [d[1] if isinstance(d, tuple) and d[:1] == ("const",) else d for d in dims[1:]]
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) or dims.count(-1) > 1:
+        return None
+    known = 1
+    for d in dims:
+        known *= d if d != -1 else 1
+    dims = [d if d != -1 else (math.prod(x) // known if known else -1) for d in dims]
+    return src if tuple(dims) == tuple(x) else None
 
 
 def _param_view(name, node, value):

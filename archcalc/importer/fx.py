@@ -273,7 +273,7 @@ def _module_kw(mod):
     # numbers the module computed at construction (timm's ScaledStdConv2d keeps gamma / sqrt(fan-in)
     # as ``scale``, not gamma): for from_torch to read back what the constructor was given
     kw["attrs"] = {k: v for k, v in vars(mod).items()
-                   if not k.startswith("_") and k != "training" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                   if not k.startswith("_") and k != "training" and isinstance(v, (int, float))}
     return kw
 
 
@@ -751,6 +751,10 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             used_params.add(p.name)
             base_name = p.name
         env[node] = add(result, node, op_name, tensors, refs, scope_of, base_name, xs, y)
+        if node.op == "call_method" and op_name.endswith("_") and not op_name.startswith("_") and node.args \
+                and isinstance(node.args[0], fx.Node) and isinstance(env.get(node.args[0]), int):
+            # x.mul_(g) changes x: later reads of x (the trace's node before the call) read the result
+            env[node.args[0]] = env[node]
         if cl:
             last.add(node)
     _beside_owners(ops, owners, model, bad)

@@ -142,13 +142,17 @@ class LayerScale(Pointwise):
             "(state_dict key: the layer's name, as torchvision's CNBlock.layer_scale), not a module's `gamma`"),
         Key("vector", "bool", False, "with bare: the bare parameter has shape C, viewed as C x 1 x 1 in forward "
             "(timm's ConvNeXt `gamma`, MetaFormer's `Scale.scale`)"),
+        Key("scalar", "bool", False, "with bare: one learnable number for all channels, a parameter of shape () "
+            "(timm NF-Net's `skipinit_gain`)"),
     )
-    formulas = {"shape": "unchanged", "params": "C", "buffers": "0", "macs": "0 (not a conv or linear)"}
+    formulas = {"shape": "unchanged", "params": "C (scalar: 1)", "buffers": "0", "macs": "0 (not a conv or linear)"}
 
     def count(self, a, xs, y):
-        return xs[0][0], 0
+        return (1 if a["bare"] and a["scalar"] else xs[0][0]), 0
 
     def formula(self, a, xs, y):
+        if a["bare"] and a["scalar"]:
+            return Counts(Count((Term((Factor("1", 1),)),), "one scale for all channels"))
         return Counts(Count((Term((Factor("C", xs[0][0]),)),), "one scale per channel"))
 
     def saves(self, a, training):
@@ -163,6 +167,8 @@ class LayerScale(Pointwise):
     def parameter(self, a, xs, y):
         if not a["bare"]:
             return None
+        if a["scalar"]:
+            return {"shape": (), "init": a["init"]}
         if a["vector"]:
             return {"shape": (xs[0][0],), "init": a["init"]}
         return {"shape": (xs[0][0],) + (1,) * (len(xs[0]) - 1), "init": a["init"]}
@@ -180,6 +186,8 @@ class LayerScale(Pointwise):
         if len(args) != 2 or len(params) != 1 or TENSOR not in args:
             return None
         p = params[0]
+        if tuple(p.shape) == () and p.stored is None:  # one learnable number (timm's skipinit_gain)
+            return {"bare": True, "scalar": True, **({"init": p.value} if isinstance(p.value, float) else {})}
         if tuple(p.shape) != (xs[0][0],) + (1,) * (len(xs[0]) - 1):
             return None
         out = {"bare": True}

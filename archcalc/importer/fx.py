@@ -400,7 +400,8 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             ref_ops = {}
             for key, v in list(args.items()):
                 if isinstance(v, L.base.SizeOf):
-                    ref_ops[key] = refs[v.index] if refs else -1
+                    # a size read from a tensor (refs), or from the call's own input (a pad then a crop to it)
+                    ref_ops[key] = refs[v.index] if refs else tensors[v.index] if v.index < len(tensors) else -1
                     del args[key]
             name = base_fallback if (k == 0 and base_fallback and len(steps) == 1) else unique(scope, ltype.name)
             # a step before the last that works per element keeps its input's shape (timm's
@@ -777,7 +778,9 @@ _ADVICE = {
                     "channel shuffles and pixel (un)shuffles are read (attention has no type)"),
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
-    **dict.fromkeys(("stack",), "a k-branch softmax written as stack + softmax: write it as radix_softmax on the gate"),
+    **dict.fromkeys(("stack",), "k branches stacked on dim 1 are read only through their product, softmax and sum over dim 1"),
+    torch.nn.functional.pad.__name__: "constant padding with a finite value (-inf before a max pool, timm's MaxPool2dSame, "
+                                      "would need the max pool to read it as its own padding)",
 }
 
 

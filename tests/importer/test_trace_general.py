@@ -148,6 +148,27 @@ NETS = textwrap.dedent('''
             return x * self.scale.view((8, 1, 1))
 
 
+    class Branches(nn.Module):
+        """SKNet's selective kernel in small: two branches stacked on dim 1, a softmax over them
+        from a gate, their weighted sum; and NF-Net's skipinit gain (a scalar, multiplied in place)."""
+
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, padding=1)
+            self.b = nn.Conv2d(3, 4, 5, padding=2)
+            self.gate = nn.Conv2d(4, 8, 1)
+            self.gain = nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            x = torch.stack([self.a(x), self.b(x)], dim=1)
+            g = self.gate(x.sum(1).mean((2, 3), keepdim=True))
+            B, C, H, W = g.shape
+            g = torch.softmax(g.view(B, 2, C // 2, H, W), dim=1)
+            out = torch.sum(x * g, dim=1)
+            out.mul_(self.gain)
+            return out
+
+
     class Hooked(Sub):
         def __init__(self):
             super().__init__(nn.BatchNorm2d)
@@ -215,6 +236,28 @@ def test_a_viewed_vector_parameter_is_a_per_channel_scale(nets):
     assert "bias: false" in text
     # params by hand: conv 3*8*9 + 8 = 224, gamma 8, norm weight only 8, scale 8
     assert r["engine"]["params"] == r["original"]["params"] == 248
+
+
+def test_branches_stacked_on_dim_1_and_a_scalar_gain(nets):
+    text, _, model, r = _round_trip(f"{nets}:Branches", (3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] <= 1e-6
+    assert "radix_softmax: {radix: 2}" in text and "scalar: true" in text and "concat" in text
+    # params by hand: a 3*4*9 + 4 = 112, b 3*4*25 + 4 = 304, gate 4*8 + 8 = 40, gain 1
+    assert r["engine"]["params"] == r["original"]["params"] == 457
+
+
+def test_timm_same_padded_scaled_std_conv():
+    pytest.importorskip("timm")
+    from timm.layers.std_conv import ScaledStdConv2dSame
+
+    torch.manual_seed(0)
+    # stride 2 at 9x9: timm pads at run time, 1 row and column on the bottom and right (TF 'SAME')
+    model = torch.nn.Sequential(ScaledStdConv2dSame(3, 4, 3, stride=2))
+    assert model[0].same_pad
+    text, _, _ = import_target("timm.layers:ScaledStdConv2dSame", None, (3, 9, 9), model=model)
+    assert "padding: same" in text
+    r = check(text, model, (3, 9, 9))
+    assert r["ok"] and not r["state_dict"]["missing"] and r["outputs"]["max_abs_diff"] <= 1e-6
 
 
 def test_timm_scaled_std_conv_reads_gamma_back():

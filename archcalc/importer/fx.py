@@ -585,6 +585,29 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             if folded is not None:  # Python arithmetic on constants (x.ndim == 4, sizes)
                 env[node] = folded
                 continue
+            if node.op == "call_function" and name == torch.nn.functional.pad.__name__:
+                neg = _neg_inf_pad(node, value)
+                if neg is not None:  # -inf padding read by one max pool (timm's MaxPool2dSame): the pool's padding
+                    env[node] = neg
+                    continue
+            if node.op == "call_function" and name == torch.nn.functional.max_pool2d.__name__ and args \
+                    and isinstance(value(args[0]), _NegInfPad):
+                pad = value(args[0])
+                try:
+                    norm = normalize_function(node.target, tuple(args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+                except Exception:  # noqa: BLE001
+                    norm = None
+                kw = {k: (value(v)[1] if isinstance(value(v), tuple) and value(v)[:1] == ("const",) else value(v))
+                      for k, v in (norm.kwargs.items() if norm is not None else ())}
+                xs = [_shape_of(ops, pad.src, input_shape)]
+                result, found_type = (None, None) if norm is None or pair_of_zero(kw.get("padding", 0)) is False else \
+                    _first(table, name, {**kw, "padding": pad.pads}, xs, y)
+                if result is None:
+                    bad.add(f"{label_of} after torch.nn.functional.pad with -inf", scope)
+                    env[node] = None
+                    continue
+                env[node] = add(result, node, name, [pad.src], [], scope, None, xs, y)
+                continue
             if node.op == "call_function" and name in FUNCTIONAL:
                 said = _as_module(node, name, value, model, ops, input_shape)
                 if isinstance(said, str):
@@ -839,6 +862,41 @@ def _with_constant(name, args, kwargs, value):
     if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
         return value(args[1]), number(args[0])
     return None
+
+
+class _NegInfPad:
+    """``F.pad(x, (l, r, t, b), value=-inf)`` whose one reader is a max pool without padding:
+    ``src`` (x's op index) and ``pads`` (t, b, l, r), the pool's own padding."""
+
+    def __init__(self, src, pads):
+        self.src, self.pads = src, pads
+
+
+def pair_of_zero(p):
+    """Whether a pool's padding argument is zero (an int or a tuple of zeros)."""
+    return all(v == 0 for v in p) if isinstance(p, (tuple, list)) else p == 0
+
+
+def _neg_inf_pad(node, value):
+    """A :class:`_NegInfPad` for an ``F.pad`` with -inf read only by ``F.max_pool2d``, else None."""
+    try:
+        norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+    except Exception:  # noqa: BLE001
+        return None
+    if norm is None:
+        return None
+    kw = norm.kwargs
+    src, pad = value(kw.get("input")), kw.get("pad")
+    fill = kw.get("value")
+    users = list(node.users)
+    if not isinstance(src, int) or kw.get("mode", "constant") != "constant" or not isinstance(fill, float) \
+            or fill != -math.inf or len(users) != 1 or users[0].op != "call_function" \
+            or _fn_name(users[0].target) != torch.nn.functional.max_pool2d.__name__ or users[0].args[:1] != (node,):
+        return None
+    if not isinstance(pad, (tuple, list)) or len(pad) != 4 or not all(isinstance(v, int) and v >= 0 for v in pad):
+        return None
+    l, r, t, b = pad
+    return _NegInfPad(src, (t, b, l, r))
 
 
 def _takes_around_one_child(node, scope):

@@ -260,6 +260,22 @@ def test_timm_same_padded_scaled_std_conv():
     assert r["ok"] and not r["state_dict"]["missing"] and r["outputs"]["max_abs_diff"] <= 1e-6
 
 
+def test_timm_max_pool_same_and_nasnet_shift():
+    pytest.importorskip("timm")
+    from timm.layers.pool2d_same import MaxPool2dSame
+
+    # timm pads with -inf at run time (at 8x8, window 3, stride 2: (4 - 1) * 2 + 3 - 8 = 1 row and column, at the bottom and right);
+    # NASNet's path_2 shifts by one (ZeroPad2d((-1, 1, -1, 1))) before a 1x1 pool of stride 2
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), MaxPool2dSame(3, 2), torch.nn.ZeroPad2d((-1, 1, -1, 1)),
+                                torch.nn.AvgPool2d(1, stride=2, count_include_pad=False))
+    text, g, _ = import_target("timm.layers:MaxPool2dSame", None, (3, 8, 8), model=_randomise(model))
+    assert g.notes and "maxpool: {kernel: 3, stride: 2, padding: [0, 1, 0, 1]}" in text and "crop" in text
+    r = check(text, model, (3, 8, 8), output_input=(3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] == 0
+    with torch.no_grad():  # 8x8 -> 4x4 (pool) -> 2x2 (the shifted 1x1 pool of stride 2)
+        assert tuple(model(torch.zeros(1, 3, 8, 8)).shape) == (1, 4, 2, 2)
+
+
 def test_timm_scaled_std_conv_reads_gamma_back():
     pytest.importorskip("timm")
     from timm.layers import ScaledStdConv2d

@@ -886,7 +886,8 @@ def _neg_inf_pad(node, value):
     if norm is None:
         return None
     kw = norm.kwargs
-    src, pad = value(kw.get("input")), kw.get("pad")
+    src = value(kw.get("input"))
+    pad = next((v for k, v in kw.items() if k not in ("input", "mode", "value")), None)  # the amounts (l, r, t, b)
     fill = kw.get("value")
     users = list(node.users)
     if not isinstance(src, int) or kw.get("mode", "constant") != "constant" or not isinstance(fill, float) \

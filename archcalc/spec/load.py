@@ -834,6 +834,9 @@ def _tap(ctx, ref, env, scope, line, ypath, layer, key="from"):
         if full in ctx.index:
             return ctx.index[full]
         if full in ctx.named:  # a block call, by the name the call was given: its output
+            if ctx.named[full][0] is None:
+                ctx.fail(f"'{key}: {full}' names a block call made more than once (first at line {ctx.named[full][1]}), "
+                         "so it has no one output", line, ypath, layer, hint="name a layer inside the call you mean")
             return ctx.named[full][0]
     if name == "input":
         return -1
@@ -907,9 +910,11 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         ctx.fail(f"block '{kind}' calls itself ({cycle})", line, ypath, kind, hint="a block may only use blocks that do not lead back to it")
     if block["scope"]:
         inner = _name(ctx, opts, env, scope, kind, line, ypath)
-        if inner in ctx.named or inner in ctx.index:
-            first = ctx.named[inner][1] if inner in ctx.named else ctx.nodes[ctx.index[inner]].where.line
+        if inner in ctx.index:
+            first = ctx.nodes[ctx.index[inner]].where.line
             ctx.fail(f"layer name '{inner}' is used twice", line, ypath, kind, hint=f"first at line {first}")
+        # a call's name given again enters the same scope again (the layers inside still need names
+        # of their own: ctx.add checks them); `from: NAME` then has no one output and is refused
     else:
         if "name" in opts:
             ctx.fail(f"block '{kind}' has scope: false, so its call takes no name", line, ypath, kind)
@@ -925,5 +930,5 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         if outermost:
             ctx.call = None
     if block["scope"]:  # `from: NAME` and `like: NAME` read the call's output by the call's name
-        ctx.named[inner] = (out, line)
+        ctx.named[inner] = (None, ctx.named[inner][1]) if inner in ctx.named else (out, line)
     return out

@@ -84,7 +84,11 @@ def test_zoo_unet_reads_the_same_from_the_block_name():
     ("  - {merge: {skip: 3}}\n",
      "f.yaml:12: blocks.merge.layers[1].concat[1] (concat): 'from: $skip' names an earlier layer, but $skip is 3; "
      "pass the layer's name: skip: NAME"),
-    ("  - {enc: {c: 8}, name: e1}\n", "f.yaml:20: layers[2] (enc): layer name 'e1' is used twice; first at line 18"),
+    # a call's name given again enters its scope again (e1.conv2, e1.relu2: the importer writes
+    # interleaved module lists so), but then `from: e1` has no one output
+    ("  - {enc: {c: 8}, name: e1}\n  - {conv: {out: 4, kernel: 1}, from: e1}\n",
+     "f.yaml:21: layers[3] (conv): 'from: e1' names a block call made more than once (first at line 18), "
+     "so it has no one output; name a layer inside the call you mean"),
     ("  - {conv: {out: 4, kernel: 1}, name: e2}\n",
      "f.yaml:20: layers[2] (conv): layer name 'e2' is used twice; first at line 19"),
 ])

@@ -1571,9 +1571,6 @@ FLAGGED: dict = {
     "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
     "against 0 or 2): a stride on an "
     "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
-    "train_macs/layer read only for its size": "issue 21 item 1 (fixed on main) is incomplete: a layer whose "
-    "output only gives another layer its SIZE (upsample/crop like:) still gets a backward pass in archcalc; "
-    "torch differentiates nothing through a size",
     "rf/upsample to its own size": "an upsample whose output size equals its input (scale 1.16 on 2 pixels: "
     "floor(2.32) = 2) is a copy in torch (nearest: output pixel 1 reads input pixel 1), archcalc's window "
     "follows the scale (pixel 1 reads pixel floor(1/1.16) = 0): a field that misses the pixel really read",

@@ -95,6 +95,35 @@ def test_a_layer_that_reaches_no_output_runs_no_backward():
     assert [row.train_macs for row in r.rows] == [1152, 864 + 864]
 
 
+def test_a_layer_read_only_for_its_size_runs_no_backward():
+    """A layer whose output another layer reads only for its size (`crop: {like: n1}` from the input)
+    gets no gradient: nothing differentiates through a size. On 1x4x4: n1 = conv 1->4 4x4, 4*1*16 =
+    64 MACs; the crop of the input (which needs no gradient) is returned: no backward at all.
+    torch's FlopCounterMode over forward and backward, halved: 64 (archcalc counted n1's weight
+    gradient too: 128), and n1's weight gets no gradient, so no optimizer state either."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.analysis.liveness import totals
+
+    conv = torch.nn.Conv2d(1, 4, 4)
+    x = torch.randn(1, 1, 4, 4)
+    with FlopCounterMode(display=False) as counter:
+        a = conv(x)
+        out = x[:, :, : a.shape[2], : a.shape[3]] * 1.0  # the crop to n1's size, made to need a backward if any
+        assert not out.requires_grad
+    assert counter.get_total_flops() // 2 == 64
+    assert conv.weight.grad is None
+    net = loads("input: [1, 4, 4]\nlayers:\n  - {conv: {kernel: 4, out: 4}, name: n1}\n"
+                "  - {crop: {like: n1}, name: n2, from: input}\n")
+    r = analyze(net, optimizer="adam")
+    t = totals(r)
+    assert t["train_macs"] == 64
+    assert [row.train_macs for row in r.rows] == [64, 0]
+    # state: the 4*16 + 4 = 68 weights only (4 bytes each); no gradient, no Adam moments
+    state = r.memory.get().state_bytes
+    assert (state.weights, state.with_optimizer, state.gradients) == (68 * 4, 68 * 4, 0)
+
+
 # --------------------------------------------------------------------------- closed forms (items 2, 3, 6, 10, 11)
 
 

@@ -1557,8 +1557,6 @@ KNOWN_OPEN = {
     "rf over/after upsample": "7",
     "closed form rf/after upsample": "8",
     "closed form rf/after mul": "10",
-    "accept/maxpool window only padding": "10",
-    "min-input/maxpool window only padding": "10",
 }
 
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for

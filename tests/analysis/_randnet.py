@@ -1569,9 +1569,6 @@ FLAGGED: dict = {
     "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
     "against 0 or 2): a stride on an "
     "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
-    "rf/upsample to its own size": "an upsample whose output size equals its input (scale 1.16 on 2 pixels: "
-    "floor(2.32) = 2) is a copy in torch (nearest: output pixel 1 reads input pixel 1), archcalc's window "
-    "follows the scale (pixel 1 reads pixel floor(1/1.16) = 0): a field that misses the pixel really read",
     "rf over/hidden-layer padding": "the affine receptive field (Araujo et al.) counts a hidden layer's padding "
     "positions as if they read the input: an output position whose window lies in the padding of an "
     "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "

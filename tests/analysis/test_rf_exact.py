@@ -324,3 +324,27 @@ def test_an_in_place_layer_after_a_view_of_a_read_tensor_runs_out_of_place(body,
     r = spec("input: [1, 4, 4]\nlayers:\n" + body)
     relu = next(row for row in r.rows if row.type == "relu")
     assert relu.values == values
+
+
+@pytest.mark.parametrize("mode, corners", [("nearest", None), ("bilinear", False), ("bilinear", True),
+                                           ("bicubic", False), ("nearest-exact", None)])
+@pytest.mark.parametrize("h, w", [(2, 25), (5, 10), (1, 3)])
+def test_an_upsample_axis_that_keeps_its_size(mode, corners, h, w):
+    """Scale 1.16 keeps 1, 2 or 5 rows (floor(5 x 1.16) = 5) while the columns grow. torch's CPU kernels
+    copy such an axis for nearest and bilinear (row 1 reads row 1, not floor(1/1.16) = 0) and follow
+    the scale for bicubic and nearest-exact: each row's field, measured from torch's gradients, is
+    archcalc's at every position."""
+    kw = {} if corners is None else {"align_corners": corners}
+
+    def up(x):
+        return F.interpolate(x, scale_factor=1.16, mode=mode, **kw)
+
+    want = rows(up, h, w)
+    assert len(want) == h  # torch keeps the rows
+    extra = "" if corners is None else f", align_corners: {str(corners).lower()}"
+    r = spec(f"input: [1, {h}, {w}]\nlayers:\n  - upsample: {{scale: 1.16, mode: {mode}{extra}}}\n")
+    assert r.rows[0].shape == (1, h, int(w * 1.16))
+    field = r.rows[0].rf[0]
+    got = [field.at(o) for o in range(h)]
+    got = [(max(a, 0), min(b, h - 1)) for a, b in got]  # a bicubic tap before row 0 is clamped by torch
+    assert got == want

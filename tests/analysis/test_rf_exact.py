@@ -348,3 +348,85 @@ def test_an_upsample_axis_that_keeps_its_size(mode, corners, h, w):
     got = [field.at(o) for o in range(h)]
     got = [(max(a, 0), min(b, h - 1)) for a, b in got]  # a bicubic tap before row 0 is clamped by torch
     assert got == want
+
+
+GATED_JOIN = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - mul:
+      - - {avgpool: {kernel: 1, stride: 1}, name: a}
+      - - {global_avgpool: {}, name: g}
+    name: gated
+  - add:
+      - [{identity: {}, name: i}]
+      - [{softmax: {}, name: s}]
+    name: both
+  - {conv_transpose: {kernel: [1, 4], dilation: 2, out: 1, bias: false}, name: up}
+"""
+POOLED_JOIN = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - {global_avgpool: {}, name: g}
+  - add:
+      - [{global_avgpool: {}, name: g2}]
+      - [{avgpool: {kernel: 2, padding: 1}, name: p}]
+    name: j
+"""
+GATED_CEIL = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - mul:
+      - - {identity: {}, name: a}
+      - - {global_avgpool: {}, name: g}
+    name: gated
+  - {maxpool: {kernel: 2, stride: 2, ceil_mode: true}, name: m}
+"""
+
+
+@pytest.mark.parametrize("text", [GATED_JOIN, POOLED_JOIN, GATED_CEIL], ids=["gated-join", "pooled-join", "gated-ceil"])
+def test_closed_form_fields_on_small_and_pooled_maps_are_the_concrete_ones(text):
+    """A closed-form field substituted at H = W = 1..7 is the concrete run's (size, stride, padding),
+    or unknown: a join of branches that share a gate keeps the map's field beside the gate (it lost
+    it: a later padded window then counted no padding), a join of affine branches of different
+    strides (a global pool beside a padded pool of it) is not the largest branch's guess, and a
+    ceil-mode window after a gate may read past the map (the closed form kept the gate's size)."""
+    from archcalc.expr import symbol
+
+    sym = analyze(loads(text, "case.yaml", free=("H", "W")))
+    known = 0
+    for n in range(1, 8):
+        conc = analyze(loads(text.replace("{H: 4, W: 4}", f"{{H: {n}, W: {n}}}"), "case.yaml"))
+        for srow, crow in zip(sym.rows, conc.rows):
+            if srow.rf is None or crow.rf is None:
+                continue
+            for sf, cf in zip(srow.rf, crow.rf):
+                got = []
+                for part in ("size", "stride", "padding"):
+                    v = getattr(sf, part)
+                    v = v.subs({symbol("H"): n, symbol("W"): n}) if hasattr(v, "subs") else v
+                    got.append(Fraction(str(v)))
+                assert got == [Fraction(getattr(cf, p)) for p in ("size", "stride", "padding")], (srow.name, n)
+                known += 1
+    assert known
+
+
+def test_a_pooled_join_reads_the_whole_input_as_torch_does():
+    """The pooled join above, by hand in torch at 5x5: its one position depends on every input row
+    (gradients), and archcalc's field at 5x5 and its closed form at H = 5 both cover rows 0..4 and
+    name no row the output does not read."""
+    from archcalc.expr import symbol
+
+    def net(x):
+        g = x.mean(dim=(2, 3), keepdim=True)
+        return g.mean(dim=(2, 3), keepdim=True) + F.avg_pool2d(g, 2, padding=1)
+
+    assert rows(net, 5) == [(0, 4)]
+    conc = analyze(loads(POOLED_JOIN.replace("{H: 4, W: 4}", "{H: 5, W: 5}"), "case.yaml"))
+    first, last = conc.rows[-1].rf[0].at(0)
+    assert first <= 0 and last >= 4 and (first, last) != (1, 0)
+    sym = analyze(loads(POOLED_JOIN, "case.yaml", free=("H", "W")))
+    f = sym.rows[-1].rf[0] if sym.rows[-1].rf is not None else None
+    if f is not None:  # else unknown (different strides: a global pool's H beside the padded pool's 2H)
+        size = f.size.subs({symbol("H"): 5}) if hasattr(f.size, "subs") else f.size
+        pad = f.padding.subs({symbol("H"): 5}) if hasattr(f.padding, "subs") else f.padding
+        assert -pad <= 0 and size - 1 - pad >= 4

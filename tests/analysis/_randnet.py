@@ -1562,9 +1562,6 @@ KNOWN_OPEN = {
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
-    "rf under/join of misaligned branches": "a join (add/concat/mean/mul) of branches whose windows differ "
-    "gets the largest branch's field (docs/conventions.md; the alignment lint flags it) where torch's output "
-    "depends on the UNION of the branches' fields: archcalc misses input positions really read",
     "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed "
     "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
     "against 0 or 2): a stride on an "
@@ -1572,7 +1569,8 @@ FLAGGED: dict = {
     "rf over/hidden-layer padding": "the affine receptive field (Araujo et al.) counts a hidden layer's padding "
     "positions as if they read the input: an output position whose window lies in the padding of an "
     "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "
-    "read input rows it does not depend on",
+    "read input rows it does not depend on; kept as the documented convention (docs/conventions.md, 'Padding "
+    "of hidden layers': such a border field bounds the rows read; verify --rf measures an inner position)",
 }
 
 

@@ -803,6 +803,26 @@ def _inner(w, n_out=None, n_in=None) -> bool:
     return _le(as_int((n_out - 1) * w.s - w.before + w.k - 1), as_int(n_in - 1))
 
 
+def _reads_the_one(w, n_out, budget) -> bool:
+    """Does every one of the ``n_out`` positions read the one position of a 1-position input? Not
+    a transposed conv's rows between its taps or past them (output_padding): those read nothing.
+    Symbolic ``n_out``: taken as yes (an upsample of a pooled value, the common case)."""
+    if not isinstance(w, L.Resample) or is_symbolic(n_out):
+        return True
+    _spend(budget, n_out)
+    span = w.spans()
+    taps = getattr(w, "taps", None)
+    for o in range(n_out):
+        if taps is not None:
+            if 0 not in taps(o):
+                return False
+            continue
+        lo, hi = span(o)
+        if not lo <= 0 <= hi:
+            return False
+    return True
+
+
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
     j' = j s, p' = p + pad j. An adaptive pool over an affine field in closed form. Otherwise
@@ -828,7 +848,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     if a.fixed is not None and inner:  # every position reads the same inputs, so does every window over them
         ext = _Ext((a,), w) if concrete else None
         return RF(a.size, stride, a.padding, fixed=a.fixed, ext=ext, n=n_out if ext else None)
-    if n_in == 1 and inner:
+    if n_in == 1 and inner and _reads_the_one(w, n_out, budget):
         # a 1x1 map (a pooled gate, ASPP's image features): every output reads it, and so does
         # the padding beside them (a global value, not a map that extends)
         lo, hi = a.at(0)

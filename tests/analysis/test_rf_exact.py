@@ -430,3 +430,27 @@ def test_a_pooled_join_reads_the_whole_input_as_torch_does():
         size = f.size.subs({symbol("H"): 5}) if hasattr(f.size, "subs") else f.size
         pad = f.padding.subs({symbol("H"): 5}) if hasattr(f.padding, "subs") else f.padding
         assert -pad <= 0 and size - 1 - pad >= 4
+
+
+@pytest.mark.parametrize("k, s, d, p, op", [(2, 2, 1, 0, 1), (2, 2, 2, 0, 0), (4, 3, 1, 0, 2), (4, 3, 1, 1, 2),
+                                            (3, 2, 2, 1, 1)])
+def test_a_transposed_conv_on_one_row_reads_it_only_at_its_taps(k, s, d, p, op):
+    """On a 1-row map a transposed conv's output row reads the row only where a tap lands on it:
+    rows between the taps (stride, dilation) and the output_padding rows read nothing. archcalc
+    took every output row of a 1-row input as reading it (a pooled value's rule). Fields per row
+    from torch's gradients, once on a 1x1 input and once after a conv that brings 5 rows to 1."""
+    def up(x):
+        return F.conv_transpose2d(x, torch.ones(1, 1, k, k, dtype=x.dtype), stride=s, padding=p, dilation=d,
+                                  output_padding=op)
+
+    layer = f"conv_transpose: {{kernel: {k}, stride: {s}, dilation: {d}, padding: {p}, output_padding: {op}, out: 1}}"
+    for h, before, torch_before in ((1, "", lambda x: x), (5, "  - conv: {kernel: 5, out: 1}\n", lambda x: conv(x, 5))):
+        want = rows(lambda x: up(torch_before(x)), h)
+        assert None in want  # torch's own answer: some row reads nothing
+        r = spec(f"input: [1, {h}, {h}]\nlayers:\n{before}  - {layer}\n")
+        field = r.rows[-1].rf[0]
+        got = []
+        for o in range(len(want)):
+            first, last = field.at(o)
+            got.append(None if first > last else (max(first, 0), min(last, h - 1)))
+        assert got == want

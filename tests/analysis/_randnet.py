@@ -1562,10 +1562,6 @@ KNOWN_OPEN = {
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
-    "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed "
-    "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
-    "against 0 or 2): a stride on an "
-    "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
     "rf over/hidden-layer padding": "the affine receptive field (Araujo et al.) counts a hidden layer's padding "
     "positions as if they read the input: an output position whose window lies in the padding of an "
     "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "

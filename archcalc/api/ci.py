@@ -88,23 +88,9 @@ class CheckResult:
 
 def _failure_text(run: "Run") -> str:
     """The one line ``archcalc check`` fails with (the same words as the CLI's)."""
-    from ..ci.ci_report import clean
+    from ..ci.ci_report import failure_text
 
-    parts = []
-    for r in run.results:
-        if r.status != "fail":
-            continue
-        bad = [c.name for c in r.cases if c.status == "fail"]
-        budgets = [n.split(" ", 1)[1] for n in bad if n.startswith("budget ")]
-        lints = [n.split(" ", 1)[1] for n in bad if n.startswith("lint ")]
-        grown = [n.split(" ", 1)[1] for n in bad if n.startswith("baseline ")]
-        what = ([f"over budget on {', '.join(budgets)}"] if budgets else []) + \
-               ([f"lints {', '.join(lints)} (--strict)"] if lints else []) + \
-               ([f"grew beyond the baseline on {', '.join(grown)}"] if grown else [])
-        parts.append(f"{clean(r.name or r.key, 80)}: {'; '.join(what)}")
-    if len(parts) > 3:
-        parts = parts[:3] + [f"and {len(parts) - 3} more"]
-    return "; ".join(parts)
+    return failure_text(run)
 
 
 def _budgets(budget: Optional[Budget]) -> dict:

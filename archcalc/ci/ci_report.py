@@ -333,3 +333,23 @@ FORMATS = {
     "github": lambda run: Commands(neutral(github(run), commands=True)),
     "sarif": lambda run: neutral(json.dumps(sarif(run), indent=2) + "\n"),
 }
+
+
+def failure_text(run) -> str:
+    """The one line a failed ``archcalc check`` ends with (the CLI's error and the API's CheckResult):
+    per failed spec, what failed (budgets, lints under --strict, growth beyond the baseline), three at most."""
+    parts = []
+    for r in run.results:
+        if r.status != "fail":
+            continue
+        bad = [c.name for c in r.cases if c.status == "fail"]
+        budgets = [n.split(" ", 1)[1] for n in bad if n.startswith("budget ")]
+        lints = [n.split(" ", 1)[1] for n in bad if n.startswith("lint ")]
+        grown = [n.split(" ", 1)[1] for n in bad if n.startswith("baseline ")]
+        what = ([f"over budget on {', '.join(budgets)}"] if budgets else []) + \
+               ([f"lints {', '.join(lints)} (--strict)"] if lints else []) + \
+               ([f"grew beyond the baseline on {', '.join(grown)}"] if grown else [])
+        parts.append(f"{clean(r.name or r.key, 80)}: {'; '.join(what)}")
+    if len(parts) > 3:
+        parts = parts[:3] + [f"and {len(parts) - 3} more"]
+    return "; ".join(parts)

@@ -81,23 +81,9 @@ def parse_reports(items) -> list:
 
 
 def _failure_text(run) -> str:
-    from ..ci.ci_report import clean
+    from ..ci.ci_report import failure_text
 
-    parts = []
-    for r in run.results:
-        if r.status != "fail":
-            continue
-        bad = [c.name for c in r.cases if c.status == "fail"]
-        budgets = [n.split(" ", 1)[1] for n in bad if n.startswith("budget ")]
-        lints = [n.split(" ", 1)[1] for n in bad if n.startswith("lint ")]
-        grown = [n.split(" ", 1)[1] for n in bad if n.startswith("baseline ")]
-        what = ([f"over budget on {', '.join(budgets)}"] if budgets else []) + \
-               ([f"lints {', '.join(lints)} (--strict)"] if lints else []) + \
-               ([f"grew beyond the baseline on {', '.join(grown)}"] if grown else [])
-        parts.append(f"{clean(r.name or r.key, 80)}: {'; '.join(what)}")
-    if len(parts) > 3:
-        parts = parts[:3] + [f"and {len(parts) - 3} more"]
-    return "; ".join(parts)
+    return failure_text(run)
 
 
 def _jobs(n: int) -> int:
@@ -135,7 +121,6 @@ def _options(set, input, batch, dtype, optimizer, budget, ignore, strict, baseli
     """check's options parsed into :class:`archcalc.ci.checks.Options` (the baseline read and checked).
     A --baseline file that does not exist yet (a repository's first run) is a notice, not an error:
     nothing is compared, and the notice says how to write one."""
-    import os
     import shlex
 
     from ..ci import checks

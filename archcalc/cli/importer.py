@@ -123,7 +123,9 @@ def register(app):
             try:
                 from ..importer.roundtrip import output_names
 
-                result = roundtrip(text, model, graph.input, file=output or "<imported>", names=output_names(graph))
+                # sizes the forward read were the traced input's (graph.notes): the spec is that model there
+                result = roundtrip(text, model, graph.input, file=output or "<imported>", names=output_names(graph),
+                                   output_input=graph.input if getattr(graph, "notes", None) else None)
             except ArchcalcError:
                 raise
             except Exception as err:  # noqa: BLE001 - torch or the model: one line, never a traceback

@@ -94,6 +94,7 @@ class Emitter:
             return n[len(scope) + 1:] if scope and n.startswith(scope + ".") else n
 
         items = []
+        called: dict = {}  # child module -> the first op of its earlier run (a scope is entered once)
         i, d = 0, len(scope_parts)
         while i < len(seq):
             op = ops[seq[i]]
@@ -107,6 +108,17 @@ class Emitter:
                     j += 1
                 group = seq[i:j]
                 first = ops[group[0]]
+                if not aux and child in called:
+                    from .ir import ImportFailed
+
+                    path = f"{scope}.{child}" if scope else child
+                    between = ops[seq[i - 1]].name
+                    raise ImportFailed(
+                        f"module {path} ({self.g.classes.get(path) or 'a container'}) runs in parts: {ops[called[child]].name}, "
+                        f"then {between}, then {first.name}; a spec enters each module's scope once (a block call's name "
+                        "is used once), so the parts cannot be written", hint="needs the spec format to let a block call "
+                        "enter a scope again (its layers' names differ), or the model to run the module's children together")
+                called.setdefault(child, group[0])
                 sub_entry, frm = state["cur"], None
                 if not aux and not L.REGISTRY[first.type].joins and first.inputs[0] != state["cur"]:
                     sub_entry = first.inputs[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import operator
 import re
 import sys
@@ -34,6 +35,23 @@ class _Parts:
 
     def __init__(self, op, kw, tensor, where):
         self.op, self.kw, self.tensor, self.where = op, kw, tensor, where
+        self.made: dict = {}  # part index -> the op made for it
+
+
+class _Groups:
+    """A feature map seen as k branches along its channels, N x k x C/k x H x W (``torch.stack``
+    of k maps on dim 1: their concat; ``x.view(N, k, C // k, H, W)``): ``tensor`` (an op index)
+    and ``k``. A product of two, a softmax over the branches (dim 1) and a sum over them are read."""
+
+    def __init__(self, tensor, k):
+        self.tensor, self.k = tensor, k
+
+
+class _GroupsShape:
+    """``.shape`` of a :class:`_Groups`."""
+
+    def __init__(self, groups):
+        self.groups = groups
 
 
 def _declared_names():
@@ -252,6 +270,10 @@ def _module_kw(mod):
         kw[name] = (v is not None) if name == "bias" or isinstance(v, torch.Tensor) else v
     if "bias" not in kw and "bias" in params:
         kw["bias"] = getattr(mod, "bias", None) is not None
+    # numbers the module computed at construction (timm's ScaledStdConv2d keeps gamma / sqrt(fan-in)
+    # as ``scale``, not gamma): for from_torch to read back what the constructor was given
+    kw["attrs"] = {k: v for k, v in vars(mod).items()
+                   if not k.startswith("_") and k != "training" and isinstance(v, (int, float))}
     return kw
 
 
@@ -378,13 +400,90 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             ref_ops = {}
             for key, v in list(args.items()):
                 if isinstance(v, L.base.SizeOf):
-                    ref_ops[key] = refs[v.index] if refs else -1
+                    # a size read from a tensor (refs), or from the call's own input (a pad then a crop to it)
+                    ref_ops[key] = refs[v.index] if refs else tensors[v.index] if v.index < len(tensors) else -1
                     del args[key]
             name = base_fallback if (k == 0 and base_fallback and len(steps) == 1) else unique(scope, ltype.name)
-            ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=y))
+            # a step before the last that works per element keeps its input's shape (timm's
+            # RadixSoftmax: the softmax, then the flatten that gives the traced shape)
+            shape = y if k == len(steps) - 1 or not isinstance(ltype, L.base.Pointwise) else _shape_of(ops, inputs[0], input_shape)
+            ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=shape))
             inputs = [len(ops) - 1]
         return len(ops) - 1
 
+    def emit(op_name, kw, srcs, y, node, scope):
+        """The layer(s) a registry type gives for ``op_name`` on the ops ``srcs``: the last op's index, or None."""
+        nonlocal found_type
+        xs = [_shape_of(ops, t, input_shape) for t in srcs]
+        result, found_type = _first(table, op_name, kw, xs, y)
+        return None if result is None else add(result, node, op_name, list(srcs), [], scope, None, xs, y)
+
+    def number(v):
+        """A traced size as a number (the traced input's), or None."""
+        v = value(v) if isinstance(v, fx.Node) else v
+        if isinstance(v, tuple) and v[:1] == ("const",):
+            v = v[1]
+        if isinstance(v, _Shape) and isinstance(v.index, int) and isinstance(v.tensor, int):
+            x = _shape_of(ops, v.tensor, input_shape)
+            return x[v.index - 1] if x is not None and 0 < v.index <= len(x) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def branches(node, name, args, kw, scope):
+        """k branches stacked on dim 1 (selective kernels, split attention) as existing types: the
+        stack a concat, the softmax over the branches a radix softmax, their product a product, their
+        sum channel slices and sums. The value for the node, or None (reported)."""
+        vals = [value(a) if isinstance(a, fx.Node) else a for a in args]
+        g = vals[0] if vals and isinstance(vals[0], _Groups) else None
+        if name == "getattr" and g is not None and len(args) == 2 and args[1] == "shape":
+            return _GroupsShape(g)
+        if name == "getitem" and vals and isinstance(vals[0], _GroupsShape) and isinstance(args[1], int):
+            g = vals[0].groups
+            x = _shape_of(ops, g.tensor, input_shape)
+            i = args[1] % 5
+            return ("const", None if i == 0 else g.k if i == 1 else x[0] // g.k) if i < 3 else _Shape(g.tensor, i - 1)
+        if name == "stack":
+            parts = args[0] if args else kw.get("tensors")
+            dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+            srcs = [value(a) for a in parts] if isinstance(parts, (list, tuple)) else []
+            shapes = {_shape_of(ops, t, input_shape) if isinstance(t, int) else None for t in srcs}
+            if dim != 1 or not srcs or len(shapes) != 1 or None in shapes or len(next(iter(shapes))) != 3:
+                return None
+            x = next(iter(shapes))
+            i = emit(torch.cat.__name__, {"tensors": [L.base.TENSOR] * len(srcs), "dim": 1}, srcs,
+                     (len(srcs) * x[0],) + x[1:], node, scope)
+            return None if i is None else _Groups(i, len(srcs))
+        if name in ("view", "reshape") and node.op == "call_method" and vals and isinstance(vals[0], int):
+            dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+            x = _shape_of(ops, vals[0], input_shape)
+            if len(dims) != 5 or x is None or len(x) != 3:
+                return None
+            k = number(dims[1])
+            if not k or x[0] % k or [number(d) for d in dims[2:]] != [x[0] // k, x[1], x[2]]:
+                return None
+            return _Groups(vals[0], k)
+        dim = args[1] if len(args) > 1 else kw.get("dim")
+        if g is not None and name == "sum" and dim in (1, (1,), [1]) and not kw.get("keepdim") and len(args) <= 2:
+            x = _shape_of(ops, g.tensor, input_shape)
+            c = x[0] // g.k
+            out = None
+            for r in range(g.k):
+                i = emit("ChannelSlice", {"start": r * c, "stop": (r + 1) * c}, [g.tensor], (c,) + x[1:], node, scope)
+                out = i if out is None or i is None else emit(_ADD, {"args": (L.base.TENSOR,) * 2}, [out, i], (c,) + x[1:], node, scope)
+                if out is None:
+                    return None
+            return out
+        if g is not None and name == torch.softmax.__name__ and dim == 1 and len(args) <= 2:
+            x = _shape_of(ops, g.tensor, input_shape)
+            i = emit("RadixSoftmax", {"radix": g.k, "cardinality": 1}, [g.tensor], x, node, scope)
+            return None if i is None else _Groups(i, g.k)
+        if name in (_MUL, "imul") and len(vals) == 2 and all(isinstance(v, _Groups) for v in vals) and vals[0].k == vals[1].k:
+            xs = [_shape_of(ops, v.tensor, input_shape) for v in vals]
+            y = tuple(max(a, b) for a, b in zip(*xs))
+            i = emit(_MUL, {"args": (L.base.TENSOR,) * 2}, [v.tensor for v in vals], y, node, scope)
+            return None if i is None else _Groups(i, g.k)
+        return None
+
+    found_type = None
     placeholders = 0
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -473,9 +572,41 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             if name == "getattr" and len(args) == 2 and args[1] == "ndim" and isinstance(value(args[0]), int):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
+            grouped = [value(a) for a in node.all_input_nodes]
+            if name == "stack" or any(isinstance(v, (_Groups, _GroupsShape)) for v in grouped) or (
+                    name in ("view", "reshape") and len(args) in (2, 6) and len(args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]) == 5):
+                done = branches(node, name, args, dict(node.kwargs), scope)
+                if done is None:
+                    bad.add(f"{label_of} of k branches stacked on dim 1 (N x k x C x H x W): only their product, softmax "
+                            "and sum over dim 1 are read", scope)
+                env[node] = done
+                continue
             folded = _fold(node, value)
             if folded is not None:  # Python arithmetic on constants (x.ndim == 4, sizes)
                 env[node] = folded
+                continue
+            if node.op == "call_function" and name == torch.nn.functional.pad.__name__:
+                neg = _neg_inf_pad(node, value)
+                if neg is not None:  # -inf padding read by one max pool (timm's MaxPool2dSame): the pool's padding
+                    env[node] = neg
+                    continue
+            if node.op == "call_function" and name == torch.nn.functional.max_pool2d.__name__ and args \
+                    and isinstance(value(args[0]), _NegInfPad):
+                pad = value(args[0])
+                try:
+                    norm = normalize_function(node.target, tuple(args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+                except Exception:  # noqa: BLE001
+                    norm = None
+                kw = {k: (value(v)[1] if isinstance(value(v), tuple) and value(v)[:1] == ("const",) else value(v))
+                      for k, v in (norm.kwargs.items() if norm is not None else ())}
+                xs = [_shape_of(ops, pad.src, input_shape)]
+                result, found_type = (None, None) if norm is None or pair_of_zero(kw.get("padding", 0)) is False else \
+                    _first(table, name, {**kw, "padding": pad.pads}, xs, y)
+                if result is None:
+                    bad.add(f"{label_of} after torch.nn.functional.pad with -inf", scope)
+                    env[node] = None
+                    continue
+                env[node] = add(result, node, name, [pad.src], [], scope, None, xs, y)
                 continue
             if node.op == "call_function" and name in FUNCTIONAL:
                 said = _as_module(node, name, value, model, ops, input_shape)
@@ -556,6 +687,9 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                         if result is not None:
                             env[node] = add(result, node, "ChannelSlice", [base], [], scope, None, xs, y)
                             continue
+                if isinstance(base, _Parts) and args[1] in base.made:
+                    env[node] = base.made[args[1]]
+                    continue
                 if isinstance(base, _Parts) and isinstance(args[1], int):
                     op_name, kw = base.op, {**base.kw, "index": args[1]}
                     tensors = [base.tensor]
@@ -567,6 +701,14 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                         continue
                     env[node] = add(result, node, op_name, tensors, refs, scope, None, xs, y)
                     continue
+            back = _view_back(name, node, value, ops, input_shape) if node.op == "call_method" else None
+            if back is not None:  # x.view(N, -1, 1, 1) of a flattened C x 1 x 1 gate: the gate itself
+                env[node] = back
+                continue
+            viewed = _param_view(name, node, value) if node.op == "call_method" else None
+            if viewed is not None:  # timm's gamma.reshape(1, -1, 1, 1), Scale's scale.view(C, 1, 1)
+                env[node] = viewed
+                continue
             if node.op == "call_method" and name in ("dim", "ndimension"):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
@@ -585,7 +727,18 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                       **{k: prepare(v, tensors, refs) for k, v in node.kwargs.items()}}
             op_name = name
             if name in ("chunk", "split") and y is None and not cl:
-                env[node] = _Parts(name, kw, tensors[0] if tensors else None, label_of)
+                parts = env[node] = _Parts(name, kw, tensors[0] if tensors else None, label_of)
+                # the parts taken by [i] are made here, in order, where only one child module's
+                # layers run between the takes (SKNet's paths.0 on the first half, then paths.1 on
+                # the second): the child's layers stay one run
+                for u in (node.users if _takes_around_one_child(node, scope) else ()):
+                    if u.op != "call_function" or u.target is not operator.getitem or not isinstance(u.args[1], int) \
+                            or u.args[1] in parts.made or not isinstance(parts.tensor, int):
+                        continue
+                    xs = [_shape_of(ops, parts.tensor, input_shape)]
+                    result, found_type = _first(table, name, {**kw, "index": u.args[1]}, xs, _shape(u))
+                    if result is not None:
+                        parts.made[u.args[1]] = add(result, u, name, [parts.tensor], [], _scope(u), None, xs, _shape(u))
                 continue
         if any(isinstance(t, str) for t in tensors) or None in tensors:
             bad.add(label_of + " (on a value archcalc could not follow)", where)
@@ -622,6 +775,10 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             used_params.add(p.name)
             base_name = p.name
         env[node] = add(result, node, op_name, tensors, refs, scope_of, base_name, xs, y)
+        if node.op == "call_method" and op_name.endswith("_") and not op_name.startswith("_") and node.args \
+                and isinstance(node.args[0], fx.Node) and isinstance(env.get(node.args[0]), int):
+            # x.mul_(g) changes x: later reads of x (the trace's node before the call) read the result
+            env[node.args[0]] = env[node]
         if cl:
             last.add(node)
     _beside_owners(ops, owners, model, bad)
@@ -644,7 +801,9 @@ _ADVICE = {
                     "channel shuffles and pixel (un)shuffles are read (attention has no type)"),
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
-    **dict.fromkeys(("stack",), "a k-branch softmax written as stack + softmax: write it as radix_softmax on the gate"),
+    **dict.fromkeys(("stack",), "k branches stacked on dim 1 are read only through their product, softmax and sum over dim 1"),
+    torch.nn.functional.pad.__name__: "constant padding with a finite value (-inf before a max pool, timm's MaxPool2dSame, "
+                                      "would need the max pool to read it as its own padding)",
 }
 
 
@@ -703,6 +862,111 @@ def _with_constant(name, args, kwargs, value):
     if name in (_ADD, _MUL) and tensor(args[1]) and number(args[0]) is not None:
         return value(args[1]), number(args[0])
     return None
+
+
+class _NegInfPad:
+    """``F.pad(x, (l, r, t, b), value=-inf)`` whose one reader is a max pool without padding:
+    ``src`` (x's op index) and ``pads`` (t, b, l, r), the pool's own padding."""
+
+    def __init__(self, src, pads):
+        self.src, self.pads = src, pads
+
+
+def pair_of_zero(p):
+    """Whether a pool's padding argument is zero (an int or a tuple of zeros)."""
+    return all(v == 0 for v in p) if isinstance(p, (tuple, list)) else p == 0
+
+
+def _neg_inf_pad(node, value):
+    """A :class:`_NegInfPad` for an ``F.pad`` with -inf read only by ``F.max_pool2d``, else None."""
+    try:
+        norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
+    except Exception:  # noqa: BLE001
+        return None
+    if norm is None:
+        return None
+    kw = norm.kwargs
+    src = value(kw.get("input"))
+    pad = next((v for k, v in kw.items() if k not in ("input", "mode", "value")), None)  # the amounts (l, r, t, b)
+    fill = kw.get("value")
+    users = list(node.users)
+    if not isinstance(src, int) or kw.get("mode", "constant") != "constant" or not isinstance(fill, float) \
+            or fill != -math.inf or len(users) != 1 or users[0].op != "call_function" \
+            or _fn_name(users[0].target) != torch.nn.functional.max_pool2d.__name__ or users[0].args[:1] != (node,):
+        return None
+    if not isinstance(pad, (tuple, list)) or len(pad) != 4 or not all(isinstance(v, int) and v >= 0 for v in pad):
+        return None
+    l, r, t, b = pad
+    return _NegInfPad(src, (t, b, l, r))
+
+
+def _takes_around_one_child(node, scope):
+    """Whether the nodes between the first and the last ``[i]`` of ``node`` (a split) all run
+    inside one module below ``scope``."""
+    takes = [u for u in node.users if u.op == "call_function" and u.target is operator.getitem]
+    if len(takes) < 2 or len(takes) != len(node.users):
+        return False
+    order = {n: k for k, n in enumerate(node.graph.nodes)}
+    lo, hi = min(order[u] for u in takes), max(order[u] for u in takes)
+    paths = [(n.target if n.op == "call_module" else _scope(n)).split(".") for n in node.graph.nodes
+             if lo < order[n] < hi and n not in takes]
+    if not paths:
+        return False
+    common = paths[0]
+    for p in paths[1:]:
+        k = 0
+        while k < min(len(common), len(p)) and common[k] == p[k]:
+            k += 1
+        common = common[:k]
+    depth = len(scope.split(".")) if scope else 0
+    return len(common) > depth and (not scope or common[:depth] == scope.split("."))
+
+
+def _view_back(name, node, value, ops, input_shape):
+    """``y.view(N, *shape)`` / ``y.reshape(...)`` where y is the output of a layer that is a view
+    (a flatten) of one input whose shape is ``shape``: that input's op index; else None."""
+    if name not in ("view", "reshape") or node.kwargs or len(node.args) < 2 or not isinstance(value(node.args[0]), int):
+        return None
+    i = value(node.args[0])
+    if i < 0 or len(ops[i].inputs) != 1 or not getattr(L.REGISTRY[ops[i].type], "view", False):
+        return None
+    src = ops[i].inputs[0]
+    x = _shape_of(ops, src, input_shape)
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    dims = [value(d) if isinstance(d, fx.Node) else d for d in dims]
+    if x is None or len(dims) != len(x) + 1 or dims[0] not in (("const", None), -1):
+        return None
+    dims = [d[1] if isinstance(d, tuple) and d[:1] == ("const",) else d for d in dims[1:]]
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) or dims.count(-1) > 1:
+        return None
+    known = 1
+    for d in dims:
+        known *= d if d != -1 else 1
+    dims = [d if d != -1 else (math.prod(x) // known if known else -1) for d in dims]
+    return src if tuple(dims) == tuple(x) else None
+
+
+def _param_view(name, node, value):
+    """``p.view(shape)`` / ``p.reshape(shape)`` of a 1-D parameter p of the model to a shape whose
+    dimensions are all 1 but one, p's length (a per-channel vector broadcast over the map): that
+    parameter, as :class:`Param` with the view's shape (a leading batch 1 left out) and ``stored``
+    its own; else None."""
+    if name not in ("view", "reshape") or node.kwargs or len(node.args) < 2:
+        return None
+    p = value(node.args[0])
+    if not isinstance(p, L.base.Param) or p.stored is not None or len(p.shape) != 1:
+        return None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    dims = [value(d)[1] if isinstance(value(d), tuple) and value(d)[:1] == ("const",) else value(d) for d in dims]
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) or sum(d == -1 for d in dims) > 1:
+        return None
+    n = p.shape[0]
+    dims = [n if d == -1 else d for d in dims]
+    if sorted(dims)[:-1] != [1] * (len(dims) - 1) or max(dims) != n:
+        return None
+    if len(dims) == 4 and dims[0] == 1:
+        dims = dims[1:]
+    return L.base.Param(p.name, tuple(dims), p.value, stored=tuple(p.shape))
 
 
 def _dim(tensor, i, ops, input_shape):
@@ -771,6 +1035,19 @@ def _module_of_functional(name, kw, x, tensors):
     return "(no module)"
 
 
+def _arg_type(a):
+    """The type of a traced call's argument as torch's schemas name it (to pick one schema)."""
+    if isinstance(a, fx.Node):
+        return torch.Tensor
+    if a is None:
+        return type(None)
+    if isinstance(a, (tuple, list)) and all(isinstance(x, int) and not isinstance(x, bool) for x in a):
+        import typing
+
+        return typing.List[int]
+    return type(a)
+
+
 def _as_module(node, name, value, model, ops, input_shape):
     """A FUNCTIONAL call as (module class name, kw, the owning module's path, the input op), or a
     one-line reason why it is not one module's forward."""
@@ -778,6 +1055,13 @@ def _as_module(node, name, value, model, ops, input_shape):
         norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), normalize_to_only_use_kwargs=True)
     except Exception:  # noqa: BLE001
         norm = None
+    if norm is None:  # several schemas match (torch.conv2d's padding: ints or a string): by the arguments' types
+        try:
+            norm = normalize_function(node.target, tuple(node.args), dict(node.kwargs), arg_types=tuple(map(_arg_type, node.args)),
+                                      kwarg_types={k: _arg_type(v) for k, v in node.kwargs.items()},
+                                      normalize_to_only_use_kwargs=True)
+        except Exception:  # noqa: BLE001
+            norm = None
     if norm is None:
         return "(arguments not read)"
     kw = dict(norm.kwargs)

@@ -316,7 +316,13 @@ class RadixSoftmax(Pointwise):
     def torch(self, a, xs, y):
         return [("RadixSoftmax", {"radix": a["radix"], "cardinality": a["groups"]})]
 
-    torch_ops = ("RadixSoftmax",)
+    torch_ops = ("RadixSoftmax", "timm.layers.split_attn.RadixSoftmax")
 
     def from_torch(self, op, kw, xs, y):
-        return {"radix": kw["radix"], "groups": kw["cardinality"]} if len(y) == len(xs[0]) else None
+        keys = {"radix": kw["radix"], "groups": kw["cardinality"]}
+        if len(y) == len(xs[0]):
+            return keys
+        if len(y) == 1 and len(xs[0]) == 3 and y[0] == prod(xs[0]):
+            # timm's module returns the gate flat (x.reshape(batch, -1)): the softmax, then a flatten
+            return [("radix_softmax", keys), ("flatten", {})]
+        return None

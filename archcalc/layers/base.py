@@ -529,11 +529,14 @@ class SizeOf:
 @dataclass(frozen=True)
 class Param:
     """A parameter of the traced model used directly as an argument (``self.layer_scale * x``):
-    its dotted name, its shape, and its value where every element has the same one (else None)."""
+    its dotted name, its shape, and its value where every element has the same one (else None);
+    ``stored`` is the parameter's own shape where forward uses a view of it (timm's
+    ``self.gamma.reshape(1, -1, 1, 1)``: shape C x 1 x 1, stored (C,)), else None."""
 
     name: str
     shape: tuple
     value: Any = None
+    stored: Any = None
 
 
 def pair_of(v):

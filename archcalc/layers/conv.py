@@ -330,6 +330,8 @@ class StdConv(Conv):
             if cls == "Conv2d":
                 cls, kw = ("ScaledStdConv2d", {**kw, "eps": a["eps"], "gamma": a["gamma"]}) if a["gain"] else \
                     ("StdConv2d", {**kw, "eps": a["eps"]})
+                if out and out[-1][0] == "ZeroPad2d":  # asymmetric 'same': the module pads (its state_dict keys stay)
+                    kw["pad"] = tuple(out.pop()[1]["padding"])
             out.append((cls, kw))
         return out
 
@@ -340,16 +342,43 @@ class StdConv(Conv):
         return [("ProbeSpatialConv", {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")})
                 if cls == "Conv2d" else (cls, kw) for cls, kw in ops]
 
-    torch_ops = ("StdConv2d", "ScaledStdConv2d", "timm.layers.std_conv.StdConv2d", "timm.layers.std_conv.ScaledStdConv2d")
+    torch_ops = ("StdConv2d", "ScaledStdConv2d", "timm.layers.std_conv.StdConv2d", "timm.layers.std_conv.ScaledStdConv2d",
+                 "StdConv2dSame", "ScaledStdConv2dSame", "timm.layers.std_conv.StdConv2dSame",
+                 "timm.layers.std_conv.ScaledStdConv2dSame")
 
     def from_torch(self, op, kw, xs, y):
-        if len(xs[0]) != 3 or (op == "ScaledStdConv2d" and "gamma" not in kw):
-            return None  # timm's ScaledStdConv2d keeps only gamma / sqrt(fan-in), not gamma
+        if len(xs[0]) != 3:
+            return None
         pad, g = kw["padding"], kw["groups"]
-        if isinstance(pad, str):
+        if op.endswith("Same"):  # timm's TF-'SAME' variants: pad_same first where the padding is not static
+            same = kw.get("attrs", {}).get("same_pad")
+            if not isinstance(same, bool):
+                return None
+            pad = "same" if same else kw["padding"]
+            op = op[: -len("Same")]
+        if op == "ScaledStdConv2d" and "gamma" not in kw:
+            # timm's ScaledStdConv2d keeps only scale = gamma * fan_in ** -0.5: gamma is the shortest
+            # number that gives that scale again (as the builder computes it), else refused
+            scale = kw.get("attrs", {}).get("scale")
+            k = pair_of(kw["kernel_size"])
+            fan_in = (xs[0][0] // g) * (k[0] * k[1] if isinstance(k, tuple) else k * k)
+            gamma = None
+            if isinstance(scale, float):
+                import math
+
+                up = down = [scale * fan_in ** 0.5]
+                for _ in range(4):  # the product's rounding: a few ulps either side
+                    up, down = up + [math.nextafter(up[-1], math.inf)], down + [math.nextafter(down[-1], -math.inf)]
+                near = up + down[1:]
+                shortest = [float(f"{c:.{d}g}") for d in range(1, 18) for c in near]
+                gamma = next((v for v in shortest if v * fan_in ** -0.5 == scale), None)
+            if gamma is None:
+                return None
+            kw = {**kw, "gamma": gamma}
+        if isinstance(pad, str) and pad != "same":
             return None
         out = {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),
-               "padding": pair_of(pad), "dilation": pair_of(kw["dilation"]),
+               "padding": pad if pad == "same" else pair_of(pad), "dilation": pair_of(kw["dilation"]),
                "groups": "depthwise" if 1 < g == xs[0][0] else g, "bias": bool(kw["bias"]), "eps": kw["eps"]}
         if op == "ScaledStdConv2d":
             out.update(gain=True, gamma=kw["gamma"])

@@ -59,12 +59,14 @@ class StdConv2d(nn.Conv2d):
     (a batch norm of the weight) before F.conv2d."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 eps=1e-6):
+                 eps=1e-6, pad=None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, bias=bias)
-        self.eps = eps
+        self.eps, self.pad = eps, pad  # pad: (left, right, top, bottom) zeros first (TF 'SAME', as timm's *Same)
 
     def forward(self, x):
+        if self.pad:
+            x = F.pad(x, self.pad)
         weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0,
                               eps=self.eps).reshape_as(self.weight)
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -75,14 +77,16 @@ class ScaledStdConv2d(nn.Conv2d):
     filter times a learnable gain per output channel and gamma / sqrt(fan-in)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 gamma=1.0, eps=1e-6, gain_init=1.0):
+                 gamma=1.0, eps=1e-6, gain_init=1.0, pad=None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, bias=bias)
-        self.gamma, self.eps = gamma, eps
+        self.gamma, self.eps, self.pad = gamma, eps, pad  # pad: (left, right, top, bottom) zeros first
         self.scale = gamma * self.weight[0].numel() ** -0.5
         self.gain = nn.Parameter(torch.full((self.out_channels, 1, 1, 1), float(gain_init)))
 
     def forward(self, x):
+        if self.pad:
+            x = F.pad(x, self.pad)
         weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
                               weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
                               eps=self.eps).reshape_as(self.weight)

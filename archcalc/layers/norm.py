@@ -81,15 +81,18 @@ class LayerNorm(Pointwise):
     keys = (
         Key("eps", "float", 1e-5, "epsilon (ConvNeXt: 1e-6)", lo=0, lo_open=True),
         Key("affine", "bool", True, "learnable per-channel scale and shift"),
+        Key("bias", "bool", True, "with affine: the learnable shift (false: scale only, timm's LayerNorm2dNoBias)"),
     )
-    formulas = {"shape": "unchanged", "params": "2 * C (when affine)", "buffers": "0", "macs": "0"}
+    formulas = {"shape": "unchanged", "params": "2 * C (when affine; C without bias)", "buffers": "0", "macs": "0"}
 
     def count(self, a, xs, y):
-        return (2 * xs[0][0] if a["affine"] else 0), 0
+        return ((2 if a["bias"] else 1) * xs[0][0] if a["affine"] else 0), 0
 
     def formula(self, a, xs, y):
         if not a["affine"]:
             return Counts(Count((), "affine: false"))
+        if not a["bias"]:
+            return Counts(Count((Term((Factor("C", xs[0][0]),)),), "scale (no shift)"))
         return Counts(Count((Term((Factor("2", 2), Factor("C", xs[0][0]))),), "scale and shift"))
 
     def saves(self, a, training):
@@ -106,6 +109,8 @@ class LayerNorm(Pointwise):
 
     def torch(self, a, xs, y):
         kw = {"normalized_shape": xs[0][0], "eps": a["eps"], "elementwise_affine": a["affine"]}
+        if a["affine"] and not a["bias"]:
+            kw["bias"] = False
         return [("LayerNorm2d" if len(xs[0]) == 3 else "LayerNorm", kw)]
 
     torch_ops = ("LayerNorm2d", "LayerNorm")
@@ -116,7 +121,10 @@ class LayerNorm(Pointwise):
         spatial = op == "LayerNorm2d" or bool(kw.get("channels_last"))
         if spatial != (len(xs[0]) == 3) or tuple(shape if isinstance(shape, (tuple, list)) else [shape]) != (xs[0][0],):
             return None
-        return None if kw.get("bias") is False else {"eps": kw["eps"], "affine": bool(kw["elementwise_affine"])}
+        out = {"eps": kw["eps"], "affine": bool(kw["elementwise_affine"])}
+        if out["affine"] and kw.get("bias") is False:
+            out["bias"] = False
+        return out
 
 
 @register
@@ -132,13 +140,19 @@ class LayerScale(Pointwise):
         Key("init", "float", 1e-6, "initial value of every scale"),
         Key("bare", "bool", False, "the scale is a bare parameter named after the layer on its scope's module "
             "(state_dict key: the layer's name, as torchvision's CNBlock.layer_scale), not a module's `gamma`"),
+        Key("vector", "bool", False, "with bare: the bare parameter has shape C, viewed as C x 1 x 1 in forward "
+            "(timm's ConvNeXt `gamma`, MetaFormer's `Scale.scale`)"),
+        Key("scalar", "bool", False, "with bare: one learnable number for all channels, a parameter of shape () "
+            "(timm NF-Net's `skipinit_gain`)"),
     )
-    formulas = {"shape": "unchanged", "params": "C", "buffers": "0", "macs": "0 (not a conv or linear)"}
+    formulas = {"shape": "unchanged", "params": "C (scalar: 1)", "buffers": "0", "macs": "0 (not a conv or linear)"}
 
     def count(self, a, xs, y):
-        return xs[0][0], 0
+        return (1 if a["bare"] and a["scalar"] else xs[0][0]), 0
 
     def formula(self, a, xs, y):
+        if a["bare"] and a["scalar"]:
+            return Counts(Count((Term((Factor("1", 1),)),), "one scale for all channels"))
         return Counts(Count((Term((Factor("C", xs[0][0]),)),), "one scale per channel"))
 
     def saves(self, a, training):
@@ -146,12 +160,17 @@ class LayerScale(Pointwise):
 
     def torch(self, a, xs, y):
         if a["bare"]:
-            return [("Mul", {})]  # times the bare parameter (``parameter``), its last input
+            # times the bare parameter (``parameter``), its last input (a C-vector: viewed per channel)
+            return [("ChannelScale", {})] if a["vector"] else [("Mul", {})]
         return [("LayerScale", {"channels": xs[0][0], "init": a["init"], "dims": len(xs[0])})]
 
     def parameter(self, a, xs, y):
         if not a["bare"]:
             return None
+        if a["scalar"]:
+            return {"shape": (), "init": a["init"]}
+        if a["vector"]:
+            return {"shape": (xs[0][0],), "init": a["init"]}
         return {"shape": (xs[0][0],) + (1,) * (len(xs[0]) - 1), "init": a["init"]}
 
     torch_ops = ("mul", "imul", "mul_", "LayerScale", "LayerScale2d", "timm.layers.layer_scale.LayerScale2d")
@@ -167,9 +186,15 @@ class LayerScale(Pointwise):
         if len(args) != 2 or len(params) != 1 or TENSOR not in args:
             return None
         p = params[0]
+        if tuple(p.shape) == () and p.stored is None:  # one learnable number (timm's skipinit_gain)
+            return {"bare": True, "scalar": True, **({"init": p.value} if isinstance(p.value, float) else {})}
         if tuple(p.shape) != (xs[0][0],) + (1,) * (len(xs[0]) - 1):
             return None
         out = {"bare": True}
+        if p.stored is not None:  # a view of the parameter (timm: gamma.reshape(1, -1, 1, 1))
+            if tuple(p.stored) != (xs[0][0],):
+                return None
+            out["vector"] = True
         if isinstance(p.value, float):
             out["init"] = p.value
         return out

@@ -45,6 +45,13 @@ class LayerScale(nn.Module):
         return x * self.gamma.view(-1, *([1] * (x.dim() - 2)))
 
 
+class ChannelScale(nn.Module):
+    """The input times a C-vector (its second input: a bare parameter of shape C), per channel."""
+
+    def forward(self, x, scale):
+        return x * scale.view(-1, *([1] * (x.dim() - 2)))
+
+
 class GlobalResponseNorm(nn.Module):
     """ConvNeXt-V2's global response normalisation on an N x C x H x W map (timm's
     GlobalResponseNorm with channels_last=False: weight and bias of shape C)."""

@@ -3,8 +3,10 @@ filter is a buffer (anti-aliased downsampling)."""
 
 from __future__ import annotations
 
+import math
+
 from ..expr import as_int, is_symbolic
-from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, ShapeError, Term, hw, prod, register,
+from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, ShapeError, SizeOf, Term, hw, prod, register,
                    window_out)
 
 MODES = ("constant", "reflect", "replicate", "circular")
@@ -84,11 +86,19 @@ class Pad(LayerType):
         if mode not in MODES or pad is None:
             return None
         pad = tuple(int(p) for p in (pad if isinstance(pad, (tuple, list)) else (pad,) * 4))
-        if len(pad) != 4 or min(pad) < 0:
+        if len(pad) != 4:
             return None
         l, r, t, b = pad
+        if min(pad) < 0:
+            # nn.ZeroPad2d((-1, 1, -1, 1)) (NASNet's shifted path): a shift by one row and column, as
+            # padding twice on the bottom and right and a centre crop back to the input's size
+            if mode != "constant" or kw.get("value", 0.0) not in (None, 0, 0.0) or not (t == -b and b >= 0 and l == -r and r >= 0):
+                return None
+            return [("pad", {"padding": [0, 2 * b, 0, 2 * r]}), ("crop", {"like": SizeOf(0)})]
         out = {"padding": [t, b, l, r], "mode": mode}
         value = kw.get("value", 0.0)
+        if mode == "constant" and value is not None and not math.isfinite(value):
+            return None  # -inf before a max pool (timm's MaxPool2dSame): the maxpool's own padding, not a pad
         if mode == "constant" and value not in (None, 0, 0.0):
             out["value"] = float(value)
         return out

@@ -16,6 +16,10 @@ builder, archcalc/torchside/build.py), compared with archcalc on
 
 Seeded with ``random.Random(seed)``: the default profile runs the first ``ARCHCALC_DIFF_N`` seeds
 (12) and one network per registered type; ``ARCHCALC_DEEP=1`` runs 5,000 (or ``ARCHCALC_DIFF_N``).
+The torch forms of issue 23's types are torch's modules, or timm's own where the layer is timm's
+(StdConv2d, ScaledStdConv2d, BlurPool2d, GlobalResponseNorm, RadixSoftmax); rrelu is compared in
+eval mode (its slopes are random in training). A crash of archcalc (a traceback instead of a number
+or an error line) is a disagreement of its own class, ``crash/...``.
 
 A network whose every disagreement is of a class in ``_randnet.KNOWN_OPEN`` (issue 21's items being
 fixed on other branches) or ``_randnet.FLAGGED`` (classes found here that the issue does not list)
@@ -98,6 +102,22 @@ def test_generated_networks_are_diverse():
     assert len(seen) == 14, {"missing": sorted({"concat", "add", "mean", "mul", "from:", "trainable: false", "like:",
                                                 "linear", "ceil_mode", "same", "groups", "dilation", "conv_transpose",
                                                 "upsample"} - seen)}
+
+
+@pytest.mark.parametrize("types, needle", [
+    (["concat", "conv"], "dim: 2"), (["concat", "conv"], "dim: 3"), (["sub", "conv"], "sub:"),
+    (["maximum", "conv"], "maximum:"), (["conv"], "padding_mode: reflect"), (["conv"], "padding_mode: circular"),
+    (["avgpool"], "divisor_override"), (["upsample"], "mode: bicubic"), (["upsample"], "mode: nearest-exact"),
+    (["upsample"], "mode: area"), (["upsample"], "scale: ["), (["gelu"], "approximate: tanh"),
+    (["std_conv"], "gain: true"), (["pad"], "mode: circular"), (["blur_pool"], "pad_mode: replicate"),
+    (["pixel_unshuffle", "conv"], "order: blocks"), (["prelu", "conv"], "per_channel: true"),
+])
+def test_new_keys_are_drawn(types, needle):
+    """Issue 23's keys and joins reach the generated specs (generation only, over a few types)."""
+    for seed in range(300):  # stops at the first: a few networks for most needles
+        if needle in R.dump(R.generate(2_000_000 + seed, types=types)):
+            return
+    pytest.fail(f"{needle!r} never drawn over {types} in 300 networks")
 
 
 def test_the_reference_is_torch_not_archcalc():

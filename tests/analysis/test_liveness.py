@@ -168,7 +168,20 @@ def test_symbolic_sizes_have_no_peak(cli):
     # (100,352 + 25,088): 451,584 values x 4 = 1,806,336 bytes per image; its filter once more,
     # 512 x 512 x 9 x 4 + 256 = 9,437,440 bytes per batch
     assert 4 * (200_704 + 2 * 100_352 + 2 * 25_088) == 1_806_336
-    assert t["inference_peak_bytes"] == "max(9633792*N, 1806336*N + 9437440)"
+    # the JSON writes closed forms in sympy's syntax (docs/json.md: `sympy.sympify` reads them back
+    # exactly), so the maximum is sympy's `Max`; read back, it is the same function of N
+    assert t["inference_peak_bytes"] == "Max(9633792*N, 1806336*N + 9437440)"
+    import sympy
+
+    n = sympy.Symbol("N")
+    peak = sympy.sympify(t["inference_peak_bytes"], locals={"N": n})
+    assert peak == sympy.Max(9_633_792 * n, 1_806_336 * n + 9_437_440)
+    assert [peak.subs(n, b) for b in (1, 2)] == [max(9_633_792, 1_806_336 + 9_437_440),
+                                                 max(2 * 9_633_792, 2 * 1_806_336 + 9_437_440)]
+    # the table prints the same maximum as people write it (docs/json.md: `max`, not sympy's `Max`)
+    code, out, err = cli("summary", "resnet50", "--batch", "N")
+    assert code == 0, err
+    assert "peak_memory (inference_peak_bytes): max(9633792*N, 1806336*N + 9437440) B" in out
 
 
 # The in-place rule as torch.py first wrote it (a walk over each chain of nodes sharing a

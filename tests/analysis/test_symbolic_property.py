@@ -129,8 +129,26 @@ KEYS = {
     "pad_channels": [{"out": 8, "stride": 2}],
     "scale": [{"factor": 0.5}],
     "stochastic_depth": [{"p": 0.1}],
-    "upsample": [{"scale": 2}, {"size": [5, 7]}, {"scale": 3, "mode": "bilinear"}],
+    "upsample": [{"scale": 2}, {"size": [5, 7]}, {"scale": 3, "mode": "bilinear"},
+                 {"scale": [2, 1.5], "mode": "nearest-exact"}, {"scale": 2, "mode": "bicubic", "align_corners": True},
+                 {"scale": 0.5, "mode": "area"}],
+    # issue 23's types (every one with a required key, and the new keys of older types)
+    "adaptive_maxpool": [{"size": 1}, {"size": [3, 2]}],
+    "groupnorm": [{"groups": 2}, {"groups": 4, "affine": False}],
+    "pixel_shuffle": [{"factor": 2}],
+    "pixel_unshuffle": [{"factor": 2}, {"factor": 2, "order": "blocks"}],
+    "radix_softmax": [{"radix": 2}, {"radix": 2, "groups": 2}, {"radix": 1}],
+    "std_conv": [{"out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"kernel": 3, "padding": "same", "gain": True},
+                 {"kernel": [3, 1], "padding": [1, 0], "padding_mode": "reflect"}],
+    "threshold": [{"threshold": 0.1, "value": -2.0}],
+    "pad": [{"padding": 1}, {"padding": [1, 2, 0, 3], "mode": "replicate"}, {"padding": [0, 1], "mode": "circular"}],
+    "blur_pool": [{}, {"filter": 4, "stride": 1, "pad_mode": "constant"}, {"filter": 2, "per_channel": False}],
+    "instancenorm": [{}, {"affine": True, "track_running_stats": True}],
+    "prelu": [{}, {"per_channel": True}],
+    "gelu": [{}, {"approximate": "tanh"}],
 }
+KEYS["avgpool"].append({"kernel": 3, "padding": 1, "divisor_override": 2})
+KEYS["conv"].append({"kernel": 3, "padding": [1, 2], "padding_mode": "circular"})
 PREFIX = {"linear": ["flatten"]}  # what a type needs before it
 
 

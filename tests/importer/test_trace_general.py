@@ -2,8 +2,8 @@
 
 Every expected number comes from torch itself (the original module's outputs, its parameter count,
 FlopCounterMode) or is worked out by hand in the test; archcalc's output is never the reference.
-timm's models: a seeded sample of small members of different families runs by default (a few
-seconds); ARCHCALC_TIMM=all (or ARCHCALC_DEEP=1) runs every model of the list. timm is a test extra.
+timm's models: a seeded sample of small members of different families runs by default (3 of 15,
+and 3 of the 7 that the layer vocabulary's types made importable; a few seconds); ARCHCALC_TIMM=all (or ARCHCALC_DEEP=1) runs every model of the list. timm is a test extra.
 """
 
 from __future__ import annotations
@@ -131,6 +131,44 @@ NETS = textwrap.dedent('''
             return self.pool(self.conv(x))
 
 
+    class VectorScale(nn.Module):
+        """timm's ConvNeXt gamma and MetaFormer's Scale: a C-vector parameter viewed per channel;
+        timm's LayerNorm2dNoBias: a layer norm over the channels without a shift."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.gamma = nn.Parameter(torch.full((8,), 0.5))
+            self.norm = nn.LayerNorm(8, bias=False)
+            self.scale = nn.Parameter(torch.ones(8))
+
+        def forward(self, x):
+            x = self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))
+            x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return x * self.scale.view((8, 1, 1))
+
+
+    class Branches(nn.Module):
+        """SKNet's selective kernel in small: two branches stacked on dim 1, a softmax over them
+        from a gate, their weighted sum; and NF-Net's skipinit gain (a scalar, multiplied in place)."""
+
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, padding=1)
+            self.b = nn.Conv2d(3, 4, 5, padding=2)
+            self.gate = nn.Conv2d(4, 8, 1)
+            self.gain = nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            x = torch.stack([self.a(x), self.b(x)], dim=1)
+            g = self.gate(x.sum(1).mean((2, 3), keepdim=True))
+            B, C, H, W = g.shape
+            g = torch.softmax(g.view(B, 2, C // 2, H, W), dim=1)
+            out = torch.sum(x * g, dim=1)
+            out.mul_(self.gain)
+            return out
+
+
     class Hooked(Sub):
         def __init__(self):
             super().__init__(nn.BatchNorm2d)
@@ -189,6 +227,71 @@ def test_slices_constants_and_shapes(nets):
     assert "channels: {stop: 6}" in text and "factor: 0.5" in text
     # params by hand: a 3*8*9 + 8 = 224, b 3*8 + 8 = 32
     assert r["engine"]["params"] == 256
+
+
+def test_a_viewed_vector_parameter_is_a_per_channel_scale(nets):
+    text, _, model, r = _round_trip(f"{nets}:VectorScale", (3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] <= 1e-6 and not r["state_dict"]["shape"]
+    assert "{layer_scale: {bare: true, vector: true}, name: gamma}" in text  # gamma's shape (8,): the state_dict loads
+    assert "bias: false" in text
+    # params by hand: conv 3*8*9 + 8 = 224, gamma 8, norm weight only 8, scale 8
+    assert r["engine"]["params"] == r["original"]["params"] == 248
+
+
+def test_branches_stacked_on_dim_1_and_a_scalar_gain(nets):
+    text, _, model, r = _round_trip(f"{nets}:Branches", (3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] <= 1e-6
+    assert "radix_softmax: {radix: 2}" in text and "scalar: true" in text and "concat" in text
+    # params by hand: a 3*4*9 + 4 = 112, b 3*4*25 + 4 = 304, gate 4*8 + 8 = 40, gain 1
+    assert r["engine"]["params"] == r["original"]["params"] == 457
+
+
+def test_timm_same_padded_scaled_std_conv():
+    pytest.importorskip("timm")
+    from timm.layers.std_conv import ScaledStdConv2dSame
+
+    torch.manual_seed(0)
+    # stride 2 at 9x9: timm pads at run time, 1 row and column on the bottom and right (TF 'SAME')
+    model = torch.nn.Sequential(ScaledStdConv2dSame(3, 4, 3, stride=2))
+    assert model[0].same_pad
+    text, _, _ = import_target("timm.layers:ScaledStdConv2dSame", None, (3, 9, 9), model=model)
+    assert "padding: same" in text
+    r = check(text, model, (3, 9, 9))
+    assert r["ok"] and not r["state_dict"]["missing"] and r["outputs"]["max_abs_diff"] <= 1e-6
+
+
+def test_timm_max_pool_same_and_nasnet_shift():
+    pytest.importorskip("timm")
+    from timm.layers.pool2d_same import MaxPool2dSame
+
+    # timm pads with -inf at run time (at 8x8, window 3, stride 2: (4 - 1) * 2 + 3 - 8 = 1 row and column, at the bottom and right);
+    # NASNet's path_2 shifts by one (ZeroPad2d((-1, 1, -1, 1))) before a 1x1 pool of stride 2
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), MaxPool2dSame(3, 2), torch.nn.ZeroPad2d((-1, 1, -1, 1)),
+                                torch.nn.AvgPool2d(1, stride=2, count_include_pad=False))
+    text, g, _ = import_target("timm.layers:MaxPool2dSame", None, (3, 8, 8), model=_randomise(model))
+    assert g.notes and "maxpool: {kernel: 3, stride: 2, padding: [0, 1, 0, 1]}" in text and "crop" in text
+    r = check(text, model, (3, 8, 8), output_input=(3, 8, 8))
+    assert r["ok"] and r["outputs"]["max_abs_diff"] == 0
+    with torch.no_grad():  # 8x8 -> 4x4 (pool) -> 2x2 (the shifted 1x1 pool of stride 2)
+        assert tuple(model(torch.zeros(1, 3, 8, 8)).shape) == (1, 4, 2, 2)
+
+
+def test_timm_scaled_std_conv_reads_gamma_back():
+    pytest.importorskip("timm")
+    from timm.layers import ScaledStdConv2d
+
+    torch.manual_seed(0)
+    # gamma 1.7139588594436646 (timm's ReLU gamma): the module keeps only gamma / sqrt(3*3*3)
+    model = torch.nn.Sequential(ScaledStdConv2d(3, 4, 3, padding=1, gamma=1.7139588594436646))
+    text, _, _ = import_target("timm.layers:ScaledStdConv2d", None, (3, 8, 8), model=model)
+    import re
+
+    gamma = float(re.search(r"gamma: ([0-9.e-]+)", text).group(1))
+    # the spec's gamma gives the module's scale bit for bit (a number within an ulp of 1.71395885944366)
+    assert "gain: true" in text and gamma * 27 ** -0.5 == model[0].scale and abs(gamma - 1.7139588594436646) < 1e-15
+    r = check(text, model, (3, 8, 8))
+    # params by hand: 4*3*9 weights + 4 bias + 4 gains
+    assert r["ok"] and r["engine"]["params"] == 116 == sum(p.numel() for p in model.parameters())
 
 
 def test_a_branch_on_the_size_is_traced_at_the_traced_size(nets):
@@ -272,9 +375,17 @@ def test_cli_check_of_several_outputs(nets, capsys):
 TIMM_SMALL = ["mobilenetv3_small_050", "lcnet_050", "ghostnet_050", "regnetx_002", "tinynet_e", "mnasnet_small",
               "resnet10t", "dla46_c", "hardcorenas_a", "semnasnet_050", "darknet17", "gernet_s", "efficientnet_b0",
               "repghostnet_050", "rexnet_100"]
+# families that import since the layer vocabulary's types (a C-vector layer scale, scaled
+# weight-standardised and TF-'same' convs, k-branch softmax, blur pool, LayerNorm without bias)
+TIMM_VOCAB = ["convnext_atto", "nf_resnet26", "skresnet18", "resnest14d", "tf_mobilenetv3_small_minimal_100",
+              "poolformer_s12", "resnetblur18"]
 TIMM_ALL = os.environ.get("ARCHCALC_TIMM") == "all" or os.environ.get("ARCHCALC_DEEP") == "1"
 TIMM_SEED = int(os.environ.get("ARCHCALC_TIMM_SEED", "22"))
-TIMM_RUN = TIMM_SMALL + ["mobileone_s0"] if TIMM_ALL else sorted(random.Random(TIMM_SEED).sample(TIMM_SMALL, 3))
+# mobileone_s0 runs its conv_kxk members between adds: the spec must enter that scope twice, which
+# the loader refuses since a block call's name may be used once (71f426e); strict: passes again -> remove
+MOBILEONE = pytest.param("mobileone_s0", marks=pytest.mark.xfail(strict=True, reason="a module run in parts (spec rule)"))
+TIMM_RUN = (TIMM_SMALL + TIMM_VOCAB + [MOBILEONE] if TIMM_ALL else
+            sorted(random.Random(TIMM_SEED).sample(TIMM_SMALL, 3)) + sorted(random.Random(TIMM_SEED).sample(TIMM_VOCAB, 3)))
 
 
 @pytest.mark.parametrize("name", TIMM_RUN)

@@ -160,7 +160,7 @@ def test_the_builder_finds_each_type_s_own_modules():
     from archcalc.torchside.build import CUSTOM
 
     names = {"Concat", "Add", "Mean", "Mul", "NegInfPad2d", "Crop2d", "ProbeSumPool", "ChannelBias", "LayerNorm2d",
-             "LayerScale", "Scale", "StochasticDepth", "PadChannels", "ResizeLike", "CentreCrop", "ChannelSlice",
+             "LayerScale", "ChannelScale", "Scale", "StochasticDepth", "PadChannels", "ResizeLike", "CentreCrop", "ChannelSlice",
              "ChannelShuffle", "ChannelLinear", "ProbeSpatialConv", "ProbeSpatialConvTranspose",
              "RadixSoftmax", "GlobalResponseNorm", "StdConv2d", "ScaledStdConv2d", "Pad", "BlurPool2d", "ProbeDepthwise", "SpaceToDepth", "GlobalMaxPool", "Sub", "Maximum"}
     assert set(CUSTOM) == names

@@ -498,15 +498,14 @@ def test_export_to_torch_source_carries_the_new_modules(tmp_path):
 
 def test_timm_tresnet_style_stem_imports():
     """timm's SpaceToDepth, StdConv2d and BlurPool2d in a traced model come back as pixel_unshuffle
-    (order: blocks), std_conv and blur_pool, with equal outputs; timm's ScaledStdConv2d is refused by
-    name (it keeps gamma / sqrt(fan-in), not gamma, so the importer cannot write its gamma)."""
+    (order: blocks), std_conv and blur_pool, with equal outputs; timm's ScaledStdConv2d too (it keeps
+    gamma / sqrt(fan-in), not gamma: the importer writes the gamma that gives that scale)."""
     pytest.importorskip("timm")
     from timm.layers.blur_pool import BlurPool2d
     from timm.layers.space_to_depth import SpaceToDepth
     from timm.layers.std_conv import ScaledStdConv2d, StdConv2d
 
     from archcalc.importer import import_target
-    from archcalc.importer.ir import ImportFailed
     from archcalc.importer.roundtrip import check
 
     model = nn.Sequential(SpaceToDepth(4), StdConv2d(48, 8, 3, padding=1), BlurPool2d(8, 3, 2))
@@ -516,8 +515,13 @@ def test_timm_tresnet_style_stem_imports():
         assert item in text, text
     r = check(text, model, (3, 16, 16))
     assert r["ok"] and r["outputs"]["ok"], r
-    with pytest.raises(ImportFailed, match="module ScaledStdConv2d"):
-        import_target("tests:scaled", None, (3, 16, 16), model=nn.Sequential(ScaledStdConv2d(3, 8, 3, padding=1, gamma=1.7)))
+    # ScaledStdConv2d keeps gamma / sqrt(fan-in) only: the importer writes the gamma that gives that
+    # scale again (fan-in 3*3*3 = 27), and the outputs agree
+    scaled = nn.Sequential(ScaledStdConv2d(3, 8, 3, padding=1, gamma=1.7))
+    text, _, _ = import_target("tests:scaled", None, (3, 16, 16), model=scaled)
+    assert "gain: true, gamma: 1.7}" in text and 1.7 * 27 ** -0.5 == scaled[0].scale
+    r = check(text, scaled, (3, 16, 16))
+    assert r["ok"] and r["outputs"]["ok"], r
 
 
 def test_aliases_name_their_own_type():

@@ -22,7 +22,7 @@ SPECS = dict(re.findall(r"```yaml\n# file: (\S+)\n(.*?)```", PAGE.read_text(), r
 
 
 def test_the_page_holds_the_recipes():
-    assert sorted(SPECS) == ["hrnet-fusion.yaml", "se-resnet50.yaml", "unet-bn.yaml"]
+    assert sorted(SPECS) == ["hrnet-fusion.yaml", "resnest-block.yaml", "se-resnet50.yaml", "unet-bn.yaml"]
 
 
 def counts(module, *inputs):
@@ -149,3 +149,42 @@ def test_hrnet_fusion_is_timms_stage():
     assert (r.totals["params"], r.totals["buffers"], r.totals["macs"]) == (params, buffers, macs)
     assert [r.row(n).shape for n in ("y1", "y2", "y3")] == [tuple(o.shape[1:]) for o in outs] == \
         [(18, 24, 20), (36, 12, 10), (72, 6, 5)]
+
+
+# ---------------------------------------------------------------- ResNeSt block
+
+
+def test_resnest_block_is_timms():
+    """Counts against timm's ResNestBottleneck; then timm's weights (BN statistics made non-trivial)
+    load into archcalc's torch model of the spec, parameter for parameter in order, and the outputs
+    are equal: the radix softmax and the branch sums compute what timm's SplitAttn computes."""
+    from timm.models.resnest import ResNestBottleneck
+
+    from archcalc.torchside.build import build
+
+    r = report("resnest-block.yaml", H=12, W=10)
+    with torch.device("meta"):
+        params, buffers, macs, out = counts(ResNestBottleneck(256, 64, radix=2), torch.zeros(1, 256, 12, 10))
+    # by hand: conv1 256*64, BN 2*64, the 3x3 conv 128 * (64/2) * 9, BN 2*128, fc1 64*32 + 32, BN 2*32,
+    # fc2 32*128 + 128, conv3 64*256, BN 2*256; MACs over 12*10 positions, the MLP at 1x1
+    hand_params = 256 * 64 + 128 + 128 * 32 * 9 + 256 + 64 * 32 + 32 + 64 + 32 * 128 + 128 + 64 * 256 + 512
+    hand_macs = (256 * 64 + 128 * 32 * 9 + 64 * 256) * 120 + 64 * 32 + 32 * 128
+    assert (r.totals["params"], r.totals["buffers"], r.totals["macs"]) == (params, buffers, macs) == \
+        (hand_params, 2 * (64 + 128 + 32 + 256), hand_macs) == (76_896, 960, 8_361_984)
+    assert r.rows[-1].shape == tuple(out.shape[1:]) == (256, 12, 10)
+
+    torch.manual_seed(0)
+    ref = ResNestBottleneck(256, 64, radix=2).eval()
+    for m in ref.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    ours = build(loads(SPECS["resnest-block.yaml"], "resnest-block.yaml", values={"H": 12, "W": 10})).eval()
+    theirs, mine = list(ref.state_dict().items()), list(ours.state_dict().keys())
+    assert len(theirs) == len(mine) == 27
+    ours.load_state_dict({k: v for k, (_, v) in zip(mine, theirs)})
+    x = torch.randn(2, 256, 12, 10)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref(x), rtol=0, atol=1e-5)

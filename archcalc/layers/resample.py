@@ -184,6 +184,10 @@ class Upsample(LayerType):
     def window(self, a, xs, y):
         axes = []
         for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+            if a["mode"] == "area" and not concrete(size, n):
+                # an adaptive average pool from I to O: a closed form holds only where O divides I,
+                # elsewhere the field depends on the position (as adaptive_avgpool): unknown
+                return "unknown"
             q = self._q(_on_axis(a, i), size, n)
             if a["mode"] in ("nearest", "bilinear") and concrete(size, n) and n == size:
                 # an axis that keeps its size is a copy in torch's CPU kernels whatever the scale

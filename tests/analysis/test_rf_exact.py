@@ -454,3 +454,17 @@ def test_a_transposed_conv_on_one_row_reads_it_only_at_its_taps(k, s, d, p, op):
             first, last = field.at(o)
             got.append(None if first > last else (max(first, 0), min(last, h - 1)))
         assert got == want
+
+
+def test_an_area_upsample_in_closed_form_is_unknown_not_a_floor():
+    """mode: area is an adaptive average pool from I to floor(1.5 I): its windows depend on the
+    position unless O divides I, so the closed form is unknown (it gave size ceil(I/O) = 1 and
+    stride floor(I/O) = 0 at 2 rows, where the concrete run and torch give windows of 2 rows at
+    stride 2/3). The concrete field against torch's gradients at 2..6 rows."""
+    text = "input: [1, H, 4]\nsymbols: {H: 4}\nlayers:\n  - upsample: {scale: 1.5, mode: area}\n"
+    sym = analyze(loads(text, "case.yaml", free=("H",)))
+    assert sym.rows[0].rf is None
+    for h in range(2, 7):
+        want = rows(lambda x: F.interpolate(x, scale_factor=1.5, mode="area"), h, 4)
+        field = analyze(loads(text.replace("{H: 4}", f"{{H: {h}}}"), "case.yaml")).rows[0].rf[0]
+        assert [field.at(o) for o in range(len(want))] == want

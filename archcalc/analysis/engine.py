@@ -785,14 +785,42 @@ def _rf_adaptive(a: RF, w, n_out, n_in) -> RF | None:
               ext=_Ext((a,), w))
 
 
-def _inner(w) -> bool:
+def _inner(w, n_out=None, n_in=None) -> bool:
     """Does the window read only positions of its input's map at the map's own positions? A
     resampling window clamps to the map (torch reads no padding there); an integer window
-    without padding stays inside it."""
+    without padding stays inside it, except a window that need not tile (ceil mode), whose last
+    window may reach past the map: inner only where its last row is shown to be inside (False
+    where it cannot be shown at symbolic sizes)."""
     if isinstance(w, L.Resample):
         return True
-    return isinstance(w, L.Axis) and not is_symbolic(w.before) and not is_symbolic(w.after) \
-        and w.before <= 0 and w.after <= 0
+    if not (isinstance(w, L.Axis) and not is_symbolic(w.before) and not is_symbolic(w.after)
+            and w.before <= 0 and w.after <= 0):
+        return False
+    if w.tiles:
+        return True
+    if n_out is None or n_in is None:
+        return False
+    return _le(as_int((n_out - 1) * w.s - w.before + w.k - 1), as_int(n_in - 1))
+
+
+def _reads_the_one(w, n_out, budget) -> bool:
+    """Does every one of the ``n_out`` positions read the one position of a 1-position input? Not
+    a transposed conv's rows between its taps or past them (output_padding): those read nothing.
+    Symbolic ``n_out``: taken as yes (an upsample of a pooled value, the common case)."""
+    if not isinstance(w, L.Resample) or is_symbolic(n_out):
+        return True
+    _spend(budget, n_out)
+    span = w.spans()
+    taps = getattr(w, "taps", None)
+    for o in range(n_out):
+        if taps is not None:
+            if 0 not in taps(o):
+                return False
+            continue
+        lo, hi = span(o)
+        if not lo <= 0 <= hi:
+            return False
+    return True
 
 
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
@@ -804,7 +832,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     if a.affine and isinstance(w, L.Axis):
         return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
     concrete = not is_symbolic(n_out) and not is_symbolic(n_in)
-    inner = _inner(w)
+    inner = _inner(w, n_out, n_in)
     stride = _mul(a.stride, w.s)
     if a.fixed is not None and a.local is not None:  # a gated map: the global part stays, the map's field steps
         local = _rf_step(a.local, w, n_out, n_in, budget)
@@ -820,7 +848,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     if a.fixed is not None and inner:  # every position reads the same inputs, so does every window over them
         ext = _Ext((a,), w) if concrete else None
         return RF(a.size, stride, a.padding, fixed=a.fixed, ext=ext, n=n_out if ext else None)
-    if n_in == 1 and inner:
+    if n_in == 1 and inner and _reads_the_one(w, n_out, budget):
         # a 1x1 map (a pooled gate, ASPP's image features): every output reads it, and so does
         # the padding beside them (a global value, not a map that extends)
         lo, hi = a.at(0)
@@ -905,7 +933,9 @@ def _le(a, b) -> bool:
     if not expandable(b - a):  # sympy's simplify is open-ended: only on small differences
         return False
     d = sympy().simplify(b - a)
-    return bool(d.is_number and d >= 0)
+    if d.is_number:
+        return bool(d >= 0)
+    return d.is_nonnegative is True  # from the sizes' assumptions (positive integers): 2H - H
 
 
 def _broadcast(xs, y, n):
@@ -1036,14 +1066,17 @@ def _join_fixed(col, broadcast, n, stride, ext=None):
         if not b and c.fixed is None and not (_le(lo, c.at(0)[0]) and _le(c.at(n - 1)[1], hi)):
             return None
     maps = [c for c, b in zip(col, broadcast) if not b and c.fixed is None]
-    local = maps[0] if len(maps) == 1 and maps[0].affine else None
-    if local is None and maps:
-        return None  # symbolic: no spatial part to step on
+    # a gated branch keeps its map's field beside the global part: it is a spatial part too
+    maps += [c.local for c, b in zip(col, broadcast) if not b and c.fixed is not None and c.local is not None]
+    if any(not m.affine for m in maps) or len({(m.size, m.stride, m.padding) for m in maps}) > 1:
+        return None  # symbolic: no single spatial part to step on
+    local = maps[0] if maps else None
     return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi), local=local)
 
 
 def _rf_join_affine(states, n=(None, None), budget=None):
-    return tuple(_affine_union([s[axis] for s in states], n[axis], budget) for axis in range(2))
+    out = tuple(_affine_union([s[axis] for s in states], n[axis], budget) for axis in range(2))
+    return None if any(a is None for a in out) else out
 
 
 def _affine_union(col, n=None, budget=None) -> RF:
@@ -1058,12 +1091,29 @@ def _affine_union(col, n=None, budget=None) -> RF:
             return RF(last - first + 1, col[0].stride, -first)
         if n is not None and not is_symbolic(n):
             return _join_positions(col, [False] * len(col), n, col[0].stride, budget)
-    big = col[0]
-    for c in col[1:]:
-        if _gt(c.size, big.size):
-            big = c
-    size = big.size if all(not is_symbolic(c.size) for c in col) else vmax(*[c.size for c in col])
-    return RF(size, big.stride, big.padding)
+    if all(as_int(c.stride - col[0].stride) == 0 for c in col[1:]):
+        # one stride (equal as expressions): the same union as with numbers, min and max exact
+        # (sympy decides them where the sizes' positivity does: H against 2H)
+        first = _extreme([as_int(-c.padding) for c in col], low=True)
+        last = _extreme([as_int(c.size - 1 - c.padding) for c in col], low=False)
+        if first is None or last is None:
+            return None  # an order sympy cannot show: unknown, not the first branch's guess
+        return RF(as_int(last - first + 1), col[0].stride, as_int(-first))
+    # strides that differ (or cannot be shown equal): the union depends on the position, and
+    # the padding a later window reads extends each branch its own way: unknown, never guessed
+    return None
+
+
+def _extreme(values, low):
+    """The lowest (``low``) or highest of ``values`` where :func:`_le` orders each against it at
+    every size (a difference that simplifies to a number), else None."""
+    best = values[0]
+    for v in values[1:]:
+        if (_le(v, best) if low else _le(best, v)):
+            best = v
+        elif not (_le(best, v) if low else _le(v, best)):
+            return None
+    return best
 
 
 def _offsets(states, broadcast, y, budget) -> dict:

@@ -67,13 +67,18 @@ def outputs(net, readers=None) -> list:
 
 def _reaches(nodes, outs) -> list:
     """Per node: does its output reach one of ``outs`` (the loss)? Only those run a backward: a
-    layer whose output nothing returns gets no gradient (issue 21)."""
+    layer whose output nothing returns gets no gradient (issue 21). A layer's further inputs that
+    are not a join's operands (``like:`` references: an upsample or crop to another layer's size)
+    are read for their size only: nothing differentiates through a size, so they are not followed."""
     reach = [False] * (len(nodes) + 1)
     stack = [o for o in outs if o >= 0]
     for o in stack:
         reach[o] = True
+    registry = _REGISTRY
     while stack:
-        for j in nodes[stack.pop()].inputs:
+        node = nodes[stack.pop()]
+        ins = node.inputs
+        for j in (ins if len(ins) == 1 or registry[node.type].joins else ins[:1]):
             if j >= 0 and not reach[j]:
                 reach[j] = True
                 stack.append(j)
@@ -466,7 +471,11 @@ def _compute(net, shapes, numel, grad, rows, nbytes, optimizer_states=0, records
     if set_rows:
         for r, v in zip(rows, live_after):
             r.live = v
-    points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), grad, pgrad, decls, ws)
+    # a layer backward never reaches is recorded by autograd but its graph dies with its output:
+    # it keeps nothing for a backward (its saved tensors are freed as the forward frees its output)
+    recorded = [g and r for g, r in zip(grad, reach)]
+    points = _training(nodes, nb, outs, free_eval if same else _frees(nodes, outs, True), recorded, pgrad, decls,
+                       ws)
     params = trainable = buffers = 0
     for k, r in enumerate(rows):
         params += r.params

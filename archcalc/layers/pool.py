@@ -112,19 +112,28 @@ class MaxPool(_Pool):
         # a window made only of padding: torch returns -inf there (and its CPU backward writes out
         # of bounds), so such a spec is refused (with implicit padding torch's own limit, half the
         # kernel, rules it out; archcalc pads explicitly beyond that)
+        # A dilated window reads only its taps (start, start + D, ...): it covers only padding where no
+        # tap lands on the input, which can happen inside the map too when D exceeds the input size
+        # (a 2-tap window dilated by 2 over 1 row with 'same' padding reads rows -1 and 1)
         x = hw(xs[0], self.name)
         t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
-        for axis, size, k, s, p0, n in (("rows", x[1], eff(a)[0], self.stride(a)[0], t, y[1]),
-                                         ("columns", x[2], eff(a)[1], self.stride(a)[1], l, y[2])):
-            if any(is_symbolic(v) for v in (size, k, s, p0, n)):
+        for axis, size, kk, d, s, p0, n in (("rows", x[1], a["kernel"][0], a["dilation"][0], self.stride(a)[0], t, y[1]),
+                                             ("columns", x[2], a["kernel"][1], a["dilation"][1], self.stride(a)[1], l,
+                                              y[2])):
+            if any(is_symbolic(v) for v in (size, kk, d, s, p0, n)):
                 continue
-            first, last = -p0, (n - 1) * s - p0  # where the first and the last window start
-            if first + k <= 0 or last >= size:
-                where = "first" if first + k <= 0 else "last"
-                raise ShapeError(
-                    f"maxpool: the {where} window of {k} {axis} (starting at {first if where == 'first' else last}, "
-                    f"stride {s}) on {size} {axis} covers only padding (torch returns -inf there)",
-                    hint="use less padding than the window, or a larger input")
+            k = d * (kk - 1) + 1
+            starts = range(n) if d > size else (0, n - 1)  # D <= size: a window reaching the map has a tap on it
+            for o in starts:
+                start = o * s - p0
+                tap = start + (-(start // d) if start < 0 else 0) * d  # its first tap at or after row 0
+                if tap > min(start + k - 1, size - 1):  # past its last tap, or past the map
+                    what = "the first window" if o == 0 else "the last window" if o == n - 1 else f"window {o}"
+                    taps = f"{kk} taps, dilation {d}, " if d > 1 else ""
+                    raise ShapeError(
+                        f"maxpool: {what} of {k} {axis} ({taps}starting at {start}, stride {s}) on {size} {axis} "
+                        "covers only padding (torch returns -inf there)",
+                        hint="use less padding than the window, or a larger input")
         return y
 
     def saves(self, a, training):

@@ -184,8 +184,19 @@ class Upsample(LayerType):
     def window(self, a, xs, y):
         axes = []
         for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+            if a["mode"] == "area" and not concrete(size, n):
+                # an adaptive average pool from I to O: a closed form holds only where O divides I,
+                # elsewhere the field depends on the position (as adaptive_avgpool): unknown
+                return "unknown"
             q = self._q(_on_axis(a, i), size, n)
-            if q == 1 and a["mode"] != "area":
+            if a["mode"] in ("nearest", "bilinear") and concrete(size, n) and n == size:
+                # an axis that keeps its size is a copy in torch's CPU kernels whatever the scale
+                # (nearest_idx returns the output index when output size == input size; the
+                # bilinear kernel interpolates only the axes whose size changes): 1.16 on 2 rows
+                # gives 2 rows, row 1 reads row 1, not floor(1/1.16) = 0. Bicubic and
+                # nearest-exact follow the scale there.
+                axes.append(Axis(1, 1, 0, 0, False))
+            elif q == 1 and a["mode"] != "area":
                 axes.append(Axis(1, 1, 0, 0, False))
             elif a["mode"] in _MODES_23:
                 axes.append(_MODES_23[a["mode"]](q, a["align_corners"], size, n))

@@ -1963,44 +1963,23 @@ def _compare_closed(doc, report, out, n_random, rng):
 # test marks a network xfail when all its disagreements are of these classes, with the class and
 # item as the reason. Remove an entry when its fix merges; the goal is none.
 KNOWN_OPEN = {
-    "closed form shape/pool same+ceil": "2",
-    "closed form macs/pool same+ceil": "2",
-    "closed form rf/pool same+ceil": "2",
-    "closed form rf/upsample decimal scale": "3",
-    "closed form train_macs/pool same+ceil": "2",
-    "closed form train_macs/upsample decimal scale": "3",
-    "closed form shape/upsample decimal scale": "3",
-    "closed form macs/upsample decimal scale": "3",
-    "closed form rf/adaptive_avgpool not dividing": "4",
     "closed form refuses": "6",
     "rf over/after conv_transpose": "7",
     "rf over/after upsample": "7",
-    "closed form rf/after upsample": "8",
-    "closed form rf/after mul": "10",
-    "accept/maxpool window only padding": "10",
-    "min-input/maxpool window only padding": "10",
 }
 
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
-    "rf under/join of misaligned branches": "a join (add/concat/mean/mul) of branches whose windows differ "
-    "gets the largest branch's field (docs/conventions.md; the alignment lint flags it) where torch's output "
-    "depends on the UNION of the branches' fields: archcalc misses input positions really read",
-    "closed form rf/1-pixel maps": "at an input of 1 row (or column), or after a global pool, the closed "
-    "form's receptive-field stride (and sometimes size/padding) differs from the concrete run's (stride 1 "
-    "against 0 or 2): a stride on an "
-    "axis of one position has no meaning, but the two runs should print the same (cf. item 10's strides)",
-    "train_macs/layer read only for its size": "issue 21 item 1 (fixed on main) is incomplete: a layer whose "
-    "output only gives another layer its SIZE (upsample/crop like:) still gets a backward pass in archcalc; "
-    "torch differentiates nothing through a size",
-    "rf/upsample to its own size": "an upsample whose output size equals its input (scale 1.16 on 2 pixels: "
-    "floor(2.32) = 2) is a copy in torch (nearest: output pixel 1 reads input pixel 1), archcalc's window "
-    "follows the scale (pixel 1 reads pixel floor(1/1.16) = 0): a field that misses the pixel really read",
+    "rf/upsample to its own size": "the copy itself is fixed (h-dfix: nearest/bilinear keep an axis of equal "
+    "size, tests in test_rf_exact.py); the classifier still gives this label to any rf disagreement downstream "
+    "of a same-size upsample, in practice the hidden-layer padding convention (seed 276: conv 1x1 padding 2 on "
+    "a 1x1 map after it): kept until the classifier falls through to the other rf classes",
     "rf over/hidden-layer padding": "the affine receptive field (Araujo et al.) counts a hidden layer's padding "
     "positions as if they read the input: an output position whose window lies in the padding of an "
     "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "
-    "read input rows it does not depend on",
+    "read input rows it does not depend on; kept as the documented convention (docs/conventions.md, 'Padding "
+    "of hidden layers': such a border field bounds the rows read; verify --rf measures an inner position)",
     # issue 23's new types: limits their author documented (docs/layers.md; notes h-vocab), real
     # disagreements with torch, kept visible here rather than skipped
     "rf/concat along H or W": "issue 23 known limit: concat with dim 2 or 3 puts each branch at a shifted "

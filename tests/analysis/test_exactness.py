@@ -72,6 +72,39 @@ def test_a_maxpool_window_made_only_of_padding_is_refused(cli, tmp_path, padding
     assert f"the {where} window of 2 rows" in err and "covers only padding" in err
 
 
+def _torch_same_maxpool_finite(n, k, s, d):
+    """torch's answer on n rows: 'same' padding as TensorFlow (total max((ceil(n/s) - 1) s + d(k-1) + 1
+    - n, 0), the smaller half first) of -inf, then a dilated max pool; True where every output is finite."""
+    import torch.nn.functional as F
+
+    total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+    x = F.pad(torch.zeros(1, 1, n, 4), (0, 0, total // 2, total - total // 2), value=float("-inf"))
+    return bool(torch.isfinite(F.max_pool2d(x, (k, 1), (s, 1), dilation=(d, 1))).all())
+
+
+@pytest.mark.parametrize("k, s, d", [(2, 3, 2), (2, 1, 3), (2, 2, 4), (2, 1, 5), (3, 2, 4)])
+def test_a_dilated_same_maxpool_whose_taps_miss_the_input_is_refused(k, s, d):
+    """A dilated window reads only its taps: with 'same' padding on a map smaller than the dilation
+    a window can straddle the map, every tap in the padding (k 2, d 2, s 3 on 1 row: taps -1 and 1),
+    and torch returns -inf there. archcalc accepts exactly the sizes torch gives finite values for,
+    and --min-input answers the smallest of them."""
+    from archcalc.analysis.solve import min_input
+    from archcalc.errors import SpecError
+
+    text = f"input: [1, %d, 4]\nlayers:\n  - {{maxpool: {{kernel: [{k}, 1], stride: [{s}, 1], dilation: [{d}, 1], padding: same}}}}\n"
+    finite = {n: _torch_same_maxpool_finite(n, k, s, d) for n in range(1, 13)}
+    assert finite[1] is (k == 3)  # torch's own answer: 2 taps straddle 1 row; 3 taps, one centred, do not
+    for n, ok in finite.items():
+        try:
+            analyze(loads(text % n))
+            accepted = True
+        except SpecError as err:
+            accepted = False
+            assert "covers only padding" in str(err)
+        assert accepted == ok, (n, ok)
+    assert min_input(loads(text % 12)).size[1] == min(n for n, ok in finite.items() if ok)
+
+
 def test_a_layer_that_reaches_no_output_runs_no_backward():
     """issue 21 item 1: a conv whose output nothing returns runs forward but gets no gradient. On a
     2x6x6 input: a = conv 2->4 3x3 (4*4*4*2*9 = 1,152 MACs), b = conv 2->3 3x3 from the input
@@ -93,6 +126,35 @@ def test_a_layer_that_reaches_no_output_runs_no_backward():
     r = analyze(net)
     assert totals(r)["train_macs"] == 2880
     assert [row.train_macs for row in r.rows] == [1152, 864 + 864]
+
+
+def test_a_layer_read_only_for_its_size_runs_no_backward():
+    """A layer whose output another layer reads only for its size (`crop: {like: n1}` from the input)
+    gets no gradient: nothing differentiates through a size. On 1x4x4: n1 = conv 1->4 4x4, 4*1*16 =
+    64 MACs; the crop of the input (which needs no gradient) is returned: no backward at all.
+    torch's FlopCounterMode over forward and backward, halved: 64 (archcalc counted n1's weight
+    gradient too: 128), and n1's weight gets no gradient, so no optimizer state either."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.analysis.liveness import totals
+
+    conv = torch.nn.Conv2d(1, 4, 4)
+    x = torch.randn(1, 1, 4, 4)
+    with FlopCounterMode(display=False) as counter:
+        a = conv(x)
+        out = x[:, :, : a.shape[2], : a.shape[3]] * 1.0  # the crop to n1's size, made to need a backward if any
+        assert not out.requires_grad
+    assert counter.get_total_flops() // 2 == 64
+    assert conv.weight.grad is None
+    net = loads("input: [1, 4, 4]\nlayers:\n  - {conv: {kernel: 4, out: 4}, name: n1}\n"
+                "  - {crop: {like: n1}, name: n2, from: input}\n")
+    r = analyze(net, optimizer="adam")
+    t = totals(r)
+    assert t["train_macs"] == 64
+    assert [row.train_macs for row in r.rows] == [64, 0]
+    # state: the 4*16 + 4 = 68 weights only (4 bytes each); no gradient, no Adam moments
+    state = r.memory.get().state_bytes
+    assert (state.weights, state.with_optimizer, state.gradients) == (68 * 4, 68 * 4, 0)
 
 
 # --------------------------------------------------------------------------- closed forms (items 2, 3, 6, 10, 11)

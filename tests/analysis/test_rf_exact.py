@@ -324,3 +324,147 @@ def test_an_in_place_layer_after_a_view_of_a_read_tensor_runs_out_of_place(body,
     r = spec("input: [1, 4, 4]\nlayers:\n" + body)
     relu = next(row for row in r.rows if row.type == "relu")
     assert relu.values == values
+
+
+@pytest.mark.parametrize("mode, corners", [("nearest", None), ("bilinear", False), ("bilinear", True),
+                                           ("bicubic", False), ("nearest-exact", None)])
+@pytest.mark.parametrize("h, w", [(2, 25), (5, 10), (1, 3)])
+def test_an_upsample_axis_that_keeps_its_size(mode, corners, h, w):
+    """Scale 1.16 keeps 1, 2 or 5 rows (floor(5 x 1.16) = 5) while the columns grow. torch's CPU kernels
+    copy such an axis for nearest and bilinear (row 1 reads row 1, not floor(1/1.16) = 0) and follow
+    the scale for bicubic and nearest-exact: each row's field, measured from torch's gradients, is
+    archcalc's at every position."""
+    kw = {} if corners is None else {"align_corners": corners}
+
+    def up(x):
+        return F.interpolate(x, scale_factor=1.16, mode=mode, **kw)
+
+    want = rows(up, h, w)
+    assert len(want) == h  # torch keeps the rows
+    extra = "" if corners is None else f", align_corners: {str(corners).lower()}"
+    r = spec(f"input: [1, {h}, {w}]\nlayers:\n  - upsample: {{scale: 1.16, mode: {mode}{extra}}}\n")
+    assert r.rows[0].shape == (1, h, int(w * 1.16))
+    field = r.rows[0].rf[0]
+    got = [field.at(o) for o in range(h)]
+    got = [(max(a, 0), min(b, h - 1)) for a, b in got]  # a bicubic tap before row 0 is clamped by torch
+    assert got == want
+
+
+GATED_JOIN = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - mul:
+      - - {avgpool: {kernel: 1, stride: 1}, name: a}
+      - - {global_avgpool: {}, name: g}
+    name: gated
+  - add:
+      - [{identity: {}, name: i}]
+      - [{softmax: {}, name: s}]
+    name: both
+  - {conv_transpose: {kernel: [1, 4], dilation: 2, out: 1, bias: false}, name: up}
+"""
+POOLED_JOIN = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - {global_avgpool: {}, name: g}
+  - add:
+      - [{global_avgpool: {}, name: g2}]
+      - [{avgpool: {kernel: 2, padding: 1}, name: p}]
+    name: j
+"""
+GATED_CEIL = """input: [1, H, W]
+symbols: {H: 4, W: 4}
+layers:
+  - mul:
+      - - {identity: {}, name: a}
+      - - {global_avgpool: {}, name: g}
+    name: gated
+  - {maxpool: {kernel: 2, stride: 2, ceil_mode: true}, name: m}
+"""
+
+
+@pytest.mark.parametrize("text", [GATED_JOIN, POOLED_JOIN, GATED_CEIL], ids=["gated-join", "pooled-join", "gated-ceil"])
+def test_closed_form_fields_on_small_and_pooled_maps_are_the_concrete_ones(text):
+    """A closed-form field substituted at H = W = 1..7 is the concrete run's (size, stride, padding),
+    or unknown: a join of branches that share a gate keeps the map's field beside the gate (it lost
+    it: a later padded window then counted no padding), a join of affine branches of different
+    strides (a global pool beside a padded pool of it) is not the largest branch's guess, and a
+    ceil-mode window after a gate may read past the map (the closed form kept the gate's size)."""
+    from archcalc.expr import symbol
+
+    sym = analyze(loads(text, "case.yaml", free=("H", "W")))
+    known = 0
+    for n in range(1, 8):
+        conc = analyze(loads(text.replace("{H: 4, W: 4}", f"{{H: {n}, W: {n}}}"), "case.yaml"))
+        for srow, crow in zip(sym.rows, conc.rows):
+            if srow.rf is None or crow.rf is None:
+                continue
+            for sf, cf in zip(srow.rf, crow.rf):
+                got = []
+                for part in ("size", "stride", "padding"):
+                    v = getattr(sf, part)
+                    v = v.subs({symbol("H"): n, symbol("W"): n}) if hasattr(v, "subs") else v
+                    got.append(Fraction(str(v)))
+                assert got == [Fraction(getattr(cf, p)) for p in ("size", "stride", "padding")], (srow.name, n)
+                known += 1
+    assert known
+
+
+def test_a_pooled_join_reads_the_whole_input_as_torch_does():
+    """The pooled join above, by hand in torch at 5x5: its one position depends on every input row
+    (gradients), and archcalc's field at 5x5 and its closed form at H = 5 both cover rows 0..4 and
+    name no row the output does not read."""
+    from archcalc.expr import symbol
+
+    def net(x):
+        g = x.mean(dim=(2, 3), keepdim=True)
+        return g.mean(dim=(2, 3), keepdim=True) + F.avg_pool2d(g, 2, padding=1)
+
+    assert rows(net, 5) == [(0, 4)]
+    conc = analyze(loads(POOLED_JOIN.replace("{H: 4, W: 4}", "{H: 5, W: 5}"), "case.yaml"))
+    first, last = conc.rows[-1].rf[0].at(0)
+    assert first <= 0 and last >= 4 and (first, last) != (1, 0)
+    sym = analyze(loads(POOLED_JOIN, "case.yaml", free=("H", "W")))
+    f = sym.rows[-1].rf[0] if sym.rows[-1].rf is not None else None
+    if f is not None:  # else unknown (different strides: a global pool's H beside the padded pool's 2H)
+        size = f.size.subs({symbol("H"): 5}) if hasattr(f.size, "subs") else f.size
+        pad = f.padding.subs({symbol("H"): 5}) if hasattr(f.padding, "subs") else f.padding
+        assert -pad <= 0 and size - 1 - pad >= 4
+
+
+@pytest.mark.parametrize("k, s, d, p, op", [(2, 2, 1, 0, 1), (2, 2, 2, 0, 0), (4, 3, 1, 0, 2), (4, 3, 1, 1, 2),
+                                            (3, 2, 2, 1, 1)])
+def test_a_transposed_conv_on_one_row_reads_it_only_at_its_taps(k, s, d, p, op):
+    """On a 1-row map a transposed conv's output row reads the row only where a tap lands on it:
+    rows between the taps (stride, dilation) and the output_padding rows read nothing. archcalc
+    took every output row of a 1-row input as reading it (a pooled value's rule). Fields per row
+    from torch's gradients, once on a 1x1 input and once after a conv that brings 5 rows to 1."""
+    def up(x):
+        return F.conv_transpose2d(x, torch.ones(1, 1, k, k, dtype=x.dtype), stride=s, padding=p, dilation=d,
+                                  output_padding=op)
+
+    layer = f"conv_transpose: {{kernel: {k}, stride: {s}, dilation: {d}, padding: {p}, output_padding: {op}, out: 1}}"
+    for h, before, torch_before in ((1, "", lambda x: x), (5, "  - conv: {kernel: 5, out: 1}\n", lambda x: conv(x, 5))):
+        want = rows(lambda x: up(torch_before(x)), h)
+        assert None in want  # torch's own answer: some row reads nothing
+        r = spec(f"input: [1, {h}, {h}]\nlayers:\n{before}  - {layer}\n")
+        field = r.rows[-1].rf[0]
+        got = []
+        for o in range(len(want)):
+            first, last = field.at(o)
+            got.append(None if first > last else (max(first, 0), min(last, h - 1)))
+        assert got == want
+
+
+def test_an_area_upsample_in_closed_form_is_unknown_not_a_floor():
+    """mode: area is an adaptive average pool from I to floor(1.5 I): its windows depend on the
+    position unless O divides I, so the closed form is unknown (it gave size ceil(I/O) = 1 and
+    stride floor(I/O) = 0 at 2 rows, where the concrete run and torch give windows of 2 rows at
+    stride 2/3). The concrete field against torch's gradients at 2..6 rows."""
+    text = "input: [1, H, 4]\nsymbols: {H: 4}\nlayers:\n  - upsample: {scale: 1.5, mode: area}\n"
+    sym = analyze(loads(text, "case.yaml", free=("H",)))
+    assert sym.rows[0].rf is None
+    for h in range(2, 7):
+        want = rows(lambda x: F.interpolate(x, scale_factor=1.5, mode="area"), h, 4)
+        field = analyze(loads(text.replace("{H: 4}", f"{{H: {h}}}"), "case.yaml")).rows[0].rf[0]
+        assert [field.at(o) for o in range(len(want))] == want

@@ -120,8 +120,8 @@ class MaxPool(_Pool):
         for axis, size, kk, d, s, p0, n in (("rows", x[1], a["kernel"][0], a["dilation"][0], self.stride(a)[0], t, y[1]),
                                              ("columns", x[2], a["kernel"][1], a["dilation"][1], self.stride(a)[1], l,
                                               y[2])):
-            if any(is_symbolic(v) for v in (size, kk, d, s, p0, n)):
-                continue
+            if any(is_symbolic(v) for v in (size, kk, d, s, p0, n)) or n < 1:
+                continue  # no window at all: the output-size check says so
             k = d * (kk - 1) + 1
             starts = range(n) if d > size else (0, n - 1)  # D <= size: a window reaching the map has a tap on it
             for o in starts:

@@ -243,7 +243,16 @@ def analyze(
             f"give them values with --set or defaults in 'symbols:' (free: {', '.join(free[:3])}, ...)",
         )
     walk = _Walk(net, DTYPES[dtype])
-    rows = [walk.step(i, node) for i, node in enumerate(net.nodes)]
+    rows = []
+    for i, node in enumerate(net.nodes):
+        try:
+            rows.append(walk.step(i, node))
+        except RecursionError:
+            # sympy recurses once per level of an expression: a closed form nested beyond Python's
+            # stack (a decimal upsample scale's many pieces, then a size-dependent layer) is refused
+            raise SpecError("the closed forms at this layer are nested too deeply to compute (sympy ran out of stack)",
+                            node.where, "give the sizes values with --set (or --input), or use a scale exact in "
+                            "binary (1.25, 1.5) where a decimal one splits the closed form into pieces") from None
     warnings = [w.at(rows[i].name, f"{rows[i].name}: {w.message}") for i in walk.warned for w in rows[i].warnings]
     totals = _totals(net, rows, walk.numel, walk.saved, walk.extra_bytes, walk.nbytes, batch, optimizer, ensemble, crops)
     memory = _liveness.analyze(net, walk.shapes, walk.numel, walk.grad, rows, walk.nbytes, OPTIMIZERS[optimizer],

@@ -362,3 +362,23 @@ def test_decide_equal_is_a_proof_or_a_refusal():
     assert decide_equal(vmax(H, 3), vmax(3, H + 0)) == (True, None)  # structural
     assert decide_equal(vmax(H, 3) + floordiv(H, 2), vmax(H, 3) + floordiv(2 * H, 4) + 0 * W) == (True, None)
     assert decide_equal(vmax(H, 3), vmax(H, 2) + floordiv(H - H, 1) + floordiv(H, 7) * 0 + 1 - 1 + 0 * H) == (None, None)
+
+
+def test_closed_forms_too_deep_for_sympy_are_a_clean_refusal(cli, tmp_path):
+    """The differential's crash class: upsample x1.16 (a decimal scale: its exact closed form is a
+    Piecewise of many pieces) then an adaptive pool made `--symbolic H,W` end in sympy's
+    RecursionError. Now: one error line naming the layer, exit 2; --min-input still answers, and the
+    concrete run equals torch (floor(20 * 1.16) = 23 rows, then 2x2)."""
+    spec = tmp_path / "deep.yaml"
+    spec.write_text("input: [1, H, W]\nsymbols: {H: 20, W: 20}\nlayers:\n"
+                    "  - {upsample: {scale: 1.16}}\n  - {adaptive_avgpool: {size: 2}}\n")
+    code, out, err = cli("summary", str(spec), "--symbolic", "H,W")
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "deep.yaml:5" in err and "adaptive_avgpool1" in err and "--set" in err
+    code, out, err = cli("summary", str(spec), "--min-input")
+    assert code == 0 and "minimum input" in out and "Traceback" not in err
+    x = torch.zeros(1, 1, 20, 20)
+    up = torch.nn.functional.interpolate(x, scale_factor=1.16, mode="nearest")
+    y = torch.nn.AdaptiveAvgPool2d(2)(up)
+    r = analyze(loads(spec.read_text()))
+    assert [row.shape for row in r.rows] == [tuple(up.shape[1:]), tuple(y.shape[1:])] == [(1, 23, 23), (1, 2, 2)]

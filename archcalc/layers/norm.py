@@ -272,6 +272,12 @@ class GroupNorm(Pointwise):
         x = xs[0]
         if concrete(x[0], a["groups"]) and x[0] % a["groups"]:
             raise ShapeError(f"groupnorm: {x[0]} channels are not divisible by groups={a['groups']}")
+        per_group = [x[0] // a["groups"] if concrete(x[0], a["groups"]) else None, *x[1:]]
+        if all(concrete(v) for v in per_group) and all(v == 1 for v in per_group):
+            # torch's F.group_norm: "Expected more than 1 value per channel" (training and eval alike)
+            raise ShapeError(f"groupnorm: each of the {a['groups']} groups holds one value ({x[0]}/{a['groups']} channels "
+                             f"x {'x'.join(map(str, x[1:]))}), which torch refuses to normalise",
+                             hint="use fewer groups or a larger input")
         return x
 
     def details(self, a, xs, y):
@@ -321,7 +327,14 @@ class InstanceNorm(Pointwise):
                 "buffers": "2 * C (with track_running_stats)", "macs": "0"}
 
     def out(self, a, xs):
-        return hw(xs[0], self.name)
+        from .base import ShapeError, concrete
+
+        x = hw(xs[0], self.name)
+        if not a.get("track_running_stats") and concrete(x[1], x[2]) and x[1] * x[2] == 1:
+            # torch normalises each map over its own positions: "Expected more than 1 spatial element"
+            raise ShapeError("instancenorm: a 1x1 map has one value per channel, which torch refuses to normalise",
+                             hint="use a larger input, or track_running_stats: true (eval uses the running statistics)")
+        return x
 
     def details(self, a, xs, y):
         return " ".join(w for w, on in (("affine", a.get("affine")), ("running stats", a.get("track_running_stats"))) if on)

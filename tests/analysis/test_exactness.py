@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archcalc import analyze
+from archcalc.errors import SpecError
 from archcalc.spec.load import loads
 
 torch = pytest.importorskip("torch")
@@ -382,3 +383,32 @@ def test_closed_forms_too_deep_for_sympy_are_a_clean_refusal(cli, tmp_path):
     y = torch.nn.AdaptiveAvgPool2d(2)(up)
     r = analyze(loads(spec.read_text()))
     assert [row.shape for row in r.rows] == [tuple(up.shape[1:]), tuple(y.shape[1:])] == [(1, 23, 23), (1, 2, 2)]
+
+
+@pytest.mark.parametrize("layer,size,refused", [
+    ("{groupnorm: {groups: 4}}", 1, True),   # 4/4 channels x 1x1: one value per group
+    ("{groupnorm: {groups: 2}}", 1, False),  # 2 channels x 1x1 per group
+    ("{groupnorm: {groups: 4}}", 2, False),
+    ("instancenorm", 1, True),              # one spatial element per channel
+    ("{instancenorm: {track_running_stats: true}}", 1, False),  # eval reads the running statistics
+    ("instancenorm", 2, False),
+])
+def test_norms_over_one_value_are_refused_as_torch_refuses(layer, size, refused):
+    """The differential's 'norm statistics of one value' class: torch's group norm refuses groups of
+    one value and its instance norm (without running statistics) a 1x1 map; archcalc accepted both."""
+    g = {"groupnorm: {groups: 4}": torch.nn.GroupNorm(4, 4), "groupnorm: {groups: 2}": torch.nn.GroupNorm(2, 4),
+         "instancenorm": torch.nn.InstanceNorm2d(4),
+         "instancenorm: {track_running_stats: true}": torch.nn.InstanceNorm2d(4, track_running_stats=True)}
+    module = g[layer[1:-1] if layer.startswith("{") else layer].eval()
+    try:
+        module(torch.zeros(1, 4, size, size))
+        torch_refuses = False
+    except (RuntimeError, ValueError):
+        torch_refuses = True
+    assert torch_refuses == refused
+    text = f"input: [4, {size}, {size}]\nlayers:\n  - {layer}\n"
+    if refused:
+        with pytest.raises(SpecError, match="torch refuses to normalise"):
+            analyze(loads(text))
+    else:
+        assert analyze(loads(text)).rows[0].shape == (4, size, size)

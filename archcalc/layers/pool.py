@@ -340,11 +340,9 @@ class AdaptiveAvgPool(LayerType):
         return {"size": pair_of(size)}
 
 
-@register
-class GlobalAvgPool(LayerType):
-    name = "global_avgpool"
-    doc = "Average over all spatial positions: C x H x W to C x 1 x 1."
-    formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0"}
+class WholeMap(LayerType):
+    """A reduction over the whole map (global average or max pooling): C x H x W to C x 1 x 1, one
+    window of the map's size."""
 
     def out(self, a, xs):
         x = hw(xs[0], self.name)
@@ -359,6 +357,13 @@ class GlobalAvgPool(LayerType):
 
     def size_dependent(self, a):
         return True
+
+
+@register
+class GlobalAvgPool(WholeMap):
+    name = "global_avgpool"
+    doc = "Average over all spatial positions: C x H x W to C x 1 x 1."
+    formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0"}
 
     def torch(self, a, xs, y):
         return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Axis, Key, LayerType, REQUIRED, Text, hw, pair_of, pair_text, register
-from .pool import AdaptiveAvgPool
+from .base import Key, LayerType, REQUIRED, hw, pair_of, pair_text, register
+from .pool import AdaptiveAvgPool, WholeMap
 
 
 @register
@@ -58,27 +58,13 @@ class AdaptiveMaxPool(LayerType):
 
 
 @register
-class GlobalMaxPool(LayerType):
+class GlobalMaxPool(WholeMap):
     name = "global_maxpool"
     doc = (
         "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; "
         "timm's SelectAdaptivePool2d('max') with flatten off). A new tensor."
     )
     formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0 (comparisons are not MACs)"}
-
-    def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        return (x[0], 1, 1)
-
-    def size_formula(self, a, xs, y):
-        return Text("output size: C x 1 x 1 = {} (one window over the whole {}x{} map)", (tuple(y), xs[0][1], xs[0][2]))
-
-    def window(self, a, xs, y):
-        x = xs[0]
-        return Axis(x[1], x[1], 0, 0, False), Axis(x[2], x[2], 0, 0, False)
-
-    def size_dependent(self, a):
-        return True
 
     def saves(self, a, training):
         return ("input", "output")  # amax's backward compares the input with the maximum

@@ -151,6 +151,15 @@ def test_budgets(cli, tmp_path):
     code, out, err = cli("check", str(spec), "--budget", "peak_memory=4KiB", "--batch", "2")
     assert code == 1 and "peak_memory 3,584 <= 4,096" in out
     assert "train_peak_memory 1,061,376 > 8,192 (limit)" in out
+    # --fit trains with the backend's figure: with cuDNN the peak alone is 1,057,792 bytes at batch
+    # 1 (above), more than 1 MiB, so no batch fits; the live tensors alone (--backend cpu) fit many
+    spec.write_text(TINY)
+    fits = {}
+    for backend in ("cudnn", "cpu"):
+        code, out, err = cli("summary", str(spec), "--fit", "1MiB", "--backend", backend, "-f", "json")
+        assert code == 0, err
+        fits[backend] = json.loads(out)["fit"]["max_batch"]
+    assert fits["cudnn"] == 0 and fits["cpu"] > 10
 
 
 def test_symbolic_sizes_have_no_peak(cli):

@@ -32,7 +32,9 @@ The model (docs/memory.md):
   grad-weight where it is trainable).
 * **The backend's working memory** (``backend``: 'cudnn', PyTorch's default on CUDA, or 'native',
   CUDA without cuDNN; 'cpu' adds none): each layer type's ``backend_workspace`` buffers (cuDNN's
-  layout copies, the native column buffer), alive during the layer's forward and its backward.
+  layout copies and engine workspace, the native column buffer), alive during the layer's forward
+  and its backward; an engine workspace (``EngineWorkspace``) is sized at the batch (per image:
+  its upper bound).
   A non-elementwise backward of an output first copies the loss's expanded gradient to a dense
   tensor of the output's size. At a concrete batch the CUDA backends round every block as the
   caching allocator does (:func:`_round`: 512 bytes; from 10 MiB, the whole 2 MiB-rounded segment
@@ -501,13 +503,23 @@ def _workspaces(nodes, shapes, records, nbytes, backend, batch):
         w = cache.get(key)
         if w is None:
             fwd, bwd = registry[node.type].backend_workspace(node.args, [shapes[k] for k in ins], shapes[i], nbytes, backend)
-            if batch is None:
-                w = (sum(p for p, _ in fwd), sum(f for _, f in fwd), sum(p for p, _ in bwd), sum(f for _, f in bwd))
-            else:
-                w = (sum(_round(p * batch + f) for p, f in fwd), 0, sum(_round(p * batch + f) for p, f in bwd), 0)
+            w = _buffers(fwd, batch) + _buffers(bwd, batch)
             cache[key] = w
         fa[i], ff[i], ba[i], bf[i] = w
     return fa, ff, ba, bf
+
+
+def _buffers(bufs, batch):
+    """(bytes per image, bytes per batch) of one op's backend buffers; at a concrete ``batch`` the
+    whole batch's bytes, each buffer rounded as the allocator rounds it, and 0. An
+    ``EngineWorkspace`` is the other buffers' bytes at the batch within its bounds (one block);
+    per image, its upper bound per batch."""
+    plain = [b for b in bufs if b.__class__ is tuple]
+    engines = [b for b in bufs if b.__class__ is not tuple]
+    if batch is None:
+        return sum(p for p, _ in plain), sum(f for _, f in plain) + sum(e.high for e in engines)
+    got = sum(_round(p * batch + f) for p, f in plain)
+    return got + sum(_round(min(max(got, e.low), e.high)) for e in engines), 0
 
 
 def _declare(ltype, args, xs, y, unsafe, nbytes) -> Decl:

@@ -34,6 +34,7 @@ from .base import (  # noqa: F401
     Axis,
     Count,
     Counts,
+    EngineWorkspace,
     Factor,
     Key,
     LayerInfo,

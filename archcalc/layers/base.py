@@ -445,9 +445,10 @@ class LayerType:
     def backend_workspace(self, a: dict, xs: list, y, itemsize: int, backend: str) -> tuple:
         """What the compute backend allocates while the layer runs, beyond every tensor the layer
         returns or keeps (docs/memory.md, "The backend's working memory"): ``(forward, backward)``,
-        each a tuple of buffers ``(bytes per image, bytes per batch)``, all freed when the op
-        returns. ``backend``: 'cudnn' (CUDA, cuDNN on: PyTorch's default) or 'native' (CUDA, cuDNN
-        off); 'cpu' asks nothing. Most layers allocate nothing beyond ``scratch``."""
+        each a tuple of buffers ``(bytes per image, bytes per batch)`` or :class:`EngineWorkspace`,
+        all freed when the op returns. ``backend``: 'cudnn' (CUDA, cuDNN on: PyTorch's default) or
+        'native' (CUDA, cuDNN off); 'cpu' asks nothing. Most layers allocate nothing beyond
+        ``scratch``."""
         return ((), ())
 
     def backward_scratch(self, a: dict, xs: list, y, itemsize: int) -> Any:
@@ -516,6 +517,17 @@ class LayerType:
 
 
 TENSOR = type("Tensor", (), {"__repr__": lambda self: "TENSOR"})()  # the importer's tensor argument
+
+
+@dataclass(frozen=True)
+class EngineWorkspace:
+    """A buffer in :meth:`LayerType.backend_workspace` whose size is not the layer's own: a backend
+    engine's workspace (cuDNN's ``plan.getWorkspaceSize()``), as many bytes as the op's other
+    buffers take at the batch, at least ``low`` and at most ``high`` (bytes, per batch). Per image
+    (no concrete batch) it counts ``high``."""
+
+    low: int
+    high: int
 
 
 @dataclass(frozen=True)

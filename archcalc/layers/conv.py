@@ -9,6 +9,7 @@ from fractions import Fraction
 from ..expr import as_int, is_symbolic
 from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resample, ShapeError, Term, Text, eff, hw, pads,
                    pair_of, prod, register, same_out, window_out, window_sizes)
+from .base import EngineWorkspace
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ class _ConvBase(LayerType):
 FILTER_EXTRA = 256  # cuDNN's filter copy is a few bytes above the filter (H100: 1 to 256, docs/memory.md)
 POINTWISE_CHANNELS = 1024  # a 1x1 convolution from this many input channels converts both layouts (cuDNN)
 SMALL_REDUCTION = 32  # C_in x K_h x K_w below this (an RGB 3x3 stem): cuDNN converts nothing
+GROUPED_ENGINE = 16  # a grouped conv's forward: an engine workspace of 1/16 of its converted bytes (docs/memory.md)
+# a conv's backward: cuDNN's engines' own workspace, the bytes the backward converts, at least 1 MiB
+# (lenet5 at batch 32) and at most 8 MiB (shufflenet_v2_x0_5 at batch 32): docs/memory.md
+BACKWARD_ENGINE = EngineWorkspace(2**20, 8 * 2**20)
 
 
 def conv_workspace(ltype, a, xs, y, itemsize, backend):
@@ -84,6 +89,11 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
       for a 1x1 kernel below :data:`POINTWISE_CHANNELS` input channels, nor where C_in x K_h x K_w
       is below :data:`SMALL_REDUCTION` (a 3x3 RGB stem). Backward converts always, the output's
       gradient twice (for the input's gradient and for the filter's).
+    * ``cudnn``, the engines' own workspace (``plan.getWorkspaceSize()``, which PyTorch allocates
+      through the caching allocator for each call; cuDNN documents no size): a grouped (not
+      depthwise) convolution that converts adds 1/:data:`GROUPED_ENGINE` of its converted bytes per
+      image; a backward as many bytes as it converts at the batch, at least 1 MiB and at most 8 MiB
+      (:data:`BACKWARD_ENGINE`). An allowance from the H100 table, not a bound (docs/memory.md).
     """
     if backend not in ("cudnn", "native"):
         return ((), ())
@@ -118,9 +128,11 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
         fwd = ()
     else:
         fwd = layouts + filt
+    if fwd and g != 1:  # a grouped conv: the engine cuDNN's heuristics pick varies with the group width
+        fwd = fwd + ((as_int((xb + yb) // GROUPED_ENGINE), 0),)
     # backward converts whatever the size: the output's gradient for the input's gradient and again
-    # for the filter's, the input (or its gradient), the filter
-    bwd = layouts + ((yb, 0),) + (() if pointwise else filt)
+    # for the filter's, the input (or its gradient), the filter; and its engines' own workspace
+    bwd = layouts + ((yb, 0),) + (() if pointwise else filt) + (BACKWARD_ENGINE,)
     return (fwd, bwd)
 
 

@@ -83,19 +83,78 @@ def test_goals_over_the_measured_table():
     assert vgg["inference_measured"] == 1_644_315_136 and vgg["inference_measured_without_cudnn"] == 937_689_088
     rows = mod.estimates(rows)
     within, below, n, _ = mod.score(rows, "inference", "", 0.05)
-    # issue 26: within 5% on at least 90%, never more than 5% below; one spec misses the second
-    # (regnet_y_16gf, 6.5% below: docs/memory.md)
-    assert within >= 0.9 * n and within == 96
-    assert [r["spec"] for r in rows if r["inference_estimate"] < 0.95 * r["inference_measured"]] == ["regnet_y_16gf"]
+    # issue 26: within 5% on at least 90%, never more than 5% below (regnet_y_16gf was 6.3% below
+    # before the grouped conv's engine workspace, now 3.6%); alexnet alone is more than 5% above
+    assert within >= 0.9 * n and (within, below) == (97, 0)
+    assert [r["spec"] for r in rows if r["inference_estimate"] > 1.05 * r["inference_measured"]] == ["alexnet"]
     within, below, n, _ = mod.score(rows, "inference", "_without_cudnn", 0.05)
     assert (within, below) == (98, 0)
     within, below, n, _ = mod.score(rows, "training", "", 0.03)
-    # issue 26 asks >= 89 and 0: the first met; two specs more than 3% below (lenet5, shufflenet_v2_x0_5:
-    # cuDNN workspaces the rule does not model, docs/memory.md)
-    assert within >= 0.9 * n and (within, below) == (91, 2)
-    assert [r["spec"] for r in rows if r["train_estimate"] < 0.97 * r["train_measured"]] == ["lenet5", "shufflenet_v2_x0_5"]
+    # issue 26: within 3% on at least 90%, never more than 3% below (lenet5 0.703 and
+    # shufflenet_v2_x0_5 0.963 before the backward's engine workspace); five are more than 3% above
+    assert within >= 0.9 * n and (within, below) == (93, 0)
+    assert sorted(r["spec"] for r in rows if r["train_estimate"] > 1.03 * r["train_measured"]) == [
+        "inception-bottleneck", "inception-naive", "unet", "vgg11", "vgg13"]
     within, below, n, _ = mod.score(rows, "training", "_without_cudnn", 0.03)
     assert (within, below) == (98, 0)
+
+
+def test_grouped_conv_engine_workspace_regnet_y_16gf():
+    # regnet_y_16gf at batch 32, block1-0.f.b.0: 3x3 stride 2, 224 channels in 2 groups of 112,
+    # 112x112 -> 56x56. Alive: the shortcut's output and f.b's own (224x56x56) and f.a's
+    # (224x112x112), each in a 2 MiB-rounded segment (1 MiB or less to spare: not split)
+    big, small = 32 * 224 * 112 * 112 * 4, 32 * 224 * 56 * 56 * 4
+    assert (big, small) == (359_661_568, 89_915_392)
+    seg = lambda v: -(-v // 2**21) * 2**21  # noqa: E731
+    live = seg(big) + 2 * seg(small)
+    # cuDNN: the input and output once more, the filter 224 x 112 x 9 x 4 (+256) rounded to 512
+    copies = seg(big) + seg(small) + _r512(224 * 112 * 9 * 4 + 256)
+    # regnet_y_8gf, the same shapes in 4 groups of 56, measures exactly live + the two copies
+    # (no filter copy); regnet_y_16gf exactly 64 MiB more: the workspace of the engine cuDNN's
+    # heuristics pick for that group width
+    assert live + copies - 903_680 == 991_952_896
+    assert 1_059_061_760 - 991_952_896 == 64 * 2**20
+    # the rule: a grouped conv that converts adds 1/16 of its converted bytes per image
+    engine = (224 * 112 * 112 * 4 + 224 * 56 * 56 * 4) * 32 // 16
+    assert engine == 28_098_560  # a 10 MiB-or-larger request: 14 MiB segment, more than 1 MiB left: split
+    est = _peak("regnet_y_16gf", 32, "cudnn")
+    assert est == live + copies + engine == 1_020_955_136
+    assert 0.95 < est / 1_059_061_760 < 0.97  # measured: 3.6% below, within the 5% goal
+    assert 1.02 < _peak("regnet_y_8gf", 32, "cudnn") / 991_952_896 < 1.03
+
+
+def test_backward_engine_workspace_between_1_and_8_mib():
+    from archcalc.analysis.liveness import _buffers
+    from archcalc.layers import REGISTRY
+
+    conv = REGISTRY["conv"]
+
+    def args(spec, layer):  # the layer's arguments as the spec loader normalises them
+        return next(n.args for n in archcalc.load(spec).nodes if n.name == layer)
+
+    # lenet5's C5 (16x5x5 -> 120x1x1, 5x5) at batch 32: backward converts the input 32 x 1,600 x 4,
+    # the output's gradient twice, 32 x 120 x 4 each, and the filter 120 x 400 x 4 + 256 -> 192,512:
+    # 274,432 bytes, below 1 MiB: the engine takes 1 MiB
+    a = args("lenet5", "C5")
+    _, bwd = conv.backend_workspace(a, [(16, 5, 5)], (120, 1, 1), 4, "cudnn")
+    converted = 32 * 16 * 25 * 4 + 2 * 32 * 120 * 4 + _r512(120 * 400 * 4 + 256)
+    assert converted == 274_432
+    assert _buffers(bwd, 32) == (converted + 2**20, 0)
+    # lenet5 at batch 32 measures 1,120,256 bytes more with cuDNN than without (3,631,104 against
+    # 2,510,848): the estimate is now 1.1% below, was 29.7%
+    assert 0.97 < _peak("lenet5", 32, "cudnn", "train_peak_bytes") / 3_631_104 < 1.0
+    # shufflenet_v2_x0_5's conv5 (1x1, 192 -> 1024 at 7x7): its input 32 x 192 x 49 x 4 and the
+    # output's gradient twice, 32 x 1024 x 49 x 4 each: 14,049,280 bytes, above 8 MiB: 8 MiB, what
+    # cuDNN adds to the measured peak (365,126,656 against 356,738,048 without)
+    a = args("shufflenet_v2_x0_5", "conv5")
+    _, bwd = conv.backend_workspace(a, [(192, 7, 7)], (1024, 7, 7), 4, "cudnn")
+    converted = 32 * 192 * 49 * 4 + 2 * 32 * 1024 * 49 * 4
+    assert converted == 14_049_280 and 365_126_656 - 356_738_048 == 8 * 2**20
+    assert _buffers(bwd, 32) == (converted + 8 * 2**20, 0)
+    assert _buffers(bwd, None) == (converted // 32, 8 * 2**20)  # per image: the upper bound
+    assert 0.97 < _peak("shufflenet_v2_x0_5", 32, "cudnn", "train_peak_bytes") / 365_126_656 < 1.0
+    # without cuDNN no engine: the native 1x1 conv is a matrix product as it lies
+    assert conv.backend_workspace(a, [(192, 7, 7)], (1024, 7, 7), 4, "native") == ((), ())
 
 
 def test_the_loss_gradient_is_copied_dense_by_a_non_elementwise_backward():
@@ -153,4 +212,4 @@ def test_docs_counts_are_the_scripts():
     mod = _rule_script()
     lines, ok = mod.summary(mod.estimates(mod.read_table()))
     assert "\n".join(lines) in (ROOT / "docs" / "memory.md").read_text()
-    assert not ok  # issue 26's batch-32 goals: two training specs still more than 3% below
+    assert ok  # issue 26's batch-32 goals, all four met (benchmarks/memory_rule.py --check exits 0)

@@ -139,17 +139,27 @@ def test_budgets(cli, tmp_path):
     # reach 3,584 + 3,072 = 6,656; then 1,536 alive (c1's gradient and fc's output) when c1's
     # backward converts its input 3x8x8 x 4 = 768 -> 1,024, its output's gradient 1,024 twice and
     # its filter 4x3x3x3 x 4 + 256 = 688 -> 1,024: 1,536 + 4,096 + 3,072 + c1's weight gradient
-    # 448 -> 512 = 9,216. Batch 2: inference 2,048 + 512 + 1,024 = 3,584; training at c1's
-    # backward 2,560 (c1's gradient 2,048, fc's output 512) + 1,536 + 2 x 2,048 + 1,024 + 3,072 +
-    # 512 = 12,800.
+    # 448 -> 512 = 9,216, and beside them cuDNN's backward engine takes its least, 1 MiB (its
+    # converted bytes, 4,096, are below it): 9,216 + 1,048,576 = 1,057,792. Batch 2: inference
+    # 2,048 + 512 + 1,024 = 3,584; training at c1's backward 2,560 (c1's gradient 2,048, fc's output
+    # 512) + 1,536 + 2 x 2,048 + 1,024 + 3,072 + 512 = 12,800, + 1 MiB = 1,061,376.
     spec.write_text(TINY + "budget: {peak_memory: 1KiB, train_peak_memory: 8KiB}\n")
     code, out, err = cli("check", str(spec))
     assert code == 1
     assert "peak_memory 2,048 > 1,024 (limit)" in out
-    assert "train_peak_memory 9,216 > 8,192 (limit)" in out
+    assert "train_peak_memory 1,057,792 > 8,192 (limit)" in out
     code, out, err = cli("check", str(spec), "--budget", "peak_memory=4KiB", "--batch", "2")
     assert code == 1 and "peak_memory 3,584 <= 4,096" in out
-    assert "train_peak_memory 12,800 > 8,192 (limit)" in out
+    assert "train_peak_memory 1,061,376 > 8,192 (limit)" in out
+    # --fit trains with the backend's figure: with cuDNN the peak alone is 1,057,792 bytes at batch
+    # 1 (above), more than 1 MiB, so no batch fits; the live tensors alone (--backend cpu) fit many
+    spec.write_text(TINY)
+    fits = {}
+    for backend in ("cudnn", "cpu"):
+        code, out, err = cli("summary", str(spec), "--fit", "1MiB", "--backend", backend, "-f", "json")
+        assert code == 0, err
+        fits[backend] = json.loads(out)["fit"]["max_batch"]
+    assert fits["cudnn"] == 0 and fits["cpu"] > 10
 
 
 def test_symbolic_sizes_have_no_peak(cli):

@@ -87,6 +87,25 @@ def test_copied_padding_through_a_stack_of_layers(mode):
         assert fields(text, 0, row=0)[0] == (1, 5)
 
 
+def test_a_dilated_window_over_copied_rows_reads_only_its_taps():
+    """pad [0, 3] reflect on 9 rows (pad rows 9, 10, 11 hold input rows 7, 6, 5), then a zero-padded
+    4-tap conv, dilation 2, padding 1: output row 7 reads pad rows 6, 8, 10 (and 12, zero padding),
+    i.e. input rows 6, 8, 6: 6 .. 8. The extent 6 .. 12 would also name pad row 11 (input row 5),
+    which the dilation steps over. Pad row 12 is the conv's zero padding: it extends as zero
+    padding's (input row 12, past the image), so the field is 6 .. 12, whose end past the image
+    bounds torch's. Inside the image every end is torch's."""
+    text = ("input: [1, 9, 9]\nlayers:\n  - {pad: {padding: [0, 3, 0, 0], mode: reflect}}\n"
+            "  - {conv: {out: 1, kernel: 4, dilation: 2, padding: 1}}\n")
+
+    def f(x):
+        return F.conv2d(F.pad(F.pad(x, (0, 0, 0, 3), mode="reflect"), (1, 1, 1, 1)), ones(4), dilation=2)
+
+    got, want = fields(text), measured(f, 9, 9)
+    assert want[7] == (6, 8) and got[7] == (6, 12)
+    for (first, last), (lo, hi) in zip(got, want):
+        assert first <= lo and hi <= last and (first < 0 or first == lo) and (last > 8 or last == hi)
+
+
 def test_a_pad_layer_that_reflects_reads_the_mirrored_row():
     """pad [2, 0] reflect: output row 0 is input row 2 (zero padding's geometry would name row -2,
     outside the image, where torch reads row 2)."""

@@ -426,6 +426,11 @@ class _Walk:
         first = node.inputs[0]
         if ltype.joins:
             self.extent[i] = self.extent[first]
+            win = ltype.window(node.args, xs, y)
+            if win == "unknown":
+                return None, None
+            if isinstance(win, tuple) and any(isinstance(a, L.Stack) for a in win):  # a concat along H or W
+                return _rf_stack([self.rfs[j] for j in node.inputs], xs, y, win, self.rf_budget), None
             rf, offsets = _rf_join([self.rfs[j] for j in node.inputs], xs, y, self.rf_budget)
             return rf, [self.alignment(node, offsets)] if offsets else []
         src, ext = self.rfs[first], self.extent[first]
@@ -701,7 +706,7 @@ class _Ext:
             if a.affine:  # grows with the position: the window's end gives the field's
                 return ((a, hi if end else lo),) if lo <= hi else ()
             taps = getattr(w, "taps", None)
-            return tuple((a, x) for x in (range(lo, hi + 1) if taps is None else taps(o)))
+            return tuple((a, x) for x in (range(lo, hi + 1, getattr(w, "dil", 1)) if taps is None else taps(o)))
         return tuple((f, 0 if broadcast else o) for f, broadcast in self.srcs)
 
     def at(self, rf, o):
@@ -800,7 +805,7 @@ def _inner(w, n_out=None, n_in=None) -> bool:
     without padding stays inside it, except a window that need not tile (ceil mode), whose last
     window may reach past the map: inner only where its last row is shown to be inside (False
     where it cannot be shown at symbolic sizes)."""
-    if isinstance(w, L.Resample):
+    if isinstance(w, (L.Resample, L.PadCopy)):  # PadCopy: its padding copies positions of the map
         return True
     if not (isinstance(w, L.Axis) and not is_symbolic(w.before) and not is_symbolic(w.after)
             and w.before <= 0 and w.after <= 0):
@@ -838,7 +843,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     position by position, exact (None where sizes are symbolic), each position counted against
     ``budget`` before the work. A resampling window reads only positions of its input (torch
     clamps there); an integer window's padding reads the input field extended (:class:`_Ext`)."""
-    if a.affine and isinstance(w, L.Axis):
+    if a.affine and isinstance(w, L.Axis) and w.__class__ is not L.PadCopy:
         return RF(as_int(a.size + (w.k - 1) * a.stride), as_int(a.stride * w.s), as_int(a.padding + w.before * a.stride))
     concrete = not is_symbolic(n_out) and not is_symbolic(n_in)
     inner = _inner(w, n_out, n_in)
@@ -872,6 +877,9 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
     taps = getattr(w, "taps", None)
+    if w.__class__ is L.PadCopy:  # padding that copies input positions: the positions read, copied
+        taps = w.reads
+        spans = [(r[0], r[-1]) for r in (taps(o) for o in range(n_out))]
     if resample:  # torch reads positions of the input only: the window's part inside it (none: empty)
         top = n_in - 1
         if taps is not None:  # the taps inside the input, exactly
@@ -889,7 +897,8 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
         at = a.at
         firsts, lasts = [], []
         for o, (lo, hi) in enumerate(spans):
-            read = range(lo, hi + 1) if taps is None else [x for x in taps(o) if lo <= x <= hi]
+            # a dilated window reads every dil-th position of its extent (Axis.dil; 1 for the others)
+            read = range(lo, hi + 1, getattr(w, "dil", 1)) if taps is None else [x for x in taps(o) if lo <= x <= hi]
             ends = [at(x) for x in read]
             firsts.append(min((e[0] for e in ends), default=_NO_FIRST))
             lasts.append(max((e[1] for e in ends), default=_NO_LAST))
@@ -984,6 +993,58 @@ def _rf_join(states, xs=None, y=None, budget=None):
             return None, offsets
         out.append(rf)
     return tuple(out), offsets
+
+
+def _rf_stack(states, xs, y, win, budget=None):
+    """The field of a join whose branches are stacked along one axis (:class:`~archcalc.layers.Stack`):
+    on that axis output position o has the field of the one branch it comes from, at its position
+    there (exact per position; None where sizes are symbols), on the other axis the branches' union
+    (:func:`_rf_join` on that axis alone). No alignment finding: the branches lie side by side."""
+    if any(s is None for s in states):
+        return None
+    out = [None, None]
+    for axis, w in enumerate(win):
+        if w is None:  # the union, worked out by _rf_join over this axis alone (both slots the same)
+            n = y[1 + axis]
+            rf, _ = _rf_join([(s[axis], s[axis]) for s in states], [(x[0], x[1 + axis], x[1 + axis]) for x in xs],
+                             (y[0], n, n), budget)
+            if rf is None:
+                return None
+            out[axis] = rf[0]
+            continue
+        col = [s[axis] for s in states]
+        n = y[1 + axis]
+        if is_symbolic(n) or any(is_symbolic(v) for v in w.sizes) or any(
+                is_symbolic(v) for c in col for v in (c.size, c.stride, c.padding)):
+            return None
+        _spend(budget, n)
+        firsts, lasts = [], []
+        for o in range(n):
+            b, x = w.branch(o)
+            f, last = col[b].at(x)
+            firsts.append(f)
+            lasts.append(last)
+        out[axis] = _rf_from(firsts, lasts, col[0].stride, _StackExt(col, w))
+    return tuple(out)
+
+
+class _StackExt:
+    """How a stacked join's field extends past its map: before it as its first branch extends, past
+    it as its last (:class:`_Ext`'s interface: ``at``, ``end``, ``memo``, ``_needs``)."""
+
+    __slots__ = ("col", "w", "memo")
+
+    def __init__(self, col, w):
+        self.col = col
+        self.w = w
+        self.memo = ({}, {})
+
+    def _needs(self, o, end):
+        b, x = self.w.branch(o)
+        return ((self.col[b], x),)
+
+    at = _Ext.at
+    end = _Ext.end
 
 
 def _gated(glob, local, stride, n, budget=None) -> RF | None:

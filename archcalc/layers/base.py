@@ -76,6 +76,7 @@ class Axis:
     before: Any = 0
     after: Any = 0
     tiles: bool = True  # check that the window tiles the input (not for ceil mode / adaptive)
+    dil: Any = 1  # dilation: of the k positions it spans, it reads every dil-th (the two ends always)
 
     def span(self, o):
         first = o * self.s - self.before
@@ -124,6 +125,59 @@ class Resample:
             return (-((-x) // d) if a_up else x // d), (-((-y) // d) if b_up else y // d)
 
         return span
+
+
+@dataclass(frozen=True)
+class PadCopy(Axis):
+    """An integer window whose padding copies positions of its input (torch's reflect, replicate
+    and circular padding). Its geometry (k, s, before, after) is zero padding's: shapes and tiling
+    as :class:`Axis`. Output o reads the padded positions q = o*s - before + t*dil for t in
+    0 .. taps - 1, and a padding position reads the input position its mode copies, on an axis of
+    ``n`` positions: reflect -q before the map and 2(n - 1) - q past it (the border not repeated),
+    replicate the border, circular q + n and q - n (torch wraps once). :meth:`reads` gives the
+    input positions themselves, so the receptive field at the border is the rows torch really
+    reads; ``span`` stays the window's extent (as zero padding's), which is how a position outside
+    the output map (a later layer's padding) extends the field."""
+
+    mode: str = "reflect"
+    n: Any = None  # the input's size on this axis
+
+    def copied(self, q):
+        """The input position padded position ``q`` holds."""
+        n = self.n
+        if 0 <= q < n:
+            return q
+        if self.mode == "replicate":
+            return 0 if q < 0 else n - 1
+        if self.mode == "circular":
+            return q + n if q < 0 else q - n
+        return -q if q < 0 else 2 * (n - 1) - q  # reflect
+
+    def reads(self, o):
+        """The input positions output ``o`` reads (its taps, copied), in increasing order."""
+        first = o * self.s - self.before
+        taps = (self.k - 1) // self.dil + 1
+        return sorted({self.copied(first + t * self.dil) for t in range(taps)})
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A join's window on the axis its branches are stacked along (concat with dim 2 or 3): output
+    position o reads branch b at o - offset(b), offset(b) the branches' sizes before it on the
+    axis (``sizes``, one per branch). The other axis is the branches' union, as any join's."""
+
+    sizes: tuple
+
+    def branch(self, o):
+        """(branch, position in it) of output position ``o`` (before the map: the first branch, past
+        it: the last, as the branches extend)."""
+        off = 0
+        last = len(self.sizes) - 1
+        for b, n in enumerate(self.sizes):
+            if o < off + n or b == last:
+                return b, o - off
+            off += n
+        return last, o - off  # pragma: no cover  (no branches)
 
 
 def rational(value):
@@ -376,7 +430,8 @@ class LayerType:
         return 0
 
     def window(self, a: dict, xs: list, y) -> tuple | str | None:
-        """Per-axis windows (:class:`Axis` or :class:`Resample`); None for pointwise layers;
+        """Per-axis windows (:class:`Axis` or :class:`Resample`; a join: None, or :class:`Stack`
+        on an axis its branches are stacked along); None for pointwise layers;
         'global' for a window over everything; 'unknown' where it cannot be known (a resampling
         ratio of unresolved sizes: the engine then reports no receptive field)."""
         return None

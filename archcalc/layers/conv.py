@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
-from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, Resample, ShapeError, Term, Text, eff, hw, pads,
+from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, Resample, ShapeError, Term, Text, eff, hw, pads,
                    pair_of, prod, register, same_out, window_out, window_sizes)
 from .base import EngineWorkspace
 
@@ -162,14 +162,18 @@ class Conv(_ConvBase):
         x = hw(xs[0], "conv")
         cout = self.cout(a, x)
         self.check_groups(a, x, cout)
-        if a["padding"] == "same":
-            return (cout,) + same_out(x, a["stride"])
         k = eff(a)
+        mode = a.get("padding_mode", "zeros")
+        if a["padding"] == "same" and mode == "zeros":
+            return (cout,) + same_out(x, a["stride"])
         t, b, l, r = pads(a, x, k)
-        if a.get("padding_mode", "zeros") != "zeros":
+        if mode != "zeros":
+            # torch's limits on the mode hold for 'same' padding too (reflect pads less than the size)
             from .pad import check_mode
 
-            check_mode(self.name, a["padding_mode"], (t, b, l, r), x)
+            check_mode(self.name, mode, (t, b, l, r), x)
+            if a["padding"] == "same":
+                return (cout,) + same_out(x, a["stride"])
         h = window_out(x[1], k[0], a["stride"][0], t, b)
         w = window_out(x[2], k[1], a["stride"][1], l, r)
         return (cout, h, w)
@@ -217,7 +221,14 @@ class Conv(_ConvBase):
     def window(self, a, xs, y):
         k = eff(a)
         t, b, l, r = pads(a, xs[0], k)
-        return Axis(k[0], a["stride"][0], t, b), Axis(k[1], a["stride"][1], l, r)
+        mode = a.get("padding_mode", "zeros")
+        if mode != "zeros":  # the padding copies input positions: the field at the border is theirs
+            d = a["dilation"]
+            return tuple(Axis(k[i], a["stride"][i], p0, p1, dil=d[i]) if (p0, p1) == (0, 0)
+                         else PadCopy(k[i], a["stride"][i], p0, p1, dil=d[i], mode=mode, n=xs[0][1 + i])
+                         for i, (p0, p1) in enumerate(((t, b), (l, r))))
+        d = a["dilation"]
+        return Axis(k[0], a["stride"][0], t, b, dil=d[0]), Axis(k[1], a["stride"][1], l, r, dil=d[1])
 
     torch_ops = ("Conv2d",)
 
@@ -269,15 +280,20 @@ class Conv(_ConvBase):
 
     def probe(self, a, xs, y, collapse):
         ops = self.torch(a, xs, y)
-        if not collapse:
-            return ops
+        return self._collapse(ops) if collapse else ops
+
+    @staticmethod
+    def _collapse(ops):
+        """The conv's ops on channel sums (ProbeSpatialConv), its padding as torch pads it."""
         out = []
         for cls, kw in ops:
             if cls == "Conv2d":
+                if kw.get("padding_mode", "zeros") != "zeros":  # the padding copies input positions: pad as torch does
+                    t, l = kw["padding"]
+                    out.append(("Pad", {"padding": (l, l, t, t), "mode": kw["padding_mode"]}))
+                    kw = {**kw, "padding": (0, 0)}
                 kw = {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")}
                 cls = "ProbeSpatialConv"
-            elif cls == "Pad":
-                cls, kw = "ZeroPad2d", {"padding": kw["padding"]}  # the padding's geometry
             out.append((cls, kw))
         return out
 
@@ -348,11 +364,8 @@ class StdConv(Conv):
         return out
 
     def probe(self, a, xs, y, collapse):
-        ops = Conv.torch(self, {**a, "padding_mode": "zeros"}, xs, y)  # a plain convolution's geometry
-        if not collapse:
-            return ops
-        return [("ProbeSpatialConv", {k: kw[k] for k in ("kernel_size", "stride", "padding", "dilation")})
-                if cls == "Conv2d" else (cls, kw) for cls, kw in ops]
+        ops = Conv.torch(self, a, xs, y)  # a plain convolution's geometry, its padding as torch pads it
+        return self._collapse(ops) if collapse else ops
 
     torch_ops = ("StdConv2d", "ScaledStdConv2d", "timm.layers.std_conv.StdConv2d", "timm.layers.std_conv.ScaledStdConv2d",
                  "StdConv2dSame", "ScaledStdConv2dSame", "timm.layers.std_conv.StdConv2dSame",

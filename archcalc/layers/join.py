@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int, decide_equal, is_symbolic
-from .base import TENSOR, Key, LayerType, ShapeError, Text, args_of, prod, register, shape_text
+from .base import TENSOR, Key, LayerType, ShapeError, Stack, Text, args_of, prod, register, shape_text
 
 
 class _Join(LayerType):
@@ -61,8 +61,8 @@ class Concat(_Join):
     doc = (
         "Joins parallel branches along channels (torch.cat(dim=1)); the other sizes must agree. With "
         "`dim: 2` (height) or `dim: 3` (width), beside it in the item (`{concat: [...], dim: 2}`), along "
-        "that spatial axis instead (no receptive field is reported through it: each output position reads "
-        "one branch at a shifted position, which the engine's union of branches does not express yet)."
+        "that spatial axis instead: each output position then reads one branch at a shifted position "
+        "(its receptive field is that branch's there, exact per position; unknown where sizes are symbols)."
     )
     keys = (Key("dim", "size", 1, "the axis joined, as torch's dim: 1 channels, 2 height, 3 width"),)
     formulas = {"shape": "(C_1 + C_2 + ...) x H x W (or H_1 + H_2 + ... with dim 2, W with dim 3)", "params": "0", "macs": "0"}
@@ -89,9 +89,14 @@ class Concat(_Join):
 
     def window(self, a, xs, y):
         # along channels the field is the branches' union; along H or W each output position reads one
-        # branch, shifted: not expressible as a window ('unknown': no field, once the engine reads a
-        # join's window -- today it unions the branches for every join)
-        return None if a.get("dim", 1) == 1 else "unknown"
+        # branch, shifted (Stack), and the other axis is the union
+        d = a.get("dim", 1)
+        if d == 1:
+            return None
+        if len(y) != 3 or d not in (2, 3):
+            return "unknown"
+        stack = Stack(tuple(x[d - 1] for x in xs))
+        return (stack, None) if d == 2 else (None, stack)
 
     def size_formula(self, a, xs, y):
         d = a.get("dim", 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..expr import as_int, is_symbolic
-from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, ShapeError, SizeOf, Term, hw, prod, register,
+from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, ShapeError, SizeOf, Term, hw, prod, register,
                    window_out)
 
 MODES = ("constant", "reflect", "replicate", "circular")
@@ -59,9 +59,13 @@ class Pad(LayerType):
         return text + ("" if a.get("mode", "constant") == "constant" else " " + a["mode"])
 
     def window(self, a, xs, y):
-        # output o reads input o - before (the padding reads nothing: constant; or, reflect,
-        # replicate and circular, an input position at the border, counted here as padding)
+        # output o reads input o - before; a padding position reads nothing (constant) or the input
+        # position its mode copies (reflect, replicate, circular: PadCopy)
         t, b, l, r = self._pad(a)
+        mode = a["mode"]
+        if mode != "constant":  # reflect, replicate, circular: the padding copies input positions
+            return tuple(Axis(1, 1, p0, p1, False) if (p0, p1) == (0, 0) else PadCopy(1, 1, p0, p1, False, mode=mode, n=n)
+                         for p0, p1, n in ((t, b, xs[0][1]), (l, r, xs[0][2])))
         return Axis(1, 1, t, b, False), Axis(1, 1, l, r, False)
 
     def saves(self, a, training):
@@ -73,6 +77,8 @@ class Pad(LayerType):
 
     def probe(self, a, xs, y, collapse):
         t, b, l, r = self._pad(a)
+        if a["mode"] != "constant":  # reflect, replicate, circular: the positions copied are read
+            return [("Pad", {"padding": (l, r, t, b), "mode": a["mode"]})]
         return [("ZeroPad2d", {"padding": (l, r, t, b)})]  # the padding's geometry
 
     torch_ops = ("pad", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d", "Pad")
@@ -163,6 +169,9 @@ class BlurPool(LayerType):
     def window(self, a, xs, y):
         f, s = a["filter"], a["stride"]
         p = blur_padding(f, s)
+        mode = a["pad_mode"]
+        if mode != "constant" and p:  # the padding copies input positions (reflect by default)
+            return PadCopy(f, s, p, p, mode=mode, n=xs[0][1]), PadCopy(f, s, p, p, mode=mode, n=xs[0][2])
         return Axis(f, s, p, p), Axis(f, s, p, p)
 
     def saves(self, a, training):
@@ -188,7 +197,11 @@ class BlurPool(LayerType):
         f, s = a["filter"], a["stride"]
         p = blur_padding(f, s)
         geometry = {"kernel_size": (f, f), "stride": (s, s), "padding": (p, p), "dilation": (1, 1)}
-        return [("ProbeSpatialConv", geometry)] if collapse else [("ProbeDepthwise", {**geometry, "channels": xs[0][0]})]
+        pad = []
+        if a["pad_mode"] != "constant" and p:  # the padding copies input positions: pad as torch does
+            pad = [("Pad", {"padding": (p, p, p, p), "mode": a["pad_mode"]})]
+            geometry["padding"] = (0, 0)
+        return pad + ([("ProbeSpatialConv", geometry)] if collapse else [("ProbeDepthwise", {**geometry, "channels": xs[0][0]})])
 
     torch_ops = ("BlurPool2d", "timm.layers.blur_pool.BlurPool2d")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
@@ -100,11 +101,32 @@ def _nearest_exact(q, corners, size, n):
     return Resample(q, q / 2, q / 2)  # torch: floor((o + 1/2) q)
 
 
+@dataclass(frozen=True)
+class Cubic(Resample):
+    """A bicubic axis: src = s*o + a + 1 (Resample(q, c - 1, c + 1, b_up) with c the source offset);
+    four taps floor(src) - 1 .. floor(src) + 2, all weighted where src is not a whole number, and
+    only src itself where it is (torch's cubic weights at t = 0 are 0, 1, 0, 0)."""
+
+    def span(self, o):
+        lo, hi = Resample.span(self, o)
+        return (lo + 1, lo + 1) if hi - lo == 2 else (lo, hi)  # ceil - floor = 0: a whole number
+
+    def spans(self):
+        span = Resample.spans(self)
+        if span == self.span:
+            return span
+
+        def cubic(o):
+            lo, hi = span(o)
+            return (lo + 1, lo + 1) if hi - lo == 2 else (lo, hi)
+
+        return cubic
+
+
 def _bicubic(q, corners, size, n):
-    # src = o q (align_corners) or (o + 1/2) q - 1/2; four taps floor(src) - 1 .. floor(src) + 2, all
-    # weighted where src is not an integer (at an integer src only src itself: counted as the four)
+    # src = o q (align_corners) or (o + 1/2) q - 1/2 (torch does not clamp a cubic source at 0)
     c = 0 if corners else (q - 1) / 2
-    return Resample(q, c - 1, c + 1, b_up=True)
+    return Cubic(q, c - 1, c + 1, b_up=True)
 
 
 def _area(q, corners, size, n):

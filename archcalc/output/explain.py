@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..analysis.engine import DTYPES, RF, Report
 from ..expr import as_int, is_symbolic
-from ..layers import Count, Resample, Text, WindowSizes, lookup, prod
+from ..layers import Count, PadCopy, Resample, Stack, Text, WindowSizes, lookup, prod
 from .report import dim_text, exact, rf_text, shape_text, share
 from .textout import plain
 
@@ -272,13 +272,20 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
                      "give them values for the exact field)")
     elif row.rf is None:
         lines.append("receptive field: none (a flat vector that was never spatial)")
+    elif lt.joins and isinstance(win, tuple) and any(isinstance(w, Stack) for w in win):
+        lines.append("receptive field: each position on the axis the branches are stacked along is the field of the "
+                     f"branch it comes from, at its position there; the other axis the branches' union, {rf_text(row.rf)}")
     elif lt.joins:
         lines.append(f"receptive field: the largest of the branches', {rf_text(row.rf)}")
     elif isinstance(win, tuple) and prev is not None and any(isinstance(w, Resample) for w in win):
         lines.append("receptive field of a resampling layer: output position o reads input positions "
                      "first(o) .. last(o), an exact window per axis; the field is the widest over all positions")
         _resample_lines(lines, win, row.rf)
-    elif isinstance(win, tuple) and prev is not None and not all(a.affine for a in prev):
+    elif isinstance(win, tuple) and prev is not None and (not all(a.affine for a in prev)
+                                                          or any(isinstance(w, PadCopy) for w in win)):
+        if any(isinstance(w, PadCopy) for w in win):
+            lines.append("its padding copies input positions (reflect, replicate or circular): a position whose "
+                         "window reads the padding reads the positions copied there")
         lines.append("receptive field position by position (the input's field depends on the position): output "
                      "position o reads input positions o*s - P_before .. o*s - P_before + k - 1, padding positions "
                      "with the field their layer extends to them; r is the widest position's, p minus position 0's "

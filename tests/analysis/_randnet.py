@@ -1980,24 +1980,6 @@ FLAGGED: dict = {
     "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "
     "read input rows it does not depend on; kept as the documented convention (docs/conventions.md, 'Padding "
     "of hidden layers': such a border field bounds the rows read; verify --rf measures an inner position)",
-    # issue 23's new types: limits their author documented (docs/layers.md; notes h-vocab), real
-    # disagreements with torch, kept visible here rather than skipped
-    "rf/concat along H or W": "issue 23 known limit: concat with dim 2 or 3 puts each branch at a shifted "
-    "position, but the engine's field for a join is its branches' union (Concat.window says 'unknown', the "
-    "engine does not read a join's window yet): the fields after it name the wrong rows",
-    "closed form rf/after concat along H or W": "issue 23 known limit (as 'rf/concat along H or W'): after a "
-    "concat along a spatial axis the field is the branches' union, which the closed form and the concrete run "
-    "also work out differently (size 9 against 3 at 3x3); no field should be reported there",
-    "rf/reflect, replicate or circular padding": "issue 23 known limit: reflect/replicate/circular padding "
-    "(conv padding_mode, pad mode, blur_pool pad_mode) is counted with zero padding's geometry, but its padded "
-    "positions copy input positions (reflect: row 1 for row -1; circular: the last rows), which torch's output "
-    "then depends on",
-    "rf over/bicubic at whole-number source positions": "issue 23 known limit: where a bicubic output's "
-    "source coordinate is a whole number torch weights only that input row (the other three taps are 0), "
-    "archcalc's window counts all four taps",
-    "accept/same padding's reflect or circular limit": "found here: a conv with padding: same and padding_mode "
-    "reflect (or circular) is accepted at sizes where torch refuses it (reflect pads less than the size); "
-    "the limit is checked for explicit padding only (conv.py's out returns before check_mode for 'same')",
     "accept/norm statistics of one value": "found here: torch refuses a group norm whose groups hold one value "
     "(C/groups x H x W = 1 at batch 1: F.group_norm's 'Expected more than 1 value per channel') and an instance "
     "norm without running statistics on a 1x1 map ('Expected more than 1 spatial element'); archcalc accepts both",
@@ -2008,8 +1990,6 @@ FLAGGED: dict = {
     "upsample {scale: 1.16} then adaptive_avgpool {size: 2} (input [2, H, W]; scale 1.5 runs)",
     "crash/min-input RecursionError": "the same traceback from --min-input (it analyses the spec symbolically): "
     "upsample {scale: 1.16} then adaptive_avgpool {size: 2} on input [2, 33, 36]",
-    "min-input/same padding's reflect or circular limit": "the same: --min-input gives a size torch refuses "
-    "(conv padding: same with padding_mode reflect or circular: the mode's limit is not checked for 'same')",
 }
 
 
@@ -2069,23 +2049,6 @@ def _upstream_items(doc, name):
     return seen
 
 
-def _odd_padding(items):
-    """Does a layer pad with reflect, replicate or circular values (not zeros or a constant)?"""
-    for it in items:
-        kind, a = kind_args(it)
-        if kind in ("conv", "std_conv") and a.get("padding_mode", "zeros") != "zeros":
-            return True
-        if kind == "pad" and a.get("mode", "constant") != "constant":
-            return True
-        if kind == "blur_pool" and a.get("pad_mode", "reflect") != "constant":
-            return True
-    return False
-
-
-def _spatial_concat(items):
-    return any(kind_args(it)[0] == "concat" and it.get("dim", 1) != 1 for it in items)
-
-
 def _same_odd_padding(items):
     """A conv with padding: same in a reflect or circular mode (the modes torch limits by the size)."""
     return any(kind_args(it)[0] in ("conv", "std_conv") and kind_args(it)[1].get("padding") == "same"
@@ -2116,8 +2079,6 @@ def _class_of(doc, d, info):
                 return f"{base.replace('params', 'macs')}/upsample decimal scale"
             return f"{base}/{d.kind}"
         if base == "closed form rf":
-            if _spatial_concat(_upstream_items(doc, d.layer)):  # issue 23's known limit (no field there)
-                return "closed form rf/after concat along H or W"
             if pools:  # the sizes are already wrong (item 2): every field after them follows
                 return "closed form rf/pool same+ceil"
             if decimal:
@@ -2149,14 +2110,9 @@ def _class_of(doc, d, info):
         claim, span = d.archcalc, d.torch
         under = isinstance(claim, tuple) and span is not None and (span[0] < claim[0] or span[1] > claim[1])
         what = "rf under" if under else "rf over"
-        items = _upstream_items(doc, d.layer)
-        # the known limits of issue 23's types (docs/layers.md, /work/notes/h-vocab.md), first
-        if _spatial_concat(items):
-            return "rf/concat along H or W"
-        if _odd_padding(items):
-            return "rf/reflect, replicate or circular padding"
-        if not under and any(k == "upsample" and a.get("mode") == "bicubic" for k, a in up):
-            return "rf over/bicubic at whole-number source positions"
+        # issue 23's limits (padding that copies rows, concat along H or W, bicubic at whole-number
+        # source rows) are exact now (tests/analysis/test_copied_and_stacked_fields.py): a
+        # disagreement after them falls to the classes below, as after any other layer
         if "upsample" in up_kinds and info.get("same_size_upsample"):
             return "rf/upsample to its own size"
         if "conv_transpose" in up_kinds:

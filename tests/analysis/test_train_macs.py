@@ -118,7 +118,8 @@ def _measure_all(fc, net, r, steps, shapes, grad):
     return out
 
 
-COUNTED = ("Conv2d", "ConvTranspose2d", "Linear")  # the modules whose ops FlopCounterMode counts
+COUNTED = ("Conv2d", "ConvTranspose2d", "Linear", "StdConv2d", "ScaledStdConv2d", "BlurPool2d")  # the modules whose ops
+# FlopCounterMode counts (weight-standardised convs and the blur pool run a convolution)
 
 
 def test_depthwise_conv_by_hand():

@@ -654,9 +654,15 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
         body = opts.get("layers")
         if body is None:
             ctx.fail("repeat needs 'layers'", line, ypath, "repeat", hint="write {repeat: N, layers: [...]}")
+        renv = env
+        if env.get(_ARG_I) is not None:  # inside a block whose argument is named i
+            if _reads_i(body):
+                ctx.fail(f"this repeat hides the argument 'i' of block '{env[_ARG_I]}': inside it '$i' is the repeat's count",
+                         line, ypath, "repeat", hint="give the block's argument another name (repeat's counter is $i)")
+            renv = {k: v for k, v in env.items() if k != _ARG_I}
         for i in range(times):
             ctx.tick(line, ypath)
-            cur = _expand_list(ctx, body, cur, {**env, "$i": i + 1}, scope, f"{ypath}.layers", aux)
+            cur = _expand_list(ctx, body, cur, {**renv, "$i": i + 1}, scope, f"{ypath}.layers", aux)
         return cur
 
     if kind == "aux":
@@ -868,6 +874,21 @@ def _argument(ctx, raw, env, line, ypath, kind):
     return value
 
 
+_ARG_I = "$\0arg-i"  # set in a block's env when one of its arguments is named i (a '$' key: not inherited)
+_READS_I = re.compile(r"\$i(?![A-Za-z_0-9])")
+
+
+def _reads_i(value) -> bool:
+    """Whether a YAML value (a repeat's body) mentions '$i' anywhere: in a string or a key."""
+    if isinstance(value, str):
+        return _READS_I.search(value) is not None
+    if isinstance(value, dict):
+        return any(_reads_i(k) or _reads_i(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_reads_i(v) for v in value)
+    return False
+
+
 def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
     block = ctx.blocks[kind]
     params = block["params"]
@@ -903,6 +924,8 @@ def _expand_block(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             benv["$" + arg] = _Raw(raw, source_env, aline)
         else:
             benv["$" + arg] = _argument(ctx, raw, source_env, aline, ypath, kind)
+    if "i" in params:
+        benv[_ARG_I] = kind
     if len(ctx.calls) >= MAX_BLOCK_DEPTH:
         ctx.fail(f"blocks call blocks more than {MAX_BLOCK_DEPTH} deep", line, ypath, kind)
     if kind in ctx.calls:

@@ -232,3 +232,31 @@ def test_closed_forms_get_the_modulus_too():
     assert "branch 'b1' gives 64xfloor(H/8)xfloor(W/8) but branch 'b2' gives 64x2*floor(H/16)x2*floor(W/16)" in text
     assert text.endswith("this network's branches agree only where the input's height and width are multiples of 16 "
                          "(its strides before its joins): write input: [3, 16*h, 16*w] and declare those symbols")
+
+
+def test_a_repeat_that_would_hide_a_block_argument_named_i_is_refused():
+    # found writing timm's rexnet: inside a repeat '$i' is the repeat's count (1, 2, ...), so a
+    # block argument named i read there gave another channel slice with no error
+    text = spec("""
+        input: [3, 8, 8]
+        blocks:
+          b:
+            args: [i]
+            layers:
+              - {conv: {out: $i, kernel: 1}}
+              - repeat: 2
+                layers: [{conv: {out: $i, kernel: 1}}]
+        layers:
+          - b: {i: 4}
+        """)
+    with pytest.raises(SpecError) as err:
+        loads(text, "net.yaml")
+    assert err.value.where.line == 7
+    assert "hides the argument 'i' of block 'b'" in str(err.value)
+    # the same block without '$i' in its repeat is fine: 3*4 + 4*5 + 5*5 = 57 weights, 4 + 5 + 5 = 14 biases
+    ok = analyze(loads(text.replace("layers: [{conv: {out: $i, kernel: 1}}]", "layers: [{conv: {out: 5, kernel: 1}}]"), "net.yaml"))
+    assert ok.totals["params"] == 3 * 4 + 4 + 4 * 5 + 5 + 5 * 5 + 5
+    # and an argument named i read outside any repeat is the argument (4 output channels)
+    no_repeat = "\n".join(line for line in text.splitlines() if "repeat" not in line and "layers: [{conv" not in line)
+    ok = analyze(loads(no_repeat + "\n", "net.yaml"))
+    assert ok.rows[-1].shape == (4, 8, 8)

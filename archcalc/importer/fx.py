@@ -344,6 +344,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
     calls: dict = {}  # module path -> times called
     used_params: set = set()
     param_uses: dict = {}  # parameter name -> layers named after it
+    seq: set = set()  # fx nodes whose value is a C x 1 x 1 map viewed as (N, 1, C): the channels as a sequence (ECA)
     last: set = set()  # fx nodes whose value is channels-last (N, H, W, C): a permute(0, 2, 3, 1) of a feature map
     children = {path: [n for n, _ in m.named_children()] for path, m in model.named_modules()}
     # a module's own parameters name the layers that use them: no other layer may take those names
@@ -407,6 +408,12 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             # a step before the last that works per element keeps its input's shape (timm's
             # RadixSoftmax: the softmax, then the flatten that gives the traced shape)
             shape = y if k == len(steps) - 1 or not isinstance(ltype, L.base.Pointwise) else _shape_of(ops, inputs[0], input_shape)
+            if k < len(steps) - 1 and not ltype.keys and not ltype.joins:
+                # a step before the last without settings (a global pool before its flatten): its own shape
+                try:
+                    shape = tuple(ltype.out({}, [_shape_of(ops, inputs[0], input_shape)]))
+                except Exception:  # noqa: BLE001 - as before: the traced shape
+                    pass
             ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=shape))
             inputs = [len(ops) - 1]
         return len(ops) - 1
@@ -542,6 +549,20 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 env[node] = None
                 continue
             y = (y[2], y[0], y[1]) if y is not None and len(y) == 3 else y  # as the spec sees it
+        sq = any(n in seq for n in node.all_input_nodes)
+        if sq:
+            # the pooled channels seen as a 1-channel sequence, (N, 1, C) (ECA): a 1-D conv over them
+            # and elementwise ops stay on the C x 1 x 1 map; viewed back to (N, C, 1, 1), it is that map
+            src = next(n for n in node.all_input_nodes if n in seq)
+            back = _seq_back(node, src, value, ops, input_shape)
+            if back is not None:
+                env[node] = back
+                continue
+            if any(n not in seq and isinstance(env.get(n), int) for n in node.all_input_nodes):
+                bad.add(f"{_label(node, gm)} of the channels viewed as a sequence, (N, 1, C), and a feature map", scope)
+                env[node] = None
+                continue
+            y = _shape_of(ops, value(src), input_shape)
         if node.op == "call_module":
             mod = gm.get_submodule(node.target)
             used_params.update(f"{node.target}.{n}" for n, _ in mod.named_parameters())
@@ -709,6 +730,16 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             if viewed is not None:  # timm's gamma.reshape(1, -1, 1, 1), Scale's scale.view(C, 1, 1)
                 env[node] = viewed
                 continue
+            seq_of = _channel_seq(name, node, value, ops, input_shape) if node.op == "call_method" and not sq else None
+            if seq_of is not None:  # x.mean((2, 3)).view(N, 1, -1) (ECA): the pooled map, read as a sequence
+                env[node] = seq_of
+                seq.add(node)
+                continue
+            if name in ("expand_as", "expand") and node.op == "call_method" and not sq:
+                wide = _broadcast_expand(node, value, ops, input_shape)
+                if wide is not None:  # y.expand_as(x) read only by a product: the product broadcasts y
+                    env[node] = wide
+                    continue
             if node.op == "call_method" and name in ("dim", "ndimension"):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
@@ -755,9 +786,12 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             continue
         if cl:
             kw["channels_last"] = True
-        result, found_type = _first(table, op_name, kw, xs, y, cl)
+        if sq:
+            kw["channel_seq"] = kw["channels_last"] = True
+        result, found_type = _first(table, op_name, kw, xs, y, cl, sq)
         if result is None:
             what = label_of + (" on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1)))" if cl else "")
+            what += " on the channels viewed as a sequence, (N, 1, C) (ECA)" if sq else ""
             what += "".join(f" with the parameter {p.name}" for p in params)
             what += _advice(op_name, params)
             bad.add(what, where)
@@ -781,6 +815,8 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             env[node.args[0]] = env[node]
         if cl:
             last.add(node)
+        if sq:
+            seq.add(node)
     _beside_owners(ops, owners, model, bad)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
@@ -944,6 +980,75 @@ def _view_back(name, node, value, ops, input_shape):
         known *= d if d != -1 else 1
     dims = [d if d != -1 else (math.prod(x) // known if known else -1) for d in dims]
     return src if tuple(dims) == tuple(x) else None
+
+
+def _dims_of(node, value):
+    """The dims of ``x.view(*dims)`` / ``x.reshape(dims)`` with constants read (None: the batch), or None."""
+    if node.kwargs or len(node.args) < 2:
+        return None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    out = []
+    for d in dims:
+        v = value(d) if isinstance(d, fx.Node) else d
+        v = v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v
+        if not (v is None or isinstance(v, int) and not isinstance(v, bool)):
+            return None
+        out.append(v)
+    return out
+
+
+def _pooled(i, ops, input_shape):
+    """The op index of the C x 1 x 1 map that op ``i`` is (itself, or the map a flatten of it views), or None."""
+    x = _shape_of(ops, i, input_shape)
+    if x is not None and len(x) == 3 and x[1:] == (1, 1):
+        return i
+    if x is not None and len(x) == 1 and i >= 0 and len(ops[i].inputs) == 1 and getattr(L.REGISTRY[ops[i].type], "view", False):
+        src = ops[i].inputs[0]
+        if _shape_of(ops, src, input_shape) == (x[0], 1, 1):
+            return src
+    return None
+
+
+def _channel_seq(name, node, value, ops, input_shape):
+    """``y.view(N, 1, -1)`` / ``y.reshape(N, 1, C)`` of a pooled map y (N x C or N x C x 1 x 1): the
+    C x 1 x 1 map's op index (its channels then read as a 1-channel sequence), else None."""
+    if name not in ("view", "reshape") or not node.args or not isinstance(value(node.args[0]), int):
+        return None
+    i = _pooled(value(node.args[0]), ops, input_shape)
+    dims = _dims_of(node, value)
+    if i is None or dims is None or len(dims) != 3 or dims[0] not in (None, -1) or dims[1] != 1:
+        return None
+    return i if dims[2] in (-1, _shape_of(ops, i, input_shape)[0]) else None
+
+
+def _seq_back(node, src, value, ops, input_shape):
+    """The C x 1 x 1 map's op index for ``s.view(N, -1, 1, 1)`` (or ``(N, C, 1, 1)``) of ``src``, a
+    sequence of the channels; None for any other call."""
+    if node.op != "call_method" or node.target not in ("view", "reshape") or node.args[:1] != (src,):
+        return None
+    i = value(src)
+    dims = _dims_of(node, value)
+    c = _shape_of(ops, i, input_shape)[0]
+    if dims is None or len(dims) != 4 or dims[0] not in (None, -1) or dims[1] not in (-1, c) or dims[2:] != [1, 1]:
+        return None
+    return i
+
+
+def _broadcast_expand(node, value, ops, input_shape):
+    """``g.expand_as(x)`` / ``g.expand(x.shape)`` of a C x 1 x 1 map g to C x H x W whose only
+    readers multiply it with a tensor (the product broadcasts g the same): g's op index, else None."""
+    g = value(node.args[0]) if node.args else None
+    y = _shape(node)
+    x = _shape_of(ops, g, input_shape) if isinstance(g, int) else None
+    if x is None or y is None or len(x) != 3 or x[1:] != (1, 1) or y[0] != x[0] or not node.users:
+        return None
+    for u in node.users:
+        if _fn_name(u.target) not in (_MUL, "imul", _MUL + "_") or len(u.args) != 2 or u.kwargs:
+            return None
+        other = u.args[1] if u.args[0] is node else u.args[0]
+        if not isinstance(other, fx.Node) or _shape(other) != y:
+            return None
+    return g
 
 
 def _param_view(name, node, value):
@@ -1162,9 +1267,13 @@ def _label(node, gm):
     return _fn_label(node)
 
 
-def _first(table, op_name, kw, xs, y, channels_last=False):
+def _first(table, op_name, kw, xs, y, channels_last=False, channel_seq=False):
     for ltype in table.get(op_name, ()):
         if channels_last and not ltype.channels_last:
+            continue
+        # on the channels as a sequence, (N, 1, C): a type that reads it, or one that works per position
+        # over the last dimension (a channels-last call: (N, 1, C) is a C x 1 x 1 map's channels-last form)
+        if channel_seq and not (getattr(ltype, "channel_seq", False) or ltype.channels_last):
             continue
         try:
             result = ltype.from_torch(op_name, kw, xs, y)

@@ -438,6 +438,16 @@ def _layer_scale(a, x):
     return _Lambda(lambda y: g.p.view(1, -1, 1, 1) * y, g)
 
 
+def _eca_conv(a, x):
+    """ECA's conv (Wang et al. 2020) written out: the pooled N x C x 1 x 1 map viewed as N x 1 x C, a
+    torch.nn.Conv1d(1, 1, k, padding (k - 1) / 2, no bias), viewed back."""
+    if x.dim() != 4 or tuple(x.shape[2:]) != (1, 1):
+        raise Invalid("eca_conv on a C x 1 x 1 map only")
+    k = a["kernel"]
+    conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+    return _Lambda(lambda y: conv(y.view(y.shape[0], 1, -1)).view(y.shape), conv)
+
+
 def _lrn(a, x):
     _need3(x)
     return nn.LocalResponseNorm(a.get("size", 5), a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("k", 2.0))
@@ -695,6 +705,7 @@ TORCH = {
     "batchnorm": _pointwise(_bn),
     "layernorm": _pointwise(_layernorm),
     "layer_scale": _pointwise(_layer_scale),
+    "eca_conv": _pointwise(_eca_conv),  # spatially pointwise: it mixes channels of one position
     "lrn": _pointwise(_lrn),
     "relu": _act(nn.ReLU),
     "relu6": _act(nn.ReLU6),
@@ -1022,6 +1033,12 @@ def g_layernorm(g, x):
     if g.rng.random() < 0.2:
         a["affine"] = False
     return a
+
+
+def g_eca_conv(g, x):
+    if not g.fmap(x) or tuple(x.shape[2:]) != (1, 1) or x.shape[1] < 2:
+        return None
+    return {"kernel": g.rng.choice([1, 3, 5])}
 
 
 def g_layer_scale(g, x):
@@ -1396,6 +1413,7 @@ GEN = {
     "batchnorm": g_batchnorm,
     "layernorm": g_layernorm,
     "layer_scale": g_layer_scale,
+    "eca_conv": g_eca_conv,
     "lrn": g_lrn,
     "relu": _g_act("inplace"),
     "relu6": _g_act("inplace"),

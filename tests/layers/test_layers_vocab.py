@@ -274,7 +274,7 @@ ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "h
         "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
         "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "scale_per_axis_bilinear", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
-        "global_maxpool"]  # case names, or YAML
+        "global_maxpool", "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
 
@@ -481,7 +481,8 @@ def test_export_to_torch_source_carries_the_new_modules(tmp_path):
     items = ["{std_conv: {out: 8, kernel: 3, padding: 1, gain: true}}", "{std_conv: {out: 8, kernel: 1}}",
              "{radix_softmax: {radix: 2, groups: 2}}", "grn", "{pad: {padding: 1, mode: reflect}}", "blur_pool",
              "sub: [identity, [tanh]]", "maximum: [identity, [sigmoid]]", "{concat: [identity, [tanh]], dim: 3}",
-             "{pixel_unshuffle: {factor: 2, order: blocks}}", "global_maxpool"]
+             "{pixel_unshuffle: {factor: 2, order: blocks}}", "global_maxpool",
+             "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}"]
     net = loads(f"input: [{C}, 13, 13]\nlayers:\n" + "".join(f"  - {i}\n" for i in items), "e.yaml")
     source = export_source(net)
     assert "archcalc" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))

@@ -448,6 +448,16 @@ def _eca_conv(a, x):
     return _Lambda(lambda y: conv(y.view(y.shape[0], 1, -1)).view(y.shape), conv)
 
 
+def _scalars(fn):
+    """A learnable scale and bias of shape (1,) each (timm's LearnableAffineBlock, StarReLU): fn(x, s, b)."""
+
+    def make(a, x):
+        s, b = _Const(torch.tensor([float(a.get("scale", 1.0))])), _Const(torch.tensor([float(a.get("bias", 0.0))]))
+        return _Lambda(lambda y: fn(y, s.p, b.p), s, b)
+
+    return make
+
+
 def _lrn(a, x):
     _need3(x)
     return nn.LocalResponseNorm(a.get("size", 5), a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("k", 2.0))
@@ -706,6 +716,9 @@ TORCH = {
     "layernorm": _pointwise(_layernorm),
     "layer_scale": _pointwise(_layer_scale),
     "eca_conv": _pointwise(_eca_conv),  # spatially pointwise: it mixes channels of one position
+    "learnable_affine": _pointwise(_scalars(lambda y, s, b: s * y + b)),
+    "star_relu": _pointwise(_scalars(lambda y, s, b: s * torch.relu(y) ** 2 + b)),
+    "square": _pointwise(lambda a, x: _Lambda(lambda y: y * y)),
     "lrn": _pointwise(_lrn),
     "relu": _act(nn.ReLU),
     "relu6": _act(nn.ReLU6),
@@ -1039,6 +1052,10 @@ def g_eca_conv(g, x):
     if not g.fmap(x) or tuple(x.shape[2:]) != (1, 1) or x.shape[1] < 2:
         return None
     return {"kernel": g.rng.choice([1, 3, 5])}
+
+
+def g_scalars(g, x):
+    return {"scale": 0.5, "bias": 0.1} if g.rng.random() < 0.3 else {}
 
 
 def g_layer_scale(g, x):
@@ -1414,6 +1431,9 @@ GEN = {
     "layernorm": g_layernorm,
     "layer_scale": g_layer_scale,
     "eca_conv": g_eca_conv,
+    "learnable_affine": g_scalars,
+    "star_relu": g_scalars,
+    "square": lambda g, x: {},
     "lrn": g_lrn,
     "relu": _g_act("inplace"),
     "relu6": _g_act("inplace"),

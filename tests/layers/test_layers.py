@@ -56,6 +56,10 @@ CASES = {
     "layer_scale": ([8, 3, 3], "layer_scale: {init: 1.0e-6}", (8, 3, 3), 8, 0, 0),  # C params, no buffers
     # ECA's 1-D conv over 16 pooled channels, kernel 5: 5 weights; MACs 16 outputs * 5 = 80
     "eca_conv": ([16, 1, 1], "eca_conv: {kernel: 5}", (16, 1, 1), 5, 0, 80),
+    # one learnable scale and one bias for the whole map: 2 params, however many channels
+    "learnable_affine": ([8, 3, 3], "learnable_affine: {scale: 0.5}", (8, 3, 3), 2, 0, 0),
+    "star_relu": ([8, 3, 3], "star_relu", (8, 3, 3), 2, 0, 0),
+    "square": ([8, 3, 3], "square", (8, 3, 3), 0, 0, 0),
     "layer_scale2": ([8, 3, 3], "layer_scale: {bare: true}", (8, 3, 3), 8, 0, 0),  # the same C, as a bare parameter
     # nn.Linear(8, 16) at each of the 5x5 positions: params 8*16 + 16 = 144; MACs 16*5*5*8 = 3200,
     # as a 1x1 conv (16*(8/1)*1*1 + 16 = 144 params, 16*25*8 MACs)

@@ -490,6 +490,53 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             return None if i is None else _Groups(i, g.k)
         return None
 
+    def context(node, name, args, kw):
+        """GCNet's context pooling (timm's GlobalContext) from its steps: the map and a one-logit conv's
+        output flattened over the positions, the logits' softmax over them, unsqueezes, their product
+        (a matmul) viewed back to N x C x 1 x 1. The conv's op becomes the pooling (it holds the conv's
+        tensors under the conv's name). The value for the node, or None (reported)."""
+        vals = [value(a) if isinstance(a, fx.Node) else a for a in args]
+        p = vals[0] if vals and isinstance(vals[0], _Positions) else None
+        if name in ("view", "reshape") and node.op == "call_method" and p is None:
+            i = vals[0]
+            src = node.args[0]
+            one_reader = len(src.users) == 1 and src.op == "call_module"
+            return _Positions(i, _shape_of(ops, i, input_shape)[0], src=src if one_reader else None)
+        if p is None:
+            if name == operator.matmul.__name__ and len(vals) == 2 and isinstance(vals[1], _Positions):
+                p = vals[0]
+            else:
+                return None
+        dim = args[1] if len(args) > 1 else kw.get("dim")
+        if name == torch.softmax.__name__ and len(vals) <= 2 and p.c == 1 and not p.soft and not p.unsq and dim in (-1, 2):
+            return _Positions(p.i, 1, True, 0, p.src)
+        if name == "unsqueeze" and len(vals) <= 2 and not p.unsq and dim in ((3, -1) if p.c == 1 else (1,)):
+            return _Positions(p.i, p.c, p.soft, dim % 4, p.src)
+        if name == operator.matmul.__name__ and len(vals) == 2 and isinstance(vals[0], _Positions) and not kw:
+            m, w = vals
+            j = w.i
+            if not (m.unsq == 1 and not m.soft and w.soft and w.unsq == 3 and w.src is not None and 0 <= j < len(ops)
+                    and ops[j].inputs == [m.i]):
+                return None
+            try:
+                conv = model.get_submodule(w.src.target)
+            except AttributeError:
+                return None
+            if type(conv) is not torch.nn.Conv2d or conv.out_channels != 1 or conv.kernel_size != (1, 1) or conv.stride != (1, 1) \
+                    or conv.padding != (0, 0) or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
+                return None
+            x = _shape_of(ops, m.i, input_shape)
+            result, ltype = _first(table, "ContextPool", {"bias": conv.bias is not None}, [x], (x[0], 1, 1))
+            if not isinstance(result, dict):
+                return None
+            ops[j] = Op(ops[j].name, ltype.name, defaults_dropped(ltype, result), [m.i], {}, torch="GlobalContext",
+                        shape=(x[0], 1, 1))
+            return _Positions(j, x[0], done=True)
+        if name in ("view", "reshape") and node.op == "call_method" and p.done:
+            dims = [number(d) for d in (args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:])]
+            return p.i if len(dims) == 4 and dims[1] in (-1, p.c) and dims[2:] == [1, 1] else None
+        return None
+
     found_type = None
     placeholders = 0
     for node in gm.graph.nodes:
@@ -600,6 +647,13 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 if done is None:
                     bad.add(f"{label_of} of k branches stacked on dim 1 (N x k x C x H x W): only their product, softmax "
                             "and sum over dim 1 are read", scope)
+                env[node] = done
+                continue
+            if any(isinstance(v, _Positions) for v in grouped) or _flattens_positions(node, name, value, ops, input_shape):
+                done = context(node, name, args, dict(node.kwargs))
+                if done is None:
+                    bad.add(f"{label_of} of a map flattened over its positions (N, C, H*W): only GCNet's context pooling "
+                            "(a one-logit 1x1 conv's softmax over the positions, the map's sum weighted by it) is read", scope)
                 env[node] = done
                 continue
             folded = _fold(node, value)
@@ -829,6 +883,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
 
 
 _IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
+_ADD_NAME = operator.add.__name__
 
 # what an op that no layer type reads needs, for the error's "what to do" (planned: the layer
 # vocabulary issue adds these types; then the op maps through the type's own torch_ops)
@@ -838,6 +893,8 @@ _ADVICE = {
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
     **dict.fromkeys(("stack",), "k branches stacked on dim 1 are read only through their product, softmax and sum over dim 1"),
+    **dict.fromkeys((_ADD_NAME, "iadd", "add_"), "add to broadcast a C x 1 x 1 tensor over the map (timm's GlobalContext with "
+                    "fuse_add); add sums tensors of one shape"),
     torch.nn.functional.pad.__name__: "constant padding with a finite value (-inf before a max pool, timm's MaxPool2dSame, "
                                       "would need the max pool to read it as its own padding)",
 }
@@ -980,6 +1037,31 @@ def _view_back(name, node, value, ops, input_shape):
         known *= d if d != -1 else 1
     dims = [d if d != -1 else (math.prod(x) // known if known else -1) for d in dims]
     return src if tuple(dims) == tuple(x) else None
+
+
+class _Positions:
+    """A feature map flattened over its positions, N x C x H*W (op ``i``, ``c`` channels): ``soft`` a
+    softmax over the positions, ``unsq`` the dim an unsqueeze added (0: none), ``src`` the fx node of
+    the module whose output it is, where that is its only reader; ``done``: the context pooling
+    itself, N x 1 x C x 1 (op ``i``)."""
+
+    def __init__(self, i, c, soft=False, unsq=0, src=None, done=False):
+        self.i, self.c, self.soft, self.unsq, self.src, self.done = i, c, soft, unsq, src, done
+
+
+def _flattens_positions(node, name, value, ops, input_shape):
+    """Whether ``x.reshape(N, C, H * W)`` (or view) flattens a C x H x W map over its positions."""
+    if name not in ("view", "reshape") or node.op != "call_method" or node.kwargs or len(node.args) < 2:
+        return False
+    i = value(node.args[0])
+    x = _shape_of(ops, i, input_shape) if isinstance(i, int) and not isinstance(i, bool) else None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    if x is None or len(x) != 3 or len(dims) != 3 or x[1:] == (1, 1):
+        return False
+    vals = [value(d) if isinstance(d, fx.Node) else d for d in dims]
+    vals = [v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v for v in vals]
+    # the batch, the channels, and the rest (H * W: a size the forward computed, or -1)
+    return vals[0] in (None, -1) and vals[1] == x[0] and (vals[2] in (-1, x[1] * x[2]) or isinstance(dims[2], fx.Node))
 
 
 def _dims_of(node, value):

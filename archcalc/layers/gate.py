@@ -3,7 +3,8 @@ over the channels (a file of its own; its nn.Module lives in gate_torch.py)."""
 
 from __future__ import annotations
 
-from .base import Count, Counts, Factor, Key, Pointwise, REQUIRED, ShapeError, Term, Text, register
+from ..expr import as_int, vmax
+from .base import Axis, Count, Counts, Factor, Key, LayerType, Pointwise, REQUIRED, ShapeError, Term, Text, hw, prod, register
 
 
 @register
@@ -69,3 +70,74 @@ class EcaConv(Pointwise):
                 or kw.get("padding") not in ((k - 1) // 2, ((k - 1) // 2,)) or kw.get("padding_mode", "zeros") != "zeros":
             return None
         return {"kernel": k}
+
+
+@register
+class ContextPool(LayerType):
+    torch_module = "gate_torch"  # its own nn.Module classes
+    name = "context_pool"
+    doc = (
+        "GCNet's context modelling (Cao et al. 2019; timm's GlobalContext with use_attn): a 1x1 conv from C "
+        "channels to one logit per position, a softmax over the H*W positions, and the map's sum weighted by "
+        "it: C x H x W to C x 1 x 1. The conv's `weight` (1 x C x 1 x 1) and `bias` (1) are the layer's own "
+        "(timm's `conv_attn`, so its state_dict loads). A new tensor."
+    )
+    keys = (Key("bias", "bool", True, "the logits' conv has a bias"),)
+    formulas = {"shape": "C x 1 x 1", "params": "C (+ 1 with bias)", "buffers": "0",
+                "macs": "2 * C * H * W (the logits' conv and the weighted sum, a matmul)"}
+
+    def out(self, a, xs):
+        x = hw(xs[0], self.name)
+        return (x[0], 1, 1)
+
+    def count(self, a, xs, y):
+        return xs[0][0] + (1 if a["bias"] else 0), 0
+
+    def macs(self, a, xs, y):
+        return 2 * prod(xs[0])
+
+    def formula(self, a, xs, y):
+        x = xs[0]
+        c, h, w = Factor("C", x[0]), Factor("H", x[1]), Factor("W", x[2])
+        params = (Term((c,), "the logits' conv weight"),) + ((Term((Factor("1", 1),), "bias"),) if a["bias"] else ())
+        return Counts(Count(params), Count(), Count((Term((Factor("2", 2), c, h, w), "logits' conv, weighted sum"),)))
+
+    def size_formula(self, a, xs, y):
+        return Text("output size: C x 1 x 1 = {} (a weighted sum over the whole {}x{} map)", (tuple(y), xs[0][1], xs[0][2]))
+
+    def window(self, a, xs, y):
+        x = xs[0]
+        return Axis(x[1], x[1], 0, 0, False), Axis(x[2], x[2], 0, 0, False)
+
+    def size_dependent(self, a):
+        return True
+
+    def saves(self, a, training):
+        return ("input",)  # the conv's and the weighted sum's backward read the map
+
+    def workspace(self, a, xs, y):
+        return xs[0][1] * xs[0][2]  # the softmax's output (its backward's, and the weighted sum's other operand)
+
+    def scratch(self, a, xs, y, itemsize, training):
+        if training:
+            return 0
+        hw_ = xs[0][1] * xs[0][2]
+        # the logits and their softmax together, then the softmax beside the output
+        return as_int(vmax(2 * hw_ - xs[0][0], hw_) * itemsize)
+
+    def backward_macs(self, a, xs, y, grad_input, grad_weight):
+        n = prod(xs[0])
+        # the input's gradient: through the sum (C*H*W), the softmax's operand (C*H*W) and the conv (C*H*W);
+        # the weight's: the softmax's operand and the conv's weight
+        return n * (4 if grad_input and grad_weight else 3 if grad_input else 2 if grad_weight else 0)
+
+    def torch(self, a, xs, y):
+        return [("ContextPool", {"channels": xs[0][0], "bias": a["bias"]})]
+
+    def probe(self, a, xs, y, collapse):
+        return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]  # every position weighted (the softmax is positive)
+
+    torch_ops = ("ContextPool",)
+
+    def from_torch(self, op, kw, xs, y):
+        return {"bias": bool(kw.get("bias", True))} if len(xs[0]) == 3 else None

@@ -458,6 +458,19 @@ def _scalars(fn):
     return make
 
 
+def t_context_pool(ref, a, x):
+    """GCNet's context modelling (Cao et al. 2019) written out: a 1x1 conv to one logit per position,
+    a softmax over the H*W positions, the map's sum weighted by it; for the receptive field (positive
+    weights) every position is read, as by a global average."""
+    _need3(x)
+    conv = _mod(ref, nn.Conv2d(x.shape[1], 1, 1, bias=a.get("bias", True)))
+    if ref.rf:
+        return nn.AdaptiveAvgPool2d(1)(x), [conv]
+    n, c = x.shape[:2]
+    w = torch.softmax(conv(x).flatten(1), dim=1)  # N x H*W
+    return (x.flatten(2).unsqueeze(1) @ w[:, None, :, None]).view(n, c, 1, 1), [conv]  # the paper's matmul
+
+
 def _lrn(a, x):
     _need3(x)
     return nn.LocalResponseNorm(a.get("size", 5), a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("k", 2.0))
@@ -716,6 +729,7 @@ TORCH = {
     "layernorm": _pointwise(_layernorm),
     "layer_scale": _pointwise(_layer_scale),
     "eca_conv": _pointwise(_eca_conv),  # spatially pointwise: it mixes channels of one position
+    "context_pool": t_context_pool,
     "learnable_affine": _pointwise(_scalars(lambda y, s, b: s * y + b)),
     "star_relu": _pointwise(_scalars(lambda y, s, b: s * torch.relu(y) ** 2 + b)),
     "square": _pointwise(lambda a, x: _Lambda(lambda y: y * y)),
@@ -1431,6 +1445,7 @@ GEN = {
     "layernorm": g_layernorm,
     "layer_scale": g_layer_scale,
     "eca_conv": g_eca_conv,
+    "context_pool": lambda g, x: ({"bias": g.rng.random() < 0.7} if g.fmap(x) else None),
     "learnable_affine": g_scalars,
     "star_relu": g_scalars,
     "square": lambda g, x: {},

@@ -56,6 +56,9 @@ CASES = {
     "layer_scale": ([8, 3, 3], "layer_scale: {init: 1.0e-6}", (8, 3, 3), 8, 0, 0),  # C params, no buffers
     # ECA's 1-D conv over 16 pooled channels, kernel 5: 5 weights; MACs 16 outputs * 5 = 80
     "eca_conv": ([16, 1, 1], "eca_conv: {kernel: 5}", (16, 1, 1), 5, 0, 80),
+    # GCNet's context pooling on 16 x 5 x 5: the logits' conv 16 weights + 1 bias; MACs 2 * 16*5*5 = 800
+    # (the 1x1 conv to one logit per position, then the weighted sum, a matmul of 16 x 25 by 25 x 1)
+    "context_pool": ([16, 5, 5], "context_pool", (16, 1, 1), 17, 0, 800),
     # one learnable scale and one bias for the whole map: 2 params, however many channels
     "learnable_affine": ([8, 3, 3], "learnable_affine: {scale: 0.5}", (8, 3, 3), 2, 0, 0),
     "star_relu": ([8, 3, 3], "star_relu", (8, 3, 3), 2, 0, 0),

@@ -344,6 +344,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
     calls: dict = {}  # module path -> times called
     used_params: set = set()
     param_uses: dict = {}  # parameter name -> layers named after it
+    seq: set = set()  # fx nodes whose value is a C x 1 x 1 map viewed as (N, 1, C): the channels as a sequence (ECA)
     last: set = set()  # fx nodes whose value is channels-last (N, H, W, C): a permute(0, 2, 3, 1) of a feature map
     children = {path: [n for n, _ in m.named_children()] for path, m in model.named_modules()}
     # a module's own parameters name the layers that use them: no other layer may take those names
@@ -407,6 +408,12 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             # a step before the last that works per element keeps its input's shape (timm's
             # RadixSoftmax: the softmax, then the flatten that gives the traced shape)
             shape = y if k == len(steps) - 1 or not isinstance(ltype, L.base.Pointwise) else _shape_of(ops, inputs[0], input_shape)
+            if k < len(steps) - 1 and not ltype.keys and not ltype.joins:
+                # a step before the last without settings (a global pool before its flatten): its own shape
+                try:
+                    shape = tuple(ltype.out({}, [_shape_of(ops, inputs[0], input_shape)]))
+                except Exception:  # noqa: BLE001 - as before: the traced shape
+                    pass
             ops.append(Op(name, ltype.name, defaults_dropped(ltype, args), list(inputs), ref_ops, torch=torch_name, shape=shape))
             inputs = [len(ops) - 1]
         return len(ops) - 1
@@ -483,6 +490,53 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             return None if i is None else _Groups(i, g.k)
         return None
 
+    def context(node, name, args, kw):
+        """GCNet's context pooling (timm's GlobalContext) from its steps: the map and a one-logit conv's
+        output flattened over the positions, the logits' softmax over them, unsqueezes, their product
+        (a matmul) viewed back to N x C x 1 x 1. The conv's op becomes the pooling (it holds the conv's
+        tensors under the conv's name). The value for the node, or None (reported)."""
+        vals = [value(a) if isinstance(a, fx.Node) else a for a in args]
+        p = vals[0] if vals and isinstance(vals[0], _Positions) else None
+        if name in ("view", "reshape") and node.op == "call_method" and p is None:
+            i = vals[0]
+            src = node.args[0]
+            one_reader = len(src.users) == 1 and src.op == "call_module"
+            return _Positions(i, _shape_of(ops, i, input_shape)[0], src=src if one_reader else None)
+        if p is None:
+            if name == operator.matmul.__name__ and len(vals) == 2 and isinstance(vals[1], _Positions):
+                p = vals[0]
+            else:
+                return None
+        dim = args[1] if len(args) > 1 else kw.get("dim")
+        if name == torch.softmax.__name__ and len(vals) <= 2 and p.c == 1 and not p.soft and not p.unsq and dim in (-1, 2):
+            return _Positions(p.i, 1, True, 0, p.src)
+        if name == "unsqueeze" and len(vals) <= 2 and not p.unsq and dim in ((3, -1) if p.c == 1 else (1,)):
+            return _Positions(p.i, p.c, p.soft, dim % 4, p.src)
+        if name == operator.matmul.__name__ and len(vals) == 2 and isinstance(vals[0], _Positions) and not kw:
+            m, w = vals
+            j = w.i
+            if not (m.unsq == 1 and not m.soft and w.soft and w.unsq == 3 and w.src is not None and 0 <= j < len(ops)
+                    and ops[j].inputs == [m.i]):
+                return None
+            try:
+                conv = model.get_submodule(w.src.target)
+            except AttributeError:
+                return None
+            if type(conv) is not torch.nn.Conv2d or conv.out_channels != 1 or conv.kernel_size != (1, 1) or conv.stride != (1, 1) \
+                    or conv.padding != (0, 0) or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
+                return None
+            x = _shape_of(ops, m.i, input_shape)
+            result, ltype = _first(table, "ContextPool", {"bias": conv.bias is not None}, [x], (x[0], 1, 1))
+            if not isinstance(result, dict):
+                return None
+            ops[j] = Op(ops[j].name, ltype.name, defaults_dropped(ltype, result), [m.i], {}, torch="GlobalContext",
+                        shape=(x[0], 1, 1))
+            return _Positions(j, x[0], done=True)
+        if name in ("view", "reshape") and node.op == "call_method" and p.done:
+            dims = [number(d) for d in (args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:])]
+            return p.i if len(dims) == 4 and dims[1] in (-1, p.c) and dims[2:] == [1, 1] else None
+        return None
+
     found_type = None
     placeholders = 0
     for node in gm.graph.nodes:
@@ -542,6 +596,20 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 env[node] = None
                 continue
             y = (y[2], y[0], y[1]) if y is not None and len(y) == 3 else y  # as the spec sees it
+        sq = any(n in seq for n in node.all_input_nodes)
+        if sq:
+            # the pooled channels seen as a 1-channel sequence, (N, 1, C) (ECA): a 1-D conv over them
+            # and elementwise ops stay on the C x 1 x 1 map; viewed back to (N, C, 1, 1), it is that map
+            src = next(n for n in node.all_input_nodes if n in seq)
+            back = _seq_back(node, src, value, ops, input_shape)
+            if back is not None:
+                env[node] = back
+                continue
+            if any(n not in seq and isinstance(env.get(n), int) for n in node.all_input_nodes):
+                bad.add(f"{_label(node, gm)} of the channels viewed as a sequence, (N, 1, C), and a feature map", scope)
+                env[node] = None
+                continue
+            y = _shape_of(ops, value(src), input_shape)
         if node.op == "call_module":
             mod = gm.get_submodule(node.target)
             used_params.update(f"{node.target}.{n}" for n, _ in mod.named_parameters())
@@ -579,6 +647,13 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
                 if done is None:
                     bad.add(f"{label_of} of k branches stacked on dim 1 (N x k x C x H x W): only their product, softmax "
                             "and sum over dim 1 are read", scope)
+                env[node] = done
+                continue
+            if any(isinstance(v, _Positions) for v in grouped) or _flattens_positions(node, name, value, ops, input_shape):
+                done = context(node, name, args, dict(node.kwargs))
+                if done is None:
+                    bad.add(f"{label_of} of a map flattened over its positions (N, C, H*W): only GCNet's context pooling "
+                            "(a one-logit 1x1 conv's softmax over the positions, the map's sum weighted by it) is read", scope)
                 env[node] = done
                 continue
             folded = _fold(node, value)
@@ -709,6 +784,16 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             if viewed is not None:  # timm's gamma.reshape(1, -1, 1, 1), Scale's scale.view(C, 1, 1)
                 env[node] = viewed
                 continue
+            seq_of = _channel_seq(name, node, value, ops, input_shape) if node.op == "call_method" and not sq else None
+            if seq_of is not None:  # x.mean((2, 3)).view(N, 1, -1) (ECA): the pooled map, read as a sequence
+                env[node] = seq_of
+                seq.add(node)
+                continue
+            if name in ("expand_as", "expand") and node.op == "call_method" and not sq:
+                wide = _broadcast_expand(node, value, ops, input_shape)
+                if wide is not None:  # y.expand_as(x) read only by a product: the product broadcasts y
+                    env[node] = wide
+                    continue
             if node.op == "call_method" and name in ("dim", "ndimension"):
                 env[node] = ("const", 1 + len(_shape_of(ops, value(args[0]), input_shape) or ()))
                 continue
@@ -755,9 +840,12 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             continue
         if cl:
             kw["channels_last"] = True
-        result, found_type = _first(table, op_name, kw, xs, y, cl)
+        if sq:
+            kw["channel_seq"] = kw["channels_last"] = True
+        result, found_type = _first(table, op_name, kw, xs, y, cl, sq)
         if result is None:
             what = label_of + (" on a channels-last tensor (after torch.permute(x, (0, 2, 3, 1)))" if cl else "")
+            what += " on the channels viewed as a sequence, (N, 1, C) (ECA)" if sq else ""
             what += "".join(f" with the parameter {p.name}" for p in params)
             what += _advice(op_name, params)
             bad.add(what, where)
@@ -781,6 +869,8 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
             env[node.args[0]] = env[node]
         if cl:
             last.add(node)
+        if sq:
+            seq.add(node)
     _beside_owners(ops, owners, model, bad)
     bad.raise_if_any(label)
     g = Graph(ops, tuple(input_shape), outs, classes=classes, children=children)
@@ -793,6 +883,7 @@ def _convert(gm, model, input_shape, label, original=None) -> Graph:
 
 
 _IGNORED = {"_assert", "_assert_async", "_assert_scalar"}
+_ADD_NAME = operator.add.__name__
 
 # what an op that no layer type reads needs, for the error's "what to do" (planned: the layer
 # vocabulary issue adds these types; then the op maps through the type's own torch_ops)
@@ -802,6 +893,8 @@ _ADVICE = {
     **dict.fromkeys(("matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"), "attention, which archcalc has no layer type for"),
     **dict.fromkeys(("conv1d", "Conv1d"), "a 1-D conv over channels (ECA attention): a layer type for it"),
     **dict.fromkeys(("stack",), "k branches stacked on dim 1 are read only through their product, softmax and sum over dim 1"),
+    **dict.fromkeys((_ADD_NAME, "iadd", "add_"), "add to broadcast a C x 1 x 1 tensor over the map (timm's GlobalContext with "
+                    "fuse_add); add sums tensors of one shape"),
     torch.nn.functional.pad.__name__: "constant padding with a finite value (-inf before a max pool, timm's MaxPool2dSame, "
                                       "would need the max pool to read it as its own padding)",
 }
@@ -944,6 +1037,100 @@ def _view_back(name, node, value, ops, input_shape):
         known *= d if d != -1 else 1
     dims = [d if d != -1 else (math.prod(x) // known if known else -1) for d in dims]
     return src if tuple(dims) == tuple(x) else None
+
+
+class _Positions:
+    """A feature map flattened over its positions, N x C x H*W (op ``i``, ``c`` channels): ``soft`` a
+    softmax over the positions, ``unsq`` the dim an unsqueeze added (0: none), ``src`` the fx node of
+    the module whose output it is, where that is its only reader; ``done``: the context pooling
+    itself, N x 1 x C x 1 (op ``i``)."""
+
+    def __init__(self, i, c, soft=False, unsq=0, src=None, done=False):
+        self.i, self.c, self.soft, self.unsq, self.src, self.done = i, c, soft, unsq, src, done
+
+
+def _flattens_positions(node, name, value, ops, input_shape):
+    """Whether ``x.reshape(N, C, H * W)`` (or view) flattens a C x H x W map over its positions."""
+    if name not in ("view", "reshape") or node.op != "call_method" or node.kwargs or len(node.args) < 2:
+        return False
+    i = value(node.args[0])
+    x = _shape_of(ops, i, input_shape) if isinstance(i, int) and not isinstance(i, bool) else None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    if x is None or len(x) != 3 or len(dims) != 3 or x[1:] == (1, 1):
+        return False
+    vals = [value(d) if isinstance(d, fx.Node) else d for d in dims]
+    vals = [v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v for v in vals]
+    # the batch, the channels, and the rest (H * W: a size the forward computed, or -1)
+    return vals[0] in (None, -1) and vals[1] == x[0] and (vals[2] in (-1, x[1] * x[2]) or isinstance(dims[2], fx.Node))
+
+
+def _dims_of(node, value):
+    """The dims of ``x.view(*dims)`` / ``x.reshape(dims)`` with constants read (None: the batch), or None."""
+    if node.kwargs or len(node.args) < 2:
+        return None
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+    out = []
+    for d in dims:
+        v = value(d) if isinstance(d, fx.Node) else d
+        v = v[1] if isinstance(v, tuple) and v[:1] == ("const",) else v
+        if not (v is None or isinstance(v, int) and not isinstance(v, bool)):
+            return None
+        out.append(v)
+    return out
+
+
+def _pooled(i, ops, input_shape):
+    """The op index of the C x 1 x 1 map that op ``i`` is (itself, or the map a flatten of it views), or None."""
+    x = _shape_of(ops, i, input_shape)
+    if x is not None and len(x) == 3 and x[1:] == (1, 1):
+        return i
+    if x is not None and len(x) == 1 and i >= 0 and len(ops[i].inputs) == 1 and getattr(L.REGISTRY[ops[i].type], "view", False):
+        src = ops[i].inputs[0]
+        if _shape_of(ops, src, input_shape) == (x[0], 1, 1):
+            return src
+    return None
+
+
+def _channel_seq(name, node, value, ops, input_shape):
+    """``y.view(N, 1, -1)`` / ``y.reshape(N, 1, C)`` of a pooled map y (N x C or N x C x 1 x 1): the
+    C x 1 x 1 map's op index (its channels then read as a 1-channel sequence), else None."""
+    if name not in ("view", "reshape") or not node.args or not isinstance(value(node.args[0]), int):
+        return None
+    i = _pooled(value(node.args[0]), ops, input_shape)
+    dims = _dims_of(node, value)
+    if i is None or dims is None or len(dims) != 3 or dims[0] not in (None, -1) or dims[1] != 1:
+        return None
+    return i if dims[2] in (-1, _shape_of(ops, i, input_shape)[0]) else None
+
+
+def _seq_back(node, src, value, ops, input_shape):
+    """The C x 1 x 1 map's op index for ``s.view(N, -1, 1, 1)`` (or ``(N, C, 1, 1)``) of ``src``, a
+    sequence of the channels; None for any other call."""
+    if node.op != "call_method" or node.target not in ("view", "reshape") or node.args[:1] != (src,):
+        return None
+    i = value(src)
+    dims = _dims_of(node, value)
+    c = _shape_of(ops, i, input_shape)[0]
+    if dims is None or len(dims) != 4 or dims[0] not in (None, -1) or dims[1] not in (-1, c) or dims[2:] != [1, 1]:
+        return None
+    return i
+
+
+def _broadcast_expand(node, value, ops, input_shape):
+    """``g.expand_as(x)`` / ``g.expand(x.shape)`` of a C x 1 x 1 map g to C x H x W whose only
+    readers multiply it with a tensor (the product broadcasts g the same): g's op index, else None."""
+    g = value(node.args[0]) if node.args else None
+    y = _shape(node)
+    x = _shape_of(ops, g, input_shape) if isinstance(g, int) else None
+    if x is None or y is None or len(x) != 3 or x[1:] != (1, 1) or y[0] != x[0] or not node.users:
+        return None
+    for u in node.users:
+        if _fn_name(u.target) not in (_MUL, "imul", _MUL + "_") or len(u.args) != 2 or u.kwargs:
+            return None
+        other = u.args[1] if u.args[0] is node else u.args[0]
+        if not isinstance(other, fx.Node) or _shape(other) != y:
+            return None
+    return g
 
 
 def _param_view(name, node, value):
@@ -1162,9 +1349,13 @@ def _label(node, gm):
     return _fn_label(node)
 
 
-def _first(table, op_name, kw, xs, y, channels_last=False):
+def _first(table, op_name, kw, xs, y, channels_last=False, channel_seq=False):
     for ltype in table.get(op_name, ()):
         if channels_last and not ltype.channels_last:
+            continue
+        # on the channels as a sequence, (N, 1, C): a type that reads it, or one that works per position
+        # over the last dimension (a channels-last call: (N, 1, C) is a C x 1 x 1 map's channels-last form)
+        if channel_seq and not (getattr(ltype, "channel_seq", False) or ltype.channels_last):
             continue
         try:
             result = ltype.from_torch(op_name, kw, xs, y)

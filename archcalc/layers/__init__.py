@@ -15,7 +15,8 @@ Each layer type is one class that declares everything archcalc knows about it (s
 
 The types live in one module per family: :mod:`.conv`, :mod:`.pool`, :mod:`.norm`,
 :mod:`.activation`, :mod:`.join`, :mod:`.resample`, :mod:`.channel`, :mod:`.pad` (explicit padding,
-blur pool), :mod:`.pool_extra` (adaptive and global max pooling). The engine
+blur pool), :mod:`.pool_extra` (adaptive and global max pooling), :mod:`.gate` (ECA's conv over
+the pooled channels), :mod:`.scalar` (learnable scalar affine, StarReLU). The engine
 (archcalc/analysis/engine.py), the builder (archcalc/torchside/build.py) and the verifier (archcalc/torchside/verify.py) name no
 layer type; a test enforces it.
 
@@ -55,7 +56,7 @@ from .base import (  # noqa: F401
     shape_text,
     torch_classes,
 )
-from . import conv, pool, pool_extra, norm, activation, join, resample, channel, pad  # noqa: F401,E402  (registers the types)
+from . import conv, pool, pool_extra, norm, activation, join, resample, channel, pad, gate, scalar  # noqa: F401,E402  (registers the types)
 from .activation import _Activation  # noqa: F401,E402
 from .conv import Conv, ConvTranspose, Linear  # noqa: F401,E402
 from .join import Add, Concat, Mean, Mul, _Join  # noqa: F401,E402

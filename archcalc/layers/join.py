@@ -139,7 +139,10 @@ class Add(_Join):
     channels_last = True  # two channels-last tensors of one shape: the same sum
 
     def from_torch(self, op, kw, xs, y):
-        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 else None
+        # branches of one shape only: torch broadcasts a C x 1 x 1 tensor over the map, add does not
+        # (timm's GlobalContext with fuse_add: the importer names it)
+        same = all(tuple(x) == tuple(xs[0]) for x in xs)
+        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 and same else None
 
     def probe(self, a, xs, y, collapse):
         return [("Mean", {})]  # the same support, without doubling the probe's values per block
@@ -252,7 +255,10 @@ class Sub(_Join):
     channels_last = True
 
     def from_torch(self, op, kw, xs, y):
-        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 else None
+        # branches of one shape only: torch broadcasts a C x 1 x 1 tensor over the map, add does not
+        # (timm's GlobalContext with fuse_add: the importer names it)
+        same = all(tuple(x) == tuple(xs[0]) for x in xs)
+        return {} if _two_tensors(op, kw) and kw.get("alpha", 1) == 1 and same else None
 
     def probe(self, a, xs, y, collapse):
         return [("Mean", {})]  # the same support, with positive values

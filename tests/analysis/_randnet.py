@@ -438,6 +438,39 @@ def _layer_scale(a, x):
     return _Lambda(lambda y: g.p.view(1, -1, 1, 1) * y, g)
 
 
+def _eca_conv(a, x):
+    """ECA's conv (Wang et al. 2020) written out: the pooled N x C x 1 x 1 map viewed as N x 1 x C, a
+    torch.nn.Conv1d(1, 1, k, padding (k - 1) / 2, no bias), viewed back."""
+    if x.dim() != 4 or tuple(x.shape[2:]) != (1, 1):
+        raise Invalid("eca_conv on a C x 1 x 1 map only")
+    k = a["kernel"]
+    conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+    return _Lambda(lambda y: conv(y.view(y.shape[0], 1, -1)).view(y.shape), conv)
+
+
+def _scalars(fn):
+    """A learnable scale and bias of shape (1,) each (timm's LearnableAffineBlock, StarReLU): fn(x, s, b)."""
+
+    def make(a, x):
+        s, b = _Const(torch.tensor([float(a.get("scale", 1.0))])), _Const(torch.tensor([float(a.get("bias", 0.0))]))
+        return _Lambda(lambda y: fn(y, s.p, b.p), s, b)
+
+    return make
+
+
+def t_context_pool(ref, a, x):
+    """GCNet's context modelling (Cao et al. 2019) written out: a 1x1 conv to one logit per position,
+    a softmax over the H*W positions, the map's sum weighted by it; for the receptive field (positive
+    weights) every position is read, as by a global average."""
+    _need3(x)
+    conv = _mod(ref, nn.Conv2d(x.shape[1], 1, 1, bias=a.get("bias", True)))
+    if ref.rf:
+        return nn.AdaptiveAvgPool2d(1)(x), [conv]
+    n, c = x.shape[:2]
+    w = torch.softmax(conv(x).flatten(1), dim=1)  # N x H*W
+    return (x.flatten(2).unsqueeze(1) @ w[:, None, :, None]).view(n, c, 1, 1), [conv]  # the paper's matmul
+
+
 def _lrn(a, x):
     _need3(x)
     return nn.LocalResponseNorm(a.get("size", 5), a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("k", 2.0))
@@ -695,6 +728,11 @@ TORCH = {
     "batchnorm": _pointwise(_bn),
     "layernorm": _pointwise(_layernorm),
     "layer_scale": _pointwise(_layer_scale),
+    "eca_conv": _pointwise(_eca_conv),  # spatially pointwise: it mixes channels of one position
+    "context_pool": t_context_pool,
+    "learnable_affine": _pointwise(_scalars(lambda y, s, b: s * y + b)),
+    "star_relu": _pointwise(_scalars(lambda y, s, b: s * torch.relu(y) ** 2 + b)),
+    "square": _pointwise(lambda a, x: _Lambda(lambda y: y * y)),
     "lrn": _pointwise(_lrn),
     "relu": _act(nn.ReLU),
     "relu6": _act(nn.ReLU6),
@@ -1022,6 +1060,16 @@ def g_layernorm(g, x):
     if g.rng.random() < 0.2:
         a["affine"] = False
     return a
+
+
+def g_eca_conv(g, x):
+    if not g.fmap(x) or tuple(x.shape[2:]) != (1, 1) or x.shape[1] < 2:
+        return None
+    return {"kernel": g.rng.choice([1, 3, 5])}
+
+
+def g_scalars(g, x):
+    return {"scale": 0.5, "bias": 0.1} if g.rng.random() < 0.3 else {}
 
 
 def g_layer_scale(g, x):
@@ -1396,6 +1444,11 @@ GEN = {
     "batchnorm": g_batchnorm,
     "layernorm": g_layernorm,
     "layer_scale": g_layer_scale,
+    "eca_conv": g_eca_conv,
+    "context_pool": lambda g, x: ({"bias": g.rng.random() < 0.7} if g.fmap(x) else None),
+    "learnable_affine": g_scalars,
+    "star_relu": g_scalars,
+    "square": lambda g, x: {},
     "lrn": g_lrn,
     "relu": _g_act("inplace"),
     "relu6": _g_act("inplace"),

@@ -72,7 +72,7 @@ def _judge(doc, found, label):
 def test_each_type_against_torch(kind):
     """One network per registered type, drawn over that type and a conv (and what the type needs to
     be placed: flatten before linear), so that every type is compared in the default profile."""
-    helpers = {"linear": ["flatten"], "flatten": ["linear"]}.get(kind, [])
+    helpers = {"linear": ["flatten"], "flatten": ["linear"], "eca_conv": ["global_avgpool"]}.get(kind, [])
     for seed in range(50):
         doc = R.generate(1_000_000 + seed * 7919 + sum(map(ord, kind)), types=[kind, kind, kind, "conv"] + helpers)
         if kind in R.doc_types(doc):

@@ -67,11 +67,13 @@ def test_every_layer_type_runs_symbolically():
         "radix_softmax": {"radix": 2},
         "groupnorm": {"groups": 2},
         "threshold": {"threshold": 0.5, "value": 0.0},
+        "eca_conv": {"kernel": 3},
     }
+    inputs = {"eca_conv": [(C, 1, 1)]}  # a gate's inside: the pooled map
     for name, ltype in L.REGISTRY.items():
         args = {k.name: (k.default if k.default is not L.REQUIRED else None) for k in ltype.keys}
         args.update(samples.get(name, {}))
-        xs = [(C * H * W,)] if name == "linear" else ([x, x] if ltype.joins else [x])
+        xs = inputs.get(name) or ([(C * H * W,)] if name == "linear" else ([x, x] if ltype.joins else [x]))
         y = ltype.out(args, xs)
         ltype.count(args, xs, y)
         ltype.macs(args, xs, y)

@@ -146,10 +146,12 @@ KEYS = {
     "instancenorm": [{}, {"affine": True, "track_running_stats": True}],
     "prelu": [{}, {"per_channel": True}],
     "gelu": [{}, {"approximate": "tanh"}],
+    "eca_conv": [{"kernel": 3}, {"kernel": 1}],
+    "context_pool": [{}, {"bias": False}],
 }
 KEYS["avgpool"].append({"kernel": 3, "padding": 1, "divisor_override": 2})
 KEYS["conv"].append({"kernel": 3, "padding": [1, 2], "padding_mode": "circular"})
-PREFIX = {"linear": ["flatten"]}  # what a type needs before it
+PREFIX = {"linear": ["flatten"], "eca_conv": ["global_avgpool"]}  # what a type needs before it
 
 
 def _layer_spec(name, keys, h, w):

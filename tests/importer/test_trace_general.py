@@ -379,12 +379,16 @@ TIMM_SMALL = ["mobilenetv3_small_050", "lcnet_050", "ghostnet_050", "regnetx_002
 # weight-standardised and TF-'same' convs, k-branch softmax, blur pool, LayerNorm without bias)
 TIMM_VOCAB = ["convnext_atto", "nf_resnet26", "skresnet18", "resnest14d", "tf_mobilenetv3_small_minimal_100",
               "poolformer_s12", "resnetblur18"]
+# families that import since ECA's conv over the pooled channels (eca_conv), the learnable scalars
+# (learnable_affine, star_relu) and square: the constructs in small run by default
+# (tests/layers/test_layers_gate.py, test_layers_vocab.py); the models with ARCHCALC_TIMM=all
+TIMM_GATES = ["ecaresnet26t", "eca_resnet33ts", "eca_nfnet_l0", "hgnetv2_b0", "convformer_s18"]
 TIMM_ALL = os.environ.get("ARCHCALC_TIMM") == "all" or os.environ.get("ARCHCALC_DEEP") == "1"
 TIMM_SEED = int(os.environ.get("ARCHCALC_TIMM_SEED", "22"))
 # mobileone_s0 runs its conv_kxk members between adds: the spec enters that scope twice (a block
 # call's name given again enters its scope again; docs/spec-format.md)
 MOBILEONE = "mobileone_s0"
-TIMM_RUN = (TIMM_SMALL + TIMM_VOCAB + [MOBILEONE] if TIMM_ALL else
+TIMM_RUN = (TIMM_SMALL + TIMM_VOCAB + [MOBILEONE] + TIMM_GATES if TIMM_ALL else
             sorted(random.Random(TIMM_SEED).sample(TIMM_SMALL, 3)) + sorted(random.Random(TIMM_SEED).sample(TIMM_VOCAB, 3)))
 
 
@@ -400,6 +404,28 @@ def test_timm_round_trip(name):
     assert r["engine"]["params"] == sum(p.numel() for p in model.parameters())
     assert r["engine"]["macs"] == r["original"]["macs"]
     assert r["ok"], (r.get("outputs"), r["state_dict"])
+
+
+def test_the_timm_table_s_result_is_counted_from_its_rows():
+    """docs/import.md's timm table: one row per model of the benchmark's sample, and the result line's
+    count is the rows whose check is ok (the table is the benchmark's output; the count is not typed)."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("timm_table", root / "benchmarks" / "import_timm_table.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sample = [m for ms in bench.SAMPLE.values() for m in ms]
+    section = (root / "docs" / "import.md").read_text().split("## timm's CNNs", 1)[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| family")]
+    assert sorted(r[1] for r in rows) == sorted(sample)
+    ok = sum(r[3] == "ok" for r in rows)
+    m = re.search(r"\*\*Result: (\d+) of (\d+) \((\d+)%\)", section)
+    assert m and (int(m[1]), int(m[2]), int(m[3])) == (ok, len(sample), round(100 * ok / len(sample)))
+    assert all(r[7] == "yes" for r in rows if r[3] == "ok")  # archcalc = timm wherever the check passes
 
 
 # --------------------------------------------------------------------------- detection backbones

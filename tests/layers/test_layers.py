@@ -54,6 +54,15 @@ CASES = {
     # SE gate: 1x1 conv 4->4 on the 4x1x1 pool: 16 + 4 params, 16 MACs; the product counts nothing
     "mul": ([4, 6, 6], "mul: {trunk: identity, gate: [global_avgpool, {conv: {out: 4, kernel: 1}}, hardsigmoid]}", (4, 6, 6), 20, 0, 16),
     "layer_scale": ([8, 3, 3], "layer_scale: {init: 1.0e-6}", (8, 3, 3), 8, 0, 0),  # C params, no buffers
+    # ECA's 1-D conv over 16 pooled channels, kernel 5: 5 weights; MACs 16 outputs * 5 = 80
+    "eca_conv": ([16, 1, 1], "eca_conv: {kernel: 5}", (16, 1, 1), 5, 0, 80),
+    # GCNet's context pooling on 16 x 5 x 5: the logits' conv 16 weights + 1 bias; MACs 2 * 16*5*5 = 800
+    # (the 1x1 conv to one logit per position, then the weighted sum, a matmul of 16 x 25 by 25 x 1)
+    "context_pool": ([16, 5, 5], "context_pool", (16, 1, 1), 17, 0, 800),
+    # one learnable scale and one bias for the whole map: 2 params, however many channels
+    "learnable_affine": ([8, 3, 3], "learnable_affine: {scale: 0.5}", (8, 3, 3), 2, 0, 0),
+    "star_relu": ([8, 3, 3], "star_relu", (8, 3, 3), 2, 0, 0),
+    "square": ([8, 3, 3], "square", (8, 3, 3), 0, 0, 0),
     "layer_scale2": ([8, 3, 3], "layer_scale: {bare: true}", (8, 3, 3), 8, 0, 0),  # the same C, as a bare parameter
     # nn.Linear(8, 16) at each of the 5x5 positions: params 8*16 + 16 = 144; MACs 16*5*5*8 = 3200,
     # as a 1x1 conv (16*(8/1)*1*1 + 16 = 144 params, 16*25*8 MACs)

@@ -101,6 +101,10 @@ CASES = {
     "global_maxpool": ("global_maxpool", lambda: Fn(lambda x: x.amax(dim=(2, 3), keepdim=True))),
     "avgpool_divisor": ("{avgpool: {kernel: 3, stride: 2, padding: 1, divisor_override: 4}}",
                         lambda: nn.AvgPool2d(3, 2, 1, divisor_override=4)),
+    # --- learnable scalars (timm HGNetV2's LearnableAffineBlock, MetaFormer's StarReLU) and the square
+    "learnable_affine": ("{learnable_affine: {scale: 0.5, bias: 0.25}}", lambda: ScalarsRef(lambda x, s, b: s * x + b)),
+    "star_relu": ("{star_relu: {scale: 0.8944, bias: -0.4472}}", lambda: ScalarsRef(lambda x, s, b: s * torch.relu(x) ** 2 + b)),
+    "square": ("square", lambda: Fn(lambda x: x * x)),
     # --- joins
     "sub": ("sub: [identity, [{avgpool: {kernel: 3, stride: 1, padding: 1}}]]", lambda: Fn(lambda x: x - F.avg_pool2d(x, 3, 1, 1))),
     "maximum": ("maximum: [identity, [tanh], [sigmoid]]",
@@ -161,6 +165,19 @@ class BlurRef(nn.Module):
         x = F.pad(x, [self.p] * 4, mode=self.mode)
         w = self.filt.expand(x.shape[1], 1, *self.filt.shape[2:])
         return F.conv2d(x, w, stride=self.stride, groups=x.shape[1])
+
+
+class ScalarsRef(nn.Module):
+    """``fn(x, scale, bias)`` with a learnable scale and bias of shape (1,) each, in that order."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.scale = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.fn(x, self.scale, self.bias)
 
 
 class GRNRef(nn.Module):
@@ -274,7 +291,8 @@ ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "h
         "hardshrink", "softshrink", "gelu_tanh", "prelu_channel", "radix_softmax", "groupnorm", "instancenorm_affine", "grn",
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
         "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "scale_per_axis_bilinear", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
-        "global_maxpool"]  # case names, or YAML
+        "global_maxpool", "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}",
+        "learnable_affine", "star_relu", "square"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
 
@@ -481,7 +499,9 @@ def test_export_to_torch_source_carries_the_new_modules(tmp_path):
     items = ["{std_conv: {out: 8, kernel: 3, padding: 1, gain: true}}", "{std_conv: {out: 8, kernel: 1}}",
              "{radix_softmax: {radix: 2, groups: 2}}", "grn", "{pad: {padding: 1, mode: reflect}}", "blur_pool",
              "sub: [identity, [tanh]]", "maximum: [identity, [sigmoid]]", "{concat: [identity, [tanh]], dim: 3}",
-             "{pixel_unshuffle: {factor: 2, order: blocks}}", "global_maxpool"]
+             "{pixel_unshuffle: {factor: 2, order: blocks}}", "global_maxpool",
+             "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}",
+             "{learnable_affine: {scale: 0.5}}", "star_relu", "square"]
     net = loads(f"input: [{C}, 13, 13]\nlayers:\n" + "".join(f"  - {i}\n" for i in items), "e.yaml")
     source = export_source(net)
     assert "archcalc" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
@@ -533,3 +553,33 @@ def test_aliases_name_their_own_type():
                          "bn": "batchnorm", "subtract": "sub", "space_to_depth": "pixel_unshuffle"}
     net = loads("input: [3, 8, 8]\nlayers:\n  - {conv2d: {out: 4, kernel: 3}}\n", "case.yaml")
     assert net.nodes[0].type == "conv"
+
+
+def test_timm_learnable_scalars_and_squares_import():
+    """timm HGNetV2's LearnableAffineBlock and MetaFormer's StarReLU come back as learnable_affine and
+    star_relu (their scale and bias, shape (1,), load under their own keys), MetaFormer's SquaredReLU
+    as relu, then square (torch.square), and ``x ** 2`` as square; the outputs agree."""
+    pytest.importorskip("timm")
+    from timm.models.hgnet import LearnableAffineBlock
+    from timm.models.metaformer import SquaredReLU, StarReLU
+
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    class Pow(nn.Module):
+        def forward(self, x):
+            return x ** 2
+
+    model = nn.Sequential(nn.Conv2d(C, 8, 3, padding=1), LearnableAffineBlock(0.5, 0.25), StarReLU(), SquaredReLU(), Pow())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    text, _, _ = import_target("tests:scalars", None, (C, H, W), model=model)
+    for item in ("{learnable_affine: {}, name: \"1\"}", "{star_relu: {}, name: \"2\"}", "{relu: {inplace: false}, name: relu}",
+                 "{square: {}, name: square}", "{pow: {}, name: \"4\"}"):
+        assert item in text, text
+    assert text.count("{square: {}, name: square}") == 2, text  # torch.square in SquaredReLU, x ** 2 in Pow
+    r = check(text, model, (C, H, W))
+    assert r["ok"] and r["outputs"]["ok"], r
+    # by hand: conv C*8*9 + 8 = 584, then 2 + 2 scalars: 588 (the original's own count)
+    assert r["engine"]["params"] == sum(p.numel() for p in model.parameters()) == 588

@@ -699,7 +699,7 @@ class _Ext:
         if w is not None:
             a = self.srcs[0]
             lo, hi = w.span(o)
-            taps = getattr(w, "taps", None)
+            taps = _taps(w)
             n_in = self.n_in
             if n_in is not None:
                 # o is a padding position of a resampled map (before it or past it): it extends to
@@ -845,6 +845,21 @@ def _reads_the_one(w, n_out, budget) -> bool:
     return True
 
 
+def _taps(w):
+    """The positions a window reads at output o, where not every position of its extent: a
+    transposed conv's whole-number taps, a dilated window's every D-th position; None otherwise.
+    (An affine field needs only the window's ends, which are taps; a field after a transposed
+    conv's empty rows needs the taps themselves.)"""
+    taps = getattr(w, "taps", None)
+    if taps is not None:
+        return taps
+    d = getattr(w, "d", 1)
+    if d.__class__ is int and d > 1 and isinstance(w, L.Axis):
+        span = w.span
+        return lambda o: range(span(o)[0], span(o)[1] + 1, d)
+    return None
+
+
 def _reads_some(w, n_out, n_in, budget) -> bool:
     """Does every output position of a window read at least one position of its input? Not a
     transposed conv's rows between its taps (kernel below the stride, or stride and dilation both
@@ -920,7 +935,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     resample = isinstance(w, L.Resample)
     span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
-    taps = getattr(w, "taps", None)
+    taps = _taps(w)
     if resample:  # torch reads positions of the input only: the window's part inside it (none: empty)
         top = n_in - 1
         if taps is not None:  # the taps inside the input, exactly

@@ -76,6 +76,7 @@ class Axis:
     before: Any = 0
     after: Any = 0
     tiles: bool = True  # check that the window tiles the input (not for ceil mode / adaptive)
+    d: Any = 1  # dilation: a window of k = D*(K-1)+1 reads only every D-th position (its taps)
 
     def span(self, o):
         first = o * self.s - self.before

@@ -205,7 +205,8 @@ class Conv(_ConvBase):
     def window(self, a, xs, y):
         k = eff(a)
         t, b, l, r = pads(a, xs[0], k)
-        return Axis(k[0], a["stride"][0], t, b), Axis(k[1], a["stride"][1], l, r)
+        d = a.get("dilation", (1, 1))
+        return Axis(k[0], a["stride"][0], t, b, d=d[0]), Axis(k[1], a["stride"][1], l, r, d=d[1])
 
     torch_ops = ("Conv2d",)
 

@@ -52,7 +52,8 @@ class _Pool(LayerType):
         s = self.stride(a)
         t, b, l, r = pads({**a, "stride": s}, xs[0], k)
         tiles = not a["ceil_mode"]
-        return Axis(k[0], s[0], t, b, tiles), Axis(k[1], s[1], l, r, tiles)
+        d = a.get("dilation", (1, 1))
+        return Axis(k[0], s[0], t, b, tiles, d[0]), Axis(k[1], s[1], l, r, tiles, d[1])
 
     def size_dependent(self, a):
         return a["padding"] == "same" and tuple(self.stride(a)) != (1, 1)

@@ -1987,10 +1987,17 @@ KNOWN_OPEN: dict = {}
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
-    "rf over/channel slice of a concat": "found here (seed 199): `channels` after a concat (channel-wise) "
-    "keeps the concat's field, the union of its branches', while the slice's channels come from some branches "
-    "only (channels 12..15 of three 6-channel branches read the third alone: archcalc (0, 10), torch (1, 7)); "
-    "a field per channel range is not kept by the engine (shufflenet's split after a shuffle reads every branch)",
+    "rf over/channel slice": "found here (seeds 199, 520): `channels` keeps its input map's field, while the "
+    "channels it keeps may read less: after a concat some branches only (channels 12..15 of three 6-channel "
+    "branches read the third alone: archcalc (0, 10), torch (1, 7)), after a pixel_unshuffle one phase of "
+    "each block (channel 2 of a 2x unshuffle reads block row 1, column 0: archcalc (0, 1), torch (0, 0)); "
+    "the engine keeps one field per map, not per channel range (shufflenet's split after a shuffle reads "
+    "every branch)",
+    "rf over/padding beside a global value": "found here (seed 1128): a window that reads only the padding of "
+    "a map holding one global value (a 1-position map after a global or adaptive pool to 1, or such a map "
+    "upsampled) is given that value's field (engine: 'a global value: the same at every position, padding "
+    "too'), where torch's output there reads no input (conv 1x1 padding 1 on a 1-column pooled map: "
+    "columns 0 and 2 read nothing, archcalc (0, 8)); the fixed field keeps no per-position record to say so",
     # issue 23's new types: limits their author documented (docs/layers.md; notes h-vocab), real
     # disagreements with torch, kept visible here rather than skipped
     "rf/concat along H or W": "issue 23 known limit: concat with dim 2 or 3 puts each branch at a shifted "
@@ -2168,9 +2175,13 @@ def _class_of(doc, d, info):
             return "rf/reflect, replicate or circular padding"
         if not under and any(k == "upsample" and a.get("mode") == "bicubic" for k, a in up):
             return "rf over/bicubic at whole-number source positions"
-        if not under and {"channels", "concat"} <= up_kinds:
-            # a channel slice after a concat reads some branches only; the field is the map's
-            return "rf over/channel slice of a concat"
+        if span is None and up_kinds & {"global_avgpool", "global_maxpool", "adaptive_avgpool", "adaptive_maxpool"}:
+            # a window over a pooled (1-position, global) map's padding alone: torch reads nothing
+            return "rf over/padding beside a global value"
+        if not under and "channels" in up_kinds and up_kinds & {"concat", "pixel_unshuffle"}:
+            # a channel slice reads some branches of a concat, some phases of a pixel_unshuffle
+            # only; the field is the whole map's
+            return "rf over/channel slice"
         if "conv_transpose" in up_kinds:
             return f"{what}/after conv_transpose"
         if span is not None:

@@ -523,3 +523,26 @@ def test_a_transposed_conv_with_empty_rows_after_a_global_value():
     assert measured == [None if o in (1, 8) else (0, 5) for o in range(10)]
     got = [field.at(o) for o in range(10)]
     assert [None if f > last else (f, last) for f, last in got] == measured
+
+
+def test_a_dilated_window_over_a_transposed_convs_rows_reads_only_its_taps():
+    """A transposed conv k 1, stride 3 on 3 rows (7 rows: 0, 3, 6 read inputs 0, 1, 2; the others
+    none), then a max pool k 3, dilation 2 (stride 3, ceil mode: 2 rows). Pool row 0 reads rows 0,
+    2, 4 (its taps), so input row 0 alone; archcalc read every row of its extent 0..4 and claimed
+    rows 0..1 (row 3 reads input 1). Pool row 1 reads rows 3, 5 (7 is past the map): input 1."""
+    text = ("input: [1, 3, 1]\nlayers:\n  - {conv_transpose: {out: 1, kernel: 1, stride: 3}}\n"
+            "  - {maxpool: {kernel: [3, 1], dilation: 2, ceil_mode: true}}\n")
+    field = spec(text).rows[-1].rf[0]
+
+    x = torch.ones(1, 1, 3, 1, dtype=torch.float64, requires_grad=True)
+    y = F.conv_transpose2d(x, torch.ones(1, 1, 1, 1, dtype=x.dtype), stride=3)
+    assert F.max_pool2d(y, (3, 1), stride=3, dilation=(2, 1), ceil_mode=True).shape[2] == 2
+    # the max pool's whole window, measured as a sum over the same taps (ceil mode: row 7 is padding)
+    pooled = F.conv2d(F.pad(y, (0, 0, 0, 1)), torch.ones(1, 1, 3, 1, dtype=y.dtype), stride=3, dilation=(2, 1))
+    measured = []
+    for o in range(2):
+        (g,) = torch.autograd.grad(pooled[0, 0, o].sum(), x, retain_graph=True)
+        nz = torch.nonzero(g[0, 0].abs().sum(1) > 0).flatten().tolist()
+        measured.append((nz[0], nz[-1]) if nz else None)
+    assert measured == [(0, 0), (1, 1)]
+    assert [field.at(o) for o in range(2)] == measured

@@ -119,6 +119,9 @@ class RF:
             local = self.local
             if local is not None:
                 f, last = local.at(o)
+                # the map's position reads no input (a transposed conv's empty row): nor its gate
+                if f.__class__ in (int, float) and last.__class__ in (int, float) and f > last:
+                    return f, last
                 if f.__class__ is int and last.__class__ is int and fixed[0].__class__ is int and fixed[1].__class__ is int:
                     return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
                 return fixed  # symbolic sizes: a gated field is kept only where the global part covers the map's
@@ -1068,6 +1071,10 @@ def _gated(glob, local, stride, n, budget=None) -> RF | None:
         return RF(size, stride, max(-lo, -f0), fixed=(lo, hi), local=local)
     _spend(budget, n)
     ends = [local.at(o) for o in range(n)]  # any field: position by position
+    # a position whose map reads no input (a transposed conv's empty row) reads no gate either
+    ends = [(f, last) for f, last in ends if f <= last]
+    if not ends:
+        return RF(0, stride, 0, fixed=(lo, hi), local=local)
     firsts = [min(lo, f) for f, _ in ends]
     lasts = [max(hi, last) for _, last in ends]
     size = max(b - a + 1 for a, b in zip(firsts, lasts))

@@ -546,3 +546,17 @@ def test_a_dilated_window_over_a_transposed_convs_rows_reads_only_its_taps():
         measured.append((nz[0], nz[-1]) if nz else None)
     assert measured == [(0, 0), (1, 1)]
     assert [field.at(o) for o in range(2)] == measured
+
+
+def test_a_gated_map_through_a_transposed_convs_empty_rows():
+    """A squeeze-excitation style gate (the map times its global average) then a transposed conv
+    k 1, stride 2 on 6 rows (11 rows: even rows read input row o/2, odd rows nothing). An even row
+    reads its own row and, through the gate, every row: 0..5; an odd row reads no map position,
+    so no gate either (archcalc gave it the gate's 0..5; torch's row is 0: no input)."""
+    text = ("input: [1, 6, 6]\nlayers:\n  - {mul: [identity, [global_avgpool]]}\n"
+            "  - {conv_transpose: {out: 1, kernel: 1, stride: 2}}\n")
+    field = spec(text).rows[-1].rf[0]
+    measured = rows(lambda x: deconv(x * x.mean(dim=(2, 3), keepdim=True), 1, 2), 6)
+    assert measured == [(0, 5) if o % 2 == 0 else None for o in range(11)]
+    got = [field.at(o) for o in range(11)]
+    assert [None if f > last else (f, last) for f, last in got] == measured

@@ -14,7 +14,7 @@ from .. import layers as L
 from . import liveness as _liveness
 from ..errors import SpecError, Where
 from ..findings import Finding
-from ..expr import as_int, is_symbolic, vmax
+from ..expr import as_int, is_symbolic
 from ..limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
 from ..limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
 
@@ -119,6 +119,9 @@ class RF:
             local = self.local
             if local is not None:
                 f, last = local.at(o)
+                # the map's position reads no input (a transposed conv's empty row): nor its gate
+                if f.__class__ in (int, float) and last.__class__ in (int, float) and f > last:
+                    return f, last
                 if f.__class__ is int and last.__class__ is int and fixed[0].__class__ is int and fixed[1].__class__ is int:
                     return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
                 return fixed  # symbolic sizes: a gated field is kept only where the global part covers the map's
@@ -691,11 +694,12 @@ class _Ext:
     one step per layer. A stack instead of recursion: a field after an upsample may stand on
     thousands of layers of such fields."""
 
-    __slots__ = ("w", "srcs", "memo")
+    __slots__ = ("w", "srcs", "memo", "n_in")
 
-    def __init__(self, srcs, w=None):
+    def __init__(self, srcs, w=None, n_in=None):
         self.srcs = srcs
         self.w = w
+        self.n_in = n_in  # a resampling window's input positions: its padding reads only the input's padding
         self.memo = ({}, {})  # first, last: position -> input position
 
     def _needs(self, o, end):
@@ -703,10 +707,22 @@ class _Ext:
         if w is not None:
             a = self.srcs[0]
             lo, hi = w.span(o)
+            taps = _taps(w)
+            n_in = self.n_in
+            if n_in is not None:
+                # o is a padding position of a resampled map (before it or past it): it extends to
+                # the input's padding on the same side, never to the input's own rows (a 0.6
+                # upsample of 44 rows has 26; its row 26, extended, would be row 43, which no
+                # position reads), so that a padding position's field lies past the rows read,
+                # as an affine field's does (docs/conventions.md, 'Padding of hidden layers')
+                side = (lambda x: x if x < 0 else -1) if o < 0 else (lambda x: x if x >= n_in else n_in)
+                if lo <= hi:
+                    lo, hi = side(lo), side(hi)
+                if taps is not None:
+                    return tuple((a, x) for x in sorted({side(x) for x in taps(o)}))
             if a.affine:  # grows with the position: the window's end gives the field's
                 return ((a, hi if end else lo),) if lo <= hi else ()
-            taps = getattr(w, "taps", None)
-            return tuple((a, x) for x in (range(lo, hi + 1, getattr(w, "dil", 1)) if taps is None else taps(o)))
+            return tuple((a, x) for x in (range(lo, hi + 1) if taps is None else taps(o)))
         return tuple((f, 0 if broadcast else o) for f, broadcast in self.srcs)
 
     def at(self, rf, o):
@@ -796,7 +812,7 @@ def _rf_adaptive(a: RF, w, n_out, n_in) -> RF | None:
     size = (longest - 1) * a.stride + a.size
     args = (n_in, n_out, a.size, a.stride, a.padding)
     return RF(size, _norm(a.stride * w.s), a.padding, _AdaptivePositions(*args, False), _AdaptivePositions(*args, True),
-              ext=_Ext((a,), w))
+              ext=_Ext((a,), w, n_in))
 
 
 def _inner(w, n_out=None, n_in=None) -> bool:
@@ -837,6 +853,53 @@ def _reads_the_one(w, n_out, budget) -> bool:
     return True
 
 
+def _taps(w):
+    """The positions a window reads at output o, where not every position of its extent: a
+    transposed conv's whole-number taps, a dilated window's every D-th position; None otherwise.
+    (An affine field needs only the window's ends, which are taps; a field after a transposed
+    conv's empty rows needs the taps themselves.)"""
+    taps = getattr(w, "taps", None)
+    if taps is not None:
+        return taps
+    d = getattr(w, "dil", 1)
+    if d.__class__ is int and d > 1 and isinstance(w, L.Axis):
+        span = w.span
+        return lambda o: range(span(o)[0], span(o)[1] + 1, d)
+    return None
+
+
+def _reads_some(w, n_out, n_in, budget) -> bool:
+    """Does every output position of a window read at least one position of its input? Not a
+    transposed conv's rows between its taps (kernel below the stride, or stride and dilation both
+    above 1). Concrete sizes: each position, clamped to the input; symbolic: one period of the
+    window's pattern (the stride's denominator), away from the ends."""
+    if not isinstance(w, L.Resample):
+        return True
+    if any(v.__class__ not in (int, Fraction) for v in (w.s, w.a, w.b)):
+        return False
+    taps = getattr(w, "taps", None)
+    span = w.spans()
+    concrete = n_out.__class__ is int and n_in.__class__ is int
+    if concrete:
+        _spend(budget, n_out)
+        positions, top = range(n_out), n_in - 1
+    else:
+        period = Fraction(w.s).denominator
+        positions, top = range(period, 2 * period), None
+    for o in positions:
+        if taps is not None:
+            read = [x for x in taps(o) if x >= 0 and (top is None or x <= top)] if top is not None else taps(o)
+            if not read:
+                return False
+            continue
+        lo, hi = span(o)
+        if top is not None:
+            lo, hi = max(lo, 0), min(hi, top)
+        if lo > hi:
+            return False
+    return True
+
+
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
     j' = j s, p' = p + pad j. An adaptive pool over an affine field in closed form. Otherwise
@@ -857,10 +920,14 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
         # symbolic: a window that reads only the map's positions keeps the global part covering
         # the map's field (as the join made sure); padding would widen the first and last fields
         return RF(a.size, stride, a.padding, fixed=a.fixed, local=local) if inner else None
-    if a.fixed is not None and a.ext is None:  # a global value: the same at every position, padding too
+    if a.fixed is not None and a.ext is None and _reads_some(w, n_out, n_in, budget):
+        # a global value: the same at every position, padding too (a transposed conv's empty rows
+        # read nothing: stepped position by position below)
         return RF(a.size, stride, a.padding, fixed=a.fixed)
-    if a.fixed is not None and inner:  # every position reads the same inputs, so does every window over them
-        ext = _Ext((a,), w) if concrete else None
+    if a.fixed is not None and inner and _reads_some(w, n_out, n_in, budget):
+        # every position reads the same inputs, so does every window over them (that reads any:
+        # a transposed conv's empty rows are stepped position by position below)
+        ext = _Ext((a,), w, n_in if isinstance(w, L.Resample) else None) if concrete else None
         return RF(a.size, stride, a.padding, fixed=a.fixed, ext=ext, n=n_out if ext else None)
     if n_in == 1 and inner and _reads_the_one(w, n_out, budget):
         # a 1x1 map (a pooled gate, ASPP's image features): every output reads it, and so does
@@ -876,7 +943,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     resample = isinstance(w, L.Resample)
     span = w.spans() if resample else w.span
     spans = [span(o) for o in range(n_out)]
-    taps = getattr(w, "taps", None)
+    taps = _taps(w)
     if w.__class__ is L.PadCopy:  # padding that copies input positions: the positions read, copied
         taps = w.reads
         spans = [(r[0], r[-1]) for r in (taps(o) for o in range(n_out))]
@@ -902,7 +969,7 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
             ends = [at(x) for x in read]
             firsts.append(min((e[0] for e in ends), default=_NO_FIRST))
             lasts.append(max((e[1] for e in ends), default=_NO_LAST))
-    return _rf_from(firsts, lasts, a.stride * w.s, _Ext((a,), w))
+    return _rf_from(firsts, lasts, a.stride * w.s, _Ext((a,), w, n_in if resample else None))
 
 
 def _rf_from(firsts, lasts, stride, ext=None) -> RF:
@@ -1065,6 +1132,10 @@ def _gated(glob, local, stride, n, budget=None) -> RF | None:
         return RF(size, stride, max(-lo, -f0), fixed=(lo, hi), local=local)
     _spend(budget, n)
     ends = [local.at(o) for o in range(n)]  # any field: position by position
+    # a position whose map reads no input (a transposed conv's empty row) reads no gate either
+    ends = [(f, last) for f, last in ends if f <= last]
+    if not ends:
+        return RF(0, stride, 0, fixed=(lo, hi), local=local)
     firsts = [min(lo, f) for f, _ in ends]
     lasts = [max(hi, last) for _, last in ends]
     size = max(b - a + 1 for a, b in zip(firsts, lasts))

@@ -24,6 +24,7 @@ class MinInput:
     size: tuple  # (C, H, W) the smallest input every layer accepts
     binding: tuple  # per axis: the layer whose output reaches 1x1 first (its name), or None
     method: str  # "closed form" or "scan"
+    apart: tuple | None = None  # (H, W): each axis's own smallest, where the two do not work together
 
 
 def _axes(net):
@@ -100,7 +101,37 @@ def min_input(net) -> MinInput:
             method = "scan"
             binding[axis - 1] = None
         size.append(found)
-    return MinInput((concrete[0], size[0], size[1]), tuple(binding), method)
+    if (size[0], size[1]) == (concrete[1], concrete[2]):
+        return MinInput((concrete[0], size[0], size[1]), tuple(binding), method)
+    # each axis's smallest was found with the other at the spec's size; together they may still
+    # fail (an instance norm needs more than one position: 3x3 may leave it 1x1 where 3x8 and 5x3
+    # do not): then the smallest pair above them that works, by area, then by H
+    pair = _first_pair_that_works(net, size[0], size[1], concrete)
+    if pair is None:
+        raise SpecError(f"no input size up to {size[0] + _PAIR_SPAN}x{size[1] + _PAIR_SPAN} works with both axes "
+                        f"at least their own smallest ({size[0]} and {size[1]})", None)
+    if pair == (size[0], size[1]):
+        return MinInput((concrete[0], size[0], size[1]), tuple(binding), method)
+    return MinInput((concrete[0], pair[0], pair[1]), tuple(binding), "scan", apart=(size[0], size[1]))
+
+
+_PAIR_SPAN = 64  # how far above each axis's own smallest a working pair is sought
+
+
+def _first_pair_that_works(net, h, w, concrete):
+    """The pair (H, W) >= (h, w) of least area (then least H) at which the network analyses."""
+    from .engine import analyze
+
+    pairs = sorted(((hh, ww) for hh in range(h, h + _PAIR_SPAN + 1) for ww in range(w, w + _PAIR_SPAN + 1)),
+                   key=lambda p: (p[0] * p[1], p[0]))
+    for n, (hh, ww) in enumerate(pairs, start=1):
+        _scan_limit(f"--min-input's search of sizes from {h}x{w}", n, net)
+        try:
+            analyze(replace(net, input=(concrete[0], hh, ww)))
+            return hh, ww
+        except ArchcalcError:
+            continue
+    return None
 
 
 def _at_least_one(dim, name):

@@ -686,6 +686,8 @@ def sizes_dict(s) -> dict:
     if s.min_input is not None:
         m = s.min_input
         data["min_input"] = {"size": list(m.size), "binding": list(m.binding), "method": m.method}
+        if m.apart is not None:
+            data["min_input"]["apart"] = list(m.apart)
     if s.tiling is not None:
         lo, hi, found = s.tiling
         data["tiling"] = {"range": [lo, hi], "sizes": found}
@@ -699,6 +701,9 @@ def sizes_text(s) -> str:
         where = ", ".join(f"{ax}: '{b}'" for ax, b in zip("HW", m.binding) if b) or "no layer limits it"
         lines.append(f"minimum input: {'x'.join(map(str, m.size))} (each layer's output at least 1x1 at inference; "
                      f"first to reach 1: {where}; {m.method})")
+        if m.apart is not None:
+            lines.append(f"  (H {m.apart[0]} and W {m.apart[1]} are each axis's smallest, the other at the spec's size; "
+                         f"{m.apart[0]}x{m.apart[1]} together fails)")
     if s.tiling is not None:
         lo, hi, found = s.tiling
         shown = ", ".join(map(str, found)) if found else "none"

@@ -1880,6 +1880,11 @@ def _compare_rf(doc, report, out):
         for axis, (field_, spans, n_in) in enumerate(zip(row.rf, measured[name], (h, w))):
             if field_ is None or spans is None or getattr(field_, "size", None) is None:
                 continue
+            # the rows this layer reads at all (at some position): the image, less what a crop cuts
+            # away or a non-tiling window drops (docs/conventions.md, 'Padding of hidden layers')
+            read = [sp for sp in spans if sp is not None]
+            lo_all = min((sp[0] for sp in read), default=0)
+            hi_all = max((sp[1] for sp in read), default=-1)
             seen = set()
             for o, span in enumerate(spans):
                 try:
@@ -1889,12 +1894,21 @@ def _compare_rf(doc, report, out):
                     break
                 if not isinstance(first, int) or not isinstance(last, int):
                     break  # not a concrete field
-                inside = first <= last and first <= n_in - 1 and last >= 0  # first > last: reads nothing
+                # The claim (docs/conventions.md, 'Padding of hidden layers'): a field that lies within
+                # the rows the layer reads at all names its first and last row exactly (and reads
+                # some row); a field that reaches past them (into the padding of the input or of a
+                # hidden layer, rows a crop cut away, rows a non-tiling window or a downsampling
+                # resample drops) bounds the rows read, which may be none (a window over a hidden
+                # layer's padding alone). Why the ends are exact inside: a window's first and last
+                # taps are read with positive weights, and by induction over the layers a window
+                # that reads a hidden layer's padding (or a row past what is read at all) has an
+                # affine field reaching past those rows; so a field within them reads its ends.
+                interior = lo_all <= first <= last <= hi_all
                 if span is None:
-                    ok = not inside
+                    ok = not interior
                 else:
                     ok = (first <= span[0] and span[1] <= last
-                          and (first < 0 or span[0] == first) and (last > n_in - 1 or span[1] == last))
+                          and (not interior or span == (first, last)))
                 under = span is not None and (span[0] < first or span[1] > last)
                 if not ok and under not in seen:  # the first over- and the first underestimate of each axis
                     seen.add(under)
@@ -1910,10 +1924,13 @@ def _valid_sizes(doc, report, rng, n_random):
 
     c, h0, w0 = doc["input"]
     sizes = {(h0, w0)}
-    mins = None
+    mins = answer = None
     try:
         m = min_input(_load(doc))
-        mins = m.size[1:]
+        # each axis's own smallest (the other at the spec's size), and the size it answers, which
+        # must run as a whole (it differs where the two smallest fail together: m.apart)
+        mins, answer = (m.apart or m.size[1:]), m.size[1:]
+        sizes.add(answer)
     except ArchcalcError as e:
         mins = str(e).splitlines()[0]
     except Exception as e:  # noqa: BLE001
@@ -1926,7 +1943,7 @@ def _valid_sizes(doc, report, rng, n_random):
         sizes.add((hm, wm))
     for _ in range(n_random):
         sizes.add((rng.randint(1, 48), rng.randint(1, 48)))
-    return sorted(sizes), mins
+    return sorted(sizes), mins, answer
 
 
 def _compare_closed(doc, report, out, n_random, rng):
@@ -1935,7 +1952,7 @@ def _compare_closed(doc, report, out, n_random, rng):
     from archcalc.errors import ArchcalcError
 
     c, h0, w0 = doc["input"]
-    sizes, mins = _valid_sizes(doc, report, rng, n_random)
+    sizes, mins, answer = _valid_sizes(doc, report, rng, n_random)
     if isinstance(mins, str) and mins.startswith(CRASH):
         out.append(Disagreement("crash", None, None, mins[len(CRASH):], "-", None, "min-input"))
     elif isinstance(mins, str):
@@ -1999,6 +2016,9 @@ def _compare_closed(doc, report, out, n_random, rng):
         if all(ok for (hh, ww), ok in valid.items() if hh >= lo[0] and ww >= lo[1]):
             out.append(Disagreement("closed form refuses", None, None, refused, f"torch runs all {len(valid)} "
                                     "tested sizes from the smallest up", (h0, w0)))
+    if answer is not None and not valid.get(answer, True):
+        out.append(Disagreement("min-input", None, None, answer, "torch refuses it: " + reasons[answer], answer,
+                                "the size answered, both axes at once"))
     if isinstance(mins, tuple):
         hm, wm = mins
         for axis, (lo, s_ok, s_below) in enumerate(((hm, (hm, w0), (hm - 1, w0)), (wm, (h0, wm), (h0, wm - 1)))):
@@ -2015,24 +2035,22 @@ def _compare_closed(doc, report, out, n_random, rng):
 # Classes of disagreement that are issue 21's known OPEN items, being fixed on other branches: the
 # test marks a network xfail when all its disagreements are of these classes, with the class and
 # item as the reason. Remove an entry when its fix merges; the goal is none.
-KNOWN_OPEN = {
-    "closed form refuses": "6",
-    "rf over/after conv_transpose": "7",
-    "rf over/after upsample": "7",
-}
+KNOWN_OPEN: dict = {}
 
 # Classes this differential found that issue 21 does NOT list: flagged in /work/notes/h-diff.md for
 # the lead, xfail meanwhile so that the suite stays green; each value says why it is not a listed item.
 FLAGGED: dict = {
-    "rf/upsample to its own size": "the copy itself is fixed (h-dfix: nearest/bilinear keep an axis of equal "
-    "size, tests in test_rf_exact.py); the classifier still gives this label to any rf disagreement downstream "
-    "of a same-size upsample, in practice the hidden-layer padding convention (seed 276: conv 1x1 padding 2 on "
-    "a 1x1 map after it): kept until the classifier falls through to the other rf classes",
-    "rf over/hidden-layer padding": "the affine receptive field (Araujo et al.) counts a hidden layer's padding "
-    "positions as if they read the input: an output position whose window lies in the padding of an "
-    "intermediate layer (or reaches past a hidden layer that dropped the input's last rows) is claimed to "
-    "read input rows it does not depend on; kept as the documented convention (docs/conventions.md, 'Padding "
-    "of hidden layers': such a border field bounds the rows read; verify --rf measures an inner position)",
+    "rf over/channel slice": "found here (seeds 199, 520): `channels` keeps its input map's field, while the "
+    "channels it keeps may read less: after a concat some branches only (channels 12..15 of three 6-channel "
+    "branches read the third alone: archcalc (0, 10), torch (1, 7)), after a pixel_unshuffle one phase of "
+    "each block (channel 2 of a 2x unshuffle reads block row 1, column 0: archcalc (0, 1), torch (0, 0)); "
+    "the engine keeps one field per map, not per channel range (shufflenet's split after a shuffle reads "
+    "every branch)",
+    "rf over/padding beside a global value": "found here (seed 1128): a window that reads only the padding of "
+    "a map holding one global value (a 1-position map after a global or adaptive pool to 1, or such a map "
+    "upsampled) is given that value's field (engine: 'a global value: the same at every position, padding "
+    "too'), where torch's output there reads no input (conv 1x1 padding 1 on a 1-column pooled map: "
+    "columns 0 and 2 read nothing, archcalc (0, 8)); the fixed field keeps no per-position record to say so",
     "accept/norm statistics of one value": "found here: torch refuses a group norm whose groups hold one value "
     "(C/groups x H x W = 1 at batch 1: F.group_norm's 'Expected more than 1 value per channel') and an instance "
     "norm without running statistics on a 1x1 map ('Expected more than 1 spatial element'); archcalc accepts both",
@@ -2166,8 +2184,13 @@ def _class_of(doc, d, info):
         # issue 23's limits (padding that copies rows, concat along H or W, bicubic at whole-number
         # source rows) are exact now (tests/analysis/test_copied_and_stacked_fields.py): a
         # disagreement after them falls to the classes below, as after any other layer
-        if "upsample" in up_kinds and info.get("same_size_upsample"):
-            return "rf/upsample to its own size"
+        if span is None and up_kinds & {"global_avgpool", "global_maxpool", "adaptive_avgpool", "adaptive_maxpool"}:
+            # a window over a pooled (1-position, global) map's padding alone: torch reads nothing
+            return "rf over/padding beside a global value"
+        if not under and "channels" in up_kinds and up_kinds & {"concat", "pixel_unshuffle"}:
+            # a channel slice reads some branches of a concat, some phases of a pixel_unshuffle
+            # only; the field is the whole map's
+            return "rf over/channel slice"
         if "conv_transpose" in up_kinds:
             return f"{what}/after conv_transpose"
         if span is not None:

@@ -254,9 +254,9 @@ def test_decimal_upsample_then_a_padded_dilated_pool(mode, k, d, p, s):
         return F.conv2d(F.pad(y, (p, p, p, p)), torch.ones(1, 1, k, k, dtype=y.dtype), stride=s, dilation=d)
 
     measured = rows(f, 44, 36)
-    # rows past the last one the upsample reads (nearest: floor(25/0.6) = 41) are counted for the
-    # padding rows past the map's end, as an affine field counts rows a window that does not tile
-    # its input never reads (verify notes those): compared up to the last row read
+    # the padding rows past the map's end extend to the input's padding (row 44, past the last row
+    # the upsample reads, nearest: floor(25/0.6) = 41): a field reaching past the rows read bounds
+    # them (docs/conventions.md, 'Padding of hidden layers'); compared exactly up to the last row read
     top = max(m[1] for m in measured)
     inside = 0
     for o, m in enumerate(measured):
@@ -468,3 +468,95 @@ def test_an_area_upsample_in_closed_form_is_unknown_not_a_floor():
         want = rows(lambda x: F.interpolate(x, scale_factor=1.5, mode="area"), h, 4)
         field = analyze(loads(text.replace("{H: 4}", f"{{H: {h}}}"), "case.yaml")).rows[0].rf[0]
         assert [field.at(o) for o in range(len(want))] == want
+
+
+def _claim_holds(field, measured, n_in):
+    """docs/conventions.md, 'Padding of hidden layers': a field within the rows the layer reads at
+    all names its first and last row exactly; one reaching past them bounds the rows read (maybe
+    none). Returns the positions where the claim is exact (interior)."""
+    read = [m for m in measured if m is not None]
+    lo, hi = min(m[0] for m in read), max(m[1] for m in read)
+    interior = []
+    for o, m in enumerate(measured):
+        first, last = field.at(o)
+        if lo <= first <= last <= hi:
+            assert m == (first, last), (o, (first, last), m)
+            interior.append(o)
+        else:
+            assert m is None or first <= m[0] <= m[1] <= last, (o, (first, last), m)
+    return interior
+
+
+def test_the_padding_of_a_resampled_map_extends_to_its_inputs_padding():
+    """A conv 2x2 (c1: 8 rows -> 7), a nearest 1.5x upsample (7 -> 10: row o reads c1 at
+    floor(2o/3)), a 1x1 conv with padding 1 (12 rows: row q reads the upsample at q - 1). Its rows 0
+    and 11 read only the upsample's padding: torch's output there depends on no input. The upsample's
+    padding row 10 extended as the upsample's own rows (floor(20/3) = 6) would read c1's row 6, input
+    rows 6..7, rows the layer really reads, so the field would claim them; it extends to c1's
+    padding row 7 (input rows 7..8, past the image) instead, as row -1 extends to c1's row -1
+    (floor(-2/3) = -1: rows -1..0). Every other row: c1 at floor(2(q-1)/3), rows x..x+1."""
+    text = ("input: [1, 8, 8]\nlayers:\n  - {conv: {out: 1, kernel: 2}, name: c1}\n"
+            "  - {upsample: {scale: 1.5}, name: up}\n  - {conv: {out: 1, kernel: 1, padding: 1}, name: c2}\n")
+    field = spec(text).row("c2").rf[0]
+    measured = rows(lambda x: conv(F.interpolate(conv(x, 2), scale_factor=1.5), 1, 1, (1, 1)), 8)
+    assert measured[0] is None and measured[11] is None
+    assert field.at(0) == (-1, 0) and field.at(11) == (7, 8)
+    hand = [(2 * (q - 1) // 3, 2 * (q - 1) // 3 + 1) for q in range(1, 11)]
+    assert measured[1:11] == hand and [field.at(q) for q in range(1, 11)] == hand
+    assert _claim_holds(field, measured, 8) == list(range(1, 11))
+
+
+def test_a_transposed_conv_with_empty_rows_after_a_global_value():
+    """A global average (every row of 6), upsampled to 4x4, then a transposed conv k 2, stride 2,
+    dilation 3: output row o reads (o - 3t)/2 for t in {0, 1} where a whole number in 0..3; row 1
+    reads none ((1 - 0)/2 and (1 - 3)/2 = -1), nor row 8 ((8 - 0)/2 = 4 and (8 - 3)/2), every
+    other row the global value: input rows 0..5. archcalc gave every row 0..5 (a global value's
+    field at every position) where torch's row 1 depends on no input."""
+    text = ("input: [1, 6, 5]\nlayers:\n  - global_avgpool\n  - {upsample: {size: 4}}\n"
+            "  - {conv_transpose: {out: 1, kernel: 2, stride: 2, dilation: 3}}\n")
+    field = spec(text).rows[-1].rf[0]
+
+    def net(x):
+        return deconv(F.interpolate(x.mean(dim=(2, 3), keepdim=True), size=(4, 4)), 2, 2, 0, 3)
+
+    measured = rows(net, 6, 5)
+    assert measured == [None if o in (1, 8) else (0, 5) for o in range(10)]
+    got = [field.at(o) for o in range(10)]
+    assert [None if f > last else (f, last) for f, last in got] == measured
+
+
+def test_a_dilated_window_over_a_transposed_convs_rows_reads_only_its_taps():
+    """A transposed conv k 1, stride 3 on 3 rows (7 rows: 0, 3, 6 read inputs 0, 1, 2; the others
+    none), then a max pool k 3, dilation 2 (stride 3, ceil mode: 2 rows). Pool row 0 reads rows 0,
+    2, 4 (its taps), so input row 0 alone; archcalc read every row of its extent 0..4 and claimed
+    rows 0..1 (row 3 reads input 1). Pool row 1 reads rows 3, 5 (7 is past the map): input 1."""
+    text = ("input: [1, 3, 1]\nlayers:\n  - {conv_transpose: {out: 1, kernel: 1, stride: 3}}\n"
+            "  - {maxpool: {kernel: [3, 1], dilation: 2, ceil_mode: true}}\n")
+    field = spec(text).rows[-1].rf[0]
+
+    x = torch.ones(1, 1, 3, 1, dtype=torch.float64, requires_grad=True)
+    y = F.conv_transpose2d(x, torch.ones(1, 1, 1, 1, dtype=x.dtype), stride=3)
+    assert F.max_pool2d(y, (3, 1), stride=3, dilation=(2, 1), ceil_mode=True).shape[2] == 2
+    # the max pool's whole window, measured as a sum over the same taps (ceil mode: row 7 is padding)
+    pooled = F.conv2d(F.pad(y, (0, 0, 0, 1)), torch.ones(1, 1, 3, 1, dtype=y.dtype), stride=3, dilation=(2, 1))
+    measured = []
+    for o in range(2):
+        (g,) = torch.autograd.grad(pooled[0, 0, o].sum(), x, retain_graph=True)
+        nz = torch.nonzero(g[0, 0].abs().sum(1) > 0).flatten().tolist()
+        measured.append((nz[0], nz[-1]) if nz else None)
+    assert measured == [(0, 0), (1, 1)]
+    assert [field.at(o) for o in range(2)] == measured
+
+
+def test_a_gated_map_through_a_transposed_convs_empty_rows():
+    """A squeeze-excitation style gate (the map times its global average) then a transposed conv
+    k 1, stride 2 on 6 rows (11 rows: even rows read input row o/2, odd rows nothing). An even row
+    reads its own row and, through the gate, every row: 0..5; an odd row reads no map position,
+    so no gate either (archcalc gave it the gate's 0..5; torch's row is 0: no input)."""
+    text = ("input: [1, 6, 6]\nlayers:\n  - {mul: [identity, [global_avgpool]]}\n"
+            "  - {conv_transpose: {out: 1, kernel: 1, stride: 2}}\n")
+    field = spec(text).rows[-1].rf[0]
+    measured = rows(lambda x: deconv(x * x.mean(dim=(2, 3), keepdim=True), 1, 2), 6)
+    assert measured == [(0, 5) if o % 2 == 0 else None for o in range(11)]
+    got = [field.at(o) for o in range(11)]
+    assert [None if f > last else (f, last) for f, last in got] == measured

@@ -105,3 +105,33 @@ def test_input_sizes_service():
     assert input_sizes(load("alexnet-paper"), False, None).min_input is None
     with pytest.raises(UsageError, match=r"^--tiling 2x:9: expected LO:HI"):
         input_sizes(load("alexnet-paper"), False, "2x:9")
+
+
+def test_min_input_axes_that_fail_together(cli, tmp_path):
+    """A 3x3 conv then an instance norm (no running statistics) on 2 x 5 x 8. Each axis on its own
+    (the other at the spec's size): H = 3 (a 1x6 map) and W = 3 (3x1); but 3x3 leaves the norm a
+    1x1 map, which torch refuses. The answer is the smallest pair above both that torch runs: 3x4
+    (area 12, as 4x3; the smaller H first), with each axis's own smallest beside it."""
+    torch = pytest.importorskip("torch")
+
+    def runs(h, w):
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.InstanceNorm2d(2))
+        try:
+            net(torch.rand(1, 2, h, w))
+            return True
+        except (RuntimeError, ValueError):
+            return False
+
+    assert runs(3, 8) and runs(5, 3) and not runs(2, 8) and not runs(5, 2)
+    assert not runs(3, 3) and runs(3, 4) and runs(4, 3)
+    text = "input: [2, 5, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n  - instancenorm: {}\n"
+    from archcalc.spec.load import loads
+
+    m = min_input(loads(text, "case.yaml"))
+    assert m.size == (2, 3, 4) and m.apart == (3, 3)
+    spec = tmp_path / "inorm.yaml"
+    spec.write_text(text)
+    code, out, _ = cli("summary", str(spec), "--min-input", "-f", "json")
+    import json
+
+    assert code == 0 and json.loads(out)["min_input"]["size"] == [2, 3, 4] and json.loads(out)["min_input"]["apart"] == [3, 3]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Key, LayerType, REQUIRED, hw, pair_of, pair_text, register
+from .base import Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
 from .pool import AdaptiveAvgPool, WholeMap
 
 
@@ -19,8 +19,11 @@ class AdaptiveMaxPool(LayerType):
     formulas = {"shape": "C x size_h x size_w", "params": "0", "macs": "0 (comparisons are not MACs)"}
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        return (x[0], a["size"][0], a["size"][1])
+        x = spatial(xs[0], self.name)
+        from .conv import _rank_check
+
+        _rank_check(self.name, a, x)
+        return (x[0],) + tuple(a["size"])
 
     def details(self, a, xs, y):
         return pair_text(a["size"], both=True)
@@ -38,13 +41,13 @@ class AdaptiveMaxPool(LayerType):
         return ("input", "indices")  # as torch's adaptive_max_pool2d backward keeps them
 
     def scratch(self, a, xs, y, itemsize, training):
-        return 0 if training else as_int(y[0] * y[1] * y[2] * 8)  # the int64 indices, made even under no_grad
+        return 0 if training else as_int(prod(y) * 8)  # the int64 indices, made even under no_grad
 
     def torch(self, a, xs, y):
-        return [("AdaptiveMaxPool2d", {"output_size": tuple(a["size"])})]
+        return [(torch_nd("AdaptiveMaxPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]
 
     def probe(self, a, xs, y, collapse):
-        return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]  # every window position weighted
+        return [(torch_nd("AdaptiveAvgPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]  # every window position weighted
 
     torch_ops = ("AdaptiveMaxPool2d", "adaptive_max_pool2d")
 
@@ -70,7 +73,7 @@ class GlobalMaxPool(WholeMap):
         return ("input", "output")  # amax's backward compares the input with the maximum
 
     def torch(self, a, xs, y):
-        return [("GlobalMaxPool", {})]
+        return [("GlobalMaxPool", {})] if len(xs[0]) == 3 else [("GlobalMaxPoolNd", {})]
 
     torch_module = "pool_extra_torch"  # its own nn.Module classes
 

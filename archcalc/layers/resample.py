@@ -8,7 +8,8 @@ from functools import lru_cache
 
 from ..expr import as_int, ceildiv, floordiv, is_symbolic
 from ..limits import MAX_SIZE
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register
+from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register,
+                   shape_text, spatial)
 
 
 @lru_cache(maxsize=256)
@@ -88,7 +89,9 @@ def scaled_size(size, scale: float):
     return sp.Piecewise(*((f, size <= hi) for f, (hi, *_) in zip(forms[:-1], pieces)), (forms[-1], True))
 
 
-_CORNERS = ("bilinear", "bicubic")  # the modes with torch's align_corners
+_CORNERS = ("linear", "bilinear", "bicubic", "trilinear")  # the modes with torch's align_corners
+_LINEAR = ("linear", "bilinear", "trilinear")  # one per rank: 1-D, 2-D, 3-D
+_RANK_MODES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}  # the rank each mode is for (torch's rule)
 
 
 def _on_axis(a, i):
@@ -132,8 +135,9 @@ class Upsample(LayerType):
         Key("scale", "scales", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
         Key("size", "pair", None, "output size [h, w]"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
-        Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area",
-            choices=("nearest", "nearest-exact", "bilinear", "bicubic", "area")),
+        Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area; "
+            "linear on a 1-D map, trilinear on a 3-D one",
+            choices=("nearest", "nearest-exact", "bilinear", "bicubic", "area", "linear", "trilinear")),
         Key("align_corners", "bool", False, "bilinear and bicubic only: align the corner pixels (torch's align_corners)"),
     )
     formulas = {"shape": "C x floor(H * scale) x floor(W * scale), or the given size", "params": "0", "macs": "0"}
@@ -150,17 +154,30 @@ class Upsample(LayerType):
         return given[0]
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
+        n = len(x) - 1
         how = self._how(a)
+        want = _RANK_MODES.get(a["mode"])
+        if want is not None and want != n:
+            fits = {1: "linear", 2: "bilinear or bicubic", 3: "trilinear"}[n]
+            raise ShapeError(f"upsample: mode {a['mode']} is for {want}-D maps, its input {shape_text(x)} is {n}-D "
+                             "(as torch's F.interpolate)", hint=f"use mode: {fits} (or nearest, nearest-exact, area)")
+        for key in ("size", "scale"):
+            v = a.get(key)
+            if isinstance(v, tuple) and len(v) != n:
+                raise ShapeError(f"upsample: {key} has {len(v)} values but its input {shape_text(x)} is a {n}-D map",
+                                 hint=f"give {key} one value per spatial axis")
         if how == "size":
             return (x[0],) + tuple(a["size"])
         if how == "like":
             ref = xs[-1]
-            if len(ref) != 3:
+            if len(ref) == 1:
                 raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
-            return (x[0], ref[1], ref[2])
+            if len(ref) != len(x):
+                raise ShapeError(f"upsample: like: names a {len(ref) - 1}-D map {shape_text(ref)}, its input is {n}-D")
+            return (x[0],) + tuple(ref[1:])
         dims = [scaled_size(d, _on_axis(a, i)["scale"]) for i, d in enumerate(x[1:])]  # a per-axis scale: this axis's
-        return (x[0], dims[0], dims[1])
+        return (x[0],) + tuple(dims)
 
     def _q(self, a, size, n):
         """Input positions per output position, as torch computes source coordinates (a Fraction;
@@ -183,13 +200,13 @@ class Upsample(LayerType):
 
     def window(self, a, xs, y):
         axes = []
-        for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+        for i, (size, n) in enumerate(zip(xs[0][1:], y[1:])):
             if a["mode"] == "area" and not concrete(size, n):
                 # an adaptive average pool from I to O: a closed form holds only where O divides I,
                 # elsewhere the field depends on the position (as adaptive_avgpool): unknown
                 return "unknown"
             q = self._q(_on_axis(a, i), size, n)
-            if a["mode"] in ("nearest", "bilinear") and concrete(size, n) and n == size:
+            if a["mode"] in ("nearest",) + _LINEAR and concrete(size, n) and n == size:
                 # an axis that keeps its size is a copy in torch's CPU kernels whatever the scale
                 # (nearest_idx returns the output index when output size == input size; the
                 # bilinear kernel interpolates only the axes whose size changes): 1.16 on 2 rows
@@ -216,7 +233,7 @@ class Upsample(LayerType):
 
     def saves(self, a, training):
         # area: adaptive_avg_pool2d's backward reads the input (to 1 x 1 torch takes a mean, which keeps nothing)
-        return ("input",) if a["mode"] == "area" and tuple(a.get("size") or ()) != (1, 1) else ()
+        return ("input",) if a["mode"] == "area" and not all(v == 1 for v in (a.get("size") or (0,))) else ()
 
     def torch(self, a, xs, y):
         how = self._how(a)

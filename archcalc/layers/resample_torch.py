@@ -37,7 +37,7 @@ class ResizeLike(nn.Module):
         self.mode, self.align_corners = mode, align_corners
 
     def forward(self, x, like):
-        return F.interpolate(x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners)
+        return F.interpolate(x, size=like.shape[2:], mode=self.mode, align_corners=self.align_corners)
 
     def extra_repr(self):
         return f"mode={self.mode}, align_corners={self.align_corners}"

@@ -166,12 +166,23 @@ def _fill(text: Text) -> str:
 
 def _window_size_lines(lines, w: WindowSizes):
     """A sliding window's output size, per axis (H and W together where they agree)."""
+    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[len(w.size)]
     if w.padding == "same":
         lines.append("output size: padding 'same' (TensorFlow's rule): out = ceil(I / S), total padding "
                      "max((out - 1)*S + D*(K-1) + 1 - I, 0), the odd pixel after")
-        for ax, name in ((0, "H"), (1, "W")):
+        for ax, name in enumerate(names):
             lines.append(f"  {name}: ceil({_n(w.size[ax])}/{_n(w.stride[ax])}) = {_n(w.out[ax])}; padding "
                          f"{_n(w.before[ax])} before, {_n(w.after[ax])} after")
+    elif len(w.size) != 2:
+        lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
+                     + (" (ceil with ceil_mode)" if w.ceil else ""))
+        k, d, s = w.kernel, w.dilation, w.stride
+        axes = [(w.size[i], k[i], d[i], s[i], w.padding[2 * i], w.padding[2 * i + 1]) for i in range(len(names))]
+        if len(set(axes)) == 1:
+            _axis_size(lines, ", ".join(names), *axes[0], w.out[0], w.ceil)
+        else:
+            for i, name in enumerate(names):
+                _axis_size(lines, name, *axes[i], w.out[i], w.ceil)
     else:
         lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
                      + (" (ceil with ceil_mode)" if w.ceil else ""))

@@ -126,11 +126,21 @@ class Axis:
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    h: Axis
+    """Per spatial axis: ``h`` and ``w`` (a 1-D map has only ``w``, its length; a 3-D one has ``d``
+    too); ``axes`` holds every axis in order (D, H, W; H, W; L)."""
+
+    h: Optional[Axis]
     w: Axis
+    d: Optional[Axis] = None
+    axes: Tuple[Axis, ...] = ()
 
     def __str__(self) -> str:
         """As the table shows it: size/stride/padding ('619/224/213'), per axis where they differ."""
+        if len(self.axes) not in (0, 2):
+            a = self.axes
+            if len(set(a)) == 1:
+                return f"{a[0].size}/{a[0].stride}/{a[0].padding}"
+            return "/".join("x".join(str(getattr(x, f)) for x in a) for f in ("size", "stride", "padding"))
         if self.h == self.w:
             return f"{self.h.size}/{self.h.stride}/{self.h.padding}"
         return f"{self.h.size}x{self.w.size}/{self.h.stride}x{self.w.stride}/{self.h.padding}x{self.w.padding}"
@@ -295,8 +305,9 @@ class Report:
                 "name": r.name, "type": r.type, "details": r.details, "output": "x".join(map(str, r.output)),
                 "params": r.params, "params_share": r.params_share, "buffers": r.buffers, "macs": r.macs,
                 "macs_share": r.macs_share, "activations": r.activations,
-                "rf_size": None if r.rf is None else r.rf.h.size, "rf_stride": None if r.rf is None else r.rf.h.stride,
-                "rf_padding": None if r.rf is None else r.rf.h.padding, "aux": r.aux, "trainable": r.trainable,
+                "rf_size": None if r.rf is None else (r.rf.h or r.rf.w).size,
+                "rf_stride": None if r.rf is None else (r.rf.h or r.rf.w).stride,
+                "rf_padding": None if r.rf is None else (r.rf.h or r.rf.w).padding, "aux": r.aux, "trainable": r.trainable,
             })
         return pd.DataFrame.from_records(records).set_index("name")
 
@@ -440,9 +451,11 @@ def _rows(raw: "EngineReport", net: Any) -> List[Row]:
     for i, r in enumerate(raw.rows):
         rf = None
         if r.rf is not None:
-            h, w = r.rf
-            rf = ReceptiveField(Axis(_value(h.size), _value(h.stride), _value(h.padding)),
-                                Axis(_value(w.size), _value(w.stride), _value(w.padding)))
+            axes = tuple(Axis(_value(a.size), _value(a.stride), _value(a.padding)) for a in r.rf)
+            if len(axes) == 2:
+                rf = ReceptiveField(axes[0], axes[1], axes=axes)
+            else:  # 1-D: the length as w; 3-D: d, h, w
+                rf = ReceptiveField(axes[-2] if len(axes) > 1 else None, axes[-1], axes[0] if len(axes) == 3 else None, axes)
         out.append(Row(
             name=r.name, type=r.type, inputs=tuple(r.inputs), output=tuple(_value(d) for d in r.shape),
             params=_value(r.params), buffers=_value(r.buffers), macs=_value(r.macs), activations=_value(r.values),

@@ -136,7 +136,9 @@ def summary_csv(report: Report, depth=None, net=None) -> str:
         rfv = ["", "", "", "", "", ""] if rf is None else [
             jsonable(rf[0].size), jsonable(rf[1].size), jsonable(rf[0].stride),
             jsonable(rf[1].stride), jsonable(rf[0].padding), jsonable(rf[1].padding),
-        ]
+        ] if len(rf) == 2 else [  # 1-D, 3-D: the columns of H and W hold every axis, "DxHxW" (1-D: L) in rf_h
+            "x".join(str(jsonable(a.size)) for a in rf), "", "x".join(str(jsonable(a.stride)) for a in rf), "",
+            "x".join(str(jsonable(a.padding)) for a in rf), ""]
         w.writerow(
             [plain(r.name), r.type, " ".join(plain(x) for x in r.inputs), shape_text(r.shape), jsonable(r.params),
              jsonable(r.buffers), jsonable(r.macs), jsonable(r.values), *rfv, int(r.aux),

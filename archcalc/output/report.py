@@ -127,6 +127,8 @@ def layer_line(r: Row, cache: dict | None = None) -> str:
     if rf_text is None:
         if rf is None:
             rf_text = "null"
+        elif len(rf) != 2:  # a 1-D or 3-D map: the general writer
+            return json.dumps(layer_dict(r), separators=(", ", ": "))
         else:
             h, w = rf
             nums = (h.size, h.stride, h.padding, w.size, w.stride, w.padding)

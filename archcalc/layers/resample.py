@@ -287,21 +287,34 @@ class Crop(LayerType):
         if given[0] == "size":
             return tuple(a["size"])
         ref = xs[-1]
-        if len(ref) != 3:
+        if len(ref) == 1:
             raise ShapeError(f"crop: like: names a flat vector of {ref[0]}, not a feature map")
-        return ref[1], ref[2]
+        if len(ref) != len(xs[0]):
+            raise ShapeError(f"crop: like: names a {len(ref) - 1}-D map {shape_text(ref)}, its input is "
+                             f"{len(xs[0]) - 1}-D {shape_text(xs[0])}")
+        return tuple(ref[1:])
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
+        if len(x) != 3:  # 1-D, 3-D: the centre of every axis
+            t = self._target(a, xs)
+            if len(t) != len(x) - 1:
+                raise ShapeError(f"crop: size has {len(t)} values but its input {shape_text(x)} is a {len(x) - 1}-D map")
+            if concrete(*t, *x[1:]) and any(o > i for o, i in zip(t, x[1:])):
+                raise ShapeError(f"crop to {'x'.join(map(str, t))} is larger than its {'x'.join(map(str, x[1:]))} input",
+                                 hint="crop only shrinks; pad or upsample instead")
+            return (x[0],) + t
         h, w = self._target(a, xs)
         if concrete(h, w, x[1], x[2]) and (h > x[1] or w > x[2]):
             raise ShapeError(f"crop to {h}x{w} is larger than its {x[1]}x{x[2]} input", hint="crop only shrinks; pad or upsample instead")
         return (x[0], h, w)
 
     def _offsets(self, xs, y):
-        return floordiv(xs[0][1] - y[1], 2), floordiv(xs[0][2] - y[2], 2)
+        return tuple(floordiv(i - o, 2) for i, o in zip(xs[0][1:], y[1:]))
 
     def window(self, a, xs, y):
+        if len(y) != 3:
+            return tuple(Axis(1, 1, -f, as_int(f + o - i), False) for f, i, o in zip(self._offsets(xs, y), xs[0][1:], y[1:]))
         top, left = self._offsets(xs, y)
         return (Axis(1, 1, -top, as_int(top + y[1] - xs[0][1]), False),
                 Axis(1, 1, -left, as_int(left + y[2] - xs[0][2]), False))
@@ -310,6 +323,8 @@ class Crop(LayerType):
         return True
 
     def torch(self, a, xs, y):
+        if len(y) != 3:
+            return [("CentreCropNd", {"start": self._offsets(xs, y), "size": tuple(y[1:])})]
         top, left = self._offsets(xs, y)
         return [("CentreCrop", {"top": top, "left": left, "size": (y[1], y[2])})]
 

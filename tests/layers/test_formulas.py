@@ -163,6 +163,6 @@ def test_the_builder_finds_each_type_s_own_modules():
              "LayerScale", "ChannelScale", "Scale", "StochasticDepth", "PadChannels", "ResizeLike", "CentreCrop", "ChannelSlice",
              "ChannelShuffle", "ChannelLinear", "ProbeSpatialConv", "ProbeSpatialConvTranspose",
              "RadixSoftmax", "GlobalResponseNorm", "StdConv2d", "ScaledStdConv2d", "Pad", "BlurPool2d", "ProbeDepthwise", "SpaceToDepth", "GlobalMaxPool", "Sub", "Maximum",
-             "GlobalMaxPoolNd", "ConstantPadNd", "CropNd", "PixelShuffleNd", "PixelUnshuffleNd"}  # 1-D and 3-D maps
+             "GlobalMaxPoolNd", "ConstantPadNd", "CropNd", "PixelShuffleNd", "PixelUnshuffleNd", "CentreCropNd"}  # 1-D and 3-D maps
     assert set(CUSTOM) == names
     assert all(c.__module__.startswith("archcalc.layers.") and c.__module__.endswith("_torch") for c in CUSTOM.values())

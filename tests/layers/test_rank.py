@@ -234,7 +234,7 @@ def test_receptive_field_per_axis_equals_input_gradients(shape, chain, pos):
 
 @pytest.mark.parametrize("inp,layer,fact", [
     ([3, 8, 16, 16], "lrn", "lrn works on 2-D maps (C x H x W) only, got a 3-D map 3x8x16x16"),
-    ([3, 64], "{crop: {size: 4}}", "crop works on 2-D maps (C x H x W) only, got a 1-D map 3x64"),
+    ([3, 64], "{channel_linear: {out: 4}}", "channel_linear works on 2-D maps (C x H x W) only, got a 1-D map 3x64"),
     ([3, 8, 16, 16], "{conv: {out: 4, kernel: [3, 3]}}", "kernel: expected integer or [d, h, w], got a list of 2"),
     ([3, 64], "{maxpool: {kernel: 2, padding: [1, 1, 1, 1]}}", "padding: expected integer, [l], [before, after] or 'same', got a list of 4"),
     ([3, 8, 16, 16], "{upsample: {scale: 2, mode: bilinear}}", "upsample: mode bilinear is for 2-D maps"),

@@ -126,10 +126,10 @@ class Axis:
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Per spatial axis: ``h`` and ``w`` (a 1-D map has only ``w``, its length; a 3-D one has ``d``
-    too); ``axes`` holds every axis in order (D, H, W; H, W; L)."""
+    """Per spatial axis: ``h`` and ``w`` (a 1-D map's one axis, its length, is both; a 3-D one has
+    ``d`` too); ``axes`` holds every axis in order (D, H, W; H, W; L)."""
 
-    h: Optional[Axis]
+    h: Axis
     w: Axis
     d: Optional[Axis] = None
     axes: Tuple[Axis, ...] = ()
@@ -144,6 +144,13 @@ class ReceptiveField:
         if self.h == self.w:
             return f"{self.h.size}/{self.h.stride}/{self.h.padding}"
         return f"{self.h.size}x{self.w.size}/{self.h.stride}x{self.w.stride}/{self.h.padding}x{self.w.padding}"
+
+    def __repr__(self) -> str:
+        """ReceptiveField(h=..., w=...) in 2-D (d= first in 3-D; l= alone in 1-D)."""
+        if len(self.axes) == 1:
+            return f"ReceptiveField(l={self.w!r})"
+        parts = [f"{k}={v!r}" for k, v in (("d", self.d), ("h", self.h), ("w", self.w)) if v is not None]
+        return f"ReceptiveField({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -305,9 +312,8 @@ class Report:
                 "name": r.name, "type": r.type, "details": r.details, "output": "x".join(map(str, r.output)),
                 "params": r.params, "params_share": r.params_share, "buffers": r.buffers, "macs": r.macs,
                 "macs_share": r.macs_share, "activations": r.activations,
-                "rf_size": None if r.rf is None else (r.rf.h or r.rf.w).size,
-                "rf_stride": None if r.rf is None else (r.rf.h or r.rf.w).stride,
-                "rf_padding": None if r.rf is None else (r.rf.h or r.rf.w).padding, "aux": r.aux, "trainable": r.trainable,
+                "rf_size": None if r.rf is None else r.rf.h.size, "rf_stride": None if r.rf is None else r.rf.h.stride,
+                "rf_padding": None if r.rf is None else r.rf.h.padding, "aux": r.aux, "trainable": r.trainable,
             })
         return pd.DataFrame.from_records(records).set_index("name")
 
@@ -455,7 +461,7 @@ def _rows(raw: "EngineReport", net: Any) -> List[Row]:
             if len(axes) == 2:
                 rf = ReceptiveField(axes[0], axes[1], axes=axes)
             else:  # 1-D: the length as w; 3-D: d, h, w
-                rf = ReceptiveField(axes[-2] if len(axes) > 1 else None, axes[-1], axes[0] if len(axes) == 3 else None, axes)
+                rf = ReceptiveField(axes[-2] if len(axes) > 1 else axes[0], axes[-1], axes[0] if len(axes) == 3 else None, axes)
         out.append(Row(
             name=r.name, type=r.type, inputs=tuple(r.inputs), output=tuple(_value(d) for d in r.shape),
             params=_value(r.params), buffers=_value(r.buffers), macs=_value(r.macs), activations=_value(r.values),

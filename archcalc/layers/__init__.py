@@ -30,6 +30,7 @@ from __future__ import annotations
 from .base import (  # noqa: F401
     ALIASES,
     AXIS_NAMES,
+    KIND_DOC,
     KIND_TEXT,
     REGISTRY,
     REQUIRED,

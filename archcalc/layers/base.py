@@ -60,6 +60,13 @@ _KIND_RANK = {
 }
 
 
+KIND_DOC = {  # docs/layers.md: the kinds with one value per spatial axis, for every rank
+    "pair": "integer or one per axis ([h, w]; [l] 1-D, [d, h, w] 3-D)",
+    "padding": "integer, one per axis, (before, after) per axis ([top, bottom, left, right]) or 'same'",
+    "scales": "number or one per axis (numbers)",
+}
+
+
 def kind_text(kind: str, rank: int = 2) -> str:
     """A key kind as an error message words it, for an input of ``rank`` spatial axes."""
     return _KIND_RANK.get(rank, {}).get(kind) or KIND_TEXT.get(kind, kind)
@@ -189,8 +196,8 @@ def hw(x, layer: str):
                 hint="put it before flatten",
             )
         raise ShapeError(f"{layer} works on 2-D maps (C x H x W) only, got a {len(x) - 1}-D map {shape_text(x)}",
-                         hint="1-D and 3-D inputs take conv, conv_transpose, the pools, the norms, upsample, "
-                              "pixel shuffle and pad (docs/spec-format.md)")
+                         hint="1-D and 3-D maps take conv, conv_transpose, the pools, batch/group/instance norm, "
+                              "upsample, pixel shuffle, pad, crop and pointwise layers (docs/spec-format.md)")
     return x
 
 

@@ -124,7 +124,8 @@ class ChannelShuffle(LayerType):
 class PixelShuffle(LayerType):
     name = "pixel_shuffle"
     doc = (
-        "Depth to space (torch.nn.PixelShuffle): C x H x W to C/r^2 x rH x rW, each r x r block of the "
+        "Depth to space (torch.nn.PixelShuffle; on a 1-D or 3-D map C/r or C/r^3 channels, every axis times r, "
+        "torch's channel order generalised): C x H x W to C/r^2 x rH x rW, each r x r block of the "
         "output from r^2 consecutive channels (sub-pixel convolution's upsampling). A new tensor."
     )
     keys = (Key("factor", "size", REQUIRED, "the upscale factor r"),)
@@ -167,7 +168,8 @@ class PixelUnshuffle(LayerType):
     name = "pixel_unshuffle"
     aliases = ("space_to_depth",)
     doc = (
-        "Space to depth (torch.nn.PixelUnshuffle): C x H x W to C*r^2 x H/r x W/r, each r x r block "
+        "Space to depth (torch.nn.PixelUnshuffle; on a 1-D or 3-D map C*r or C*r^3 channels, every axis "
+        "divided by r; `order: blocks` 2-D only): C x H x W to C*r^2 x H/r x W/r, each r x r block "
         "moved into channels (H and W divisible by r). `order: channels` is torch's channel order (each "
         "input channel's r^2 values together); `order: blocks` is TResNet's SpaceToDepth (timm) and "
         "TensorFlow's space_to_depth (each block position's C channels together). A new tensor."

@@ -153,7 +153,8 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
 class Conv(_ConvBase):
     name = "conv"
     aliases = ("conv2d",)
-    doc = "2-D convolution (torch.nn.Conv2d)."
+    doc = ("Convolution (torch.nn.Conv2d; Conv1d on a C x L input, Conv3d on C x D x H x W: the spec's input "
+           "decides the rank, kernel, stride, padding and dilation give one value per axis).")
     keys = (
         Key("out", "size", None, "output channels (default: the input channels)"),
         Key("kernel", "pair", REQUIRED, "kernel size"),
@@ -435,7 +436,8 @@ class ConvTranspose(_ConvBase):
     name = "conv_transpose"
     aliases = ("conv_transpose2d", "deconv")
     doc = (
-        "2-D transposed convolution (torch.nn.ConvTranspose2d): U-Net's up-convolution. MACs follow "
+        "Transposed convolution (torch.nn.ConvTranspose2d; ConvTranspose1d / 3d on 1-D / 3-D maps): U-Net's "
+        "up-convolution. MACs follow "
         "torch's FlopCounterMode, which counts a transposed conv over its INPUT positions: every input "
         "value is multiplied by the whole (C_out / groups) x K_h x K_w filter, C_in * H * W * "
         "(C_out / groups) * K_h * K_w, whatever the padding crops off the output."
@@ -444,7 +446,7 @@ class ConvTranspose(_ConvBase):
         Key("out", "size", None, "output channels (default: the input channels)"),
         Key("kernel", "pair", REQUIRED, "kernel size"),
         Key("stride", "pair", 1, "stride (the upsampling factor)"),
-        Key("padding", "padding", 0, "rows/columns removed from each border of the full output ([h, w]; symmetric)"),
+        Key("padding", "padding", 0, "rows/columns removed from each border of the full output (one per axis; symmetric)"),
         Key("output_padding", "padding", 0, "extra rows/columns at the bottom/right ([h, w]; below stride or dilation)"),
         Key("dilation", "pair", 1, "dilation"),
         Key("groups", "groups", 1, "groups; 'depthwise' means one group per input channel"),

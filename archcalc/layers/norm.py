@@ -319,7 +319,8 @@ class GroupNorm(Pointwise):
 class InstanceNorm(Pointwise):
     name = "instancenorm"
     doc = (
-        "Instance normalisation (torch.nn.InstanceNorm2d): each channel of each image normalised over "
+        "Instance normalisation (torch.nn.InstanceNorm2d; 1d / 3d on 1-D / 3-D maps): each channel of each "
+        "image normalised over "
         "its positions. torch's defaults: no affine, no running statistics; with "
         "`track_running_stats` 2C buffers, used at inference."
     )

@@ -31,13 +31,14 @@ class Pad(LayerType):
     torch_module = "pad_torch"  # its own nn.Module classes
     name = "pad"
     doc = (
-        "Explicit padding of the spatial axes (torch.nn.functional.pad; nn.ZeroPad2d, ConstantPad2d, "
+        "Explicit padding of the spatial axes, of a map of any rank (torch.nn.functional.pad; nn.ZeroPad2d, ConstantPad2d, "
         "ReflectionPad2d, ReplicationPad2d, CircularPad2d): `constant` with `value`, `reflect` (the "
         "border mirrored, not repeated), `replicate` (the border repeated) or `circular` (wrapped "
         "around). A new tensor."
     )
     keys = (
-        Key("padding", "padding", REQUIRED, "rows and columns added: all sides, [h, w] or [top, bottom, left, right]"),
+        Key("padding", "padding", REQUIRED, "rows and columns added: all sides, [h, w] or [top, bottom, left, right] "
+            "(1-D, 3-D: one per axis or before, after per axis)"),
         Key("mode", "choice", "constant", "constant, reflect, replicate or circular", choices=MODES),
         Key("value", "float", 0.0, "constant mode: the value padded with"),
     )

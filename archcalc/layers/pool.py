@@ -128,7 +128,7 @@ class _Pool(LayerType):
 class MaxPool(_Pool):
     name = "maxpool"
     torch_name = "MaxPool2d"
-    doc = "2-D max pooling (torch.nn.MaxPool2d)."
+    doc = "Max pooling (torch.nn.MaxPool2d; MaxPool1d / 3d on 1-D / 3-D maps)."
     keys = (
         Key("kernel", "pair", REQUIRED, "window size"),
         Key("stride", "pair", None, "stride (default: the kernel size)"),
@@ -214,7 +214,7 @@ class MaxPool(_Pool):
 class AvgPool(_Pool):
     name = "avgpool"
     torch_name = "AvgPool2d"
-    doc = "2-D average pooling (torch.nn.AvgPool2d)."
+    doc = "Average pooling (torch.nn.AvgPool2d; AvgPool1d / 3d on 1-D / 3-D maps)."
     keys = (
         Key("kernel", "pair", REQUIRED, "window size"),
         Key("stride", "pair", None, "stride (default: the kernel size)"),
@@ -294,7 +294,8 @@ _UPSAMPLES = declare("layer.adaptive-upsample", "an adaptive average pool to a s
 class AdaptiveAvgPool(LayerType):
     name = "adaptive_avgpool"
     doc = (
-        "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d). When the output "
+        "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d; 1d / 3d on 1-D / 3-D "
+        "maps, size one per axis). When the output "
         "size equals the input size it is an identity and produces no new values; an output larger "
         "than the input (torch repeats input values) is flagged with a warning."
     )
@@ -418,7 +419,7 @@ class WholeMap(LayerType):
 @register
 class GlobalAvgPool(WholeMap):
     name = "global_avgpool"
-    doc = "Average over all spatial positions: C x H x W to C x 1 x 1."
+    doc = "Average over all spatial positions: C x H x W to C x 1 x 1 (C x L to C x 1, C x D x H x W to C x 1 x 1 x 1)."
     formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0"}
 
     def torch(self, a, xs, y):

@@ -11,7 +11,8 @@ from .pool import AdaptiveAvgPool, WholeMap
 class AdaptiveMaxPool(LayerType):
     name = "adaptive_maxpool"
     doc = (
-        "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d): output o takes the "
+        "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d; 1d / 3d on 1-D / 3-D maps): "
+        "output o takes the "
         "maximum of inputs floor(o I / O) .. ceil((o + 1) I / O) - 1, the windows of adaptive_avgpool. "
         "A new tensor; torch makes int64 indices beside it (kept for backward)."
     )
@@ -64,7 +65,8 @@ class AdaptiveMaxPool(LayerType):
 class GlobalMaxPool(WholeMap):
     name = "global_maxpool"
     doc = (
-        "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; "
+        "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; every "
+        "axis of a 1-D or 3-D map; "
         "timm's SelectAdaptivePool2d('max') with flatten off). A new tensor."
     )
     formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0 (comparisons are not MACs)"}

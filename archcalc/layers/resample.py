@@ -125,15 +125,16 @@ class Upsample(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
     name = "upsample"
     doc = (
-        "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear, by a scale factor, to a "
+        "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear (linear on a 1-D map, "
+        "trilinear on a 3-D one), by a scale factor, to a "
         "size, or to the spatial size of an earlier layer's output (`like: NAME`, or `like: input`: FCN "
         "and LR-ASPP upsample to the input size). No parameters and, under the conv+linear convention, "
         "no MACs; its output is a new tensor. Its window is exact in rationals: a 2x upsample halves "
         "the receptive field's effective stride."
     )
     keys = (
-        Key("scale", "scales", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
-        Key("size", "pair", None, "output size [h, w]"),
+        Key("scale", "scales", None, "scale factor, or one per axis (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("size", "pair", None, "output size, one per axis"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
         Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area; "
             "linear on a 1-D map, trilinear on a 3-D one",
@@ -270,7 +271,8 @@ class Crop(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
     name = "crop"
     doc = (
-        "Centre crop to the spatial size of an earlier layer's output (`like: NAME`: U-Net's "
+        "Centre crop (every spatial axis, of a map of any rank) to the spatial size of an earlier layer's "
+        "output (`like: NAME`: U-Net's "
         "crop-and-concat) or to `size: [h, w]`; the offset is floor((H - h) / 2). A view: no new tensor."
     )
     keys = (

@@ -528,13 +528,20 @@ def yaml_text(value) -> str:
 
 def layers_markdown() -> str:
     """docs/layers.md, generated from the registry (a test keeps the file in step)."""
-    from ..layers import KIND_TEXT, REQUIRED, describe
+    from ..layers import KIND_DOC, KIND_TEXT, REQUIRED, describe
 
     out = [
         "# Layer types",
         "",
         "Generated from the layer registry (`archcalc layers --format markdown`); do not edit by hand.",
         "Size keys accept integers or expressions (`2*C`, `$width // 2`).",
+        "",
+        "The spec's `input` decides the rank: `[C, H, W]` is 2-D, `[C, L]` 1-D, `[C, D, H, W]` 3-D. Per-axis",
+        "keys then take one value per spatial axis (`kernel: [3, 7, 7]` in 3-D) or one integer for all;",
+        "padding also takes (before, after) per axis (`[front, back, top, bottom, left, right]`). conv,",
+        "conv_transpose, the pools (max, average, adaptive, global), batch, group and instance norm,",
+        "upsample, pixel shuffle and unshuffle, pad, crop and every pointwise layer work on all three;",
+        "a type that is 2-D only refuses other ranks with an error naming the layer.",
         "",
     ]
     for info in describe():
@@ -544,7 +551,7 @@ def layers_markdown() -> str:
             out += ["| key | kind | default | meaning |", "|---|---|---|---|"]
             for k in info.keys:
                 default = "required" if k.default is REQUIRED else ("-" if k.default is None else yaml_text(k.default))
-                out.append(f"| `{k.name}` | {KIND_TEXT[k.kind]} | {default} | {k.doc} |")
+                out.append(f"| `{k.name}` | {KIND_DOC.get(k.kind, KIND_TEXT[k.kind])} | {default} | {k.doc} |")
             out.append("")
         for name, text in info.formulas.items():
             out.append(f"- {name}: `{text}`")

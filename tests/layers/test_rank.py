@@ -301,3 +301,15 @@ def test_verify_builds_1d_and_3d_nets_as_the_engine_counts_them(rank, tmp_path):
     spec.write_text(MIXED[rank])
     result = archcalc.verify(str(spec), device="cpu")
     assert result.ok and result.mismatches == 0, result.to_dict()["totals"]
+
+
+def test_spec_format_doc_quotes_the_refusal():
+    """docs/spec-format.md's rank section quotes the error a 2-D-only layer gives on a 3-D map."""
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "spec-format.md").read_text()
+    with pytest.raises(SpecError) as e:
+        archcalc.analyze(loads("input: [3, 8, 16, 16]\nlayers:\n  - {conv: {out: 4, kernel: 3}}\n  - lrn\n", file="net.yaml"))
+    first = str(e.value).split(";")[0]
+    assert first == "net.yaml:4: layers[1] 'lrn1' (lrn): lrn works on 2-D maps (C x H x W) only, got a 3-D map 4x6x14x14"
+    assert " ".join(("archcalc: error: " + first).split()) in " ".join(doc.split())

@@ -313,3 +313,16 @@ def test_spec_format_doc_quotes_the_refusal():
     first = str(e.value).split(";")[0]
     assert first == "net.yaml:4: layers[1] 'lrn1' (lrn): lrn works on 2-D maps (C x H x W) only, got a 3-D map 4x6x14x14"
     assert " ".join(("archcalc: error: " + first).split()) in " ".join(doc.split())
+
+
+def test_symbols_in_any_axis():
+    """A free frame count (3-D) or length (1-D): the closed forms give the cited numbers at the cited sizes
+    (r3d_18 at 16 frames: torchvision's 40,696,553,472 MACs; M5 at 32,000 samples: 278,533,120 by hand,
+    tests/zoo/test_zoo_rank_examples.py)."""
+    r = archcalc.analyze(archcalc.load("r3d_18", free=("T",)))
+    macs = r.totals["macs"]
+    assert {s.name for s in macs.free_symbols} == {"T"}
+    assert int(macs.subs({s: 16 for s in macs.free_symbols})) == 40_696_553_472
+    assert str(r.rows[0].shape[1]) == "T" and tuple(r.rows[0].shape[2:]) == (56, 56)  # the stem keeps the frames
+    m = archcalc.analyze(archcalc.load("m5", free=("L",))).totals["macs"]
+    assert int(m.subs({s: 32000 for s in m.free_symbols})) == 278_533_120

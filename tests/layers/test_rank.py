@@ -276,6 +276,14 @@ layers:
   - flatten
   - {linear: {out: 3}}
 """,
+    "3d-gate": """
+input: [8, 4, 10, 10]
+layers:
+  - {conv: {out: 8, kernel: 3, padding: 1}, name: c}
+  - mul:
+      - identity
+      - [global_avgpool, {conv: {out: 2, kernel: 1}}, relu, {conv: {out: 8, kernel: 1}}, sigmoid]
+""",
     "1d": """
 input: [4, 61]
 layers:

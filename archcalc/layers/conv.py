@@ -167,9 +167,9 @@ class Conv(_ConvBase):
             "(torch's padding_mode)", choices=("zeros", "reflect", "replicate", "circular")),
     )
     formulas = {
-        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
-        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)",
-        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w",
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W' (and L' in 1-D, D' in 3-D)",
+        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias); 1-D K_l, 3-D K_d * K_h * K_w",
+        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w; 1-D L' * K_l, 3-D D' * H' * W' * K_d * K_h * K_w",
     }
 
     def out(self, a, xs):
@@ -330,9 +330,9 @@ class StdConv(Conv):
         Key("gamma", "float", 1.0, "with gain: the constant gamma (NF-ResNets: the activation's gamma)"),
     )
     formulas = {
-        "shape": Conv.formulas["shape"],
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
         "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)  (+ C_out gain)",
-        "macs": Conv.formulas["macs"],
+        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w",
     }
     workspace_per_batch = True  # the standardised weight and its statistics: one per batch
 
@@ -453,9 +453,10 @@ class ConvTranspose(_ConvBase):
         Key("bias", "bool", True, "learnable bias"),
     )
     formulas = {
-        "shape": "H' = (H - 1) * S - 2P + D*(K-1) + output_padding + 1, likewise W'",
-        "params": "C_in * (C_out / groups) * K_h * K_w  (+ C_out bias)",
-        "macs": "C_in * H * W * (C_out / groups) * K_h * K_w  (torch's FlopCounterMode: per input position)",
+        "shape": "H' = (H - 1) * S - 2P + D*(K-1) + output_padding + 1, likewise W' (and L', D')",
+        "params": "C_in * (C_out / groups) * K_h * K_w  (+ C_out bias); 1-D K_l, 3-D K_d * K_h * K_w",
+        "macs": "C_in * H * W * (C_out / groups) * K_h * K_w  (torch's FlopCounterMode: per input position; "
+                "1-D L * K_l, 3-D D * H * W * K_d * K_h * K_w)",
     }
 
     def _sym(self, a, key):

@@ -384,11 +384,15 @@ class _Walk:
             lost = [_unused(xs[0][1], win[0]), _unused(xs[0][2], win[1])]
             if any(lost):
                 warnings += (_tiling_note(xs[0], win, lost),)
+        elif isinstance(win, tuple) and isinstance(win[0], L.Axis):  # a 1-D or 3-D map
+            lost = [_unused(size, w) for size, w in zip(xs[0][1:], win)]
+            if any(lost):
+                warnings += (_tiling_note_nd(xs[0], win, lost),)
         # the field passes through a pointwise layer on a map, and through a 1x1/1 window without
         # padding where the field is affine (r + 0 j, j * 1, p + 0 j: the same field)
         same_field = not ltype.joins and (
             (win is None and len(y) != 1)
-            or (isinstance(win, tuple) and len(win) == 2
+            or (isinstance(win, tuple)
                 and all(a.__class__ is _Axis and a.k == 1 and a.s == 1 and a.before == 0 and a.after == 0
                         for a in win)))
         return Local(y, params, buffers, macs, win, warnings, L.prod(y), same_field, [None, None])
@@ -439,7 +443,7 @@ class _Walk:
         src, ext = self.rfs[first], self.extent[first]
         if win is None:  # pointwise, or a change of layout: the field passes through
             if len(y) == 1:
-                self.extent[i] = (xs[0][1], xs[0][2]) if len(xs[0]) == 3 else ext
+                self.extent[i] = tuple(xs[0][1:]) if len(xs[0]) > 1 else ext
             else:
                 self.extent[i] = None
             return src, None
@@ -447,11 +451,13 @@ class _Walk:
             if ext is None or src is None:
                 self.extent[i] = None
                 return src, None
-            self.extent[i] = (1, 1)
+            self.extent[i] = (1,) * len(ext)
             return tuple(_rf_step(a, L.Axis(e, e, 0, 0, False), 1, e, self.rf_budget) for a, e in zip(src, ext)), None
         self.extent[i] = None
         if src is None or win == "unknown":
             return None, None
+        if len(src) != 2 or len(win) != 2:  # a 1-D or 3-D map: each axis on its own
+            return self._rf_axes(src, win, xs, y)
         h, w = src
         wh, ww = win
         if (h.first is None and h.fixed is None and w.first is None and w.fixed is None
@@ -469,6 +475,21 @@ class _Walk:
         if any(r is None for r in rf):
             return None, None
         return rf, None
+
+    def _rf_axes(self, src, win, xs, y):
+        """The field of a window on a map of any rank, axis by axis (the 2-D walk's rules)."""
+        out = []
+        for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]):
+            if (a.first is None and a.fixed is None and w.__class__ is _Axis and a.stride.__class__ is int
+                    and a.size.__class__ is int and a.padding.__class__ is int and w.k.__class__ is int
+                    and w.s.__class__ is int and w.before.__class__ is int):
+                out.append(RF(a.size + (w.k - 1) * a.stride, a.stride * w.s, a.padding + w.before * a.stride))
+                continue
+            rf = _rf_step(a, w, n_out, n_in, self.rf_budget)
+            if rf is None:
+                return None, None
+            out.append(rf)
+        return tuple(out), None
 
     def alignment(self, node, offsets) -> Finding:
         """The join's alignment finding from :func:`_offsets`: per axis the two branches (by their
@@ -654,9 +675,9 @@ def _totals(net, rows, numel, saved, extra_bytes, nbytes, batch, optimizer, ense
 
 
 def _rf_start(shape):
-    if len(shape) != 3:
+    if len(shape) == 1:
         return None
-    return (RF(1, 1, 0), RF(1, 1, 0))
+    return tuple(RF(1, 1, 0) for _ in shape[1:])  # one field per spatial axis
 
 
 class RFWorkLimit(Exception):
@@ -1027,7 +1048,7 @@ def _broadcast(xs, y, n):
     """Which of a join's ``n`` inputs are a 1x1 map broadcast onto a larger one (a gate's global value)."""
     if not xs:
         return [False] * n
-    return [len(x) == 3 and tuple(x[1:]) == (1, 1) and tuple(y[1:]) != (1, 1) for x in xs]
+    return [len(x) > 1 and all(v == 1 for v in x[1:]) and not all(v == 1 for v in y[1:]) for x in xs]
 
 
 def _rf_join(states, xs=None, y=None, budget=None):
@@ -1039,15 +1060,16 @@ def _rf_join(states, xs=None, y=None, budget=None):
         # the join's field is unknown too
         return None, {}
     broadcast = _broadcast(xs, y, len(states))
-    if y is not None and len(y) != 3:  # a join of flat vectors (repvit's two heads): no positions to compare
+    if y is not None and len(y) == 1:  # a join of flat vectors (repvit's two heads): no positions to compare
         if all(a.affine for s in states for a in s):
-            return _rf_join_affine(states, (None, None), budget), {}
+            return _rf_join_affine(states, (None,) * len(states[0]), budget), {}
         return None, {}
-    offsets = _offsets(states, broadcast, y, budget)
+    # the alignment finding speaks of rows and columns: 2-D maps only
+    offsets = _offsets(states, broadcast, y, budget) if y is None or len(y) == 3 else {}
     if all(a.affine for s in states for a in s) and not any(broadcast):
-        return _rf_join_affine(states, (y[1], y[2]) if y is not None and len(y) == 3 else (None, None), budget), offsets
+        return _rf_join_affine(states, tuple(y[1:]) if y is not None else (None,) * len(states[0]), budget), offsets
     out = []
-    for axis in range(2):
+    for axis in range(len(states[0])):
         n = y[1 + axis]
         col = [s[axis] for s in states]
         main = [c for c, b in zip(col, broadcast) if not b] or col
@@ -1216,7 +1238,7 @@ def _join_fixed(col, broadcast, n, stride, ext=None):
 
 
 def _rf_join_affine(states, n=(None, None), budget=None):
-    out = tuple(_affine_union([s[axis] for s in states], n[axis], budget) for axis in range(2))
+    out = tuple(_affine_union([s[axis] for s in states], n[axis], budget) for axis in range(len(n)))
     return None if any(a is None for a in out) else out
 
 
@@ -1312,6 +1334,21 @@ def _gt(a, b):
     if is_symbolic(a) or is_symbolic(b):
         return False
     return a > b
+
+
+def _tiling_note_nd(x, win, lost) -> Finding:
+    """:func:`_tiling_note` on a 1-D or 3-D map: per axis the positions of real input never read."""
+    names = L.AXIS_NAMES[len(win)]
+    parts = [f"{n} on {name}" for n, name in zip(lost, names) if n]
+    k = "x".join(str(w.k) for w in win)
+    s = ",".join(str(w.s) for w in win)
+    pads = ", ".join(f"{w.before}+{w.after}" for w in win)
+    numbers = tuple((f"lost_{name.lower()}", n) for n, name in zip(lost, names))
+    numbers += tuple((f"kernel_{name.lower()}", w.k) for w, name in zip(win, names))
+    numbers += tuple((f"stride_{name.lower()}", w.s) for w, name in zip(win, names))
+    numbers += tuple((f"input_{name.lower()}", v) for v, name in zip(x[1:], names))
+    return Finding("tiling", f"{k}/{s} window does not tile its {'x'.join(str(v) for v in x[1:])} input (padding {pads}): "
+                   f"the last positions of real input are never seen ({', '.join(parts)})", numbers=numbers)
 
 
 def _tiling_note(x, win, lost) -> Finding:

@@ -126,14 +126,31 @@ class Axis:
 
 @dataclass(frozen=True)
 class ReceptiveField:
+    """Per spatial axis: ``h`` and ``w`` (a 1-D map's one axis, its length, is both; a 3-D one has
+    ``d`` too); ``axes`` holds every axis in order (D, H, W; H, W; L)."""
+
     h: Axis
     w: Axis
+    d: Optional[Axis] = None
+    axes: Tuple[Axis, ...] = ()
 
     def __str__(self) -> str:
         """As the table shows it: size/stride/padding ('619/224/213'), per axis where they differ."""
+        if len(self.axes) not in (0, 2):
+            a = self.axes
+            if len(set(a)) == 1:
+                return f"{a[0].size}/{a[0].stride}/{a[0].padding}"
+            return "/".join("x".join(str(getattr(x, f)) for x in a) for f in ("size", "stride", "padding"))
         if self.h == self.w:
             return f"{self.h.size}/{self.h.stride}/{self.h.padding}"
         return f"{self.h.size}x{self.w.size}/{self.h.stride}x{self.w.stride}/{self.h.padding}x{self.w.padding}"
+
+    def __repr__(self) -> str:
+        """ReceptiveField(h=..., w=...) in 2-D (d= first in 3-D; l= alone in 1-D)."""
+        if len(self.axes) == 1:
+            return f"ReceptiveField(l={self.w!r})"
+        parts = [f"{k}={v!r}" for k, v in (("d", self.d), ("h", self.h), ("w", self.w)) if v is not None]
+        return f"ReceptiveField({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -440,9 +457,11 @@ def _rows(raw: "EngineReport", net: Any) -> List[Row]:
     for i, r in enumerate(raw.rows):
         rf = None
         if r.rf is not None:
-            h, w = r.rf
-            rf = ReceptiveField(Axis(_value(h.size), _value(h.stride), _value(h.padding)),
-                                Axis(_value(w.size), _value(w.stride), _value(w.padding)))
+            axes = tuple(Axis(_value(a.size), _value(a.stride), _value(a.padding)) for a in r.rf)
+            if len(axes) == 2:
+                rf = ReceptiveField(axes[0], axes[1], axes=axes)
+            else:  # 1-D: the length as w; 3-D: d, h, w
+                rf = ReceptiveField(axes[-2] if len(axes) > 1 else axes[0], axes[-1], axes[0] if len(axes) == 3 else None, axes)
         out.append(Row(
             name=r.name, type=r.type, inputs=tuple(r.inputs), output=tuple(_value(d) for d in r.shape),
             params=_value(r.params), buffers=_value(r.buffers), macs=_value(r.macs), activations=_value(r.values),

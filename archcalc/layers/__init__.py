@@ -20,7 +20,8 @@ the pooled channels), :mod:`.scalar` (learnable scalar affine, StarReLU). The en
 (archcalc/analysis/engine.py), the builder (archcalc/torchside/build.py) and the verifier (archcalc/torchside/verify.py) name no
 layer type; a test enforces it.
 
-Shapes are tuples: ``(C, H, W)`` for feature maps, ``(F,)`` for flat vectors. Every size is a
+Shapes are tuples: ``(C, H, W)`` for feature maps (``(C, L)``, ``(C, D, H, W)`` for 1-D and 3-D
+ones: the spec's input decides the rank), ``(F,)`` for flat vectors. Every size is a
 plain int or, when a symbol is unresolved, a sympy expression; the same code serves both, and it
 branches on layer parameters, never on dimension values.
 """
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 from .base import (  # noqa: F401
     ALIASES,
+    AXIS_NAMES,
+    KIND_DOC,
     KIND_TEXT,
     REGISTRY,
     REQUIRED,
@@ -50,6 +53,7 @@ from .base import (  # noqa: F401
     WindowSizes,
     all_names,
     describe,
+    kind_text,
     lookup,
     prod,
     register,

@@ -53,6 +53,43 @@ KIND_TEXT = {
     "choice": "a word (see its meaning)",
 }
 
+_KIND_RANK = {
+    1: {"pair": "integer or [l]", "padding": "integer, [l], [before, after] or 'same'", "scales": "number or [l] (numbers)"},
+    3: {"pair": "integer or [d, h, w]", "padding": "integer, [d, h, w], [front, back, top, bottom, left, right] or 'same'",
+        "scales": "number or [d, h, w] (numbers)"},
+}
+
+
+KIND_DOC = {  # docs/layers.md: the kinds with one value per spatial axis, for every rank
+    "pair": "integer or one per axis ([h, w]; [l] 1-D, [d, h, w] 3-D)",
+    "padding": "integer, one per axis, (before, after) per axis ([top, bottom, left, right]) or 'same'",
+    "scales": "number or one per axis (numbers)",
+}
+
+
+def kind_text(kind: str, rank: int = 2) -> str:
+    """A key kind as an error message words it, for an input of ``rank`` spatial axes."""
+    return _KIND_RANK.get(rank, {}).get(kind) or KIND_TEXT.get(kind, kind)
+
+
+AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def rank_of(x) -> int:
+    """The spatial axes of a shape (C x L: 1, C x H x W: 2, C x D x H x W: 3; a flat vector: 0)."""
+    return len(x) - 1
+
+
+def torch_nd(name: str, n: int) -> str:
+    """A torch class named for 2-D as its n-D sibling: 'Conv2d' -> 'Conv3d'."""
+    return name.replace("2d", f"{n}d") if n != 2 else name
+
+
+def torch_pad(p) -> tuple:
+    """Per-axis (before, after) padding, axes in order, as F.pad takes it (last axis first)."""
+    n = len(p) // 2
+    return tuple(v for i in reversed(range(n)) for v in (p[2 * i], p[2 * i + 1]))
+
 
 class ShapeError(ValueError):
     """A layer cannot take the shape it is given; the engine adds the location."""
@@ -198,26 +235,44 @@ def same_out(x, stride):
     """'same' padding gives ceil(I / S) on each axis: the padding is chosen for exactly that (with
     total = max((ceil(I/S) - 1) S + K - I, 0); when the max clips to 0, floor((I - K)/S) + 1 is
     ceil(I/S) too). The closed form keeps symbolic branches comparable."""
-    return (ceildiv(x[1], stride[0]), ceildiv(x[2], stride[1]))
+    return tuple(ceildiv(i, s) for i, s in zip(x[1:], stride))
+
+
+_MAP_TEXT = {1: "C x L", 2: "C x H x W", 3: "C x D x H x W"}
 
 
 def hw(x, layer: str):
+    """The input of a 2-D-only layer: a C x H x W map (a flat vector or a 1-D / 3-D map is refused)."""
     if len(x) != 3:
-        raise ShapeError(
-            f"{layer} needs a C x H x W feature map, got a flat vector of {x[0]}",
-            hint="put it before flatten",
-        )
+        if len(x) == 1:
+            raise ShapeError(
+                f"{layer} needs a C x H x W feature map, got a flat vector of {x[0]}",
+                hint="put it before flatten",
+            )
+        raise ShapeError(f"{layer} works on 2-D maps (C x H x W) only, got a {len(x) - 1}-D map {shape_text(x)}",
+                         hint="1-D and 3-D maps take conv, conv_transpose, the pools, batch/group/instance norm, "
+                              "upsample, pixel shuffle, pad, crop and pointwise layers (docs/spec-format.md)")
+    return x
+
+
+def spatial(x, layer: str):
+    """The input of a rank-generic layer: a map of 1, 2 or 3 spatial axes (C x L, C x H x W,
+    C x D x H x W); a flat vector is refused."""
+    if len(x) == 1:
+        raise ShapeError(f"{layer} needs a feature map ({_MAP_TEXT[2]}, or {_MAP_TEXT[1]}, {_MAP_TEXT[3]}), "
+                         f"got a flat vector of {x[0]}", hint="put it before flatten")
     return x
 
 
 def pads(a, x, k_eff):
-    """(top, bottom, left, right) padding; 'same' follows TensorFlow/Keras, which equals
-    PyTorch's padding='same' at stride 1 (extra row/column, if any, after)."""
+    """Per-axis (before, after) padding, (top, bottom, left, right) in 2-D; 'same' follows
+    TensorFlow/Keras, which equals PyTorch's padding='same' at stride 1 (extra row/column, if any,
+    after)."""
     pad = a["padding"]
     if pad != "same":
         return pad
     out = []
-    for size, k, s in ((x[1], k_eff[0], a["stride"][0]), (x[2], k_eff[1], a["stride"][1])):
+    for size, k, s in zip(x[1:], k_eff, a["stride"]):
         total = vmax((ceildiv(size, s) - 1) * s + k - size, 0)
         first = floordiv(total, 2)
         out += [first, as_int(total - first)]
@@ -230,8 +285,9 @@ def window_out(size, k_eff, s, before, after, ceil=False):
 
 
 def eff(a):
-    d = a.get("dilation", (1, 1))
-    return (d[0] * (a["kernel"][0] - 1) + 1, d[1] * (a["kernel"][1] - 1) + 1)
+    k = a["kernel"]
+    d = a.get("dilation") or (1,) * len(k)
+    return tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))
 
 
 def prod(values):
@@ -338,12 +394,14 @@ def window_sizes(a, xs, y, stride=None, channels=None) -> WindowSizes:
     x = xs[0]
     s = tuple(stride if stride is not None else a["stride"])
     k = eff(a)
-    t, b, l, r = pads({**a, "stride": s}, x, k)
-    return WindowSizes((x[1], x[2]), tuple(a["kernel"]), tuple(a.get("dilation", (1, 1))), s, a["padding"],
-                       (t, l), (b, r), (y[1], y[2]), bool(a.get("ceil_mode", False)), channels)
+    p = pads({**a, "stride": s}, x, k)
+    return WindowSizes(tuple(x[1:]), tuple(a["kernel"]), tuple(a.get("dilation") or (1,) * len(k)), s, a["padding"],
+                       tuple(p[0::2]), tuple(p[1::2]), tuple(y[1:]), bool(a.get("ceil_mode", False)), channels)
 
 
 def pair_text(v, sep="x", both=False) -> str:
+    if len(v) != 2:  # 1-D and 3-D: one value where all axes agree, else each
+        return str(v[0]) if len(set(v)) == 1 and not (both and len(v) > 1) else sep.join(str(e) for e in v)
     a, b = v
     return str(a) if a == b and not both else f"{a}{sep}{b}"
 
@@ -351,14 +409,23 @@ def pair_text(v, sep="x", both=False) -> str:
 def window_details(a) -> str:
     """The settings of a windowed layer in a few characters: '3x3/2 p1 g=32 d2 ceil nobias'."""
     k = a["kernel"]
+    n = len(k)
     s = a.get("stride")
     s = k if s is None else s
     text = pair_text(k, both=True)
-    if tuple(s) != (1, 1):
+    if tuple(s) != (1,) * n:
         text += "/" + pair_text(s, ",")
     pad = a.get("padding", 0)
     if pad == "same":
         text += " same"
+    elif pad and any(pad) and n != 2:
+        before, after = pad[0::2], pad[1::2]
+        if len(set(pad)) == 1:
+            text += f" p{pad[0]}"
+        elif before == after:
+            text += " p" + ",".join(str(v) for v in before)
+        else:
+            text += " p" + ",".join(str(v) for v in pad)
     elif pad and any(pad):
         top, bottom, left, right = pad
         if top == bottom == left == right:
@@ -367,8 +434,8 @@ def window_details(a) -> str:
             text += f" p{top},{left}"
         else:
             text += f" p{top},{bottom},{left},{right}"
-    d = a.get("dilation", (1, 1))
-    if tuple(d) != (1, 1):
+    d = a.get("dilation") or (1,) * n
+    if tuple(d) != (1,) * n:
         text += " d" + pair_text(d, ",")
     g = a.get("groups", 1)
     if g == "depthwise":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..expr import as_int
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, concrete, hw, prod, register
+from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, concrete, hw, prod, register, spatial
 
 
 @register
@@ -124,27 +124,30 @@ class ChannelShuffle(LayerType):
 class PixelShuffle(LayerType):
     name = "pixel_shuffle"
     doc = (
-        "Depth to space (torch.nn.PixelShuffle): C x H x W to C/r^2 x rH x rW, each r x r block of the "
+        "Depth to space (torch.nn.PixelShuffle; on a 1-D or 3-D map C/r or C/r^3 channels, every axis times r, "
+        "torch's channel order generalised): C x H x W to C/r^2 x rH x rW, each r x r block of the "
         "output from r^2 consecutive channels (sub-pixel convolution's upsampling). A new tensor."
     )
     keys = (Key("factor", "size", REQUIRED, "the upscale factor r"),)
     formulas = {"shape": "C/r^2 x H*r x W*r", "params": "0", "macs": "0"}
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        r = a["factor"]
-        if concrete(x[0], r) and x[0] % (r * r):
-            raise ShapeError(f"pixel_shuffle: {x[0]} channels are not divisible by factor^2 = {r * r}")
-        return (as_int(x[0] // (r * r)), as_int(x[1] * r), as_int(x[2] * r))
+        x = spatial(xs[0], self.name)
+        r, n = a["factor"], len(x) - 1
+        if concrete(x[0], r) and x[0] % (r ** n):
+            raise ShapeError(f"pixel_shuffle: {x[0]} channels are not divisible by factor^{n} = {r ** n}")
+        return (as_int(x[0] // (r ** n)),) + tuple(as_int(v * r) for v in x[1:])
 
     def details(self, a, xs, y):
         return f"x{a['factor']}"
 
     def window(self, a, xs, y):
         q = Fraction(1, a["factor"])  # output o reads input floor(o / r)
-        return Resample(q), Resample(q)
+        return tuple(Resample(q) for _ in xs[0][1:])
 
     def torch(self, a, xs, y):
+        if len(xs[0]) != 3:  # 1-D, 3-D: torch's channel order, generalised (archcalc's own module)
+            return [("PixelShuffleNd", {"upscale_factor": a["factor"]})]
         return [("PixelShuffle", {"upscale_factor": a["factor"]})]
 
     def probe(self, a, xs, y, collapse):
@@ -165,7 +168,8 @@ class PixelUnshuffle(LayerType):
     name = "pixel_unshuffle"
     aliases = ("space_to_depth",)
     doc = (
-        "Space to depth (torch.nn.PixelUnshuffle): C x H x W to C*r^2 x H/r x W/r, each r x r block "
+        "Space to depth (torch.nn.PixelUnshuffle; on a 1-D or 3-D map C*r or C*r^3 channels, every axis "
+        "divided by r; `order: blocks` 2-D only): C x H x W to C*r^2 x H/r x W/r, each r x r block "
         "moved into channels (H and W divisible by r). `order: channels` is torch's channel order (each "
         "input channel's r^2 values together); `order: blocks` is TResNet's SpaceToDepth (timm) and "
         "TensorFlow's space_to_depth (each block position's C channels together). A new tensor."
@@ -178,8 +182,16 @@ class PixelUnshuffle(LayerType):
     formulas = {"shape": "C*r^2 x H/r x W/r", "params": "0", "macs": "0"}
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
         r = a["factor"]
+        if len(x) != 3:
+            if a["order"] == "blocks":
+                hw(x, self.name + " with order: blocks")
+            for i, size in enumerate(x[1:]):
+                if concrete(size, r) and size % r:
+                    raise ShapeError(f"pixel_unshuffle: axis {i + 1} of {'x'.join(map(str, x[1:]))} ({size}) is not "
+                                     f"divisible by factor {r}", hint=f"use an input whose size is a multiple of {r}")
+            return (as_int(x[0] * r ** (len(x) - 1)),) + tuple(as_int(v // r) for v in x[1:])
         for size, axis in ((x[1], "height"), (x[2], "width")):
             if concrete(size, r) and size % r:
                 raise ShapeError(f"pixel_unshuffle: {axis} {size} is not divisible by factor {r}",
@@ -191,9 +203,11 @@ class PixelUnshuffle(LayerType):
 
     def window(self, a, xs, y):
         r = a["factor"]
-        return Axis(r, r, 0, 0), Axis(r, r, 0, 0)
+        return tuple(Axis(r, r, 0, 0) for _ in xs[0][1:])
 
     def torch(self, a, xs, y):
+        if len(xs[0]) != 3:
+            return [("PixelUnshuffleNd", {"downscale_factor": a["factor"]})]
         if a["order"] == "blocks":
             return [("SpaceToDepth", {"block_size": a["factor"]})]
         return [("PixelUnshuffle", {"downscale_factor": a["factor"]})]

@@ -58,3 +58,40 @@ class SpaceToDepth(nn.Module):
 
     def extra_repr(self):
         return f"block_size={self.bs}"
+
+
+class PixelShuffleNd(nn.Module):
+    """nn.PixelShuffle on a map of any rank (N x C r^n x S_1 .. S_n to N x C x S_1 r .. S_n r): output
+    channel c takes input channels c r^n .. c r^n + r^n - 1, their index the offsets within the
+    block, first axis slowest (torch's order in 2-D)."""
+
+    def __init__(self, upscale_factor):
+        super().__init__()
+        self.r = upscale_factor
+
+    def forward(self, x):
+        n, r, sizes = x.dim() - 2, self.r, x.shape[2:]
+        c = x.shape[1] // r ** n
+        x = x.reshape(x.shape[0], c, *([r] * n), *sizes)
+        x = x.permute(0, 1, *[i for k in range(n) for i in (2 + n + k, 2 + k)])
+        return x.reshape(x.shape[0], c, *[s * r for s in sizes])
+
+    def extra_repr(self):
+        return f"upscale_factor={self.r}"
+
+
+class PixelUnshuffleNd(nn.Module):
+    """nn.PixelUnshuffle on a map of any rank: the inverse of :class:`PixelShuffleNd`."""
+
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.r = downscale_factor
+
+    def forward(self, x):
+        n, r, c, sizes = x.dim() - 2, self.r, x.shape[1], x.shape[2:]
+        x = x.reshape(x.shape[0], c, *[v for s in sizes for v in (s // r, r)])
+        x = x.permute(0, 1, *[3 + 2 * k for k in range(n)], *[2 + 2 * k for k in range(n)])
+        return x.reshape(x.shape[0], c * r ** n, *[s // r for s in sizes])
+
+    def extra_repr(self):
+        return f"downscale_factor={self.r}"

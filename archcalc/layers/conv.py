@@ -7,9 +7,33 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
-from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, Resample, ShapeError, Term, Text, eff, hw, pads,
-                   pair_of, prod, register, same_out, window_out, window_sizes)
+from .base import (AXIS_NAMES, REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, Resample, ShapeError, Term, Text, eff,
+                   hw, pads, pair_of, prod, register, same_out, shape_text, spatial, torch_nd, torch_pad, window_out,
+                   window_sizes)
 from .base import EngineWorkspace
+
+
+def kernel_factors(k) -> tuple:
+    """A kernel's sizes as named factors: K_h, K_w (2-D); K_l (1-D); K_d, K_h, K_w (3-D)."""
+    return tuple(Factor("K_" + n.lower(), v) for n, v in zip(AXIS_NAMES[len(k)], k))
+
+
+def _rank_check(layer, a, x):
+    """The per-axis keys were read for the spec's input; a map of another rank (after a reshape) is refused."""
+    n = len(x) - 1
+    for key in ("kernel", "stride", "size"):
+        v = a.get(key)
+        if isinstance(v, tuple) and len(v) != n:
+            raise ShapeError(f"{layer}: {key} has {len(v)} value{'s' if len(v) > 1 else ''} but its input "
+                             f"{shape_text(x)} is a {n}-D map", hint=f"give {key} one value per spatial axis")
+
+
+def padded(x, p):
+    """The values of map x with per-axis (before, after) padding p."""
+    out = x[0]
+    for i, size in enumerate(x[1:]):
+        out = out * (size + p[2 * i] + p[2 * i + 1])
+    return as_int(out)
 
 
 @dataclass(frozen=True)
@@ -102,21 +126,22 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
     if g != 1 and g == x[0]:
         return ((), ())  # depthwise: its own kernels, no buffer
     k = a["kernel"]
+    ones = (1,) * len(k)
     transposed = ltype.name == "conv_transpose"
     if transposed:
         pad = a["padding"]
-        pointwise = tuple(k) == (1, 1) and tuple(a["stride"]) == (1, 1) and (pad == 0 or not any(pad))
+        pointwise = tuple(k) == ones and tuple(a["stride"]) == ones and (pad == 0 or not any(pad))
         xin = prod(x)
     else:
-        t, b, l, r = pads(a, x, eff(a))
-        pointwise = tuple(k) == (1, 1) and not (t or b or l or r)
+        p = pads(a, x, eff(a))
+        pointwise = tuple(k) == ones and not any(p)
         # an asymmetric pad runs as a padded copy, then the convolution without padding
-        xin = x[0] * (x[1] + t + b) * (x[2] + l + r) if (t != b or l != r) else prod(x)
+        xin = padded(x, p) if p[0::2] != p[1::2] else prod(x)
     xb, yb = as_int(xin * itemsize), as_int(prod(y) * itemsize)
     if backend == "native":
-        if pointwise and tuple(a["stride"]) == (1, 1):
+        if pointwise and tuple(a["stride"]) == ones:
             return ((), ())
-        per = (y[0] * k[0] * k[1] * x[1] * x[2]) if transposed else (x[0] * k[0] * k[1] * y[1] * y[2])
+        per = (y[0] * prod(k) * prod(x[1:])) if transposed else (x[0] * prod(k) * prod(y[1:]))
         col = (0, as_int(per // g * itemsize))
         return ((col,), (col,))
     weights = ltype.count(a, xs, y)[0] - (y[0] if a["bias"] else 0)
@@ -124,7 +149,7 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
     filt = ((0, as_int(weights * itemsize) + FILTER_EXTRA),)
     if pointwise:
         fwd = layouts if x[0] >= POINTWISE_CHANNELS else ()
-    elif x[0] * k[0] * k[1] < SMALL_REDUCTION:
+    elif x[0] * prod(k) < SMALL_REDUCTION:
         fwd = ()
     else:
         fwd = layouts + filt
@@ -140,7 +165,8 @@ def conv_workspace(ltype, a, xs, y, itemsize, backend):
 class Conv(_ConvBase):
     name = "conv"
     aliases = ("conv2d",)
-    doc = "2-D convolution (torch.nn.Conv2d)."
+    doc = ("Convolution (torch.nn.Conv2d; Conv1d on a C x L input, Conv3d on C x D x H x W: the spec's input "
+           "decides the rank, kernel, stride, padding and dilation give one value per axis).")
     keys = (
         Key("out", "size", None, "output channels (default: the input channels)"),
         Key("kernel", "pair", REQUIRED, "kernel size"),
@@ -153,48 +179,46 @@ class Conv(_ConvBase):
             "(torch's padding_mode)", choices=("zeros", "reflect", "replicate", "circular")),
     )
     formulas = {
-        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
-        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)",
-        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w",
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W' (and L' in 1-D, D' in 3-D)",
+        "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias); 1-D K_l, 3-D K_d * K_h * K_w",
+        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w; 1-D L' * K_l, 3-D D' * H' * W' * K_d * K_h * K_w",
     }
 
     def out(self, a, xs):
-        x = hw(xs[0], "conv")
+        x = spatial(xs[0], self.name)
+        _rank_check(self.name, a, x)
         cout = self.cout(a, x)
         self.check_groups(a, x, cout)
         k = eff(a)
+        p = pads(a, x, k)
         mode = a.get("padding_mode", "zeros")
-        if a["padding"] == "same" and mode == "zeros":
-            return (cout,) + same_out(x, a["stride"])
-        t, b, l, r = pads(a, x, k)
         if mode != "zeros":
             # torch's limits on the mode hold for 'same' padding too (reflect pads less than the size)
             from .pad import check_mode
 
-            check_mode(self.name, mode, (t, b, l, r), x)
-            if a["padding"] == "same":
-                return (cout,) + same_out(x, a["stride"])
-        h = window_out(x[1], k[0], a["stride"][0], t, b)
-        w = window_out(x[2], k[1], a["stride"][1], l, r)
-        return (cout, h, w)
+            check_mode(self.name, mode, p, x)
+        if a["padding"] == "same":
+            return (cout,) + same_out(x, a["stride"])
+        return (cout,) + tuple(window_out(size, k[i], a["stride"][i], p[2 * i], p[2 * i + 1]) for i, size in enumerate(x[1:]))
 
     def count(self, a, xs, y):
         x = xs[0]
         g = self.groups(a, x)
-        weights = as_int(y[0] * (x[0] // g) * a["kernel"][0] * a["kernel"][1])
+        weights = as_int(y[0] * (x[0] // g) * prod(a["kernel"]))
         return as_int(weights + (y[0] if a["bias"] else 0)), 0
 
     def macs(self, a, xs, y):
         x = xs[0]
-        return as_int(y[0] * y[1] * y[2] * (x[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
+        return as_int(prod(y) * (x[0] // self.groups(a, x)) * prod(a["kernel"]))
 
     def formula(self, a, xs, y):
         x = xs[0]
-        per = (Factor("(C_in/groups)", x[0], self.groups(a, x)), Factor("K_h", a["kernel"][0]), Factor("K_w", a["kernel"][1]))
+        per = (Factor("(C_in/groups)", x[0], self.groups(a, x)),) + kernel_factors(a["kernel"])
         cout = Factor("C_out", y[0])
         params = (Count((Term((cout,) + per), Term((cout,), "bias"))) if a["bias"]
                   else Count((Term((cout,) + per),), "no bias"))
-        return Counts(params, macs=Count((Term((cout, Factor("H_out", y[1]), Factor("W_out", y[2])) + per),)))
+        outs = tuple(Factor(n + "_out", v) for n, v in zip(AXIS_NAMES[len(y) - 1], y[1:]))
+        return Counts(params, macs=Count((Term((cout,) + outs + per),)))
 
     def details(self, a, xs, y):
         mode = a.get("padding_mode", "zeros")
@@ -211,8 +235,7 @@ class Conv(_ConvBase):
         if a.get("padding_mode", "zeros") == "zeros":
             return 0
         x = xs[0]
-        t, b, l, r = pads(a, x, eff(a))
-        return as_int(x[0] * (x[1] + t + b) * (x[2] + l + r))
+        return padded(x, pads(a, x, eff(a)))
 
     def size_formula(self, a, xs, y):
         cout = "out" if a["out"] is not None else "the input's channels"
@@ -220,15 +243,14 @@ class Conv(_ConvBase):
 
     def window(self, a, xs, y):
         k = eff(a)
-        t, b, l, r = pads(a, xs[0], k)
+        p = pads(a, xs[0], k)
+        d = a["dilation"]
         mode = a.get("padding_mode", "zeros")
         if mode != "zeros":  # the padding copies input positions: the field at the border is theirs
-            d = a["dilation"]
-            return tuple(Axis(k[i], a["stride"][i], p0, p1, dil=d[i]) if (p0, p1) == (0, 0)
-                         else PadCopy(k[i], a["stride"][i], p0, p1, dil=d[i], mode=mode, n=xs[0][1 + i])
-                         for i, (p0, p1) in enumerate(((t, b), (l, r))))
-        d = a["dilation"]
-        return Axis(k[0], a["stride"][0], t, b, dil=d[0]), Axis(k[1], a["stride"][1], l, r, dil=d[1])
+            return tuple(Axis(k[i], a["stride"][i], p[2 * i], p[2 * i + 1], dil=d[i]) if (p[2 * i], p[2 * i + 1]) == (0, 0)
+                         else PadCopy(k[i], a["stride"][i], p[2 * i], p[2 * i + 1], dil=d[i], mode=mode, n=xs[0][1 + i])
+                         for i in range(len(k)))
+        return tuple(Axis(k[i], a["stride"][i], p[2 * i], p[2 * i + 1], dil=d[i]) for i in range(len(k)))
 
     torch_ops = ("Conv2d",)
 
@@ -248,19 +270,22 @@ class Conv(_ConvBase):
 
     def size_dependent(self, a):
         # TF 'same' padding at stride > 1 depends on the input size
-        return a["padding"] == "same" and tuple(a["stride"]) != (1, 1)
+        return a["padding"] == "same" and any(s != 1 for s in a["stride"])
 
     def scratch(self, a, xs, y, itemsize, training):
         x = xs[0]
-        t, b, l, r = pads(a, x, eff(a))
+        p = pads(a, x, eff(a))
         if a.get("padding_mode", "zeros") != "zeros":
-            return 0 if (t, b, l, r) == (0, 0, 0, 0) else as_int(x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize)
-        if t == b and l == r:
+            return 0 if not any(p) else as_int(padded(x, p) * itemsize)
+        if p[0::2] == p[1::2]:
             return 0
-        return as_int(x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize)  # the ZeroPad2d copy the conv reads
+        return as_int(padded(x, p) * itemsize)  # the ZeroPad2d copy the conv reads
 
     def torch(self, a, xs, y):
         x = xs[0]
+        n = len(x) - 1
+        if n != 2:
+            return self._torch_nd(a, xs, y, n)
         t, b, l, r = pads(a, x, eff(a))
         conv = {
             "in_channels": x[0],
@@ -277,6 +302,20 @@ class Conv(_ConvBase):
         if mode != "zeros":
             return [("Pad", {"padding": (l, r, t, b), "mode": mode}), ("Conv2d", {**conv, "padding": (0, 0)})]
         return [("ZeroPad2d", {"padding": (l, r, t, b)}), ("Conv2d", {**conv, "padding": (0, 0)})]
+
+    def _torch_nd(self, a, xs, y, n):
+        """Conv1d / Conv3d: as the 2-D case, an asymmetric padding first as its own pad module."""
+        x = xs[0]
+        p = pads(a, x, eff(a))
+        conv = {"in_channels": x[0], "out_channels": y[0], "kernel_size": tuple(a["kernel"]), "stride": tuple(a["stride"]),
+                "dilation": tuple(a["dilation"]), "groups": self.groups(a, x), "bias": a["bias"]}
+        cls, mode = f"Conv{n}d", a.get("padding_mode", "zeros")
+        if p[0::2] == p[1::2]:
+            return [(cls, {**conv, "padding": tuple(p[0::2])} if mode == "zeros"
+                     else {**conv, "padding": tuple(p[0::2]), "padding_mode": mode})]
+        if mode != "zeros":
+            return [("Pad", {"padding": torch_pad(p), "mode": mode}), (cls, {**conv, "padding": (0,) * n})]
+        return [(f"ZeroPad{n}d", {"padding": torch_pad(p)}), (cls, {**conv, "padding": (0,) * n})]
 
     def probe(self, a, xs, y, collapse):
         ops = self.torch(a, xs, y)
@@ -316,11 +355,15 @@ class StdConv(Conv):
         Key("gamma", "float", 1.0, "with gain: the constant gamma (NF-ResNets: the activation's gamma)"),
     )
     formulas = {
-        "shape": Conv.formulas["shape"],
+        "shape": "H' = floor((H + P_top + P_bottom - D*(K-1) - 1) / S) + 1, likewise W'",
         "params": "C_out * (C_in / groups) * K_h * K_w  (+ C_out bias)  (+ C_out gain)",
-        "macs": Conv.formulas["macs"],
+        "macs": "C_out * H' * W' * (C_in / groups) * K_h * K_w",
     }
     workspace_per_batch = True  # the standardised weight and its statistics: one per batch
+
+    def out(self, a, xs):
+        hw(xs[0], self.name)  # timm's StdConv2d: 2-D only
+        return super().out(a, xs)
 
     def count(self, a, xs, y):
         p, b = super().count(a, xs, y)
@@ -415,7 +458,8 @@ class ConvTranspose(_ConvBase):
     name = "conv_transpose"
     aliases = ("conv_transpose2d", "deconv")
     doc = (
-        "2-D transposed convolution (torch.nn.ConvTranspose2d): U-Net's up-convolution. MACs follow "
+        "Transposed convolution (torch.nn.ConvTranspose2d; ConvTranspose1d / 3d on 1-D / 3-D maps): U-Net's "
+        "up-convolution. MACs follow "
         "torch's FlopCounterMode, which counts a transposed conv over its INPUT positions: every input "
         "value is multiplied by the whole (C_out / groups) x K_h x K_w filter, C_in * H * W * "
         "(C_out / groups) * K_h * K_w, whatever the padding crops off the output."
@@ -424,57 +468,61 @@ class ConvTranspose(_ConvBase):
         Key("out", "size", None, "output channels (default: the input channels)"),
         Key("kernel", "pair", REQUIRED, "kernel size"),
         Key("stride", "pair", 1, "stride (the upsampling factor)"),
-        Key("padding", "padding", 0, "rows/columns removed from each border of the full output ([h, w]; symmetric)"),
+        Key("padding", "padding", 0, "rows/columns removed from each border of the full output (one per axis; symmetric)"),
         Key("output_padding", "padding", 0, "extra rows/columns at the bottom/right ([h, w]; below stride or dilation)"),
         Key("dilation", "pair", 1, "dilation"),
         Key("groups", "groups", 1, "groups; 'depthwise' means one group per input channel"),
         Key("bias", "bool", True, "learnable bias"),
     )
     formulas = {
-        "shape": "H' = (H - 1) * S - 2P + D*(K-1) + output_padding + 1, likewise W'",
-        "params": "C_in * (C_out / groups) * K_h * K_w  (+ C_out bias)",
-        "macs": "C_in * H * W * (C_out / groups) * K_h * K_w  (torch's FlopCounterMode: per input position)",
+        "shape": "H' = (H - 1) * S - 2P + D*(K-1) + output_padding + 1, likewise W' (and L', D')",
+        "params": "C_in * (C_out / groups) * K_h * K_w  (+ C_out bias); 1-D K_l, 3-D K_d * K_h * K_w",
+        "macs": "C_in * H * W * (C_out / groups) * K_h * K_w  (torch's FlopCounterMode: per input position; "
+                "1-D L * K_l, 3-D D * H * W * K_d * K_h * K_w)",
     }
 
     def _sym(self, a, key):
         p = a[key]
         if isinstance(p, int):
             return p, p
-        if p == "same" or p[0] != p[1] or p[2] != p[3]:
-            raise ShapeError(f"conv_transpose: {key} is one value per axis, got {p}", hint=f"write {key}: [h, w]")
-        return p[0], p[2]
+        if p == "same" or p[0::2] != p[1::2]:
+            raise ShapeError(f"conv_transpose: {key} is one value per axis, got {p}",
+                             hint=f"write {key}: " + ("[h, w]" if len(p) == 4 else f"a list of {len(p) // 2}"))
+        return tuple(p[0::2])
 
     def out(self, a, xs):
-        x = hw(xs[0], "conv_transpose")
+        x = spatial(xs[0], "conv_transpose")
+        _rank_check(self.name, a, x)
         cout = self.cout(a, x)
         self.check_groups(a, x, cout)
         pad = self._sym(a, "padding")
         opad = self._sym(a, "output_padding")
         dims = []
-        for i in range(2):
+        for i in range(len(x) - 1):
             s, d, k = a["stride"][i], a["dilation"][i], a["kernel"][i]
             if not is_symbolic(opad[i]) and not is_symbolic(s) and not is_symbolic(d) and opad[i] >= max(s, d):
                 raise ShapeError(f"conv_transpose: output_padding {opad[i]} must be below the stride {s} or the dilation {d}")
             dims.append(as_int((x[1 + i] - 1) * s - 2 * pad[i] + d * (k - 1) + opad[i] + 1))
-        return (cout, dims[0], dims[1])
+        return (cout,) + tuple(dims)
 
     def count(self, a, xs, y):
         x = xs[0]
         g = self.groups(a, x)
-        weights = as_int(x[0] * (y[0] // g) * a["kernel"][0] * a["kernel"][1])
+        weights = as_int(x[0] * (y[0] // g) * prod(a["kernel"]))
         return as_int(weights + (y[0] if a["bias"] else 0)), 0
 
     def macs(self, a, xs, y):
         x = xs[0]
-        return as_int(x[0] * x[1] * x[2] * (y[0] // self.groups(a, x)) * a["kernel"][0] * a["kernel"][1])
+        return as_int(prod(x) * (y[0] // self.groups(a, x)) * prod(a["kernel"]))
 
     def formula(self, a, xs, y):
         x = xs[0]
         cin = Factor("C_in", x[0])
-        per = (Factor("(C_out/groups)", y[0], self.groups(a, x)), Factor("K_h", a["kernel"][0]), Factor("K_w", a["kernel"][1]))
+        per = (Factor("(C_out/groups)", y[0], self.groups(a, x)),) + kernel_factors(a["kernel"])
         params = (Count((Term((cin,) + per), Term((Factor("C_out", y[0]),), "bias"))) if a["bias"]
                   else Count((Term((cin,) + per),), "no bias"))
-        return Counts(params, macs=Count((Term((cin, Factor("H_in", x[1]), Factor("W_in", x[2])) + per),)))
+        ins = tuple(Factor(n + "_in", v) for n, v in zip(AXIS_NAMES[len(x) - 1], x[1:]))
+        return Counts(params, macs=Count((Term((cin,) + ins + per),)))
 
     def window(self, a, xs, y):
         # output o = i*S - P + t*D for a tap t in [0, K-1]: it reads inputs i in
@@ -482,7 +530,7 @@ class ConvTranspose(_ConvBase):
         # inputs inside it are skipped)
         pad = self._sym(a, "padding")
         axes = []
-        for i in range(2):
+        for i in range(len(pad)):
             s, d, k, p = a["stride"][i], a["dilation"][i], a["kernel"][i], pad[i]
             span = d * (k - 1)
             if s == 1:
@@ -496,7 +544,7 @@ class ConvTranspose(_ConvBase):
 
     def torch(self, a, xs, y):
         x = xs[0]
-        return [("ConvTranspose2d", {
+        return [(torch_nd("ConvTranspose2d", len(x) - 1), {
             "in_channels": x[0],
             "out_channels": y[0],
             "kernel_size": tuple(a["kernel"]),
@@ -539,7 +587,7 @@ class Linear(LayerType):
         x = xs[0]
         if len(x) != 1:
             raise ShapeError(
-                f"linear needs a flat vector, got a {x[0]}x{x[1]}x{x[2]} feature map", hint="add flatten before it"
+                f"linear needs a flat vector, got a {shape_text(x)} feature map", hint="add flatten before it"
             )
         return (a["out"],)
 

@@ -193,11 +193,12 @@ class Mul(_Join):
             raise ShapeError(self.mismatch(a, xs, i), hint="multiply feature maps with feature maps (C x H x W or C x 1 x 1)")
         if len(first) == 1:
             return self.same_shape(a, xs)
-        big = max(xs, key=lambda x: 0 if tuple(x[1:]) == (1, 1) else 1)
+        ones = (1,) * (len(first) - 1)  # a gate: C x 1 x 1 (C x 1, C x 1 x 1 x 1 on 1-D, 3-D maps)
+        big = max(xs, key=lambda x: 0 if tuple(x[1:]) == ones else 1)
         for i, x in enumerate(xs):
             if x[0] != first[0]:
                 raise ShapeError(self.mismatch(a, xs, i), hint="branches must agree on channels (a gate is C x 1 x 1)")
-            if tuple(x[1:]) != (1, 1) and tuple(x[1:]) != tuple(big[1:]):
+            if tuple(x[1:]) != ones and tuple(x[1:]) != tuple(big[1:]):
                 raise ShapeError(self.mismatch(a, xs, i), hint="each branch is C x H x W or C x 1 x 1 (broadcast)")
         return tuple(big)
 

@@ -11,7 +11,8 @@ class BatchNorm(Pointwise):
     torch_module = "norm_torch"  # its own nn.Module classes
     name = "batchnorm"
     aliases = ("bn",)
-    doc = "Batch normalisation over channels (torch.nn.BatchNorm2d, or BatchNorm1d on a flat vector)."
+    doc = ("Batch normalisation over channels (torch.nn.BatchNorm2d; BatchNorm1d on a flat vector or a C x L map, "
+           "BatchNorm3d on C x D x H x W).")
     keys = (
         Key("eps", "float", 1e-5, "epsilon", lo=0, lo_open=True),
         Key("momentum", "float", 0.1, "running-statistics momentum", lo=0, hi=1),
@@ -57,7 +58,7 @@ class BatchNorm(Pointwise):
         return prod(y) * itemsize if a["affine"] and not a["scale"] else 0
 
     def torch(self, a, xs, y):
-        cls = "BatchNorm2d" if len(xs[0]) == 3 else "BatchNorm1d"
+        cls = {3: "BatchNorm2d", 4: "BatchNorm3d"}.get(len(xs[0]), "BatchNorm1d")  # 1d: a flat vector or C x L
         shift_only = a["affine"] and not a["scale"]
         bn = (cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"] and not shift_only})
         return [bn, ("ChannelBias", {"num_features": xs[0][0]})] if shift_only else [bn]
@@ -84,6 +85,11 @@ class LayerNorm(Pointwise):
         Key("bias", "bool", True, "with affine: the learnable shift (false: scale only, timm's LayerNorm2dNoBias)"),
     )
     formulas = {"shape": "unchanged", "params": "2 * C (when affine; C without bias)", "buffers": "0", "macs": "0"}
+
+    def out(self, a, xs):
+        if len(xs[0]) not in (1, 3):  # LayerNorm2d is 2-D only
+            hw(xs[0], self.name)
+        return xs[0]
 
     def count(self, a, xs, y):
         return ((2 if a["bias"] else 1) * xs[0][0] if a["affine"] else 0), 0
@@ -313,7 +319,8 @@ class GroupNorm(Pointwise):
 class InstanceNorm(Pointwise):
     name = "instancenorm"
     doc = (
-        "Instance normalisation (torch.nn.InstanceNorm2d): each channel of each image normalised over "
+        "Instance normalisation (torch.nn.InstanceNorm2d; 1d / 3d on 1-D / 3-D maps): each channel of each "
+        "image normalised over "
         "its positions. torch's defaults: no affine, no running statistics; with "
         "`track_running_stats` 2C buffers, used at inference."
     )
@@ -329,10 +336,13 @@ class InstanceNorm(Pointwise):
     def out(self, a, xs):
         from .base import ShapeError, concrete
 
-        x = hw(xs[0], self.name)
-        if not a.get("track_running_stats") and concrete(x[1], x[2]) and x[1] * x[2] == 1:
+        from .base import spatial
+
+        x = spatial(xs[0], self.name)
+        if not a.get("track_running_stats") and concrete(*x[1:]) and prod(x[1:]) == 1:
             # torch normalises each map over its own positions: "Expected more than 1 spatial element"
-            raise ShapeError("instancenorm: a 1x1 map has one value per channel, which torch refuses to normalise",
+            one = "x".join("1" * (len(x) - 1))
+            raise ShapeError(f"instancenorm: a {one} map has one value per channel, which torch refuses to normalise",
                              hint="use a larger input, or track_running_stats: true (eval uses the running statistics)")
         return x
 
@@ -366,7 +376,7 @@ class InstanceNorm(Pointwise):
         return 0 if training else as_int((2 * c + (2 * c if a["affine"] else 0)) * itemsize)
 
     def torch(self, a, xs, y):
-        return [("InstanceNorm2d", {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"],
+        return [({2: "InstanceNorm1d", 4: "InstanceNorm3d"}.get(len(xs[0]), "InstanceNorm2d"), {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"],
                                     "affine": a["affine"], "track_running_stats": a["track_running_stats"]})]
 
     torch_ops = ("InstanceNorm2d",)

@@ -7,15 +7,16 @@ import math
 
 from ..expr import as_int, is_symbolic
 from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, ShapeError, SizeOf, Term, hw, prod, register,
-                   window_out)
+                   spatial, torch_pad, window_out)
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def check_mode(layer, mode, pad, x):
     """torch's limits on a padding mode: reflect pads less than the size, circular at most the size."""
-    t, b, l, r = pad
-    for p, size, axis in ((t, x[1], "rows"), (b, x[1], "rows"), (l, x[2], "columns"), (r, x[2], "columns")):
+    words = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}[len(x) - 1]
+    sides = [(pad[2 * i + j], x[1 + i], words[i]) for i in range(len(x) - 1) for j in (0, 1)]
+    for p, size, axis in sides:
         if is_symbolic(p) or is_symbolic(size):
             continue
         if mode == "reflect" and p >= size:
@@ -30,13 +31,14 @@ class Pad(LayerType):
     torch_module = "pad_torch"  # its own nn.Module classes
     name = "pad"
     doc = (
-        "Explicit padding of the spatial axes (torch.nn.functional.pad; nn.ZeroPad2d, ConstantPad2d, "
+        "Explicit padding of the spatial axes, of a map of any rank (torch.nn.functional.pad; nn.ZeroPad2d, ConstantPad2d, "
         "ReflectionPad2d, ReplicationPad2d, CircularPad2d): `constant` with `value`, `reflect` (the "
         "border mirrored, not repeated), `replicate` (the border repeated) or `circular` (wrapped "
         "around). A new tensor."
     )
     keys = (
-        Key("padding", "padding", REQUIRED, "rows and columns added: all sides, [h, w] or [top, bottom, left, right]"),
+        Key("padding", "padding", REQUIRED, "rows and columns added: all sides, [h, w] or [top, bottom, left, right] "
+            "(1-D, 3-D: one per axis or before, after per axis)"),
         Key("mode", "choice", "constant", "constant, reflect, replicate or circular", choices=MODES),
         Key("value", "float", 0.0, "constant mode: the value padded with"),
     )
@@ -48,12 +50,19 @@ class Pad(LayerType):
         return a["padding"]
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        t, b, l, r = self._pad(a)
-        check_mode(self.name, a["mode"], (t, b, l, r), x)
-        return (x[0], as_int(x[1] + t + b), as_int(x[2] + l + r))
+        x = spatial(xs[0], self.name)
+        p = self._pad(a)
+        if len(p) != 2 * (len(x) - 1):
+            raise ShapeError(f"pad: padding has {len(p)} values but its input is a {len(x) - 1}-D map",
+                             hint="give one value per spatial axis, or (before, after) per axis")
+        check_mode(self.name, a["mode"], p, x)
+        return (x[0],) + tuple(as_int(size + p[2 * i] + p[2 * i + 1]) for i, size in enumerate(x[1:]))
 
     def details(self, a, xs, y):
+        if len(a["padding"]) != 4:
+            p = a["padding"]
+            text = f"p{p[0]}" if len(set(p)) == 1 else "p" + ",".join(map(str, p[0::2] if p[0::2] == p[1::2] else p))
+            return text + ("" if a.get("mode", "constant") == "constant" else " " + a["mode"])
         t, b, l, r = a["padding"]
         text = f"p{t}" if t == b == l == r else f"p{t},{l}" if t == b and l == r else f"p{t},{b},{l},{r}"
         return text + ("" if a.get("mode", "constant") == "constant" else " " + a["mode"])
@@ -61,19 +70,19 @@ class Pad(LayerType):
     def window(self, a, xs, y):
         # output o reads input o - before; a padding position reads nothing (constant) or the input
         # position its mode copies (reflect, replicate, circular: PadCopy)
-        t, b, l, r = self._pad(a)
+        p = self._pad(a)
         mode = a["mode"]
         if mode != "constant":  # reflect, replicate, circular: the padding copies input positions
-            return tuple(Axis(1, 1, p0, p1, False) if (p0, p1) == (0, 0) else PadCopy(1, 1, p0, p1, False, mode=mode, n=n)
-                         for p0, p1, n in ((t, b, xs[0][1]), (l, r, xs[0][2])))
-        return Axis(1, 1, t, b, False), Axis(1, 1, l, r, False)
+            return tuple(Axis(1, 1, p[2 * i], p[2 * i + 1], False) if (p[2 * i], p[2 * i + 1]) == (0, 0)
+                         else PadCopy(1, 1, p[2 * i], p[2 * i + 1], False, mode=mode, n=xs[0][1 + i])
+                         for i in range(len(p) // 2))
+        return tuple(Axis(1, 1, p[2 * i], p[2 * i + 1], False) for i in range(len(p) // 2))
 
     def saves(self, a, training):
         return ("input",) if a["mode"] in ("reflect", "replicate") else ()  # their backward reads the input
 
     def torch(self, a, xs, y):
-        t, b, l, r = self._pad(a)
-        return [("Pad", {"padding": (l, r, t, b), "mode": a["mode"], "value": a["value"]})]
+        return [("Pad", {"padding": torch_pad(self._pad(a)), "mode": a["mode"], "value": a["value"]})]
 
     def probe(self, a, xs, y, collapse):
         t, b, l, r = self._pad(a)

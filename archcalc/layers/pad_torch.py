@@ -14,7 +14,7 @@ with warnings.catch_warnings():  # torch warns at import when numpy is absent; i
 
 
 class Pad(nn.Module):
-    """F.pad of the last two axes; padding is (left, right, top, bottom)."""
+    """F.pad of the spatial axes; padding as F.pad takes it, (left, right, top, bottom) in 2-D."""
 
     def __init__(self, padding, mode="constant", value=0.0):
         super().__init__()

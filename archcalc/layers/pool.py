@@ -7,8 +7,18 @@ from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
 from ..findings import Finding, declare
-from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, hw, pads, pair_of, pair_text, register, same_out,
-                   window_out, window_sizes)
+from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, pads, pair_of, pair_text, prod, register,
+                   same_out, spatial, torch_nd, torch_pad, window_out, window_sizes)
+
+_AXIS_WORDS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
+
+
+def _explicit_pad(x, p):
+    """Values of map x padded by per-axis (before, after) p."""
+    out = x[0]
+    for i, size in enumerate(x[1:]):
+        out = out * (size + p[2 * i] + p[2 * i + 1])
+    return out
 
 
 class _Pool(LayerType):
@@ -19,7 +29,10 @@ class _Pool(LayerType):
         return a["kernel"] if a["stride"] is None else a["stride"]
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
+        from .conv import _rank_check
+
+        _rank_check(self.name, a, x)
         if a["padding"] == "same":
             # 'same' pads to exactly ceil(I/S) windows; ceil mode changes nothing: with total
             # padding T > 0 the span (ceil(I/S) - 1) S divides by S, and with T = 0 (K <= S) the
@@ -27,10 +40,10 @@ class _Pool(LayerType):
             # drop-the-last-window rule removes (docs/symbolic.md)
             return (x[0],) + same_out(x, self.stride(a))
         k = eff(a)
-        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, k)
+        p = pads({**a, "stride": self.stride(a)}, x, k)
         s = self.stride(a)
         dims = []
-        for size, kk, ss, p0, p1 in ((x[1], k[0], s[0], t, b), (x[2], k[1], s[1], l, r)):
+        for size, kk, ss, p0, p1 in zip(x[1:], k, s, p[0::2], p[1::2]):
             if a["ceil_mode"] and not any(is_symbolic(v) for v in (kk, ss, p0, p1)) and p1 <= kk:
                 # PyTorch's ceil mode drops a last window that starts in the trailing padding:
                 # n = ceil(span/s) + 1, minus 1 where (n - 1) s >= I + p0. With A = ceil(span/s) and
@@ -45,18 +58,18 @@ class _Pool(LayerType):
                 if (n - 1) * ss >= size + p0:
                     n -= 1
             dims.append(n)
-        return (x[0], dims[0], dims[1])
+        return (x[0],) + tuple(dims)
 
     def window(self, a, xs, y):
         k = eff(a)
         s = self.stride(a)
-        t, b, l, r = pads({**a, "stride": s}, xs[0], k)
+        p = pads({**a, "stride": s}, xs[0], k)
         tiles = not a["ceil_mode"]
-        d = a.get("dilation", (1, 1))
-        return Axis(k[0], s[0], t, b, tiles, d[0]), Axis(k[1], s[1], l, r, tiles, d[1])
+        d = a.get("dilation") or (1,) * len(k)
+        return tuple(Axis(k[i], s[i], p[2 * i], p[2 * i + 1], tiles, d[i]) for i in range(len(k)))
 
     def size_dependent(self, a):
-        return a["padding"] == "same" and tuple(self.stride(a)) != (1, 1)
+        return a["padding"] == "same" and any(v != 1 for v in self.stride(a))
 
     def size_formula(self, a, xs, y):
         return window_sizes(a, xs, y, stride=self.stride(a))
@@ -69,16 +82,20 @@ class _Pool(LayerType):
     def _pad_bytes(self, a, xs, itemsize, zero_ok=False):
         """Bytes per image of the explicit padded copy :meth:`_ops` builds (0: implicit padding)."""
         x = xs[0]
-        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
+        p = pads({**a, "stride": self.stride(a)}, x, eff(a))
         k = tuple(a["kernel"])
-        if (t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]) or (zero_ok and t == b and l == r):
+        sym = p[0::2] == p[1::2]
+        if (sym and all(2 * v <= kk for v, kk in zip(p[0::2], k))) or (zero_ok and sym):
             return 0
-        return x[0] * (x[1] + t + b) * (x[2] + l + r) * itemsize
+        return _explicit_pad(x, p) * itemsize
 
     def _ops(self, a, xs, y, pool, pad_cls):
         """torch's pools take symmetric implicit padding of at most half the kernel: anything else
         is padded explicitly, and with ceil mode cropped to PyTorch's rule (which counts only the
         leading padding, and which torch cannot apply once the padding is explicit)."""
+        n = len(xs[0]) - 1
+        if n != 2:
+            return self._ops_nd(a, xs, y, pool, pad_cls, n)
         t, b, l, r = pads({**a, "stride": self.stride(a)}, xs[0], eff(a))
         k = tuple(a["kernel"])
         implicit_ok = t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]
@@ -89,12 +106,30 @@ class _Pool(LayerType):
             out.append(("Crop2d", {"size": (y[1], y[2])}))
         return out
 
+    def _ops_nd(self, a, xs, y, pool, pad_cls, n):
+        """:meth:`_ops` on a 1-D or 3-D map (MaxPool1d/3d, AvgPool1d/3d; the pads as F.pad)."""
+        p = pads({**a, "stride": self.stride(a)}, xs[0], eff(a))
+        k = tuple(a["kernel"])
+        cls = torch_nd(self.torch_name, n)
+        sym = p[0::2] == p[1::2]
+        if pool.get("dilation") is not None and n == 1:
+            pool = {**pool}
+        if (sym and all(2 * v <= kk for v, kk in zip(p[0::2], k))) or (
+                pad_cls == "ZeroPad2d" and sym and not pool.get("count_include_pad", True)):
+            return [(cls, {**pool, "padding": tuple(p[0::2])})]
+        pad = (("ConstantPadNd", {"padding": torch_pad(p), "value": float("-inf")}) if pad_cls == "NegInfPad2d"
+               else (f"ZeroPad{n}d", {"padding": torch_pad(p)}))
+        out = [pad, (cls, {**pool, "padding": (0,) * n})]
+        if a["ceil_mode"]:
+            out.append(("CropNd", {"size": tuple(y[1:])}))
+        return out
+
 
 @register
 class MaxPool(_Pool):
     name = "maxpool"
     torch_name = "MaxPool2d"
-    doc = "2-D max pooling (torch.nn.MaxPool2d)."
+    doc = "Max pooling (torch.nn.MaxPool2d; MaxPool1d / 3d on 1-D / 3-D maps)."
     keys = (
         Key("kernel", "pair", REQUIRED, "window size"),
         Key("stride", "pair", None, "stride (default: the kernel size)"),
@@ -116,11 +151,10 @@ class MaxPool(_Pool):
         # A dilated window reads only its taps (start, start + D, ...): it covers only padding where no
         # tap lands on the input, which can happen inside the map too when D exceeds the input size
         # (a 2-tap window dilated by 2 over 1 row with 'same' padding reads rows -1 and 1)
-        x = hw(xs[0], self.name)
-        t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
-        for axis, size, kk, d, s, p0, n in (("rows", x[1], a["kernel"][0], a["dilation"][0], self.stride(a)[0], t, y[1]),
-                                             ("columns", x[2], a["kernel"][1], a["dilation"][1], self.stride(a)[1], l,
-                                              y[2])):
+        x = xs[0]
+        p = pads({**a, "stride": self.stride(a)}, x, eff(a))
+        for axis, size, kk, d, s, p0, n in zip(_AXIS_WORDS[len(x) - 1], x[1:], a["kernel"], a["dilation"], self.stride(a),
+                                               p[0::2], y[1:]):
             if any(is_symbolic(v) for v in (size, kk, d, s, p0, n)) or n < 1:
                 continue  # no window at all: the output-size check says so
             k = d * (kk - 1) + 1
@@ -143,7 +177,7 @@ class MaxPool(_Pool):
     def scratch(self, a, xs, y, itemsize, training):
         # torch's max_pool2d makes int64 indices beside its output even under no_grad (kept for
         # backward in training: `saves`), and reads an explicit -inf padded copy where needed
-        idx = 0 if training else y[0] * y[1] * y[2] * 8
+        idx = 0 if training else prod(y) * 8
         return self._pad_bytes(a, xs, itemsize) + idx
 
     def _pool(self, a):
@@ -181,7 +215,7 @@ class MaxPool(_Pool):
 class AvgPool(_Pool):
     name = "avgpool"
     torch_name = "AvgPool2d"
-    doc = "2-D average pooling (torch.nn.AvgPool2d)."
+    doc = "Average pooling (torch.nn.AvgPool2d; AvgPool1d / 3d on 1-D / 3-D maps)."
     keys = (
         Key("kernel", "pair", REQUIRED, "window size"),
         Key("stride", "pair", None, "stride (default: the kernel size)"),
@@ -202,11 +236,20 @@ class AvgPool(_Pool):
             # torch takes implicit padding only symmetric and at most half the kernel; explicit zero
             # padding would be counted as input: no torch module computes the mean over the real
             # inputs otherwise, so the spec is refused rather than built differently
-            x = hw(xs[0], self.name)
-            t, b, l, r = pads({**a, "stride": self.stride(a)}, x, eff(a))
+            x = xs[0]
+            p = pads({**a, "stride": self.stride(a)}, x, eff(a))
             k = tuple(a["kernel"])
-            if any(is_symbolic(v) for v in (t, b, l, r)):
+            if any(is_symbolic(v) for v in p):
                 return y
+            if len(x) != 3:
+                if any(p) and not (p[0::2] == p[1::2] and all(2 * v <= kk for v, kk in zip(p[0::2], k))):
+                    raise ShapeError(
+                        f"avgpool {'x'.join(map(str, k))} with count_include_pad: false and padding {list(p)} "
+                        "(before, after per axis): torch pads only symmetrically and by at most half the kernel "
+                        "without counting the padding",
+                        hint="use a symmetric padding of at most half the kernel, or count_include_pad: true")
+                return y
+            t, b, l, r = p
             if (t, b, l, r) != (0, 0, 0, 0) and not (t == b and l == r and 2 * t <= k[0] and 2 * l <= k[1]):
                 raise ShapeError(
                     f"avgpool {k[0]}x{k[1]} with count_include_pad: false and padding top {t}, bottom {b}, "
@@ -252,7 +295,8 @@ _UPSAMPLES = declare("layer.adaptive-upsample", "an adaptive average pool to a s
 class AdaptiveAvgPool(LayerType):
     name = "adaptive_avgpool"
     doc = (
-        "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d). When the output "
+        "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d; 1d / 3d on 1-D / 3-D "
+        "maps, size one per axis). When the output "
         "size equals the input size it is an identity and produces no new values; an output larger "
         "than the input (torch repeats input values) is flagged with a warning."
     )
@@ -264,13 +308,18 @@ class AdaptiveAvgPool(LayerType):
     }
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        return (x[0], a["size"][0], a["size"][1])
+        x = spatial(xs[0], self.name)
+        from .conv import _rank_check
+
+        _rank_check(self.name, a, x)
+        return (x[0],) + tuple(a["size"])
 
     def details(self, a, xs, y):
         return pair_text(a["size"], both=True)
 
     def size_formula(self, a, xs, y):
+        if len(y) != 3:
+            return Text("output size: fixed at {}; windows of ceil(I/O) at stride floor(I/O) on each axis", (tuple(y),))
         return Text("output size: fixed at {}x{}; windows of ceil(I/O) = ceil({}/{}) = {} at stride floor(I/O) = {}",
                     (y[1], y[2], xs[0][1], y[1], ceildiv(xs[0][1], y[1]), floordiv(xs[0][1], y[1])))
 
@@ -279,6 +328,12 @@ class AdaptiveAvgPool(LayerType):
         bigger = [(i, o) for i, o in zip(x[1:], y[1:]) if not is_symbolic(i) and not is_symbolic(o) and o > i]
         if not bigger:
             return []
+        if len(x) != 3:
+            return [Finding(_UPSAMPLES, f"{self.name} to {'x'.join(map(str, y[1:]))} is larger than its "
+                            f"{'x'.join(map(str, x[1:]))} input on an axis: torch repeats input values (an upsample, "
+                            "not a pool); use a larger input or a smaller size",
+                            numbers=tuple((f"input_{i}", v) for i, v in enumerate(x[1:]))
+                            + tuple((f"output_{i}", v) for i, v in enumerate(y[1:])))]
         return [Finding(_UPSAMPLES, f"adaptive_avgpool to {y[1]}x{y[2]} is larger than its {x[1]}x{x[2]} input: "
                         "torch repeats input values (an upsample, not a pool); use a larger input or a smaller size",
                         numbers=(("input_h", x[1]), ("input_w", x[2]), ("output_h", y[1]), ("output_w", y[2])))]
@@ -306,7 +361,7 @@ class AdaptiveAvgPool(LayerType):
         # output o averages inputs floor(o I / O) .. ceil((o + 1) I / O) - 1 (PyTorch's rule): exact
         # in rationals; a plain window of I/O at stride I/O when O divides I
         axes = []
-        for size, n in ((xs[0][1], y[1]), (xs[0][2], y[2])):
+        for size, n in zip(xs[0][1:], y[1:]):
             if (is_symbolic(size) or is_symbolic(n)) and not (not is_symbolic(n) and n == 1):
                 # a closed form holds at every size only where O divides I; elsewhere the field
                 # depends on the position (issue 21 item 4): unknown, never a guess
@@ -325,10 +380,10 @@ class AdaptiveAvgPool(LayerType):
 
     def saves(self, a, training):
         # PyTorch computes a 1x1 adaptive pool as a mean, whose backward keeps nothing
-        return () if tuple(a["size"]) == (1, 1) else ("input",)
+        return () if all(v == 1 for v in a["size"]) else ("input",)
 
     def torch(self, a, xs, y):
-        return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]
+        return [(torch_nd("AdaptiveAvgPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]
 
     torch_ops = ("AdaptiveAvgPool2d", "adaptive_avg_pool2d")
 
@@ -346,15 +401,17 @@ class WholeMap(LayerType):
     window of the map's size."""
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        return (x[0], 1, 1)
+        x = spatial(xs[0], self.name)
+        return (x[0],) + (1,) * (len(x) - 1)
 
     def size_formula(self, a, xs, y):
+        if len(y) != 3:
+            return Text("output size: C x 1... = {} (one window over the whole {} map)", (tuple(y), tuple(xs[0][1:])))
         return Text("output size: C x 1 x 1 = {} (one window over the whole {}x{} map)", (tuple(y), xs[0][1], xs[0][2]))
 
     def window(self, a, xs, y):
         x = xs[0]
-        return Axis(x[1], x[1], 0, 0, False), Axis(x[2], x[2], 0, 0, False)
+        return tuple(Axis(v, v, 0, 0, False) for v in x[1:])
 
     def size_dependent(self, a):
         return True
@@ -363,11 +420,12 @@ class WholeMap(LayerType):
 @register
 class GlobalAvgPool(WholeMap):
     name = "global_avgpool"
-    doc = "Average over all spatial positions: C x H x W to C x 1 x 1."
+    doc = "Average over all spatial positions: C x H x W to C x 1 x 1 (C x L to C x 1, C x D x H x W to C x 1 x 1 x 1)."
     formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0"}
 
     def torch(self, a, xs, y):
-        return [("AdaptiveAvgPool2d", {"output_size": (1, 1)})]
+        n = len(xs[0]) - 1
+        return [(torch_nd("AdaptiveAvgPool2d", n), {"output_size": (1,) * n})]
 
     torch_ops = ("mean",)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Key, LayerType, REQUIRED, hw, pair_of, pair_text, register
+from .base import Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
 from .pool import AdaptiveAvgPool, WholeMap
 
 
@@ -11,7 +11,8 @@ from .pool import AdaptiveAvgPool, WholeMap
 class AdaptiveMaxPool(LayerType):
     name = "adaptive_maxpool"
     doc = (
-        "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d): output o takes the "
+        "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d; 1d / 3d on 1-D / 3-D maps): "
+        "output o takes the "
         "maximum of inputs floor(o I / O) .. ceil((o + 1) I / O) - 1, the windows of adaptive_avgpool. "
         "A new tensor; torch makes int64 indices beside it (kept for backward)."
     )
@@ -19,8 +20,11 @@ class AdaptiveMaxPool(LayerType):
     formulas = {"shape": "C x size_h x size_w", "params": "0", "macs": "0 (comparisons are not MACs)"}
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
-        return (x[0], a["size"][0], a["size"][1])
+        x = spatial(xs[0], self.name)
+        from .conv import _rank_check
+
+        _rank_check(self.name, a, x)
+        return (x[0],) + tuple(a["size"])
 
     def details(self, a, xs, y):
         return pair_text(a["size"], both=True)
@@ -38,13 +42,13 @@ class AdaptiveMaxPool(LayerType):
         return ("input", "indices")  # as torch's adaptive_max_pool2d backward keeps them
 
     def scratch(self, a, xs, y, itemsize, training):
-        return 0 if training else as_int(y[0] * y[1] * y[2] * 8)  # the int64 indices, made even under no_grad
+        return 0 if training else as_int(prod(y) * 8)  # the int64 indices, made even under no_grad
 
     def torch(self, a, xs, y):
-        return [("AdaptiveMaxPool2d", {"output_size": tuple(a["size"])})]
+        return [(torch_nd("AdaptiveMaxPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]
 
     def probe(self, a, xs, y, collapse):
-        return [("AdaptiveAvgPool2d", {"output_size": tuple(a["size"])})]  # every window position weighted
+        return [(torch_nd("AdaptiveAvgPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]  # every window position weighted
 
     torch_ops = ("AdaptiveMaxPool2d", "adaptive_max_pool2d")
 
@@ -61,7 +65,8 @@ class AdaptiveMaxPool(LayerType):
 class GlobalMaxPool(WholeMap):
     name = "global_maxpool"
     doc = (
-        "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; "
+        "Maximum over all spatial positions: C x H x W to C x 1 x 1 (torch.amax over H and W, keepdim; every "
+        "axis of a 1-D or 3-D map; "
         "timm's SelectAdaptivePool2d('max') with flatten off). A new tensor."
     )
     formulas = {"shape": "C x 1 x 1", "params": "0", "macs": "0 (comparisons are not MACs)"}
@@ -70,7 +75,7 @@ class GlobalMaxPool(WholeMap):
         return ("input", "output")  # amax's backward compares the input with the maximum
 
     def torch(self, a, xs, y):
-        return [("GlobalMaxPool", {})]
+        return [("GlobalMaxPool", {})] if len(xs[0]) == 3 else [("GlobalMaxPoolNd", {})]
 
     torch_module = "pool_extra_torch"  # its own nn.Module classes
 

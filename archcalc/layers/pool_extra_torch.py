@@ -17,3 +17,10 @@ class GlobalMaxPool(nn.Module):
 
     def forward(self, x):
         return torch.amax(x, dim=(2, 3), keepdim=True)
+
+
+class GlobalMaxPoolNd(nn.Module):
+    """The maximum over every spatial axis (1-D, 3-D maps), kept as N x C x 1 ... x 1."""
+
+    def forward(self, x):
+        return torch.amax(x, dim=tuple(range(2, x.dim())), keepdim=True)

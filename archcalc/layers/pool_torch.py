@@ -41,6 +41,34 @@ class Crop2d(nn.Module):
         return f"size={self.size}"
 
 
+class ConstantPadNd(nn.Module):
+    """Pad a map of any rank with a constant (-inf before a 1-D or 3-D max-pool); padding as F.pad takes it."""
+
+    def __init__(self, padding, value=0.0):
+        super().__init__()
+        self.padding, self.value = tuple(padding), value
+
+    def forward(self, x):
+        return F.pad(x, self.padding, value=self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class CropNd(nn.Module):
+    """Keep the first size[i] positions of each spatial axis (a map of any rank)."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = tuple(size)
+
+    def forward(self, x):
+        return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in self.size)]
+
+    def extra_repr(self):
+        return f"size={self.size}"
+
+
 class ProbeSumPool(nn.Module):
     """A max-pool's geometry with every window position weighted 1 (dilation and ceil mode too)."""
 

@@ -9,7 +9,8 @@ from functools import lru_cache
 
 from ..expr import as_int, ceildiv, floordiv, is_symbolic
 from ..limits import MAX_SIZE
-from .base import REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register
+from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register,
+                   shape_text, spatial)
 
 
 @lru_cache(maxsize=256)
@@ -89,7 +90,9 @@ def scaled_size(size, scale: float):
     return sp.Piecewise(*((f, size <= hi) for f, (hi, *_) in zip(forms[:-1], pieces)), (forms[-1], True))
 
 
-_CORNERS = ("bilinear", "bicubic")  # the modes with torch's align_corners
+_CORNERS = ("linear", "bilinear", "bicubic", "trilinear")  # the modes with torch's align_corners
+_LINEAR = ("linear", "bilinear", "trilinear")  # one per rank: 1-D, 2-D, 3-D
+_RANK_MODES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}  # the rank each mode is for (torch's rule)
 
 
 def _on_axis(a, i):
@@ -144,18 +147,20 @@ class Upsample(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
     name = "upsample"
     doc = (
-        "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear, by a scale factor, to a "
+        "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear (linear on a 1-D map, "
+        "trilinear on a 3-D one), by a scale factor, to a "
         "size, or to the spatial size of an earlier layer's output (`like: NAME`, or `like: input`: FCN "
         "and LR-ASPP upsample to the input size). No parameters and, under the conv+linear convention, "
         "no MACs; its output is a new tensor. Its window is exact in rationals: a 2x upsample halves "
         "the receptive field's effective stride."
     )
     keys = (
-        Key("scale", "scales", None, "scale factor, or [h, w] per axis (output = floor(input * scale))", lo=0, lo_open=True),
-        Key("size", "pair", None, "output size [h, w]"),
+        Key("scale", "scales", None, "scale factor, or one per axis (output = floor(input * scale))", lo=0, lo_open=True),
+        Key("size", "pair", None, "output size, one per axis"),
         Key("like", "ref", None, "an earlier layer (or input) whose spatial size to take"),
-        Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area",
-            choices=("nearest", "nearest-exact", "bilinear", "bicubic", "area")),
+        Key("mode", "choice", "nearest", "interpolation: nearest, nearest-exact, bilinear, bicubic or area; "
+            "linear on a 1-D map, trilinear on a 3-D one",
+            choices=("nearest", "nearest-exact", "bilinear", "bicubic", "area", "linear", "trilinear")),
         Key("align_corners", "bool", False, "bilinear and bicubic only: align the corner pixels (torch's align_corners)"),
     )
     formulas = {"shape": "C x floor(H * scale) x floor(W * scale), or the given size", "params": "0", "macs": "0"}
@@ -172,17 +177,30 @@ class Upsample(LayerType):
         return given[0]
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
+        n = len(x) - 1
         how = self._how(a)
+        want = _RANK_MODES.get(a["mode"])
+        if want is not None and want != n:
+            fits = {1: "linear", 2: "bilinear or bicubic", 3: "trilinear"}[n]
+            raise ShapeError(f"upsample: mode {a['mode']} is for {want}-D maps, its input {shape_text(x)} is {n}-D "
+                             "(as torch's F.interpolate)", hint=f"use mode: {fits} (or nearest, nearest-exact, area)")
+        for key in ("size", "scale"):
+            v = a.get(key)
+            if isinstance(v, tuple) and len(v) != n:
+                raise ShapeError(f"upsample: {key} has {len(v)} values but its input {shape_text(x)} is a {n}-D map",
+                                 hint=f"give {key} one value per spatial axis")
         if how == "size":
             return (x[0],) + tuple(a["size"])
         if how == "like":
             ref = xs[-1]
-            if len(ref) != 3:
+            if len(ref) == 1:
                 raise ShapeError(f"upsample: like: names a flat vector of {ref[0]}, not a feature map")
-            return (x[0], ref[1], ref[2])
+            if len(ref) != len(x):
+                raise ShapeError(f"upsample: like: names a {len(ref) - 1}-D map {shape_text(ref)}, its input is {n}-D")
+            return (x[0],) + tuple(ref[1:])
         dims = [scaled_size(d, _on_axis(a, i)["scale"]) for i, d in enumerate(x[1:])]  # a per-axis scale: this axis's
-        return (x[0], dims[0], dims[1])
+        return (x[0],) + tuple(dims)
 
     def _q(self, a, size, n):
         """Input positions per output position, as torch computes source coordinates (a Fraction;
@@ -205,13 +223,13 @@ class Upsample(LayerType):
 
     def window(self, a, xs, y):
         axes = []
-        for i, (size, n) in enumerate(((xs[0][1], y[1]), (xs[0][2], y[2]))):
+        for i, (size, n) in enumerate(zip(xs[0][1:], y[1:])):
             if a["mode"] == "area" and not concrete(size, n):
                 # an adaptive average pool from I to O: a closed form holds only where O divides I,
                 # elsewhere the field depends on the position (as adaptive_avgpool): unknown
                 return "unknown"
             q = self._q(_on_axis(a, i), size, n)
-            if a["mode"] in ("nearest", "bilinear") and concrete(size, n) and n == size:
+            if a["mode"] in ("nearest",) + _LINEAR and concrete(size, n) and n == size:
                 # an axis that keeps its size is a copy in torch's CPU kernels whatever the scale
                 # (nearest_idx returns the output index when output size == input size; the
                 # bilinear kernel interpolates only the axes whose size changes): 1.16 on 2 rows
@@ -238,7 +256,7 @@ class Upsample(LayerType):
 
     def saves(self, a, training):
         # area: adaptive_avg_pool2d's backward reads the input (to 1 x 1 torch takes a mean, which keeps nothing)
-        return ("input",) if a["mode"] == "area" and tuple(a.get("size") or ()) != (1, 1) else ()
+        return ("input",) if a["mode"] == "area" and not all(v == 1 for v in (a.get("size") or (0,))) else ()
 
     def torch(self, a, xs, y):
         how = self._how(a)
@@ -275,7 +293,8 @@ class Crop(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
     name = "crop"
     doc = (
-        "Centre crop to the spatial size of an earlier layer's output (`like: NAME`: U-Net's "
+        "Centre crop (every spatial axis, of a map of any rank) to the spatial size of an earlier layer's "
+        "output (`like: NAME`: U-Net's "
         "crop-and-concat) or to `size: [h, w]`; the offset is floor((H - h) / 2). A view: no new tensor."
     )
     keys = (
@@ -292,21 +311,34 @@ class Crop(LayerType):
         if given[0] == "size":
             return tuple(a["size"])
         ref = xs[-1]
-        if len(ref) != 3:
+        if len(ref) == 1:
             raise ShapeError(f"crop: like: names a flat vector of {ref[0]}, not a feature map")
-        return ref[1], ref[2]
+        if len(ref) != len(xs[0]):
+            raise ShapeError(f"crop: like: names a {len(ref) - 1}-D map {shape_text(ref)}, its input is "
+                             f"{len(xs[0]) - 1}-D {shape_text(xs[0])}")
+        return tuple(ref[1:])
 
     def out(self, a, xs):
-        x = hw(xs[0], self.name)
+        x = spatial(xs[0], self.name)
+        if len(x) != 3:  # 1-D, 3-D: the centre of every axis
+            t = self._target(a, xs)
+            if len(t) != len(x) - 1:
+                raise ShapeError(f"crop: size has {len(t)} values but its input {shape_text(x)} is a {len(x) - 1}-D map")
+            if concrete(*t, *x[1:]) and any(o > i for o, i in zip(t, x[1:])):
+                raise ShapeError(f"crop to {'x'.join(map(str, t))} is larger than its {'x'.join(map(str, x[1:]))} input",
+                                 hint="crop only shrinks; pad or upsample instead")
+            return (x[0],) + t
         h, w = self._target(a, xs)
         if concrete(h, w, x[1], x[2]) and (h > x[1] or w > x[2]):
             raise ShapeError(f"crop to {h}x{w} is larger than its {x[1]}x{x[2]} input", hint="crop only shrinks; pad or upsample instead")
         return (x[0], h, w)
 
     def _offsets(self, xs, y):
-        return floordiv(xs[0][1] - y[1], 2), floordiv(xs[0][2] - y[2], 2)
+        return tuple(floordiv(i - o, 2) for i, o in zip(xs[0][1:], y[1:]))
 
     def window(self, a, xs, y):
+        if len(y) != 3:
+            return tuple(Axis(1, 1, -f, as_int(f + o - i), False) for f, i, o in zip(self._offsets(xs, y), xs[0][1:], y[1:]))
         top, left = self._offsets(xs, y)
         return (Axis(1, 1, -top, as_int(top + y[1] - xs[0][1]), False),
                 Axis(1, 1, -left, as_int(left + y[2] - xs[0][2]), False))
@@ -315,6 +347,8 @@ class Crop(LayerType):
         return True
 
     def torch(self, a, xs, y):
+        if len(y) != 3:
+            return [("CentreCropNd", {"start": self._offsets(xs, y), "size": tuple(y[1:])})]
         top, left = self._offsets(xs, y)
         return [("CentreCrop", {"top": top, "left": left, "size": (y[1], y[2])})]
 

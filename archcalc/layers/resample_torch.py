@@ -37,7 +37,7 @@ class ResizeLike(nn.Module):
         self.mode, self.align_corners = mode, align_corners
 
     def forward(self, x, like):
-        return F.interpolate(x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners)
+        return F.interpolate(x, size=like.shape[2:], mode=self.mode, align_corners=self.align_corners)
 
     def extra_repr(self):
         return f"mode={self.mode}, align_corners={self.align_corners}"
@@ -56,3 +56,18 @@ class CentreCrop(nn.Module):
 
     def extra_repr(self):
         return f"top={self.top}, left={self.left}, size={self.size}"
+
+
+class CentreCropNd(nn.Module):
+    """A crop of a map of any rank: positions start[i] .. start[i] + size[i] - 1 of each spatial axis
+    (a view); further inputs (the layer whose size it takes) are ignored."""
+
+    def __init__(self, start, size):
+        super().__init__()
+        self.start, self.size = tuple(start), tuple(size)
+
+    def forward(self, x, *like):
+        return x[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(self.start, self.size))]
+
+    def extra_repr(self):
+        return f"start={self.start}, size={self.size}"

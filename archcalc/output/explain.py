@@ -94,16 +94,21 @@ def _axis_size(lines, axis_name, size, k, d, s, before, after, out, ceil=False):
         lines.append(f"  ! the engine has {out}: please report this difference")
 
 
+def _axes(n):
+    """(axis, name) of each spatial axis: H, W (2-D); L (1-D); D, H, W (3-D)."""
+    return tuple(enumerate({1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[n]))
+
+
 def _rf_lines(lines, prev, win, rf):
     """r' = r + (k-1)*j, j' = j*s, p' = p + P_before*j, per axis."""
-    for axis, name in ((0, "H"), (1, "W")):
+    for axis, name in _axes(len(prev)):
         a, w = prev[axis], win[axis]
         r = as_int(a.size + (w.k - 1) * a.stride)
         j = as_int(a.stride * w.s)
         p = as_int(a.padding + w.before * a.stride)
         lines.append(f"  {name}: r = {_n(a.size)} + ({_n(w.k)}-1)*{_n(a.stride)} = {_x(r)}; "
                      f"j = {_n(a.stride)}*{_n(w.s)} = {_x(j)}; p = {_n(a.padding)} + {_n(w.before)}*{_n(a.stride)} = {_x(p)}")
-        if axis == 0 and prev[0] == prev[1] and win[0] == win[1]:
+        if axis == 0 and len(prev) == 2 and prev[0] == prev[1] and win[0] == win[1]:
             lines.append("  W: the same")
             break
     lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
@@ -111,12 +116,12 @@ def _rf_lines(lines, prev, win, rf):
 
 def _position_lines(lines, rf):
     """Position 0's field and the widest size, per axis, as the engine worked them out."""
-    for axis, name in ((0, "H"), (1, "W")):
+    for axis, name in _axes(len(rf)):
         a = rf[axis]
         first, last = a.at(0)
         lines.append(f"  {name}: position 0 reads {_n(first)} .. {_n(last)}, so p = {_x(a.padding)}; "
                      f"the widest position reads r = {_x(a.size)}; j = {_x(a.stride)}")
-        if axis == 0 and rf[0] == rf[1] and rf[0].at(0) == rf[1].at(0):
+        if axis == 0 and len(rf) == 2 and rf[0] == rf[1] and rf[0].at(0) == rf[1].at(0):
             lines.append("  W: the same")
             break
     lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
@@ -132,12 +137,12 @@ def _affine(s, a) -> str:
 
 def _resample_lines(lines, win, rf):
     """first(o) = floor|ceil(s*o + a), last(o) = floor|ceil(s*o + b), per axis."""
-    for axis, name in ((0, "H"), (1, "W")):
+    for axis, name in _axes(len(win)):
         w = win[axis]
         first = f"{'ceil' if w.a_up else 'floor'}({_affine(w.s, w.a)})"
         last = f"{'ceil' if w.b_up else 'floor'}({_affine(w.s, w.b)})"
         lines.append(f"  {name}: first(o) = {first}, last(o) = {last}")
-        if axis == 0 and win[0] == win[1]:
+        if axis == 0 and len(win) == 2 and win[0] == win[1]:
             lines.append("  W: the same")
             break
     lines.append(f"  receptive field {rf_text(rf)} (size/stride/padding)")
@@ -166,12 +171,23 @@ def _fill(text: Text) -> str:
 
 def _window_size_lines(lines, w: WindowSizes):
     """A sliding window's output size, per axis (H and W together where they agree)."""
+    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[len(w.size)]
     if w.padding == "same":
         lines.append("output size: padding 'same' (TensorFlow's rule): out = ceil(I / S), total padding "
                      "max((out - 1)*S + D*(K-1) + 1 - I, 0), the odd pixel after")
-        for ax, name in ((0, "H"), (1, "W")):
+        for ax, name in enumerate(names):
             lines.append(f"  {name}: ceil({_n(w.size[ax])}/{_n(w.stride[ax])}) = {_n(w.out[ax])}; padding "
                          f"{_n(w.before[ax])} before, {_n(w.after[ax])} after")
+    elif len(w.size) != 2:
+        lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
+                     + (" (ceil with ceil_mode)" if w.ceil else ""))
+        k, d, s = w.kernel, w.dilation, w.stride
+        axes = [(w.size[i], k[i], d[i], s[i], w.padding[2 * i], w.padding[2 * i + 1]) for i in range(len(names))]
+        if len(set(axes)) == 1:
+            _axis_size(lines, ", ".join(names), *axes[0], w.out[0], w.ceil)
+        else:
+            for i, name in enumerate(names):
+                _axis_size(lines, name, *axes[i], w.out[i], w.ceil)
     else:
         lines.append("output size: out = floor((I + P_before + P_after - D*(K-1) - 1)/S) + 1"
                      + (" (ceil with ceil_mode)" if w.ceil else ""))
@@ -266,8 +282,8 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
     # -- receptive field
     lines.append("")
     prev = report.rows[node.inputs[0]].rf if node.inputs and node.inputs[0] >= 0 else (
-        (RF(1, 1, 0), RF(1, 1, 0)) if len(net.input) == 3 else None)
-    if row.rf is None and len(row.shape) == 3:
+        tuple(RF(1, 1, 0) for _ in net.input[1:]) if len(net.input) > 1 else None)
+    if row.rf is None and len(row.shape) > 1:
         lines.append("receptive field: unknown (it depends on the output position and the sizes are symbols: "
                      "give them values for the exact field)")
     elif row.rf is None:

@@ -136,7 +136,9 @@ def summary_csv(report: Report, depth=None, net=None) -> str:
         rfv = ["", "", "", "", "", ""] if rf is None else [
             jsonable(rf[0].size), jsonable(rf[1].size), jsonable(rf[0].stride),
             jsonable(rf[1].stride), jsonable(rf[0].padding), jsonable(rf[1].padding),
-        ]
+        ] if len(rf) == 2 else [  # 1-D, 3-D: the columns of H and W hold every axis, "DxHxW" (1-D: L) in rf_h
+            "x".join(str(jsonable(a.size)) for a in rf), "", "x".join(str(jsonable(a.stride)) for a in rf), "",
+            "x".join(str(jsonable(a.padding)) for a in rf), ""]
         w.writerow(
             [plain(r.name), r.type, " ".join(plain(x) for x in r.inputs), shape_text(r.shape), jsonable(r.params),
              jsonable(r.buffers), jsonable(r.macs), jsonable(r.values), *rfv, int(r.aux),
@@ -526,13 +528,20 @@ def yaml_text(value) -> str:
 
 def layers_markdown() -> str:
     """docs/layers.md, generated from the registry (a test keeps the file in step)."""
-    from ..layers import KIND_TEXT, REQUIRED, describe
+    from ..layers import KIND_DOC, KIND_TEXT, REQUIRED, describe
 
     out = [
         "# Layer types",
         "",
         "Generated from the layer registry (`archcalc layers --format markdown`); do not edit by hand.",
         "Size keys accept integers or expressions (`2*C`, `$width // 2`).",
+        "",
+        "The spec's `input` decides the rank: `[C, H, W]` is 2-D, `[C, L]` 1-D, `[C, D, H, W]` 3-D. Per-axis",
+        "keys then take one value per spatial axis (`kernel: [3, 7, 7]` in 3-D) or one integer for all;",
+        "padding also takes (before, after) per axis (`[front, back, top, bottom, left, right]`). conv,",
+        "conv_transpose, the pools (max, average, adaptive, global), batch, group and instance norm,",
+        "upsample, pixel shuffle and unshuffle, pad, crop and every pointwise layer work on all three;",
+        "a type that is 2-D only refuses other ranks with an error naming the layer.",
         "",
     ]
     for info in describe():
@@ -542,7 +551,7 @@ def layers_markdown() -> str:
             out += ["| key | kind | default | meaning |", "|---|---|---|---|"]
             for k in info.keys:
                 default = "required" if k.default is REQUIRED else ("-" if k.default is None else yaml_text(k.default))
-                out.append(f"| `{k.name}` | {KIND_TEXT[k.kind]} | {default} | {k.doc} |")
+                out.append(f"| `{k.name}` | {KIND_DOC.get(k.kind, KIND_TEXT[k.kind])} | {default} | {k.doc} |")
             out.append("")
         for name, text in info.formulas.items():
             out.append(f"- {name}: `{text}`")

@@ -42,9 +42,10 @@ def jsonable(value):
 def rf_dict(rf):
     if rf is None:
         return None
+    # one entry per spatial axis: h, w (2-D); l (1-D); d, h, w (3-D)
     return {
         axis: {"size": jsonable(a.size), "stride": jsonable(a.stride), "padding": jsonable(a.padding)}
-        for axis, a in zip(("h", "w"), rf)
+        for axis, a in zip({1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}[len(rf)], rf)
     }
 
 
@@ -126,6 +127,8 @@ def layer_line(r: Row, cache: dict | None = None) -> str:
     if rf_text is None:
         if rf is None:
             rf_text = "null"
+        elif len(rf) != 2:  # a 1-D or 3-D map: the general writer
+            return json.dumps(layer_dict(r), separators=(", ", ": "))
         else:
             h, w = rf
             nums = (h.size, h.stride, h.padding, w.size, w.stride, w.padding)
@@ -264,9 +267,23 @@ def shape_text(shape) -> str:
     return "x".join(dim_text(d) for d in shape)
 
 
+def _rf_text_nd(rf) -> str:
+    """A 1-D or 3-D field: size/stride/padding once where every axis agrees, else per axis (DxHxW)."""
+    def e(v):
+        shown = exact(v)
+        return f"({shown})" if "/" in shown or " " in shown else shown
+
+    if len({(a.size, a.stride, a.padding) for a in rf}) == 1:
+        a = rf[0]
+        return f"{e(a.size)}/{e(a.stride)}/{e(a.padding)}"
+    return "/".join("x".join(e(getattr(a, f)) for a in rf) for f in ("size", "stride", "padding"))
+
+
 def rf_text(rf) -> str:
     if rf is None:
         return "-"
+    if len(rf) != 2:
+        return _rf_text_nd(rf)
     h, w = rf
     if h is w or (type(h.size) is int and type(h.stride) is int and type(h.padding) is int and h == w):
         return f"{h.size:,}/{h.stride:,}/{h.padding:,}"

@@ -63,8 +63,9 @@ class _Raw:
 
 
 class _Ctx:
-    def __init__(self, file, blocks, values):
+    def __init__(self, file, blocks, values, rank=2):
         self.file = file
+        self.rank = rank  # spatial axes of the input (1, 2 or 3): how per-axis keys are read
         self.blocks = blocks
         self.nodes: list[Node] = []
         self.index: dict[str, int] = {}  # name -> node index
@@ -155,8 +156,8 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
     symbols = _symbols(doc, file)
     raw_input = doc["input"]
     in_line = doc.lines["input"]
-    if not isinstance(raw_input, list) or len(raw_input) not in (1, 3):
-        raise SpecError("'input' is [C, H, W] (or [F] for a flat vector)", Where(file=file, line=in_line))
+    if not isinstance(raw_input, list) or len(raw_input) not in (1, 2, 3, 4):
+        raise SpecError("'input' is [C, H, W] (or [C, L], [C, D, H, W]; [F] for a flat vector)", Where(file=file, line=in_line))
     members = _variants(doc.get("variants"), file, doc.lines.get("variants"), symbols)
 
     used = {k: v for k, v in symbols.items() if v is not None}
@@ -190,7 +191,7 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
             raise SpecError(
                 f"--input has {len(input_override)} entries but the spec's input has {len(raw_input)}",
                 Where(file=file, line=in_line, path="input"),
-                "give CxHxW for a feature map, F for a flat vector",
+                "give CxHxW for a feature map (CxL, CxDxHxW for 1-D, 3-D), F for a flat vector",
             )
         for item, value in zip(raw_input, input_override):
             name = item.strip() if isinstance(item, str) else None
@@ -224,7 +225,9 @@ def loads(text: str, file: str = "<spec>", values: dict | None = None, input_ove
     budget = _budget(doc.get("budget"), file, doc.lines.get("budget"))
 
     blocks = _blocks(doc.get("blocks"), file, doc.lines.get("blocks"))
-    ctx = _Ctx(file, blocks, used)
+    # the rank (spatial axes) of the input decides how per-axis keys are read: an int or n values
+    # (kernel, stride, ...), 2n for padding; a flat input reads them as 2-D (they are refused at shape)
+    ctx = _Ctx(file, blocks, used, len(raw_input) - 1 if len(raw_input) > 1 else 2)
     layers = doc["layers"]
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' is a non-empty list", Where(file=file, line=doc.lines["layers"]))
@@ -394,7 +397,7 @@ def _float(key, value, env, where, expect):
     return value
 
 
-def _key_value(key: L.Key, value, env, where: Where, resolve=None):
+def _key_value(key: L.Key, value, env, where: Where, resolve=None, rank=2):
     kind = key.kind
     if kind == "ref":
         return _ref_value(key, value, env, where, resolve)
@@ -405,7 +408,7 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         value = _evaluate(value, env, where, allow_words=True)
         if isinstance(value, str) and value.strip().startswith("$"):
             raise SpecError(f"unknown argument {short(value)}", where)
-    expect = f"{key.name}: expected {L.KIND_TEXT.get(kind, kind)}"
+    expect = f"{key.name}: expected {L.kind_text(kind, rank)}"
     if kind == "bool":
         if not isinstance(value, bool):
             raise SpecError(f"{expect}, got {short(value)}", where)
@@ -414,7 +417,7 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         return _float(key, value, env, where, expect)
     if kind == "scales":  # a number, or one per axis [h, w] (a tuple)
         if isinstance(value, list):
-            if len(value) != 2:
+            if len(value) != rank:
                 raise SpecError(f"{expect}, got a list of {len(value)}", where)
             return tuple(_float(key, v, env, where, expect) for v in value)
         return _float(key, value, env, where, expect)
@@ -424,25 +427,24 @@ def _key_value(key: L.Key, value, env, where: Where, resolve=None):
         if value == "depthwise":
             return value
         return _size(value, env, where)
-    if kind == "pair":
+    if kind == "pair":  # an int, or one per spatial axis
         if isinstance(value, list):
-            if len(value) != 2:
+            if len(value) != rank:
                 raise SpecError(f"{expect}, got a list of {len(value)}", where)
             return tuple(_size(v, env, where) for v in value)
         v = _size(value, env, where)
-        return (v, v)
-    if kind == "padding":
+        return (v,) * rank
+    if kind == "padding":  # an int, one per axis, or (before, after) per axis: 2n values
         if value == "same":
             return "same"
         if isinstance(value, list):
-            if len(value) == 2:
-                h, w = (_size(v, env, where, 0) for v in value)
-                return (h, h, w, w)
-            if len(value) == 4:
+            if len(value) == rank:
+                return tuple(p for v in value for p in (_size(v, env, where, 0),) * 2)
+            if len(value) == 2 * rank:
                 return tuple(_size(v, env, where, 0) for v in value)
             raise SpecError(f"{expect}, got a list of {len(value)}", where)
         v = _size(value, env, where, 0)
-        return (v, v, v, v)
+        return (v,) * (2 * rank)
     if kind == "choice":
         if isinstance(value, str) and value.strip().startswith("$"):
             value = _evaluate(value, env, where, allow_words=True)
@@ -465,7 +467,7 @@ def _ref_value(key, value, env, where, resolve):
     return resolve(value.strip(), key.name)
 
 
-def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dict:
+def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None, rank=2) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -486,15 +488,15 @@ def _layer_args(ltype: L.LayerType, raw, env, where: Where, resolve=None) -> dic
     for key in ltype.keys:
         if key.name in raw:
             line = raw.lines.get(key.name) if isinstance(raw, LMap) else None
-            args[key.name] = _key_value(key, raw[key.name], env, where if line is None else where.at(line=line), resolve)
+            args[key.name] = _key_value(key, raw[key.name], env, where if line is None else where.at(line=line), resolve, rank)
         elif key.required:
             raise SpecError(f"missing key '{key.name}' ({key.doc})", where)
         else:
             default = key.default
             if key.kind == "pair" and default is not None:
-                default = (default, default)
+                default = (default,) * rank
             elif key.kind == "padding" and isinstance(default, int):
-                default = (default,) * 4
+                default = (default,) * (2 * rank)
             args[key.name] = default
     return args
 
@@ -689,7 +691,7 @@ def _expand_one(ctx, kind, value, opts, cur, env, scope, ypath, line, aux):
             refs.append(idx)
             return idx
 
-        args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve)
+        args = _layer_args(ltype, value, env, ctx.where(line, f"{ypath} '{name}'", ltype.name), resolve, ctx.rank)
         if key is not None:
             ctx.args_cache[key] = args
         return ctx.add(name, ltype.name, args, [cur] + refs, line, ypath, aux)
@@ -813,7 +815,7 @@ def _expand_join(ctx, ltype, value, opts, cur, env, scope, ypath, line, aux):
             )
     args = {"branches": [b for b, _ in branches]}
     if ltype.keys:  # the join's own keys (concat's dim), beside it in the item
-        args.update(_layer_args(ltype, opts.get("keys") or {}, env, ctx.where(line, ypath, ltype.name)))
+        args.update(_layer_args(ltype, opts.get("keys") or {}, env, ctx.where(line, ypath, ltype.name), rank=ctx.rank))
     return ctx.add(name, ltype.name, args, ends, line, ypath, aux)
 
 

@@ -164,15 +164,24 @@ def test_the_real_network_corpus_passes_strict(path):
     assert run.exit_code == 0
 
 
-def test_no_zoo_spec_ignores_alignment_but_the_keras_xception():
+def test_no_zoo_spec_ignores_alignment_but_where_the_offset_is_real():
     """The zoo passes --strict (tests/check/test_ci_check.py) with no `ignore` for alignment but
     Keras' Xception, whose block3 really is one map position off: TensorFlow 'same' padding of a
     3x3/2 max-pool on the even 74x74 map pads 0 before and 1 after ((37 - 1) * 2 + 3 - 74 = 1),
     so window o is centred on row 2o + 1 while the 1x1/2 shortcut's is on 2o: at stride 4,
-    4 input pixels."""
+    4 input pixels; and timm's NF-ResNet-26 and ResNeSt-50d, whose stride-2 shortcut averages
+    2x2 cells (window o centred on 2o + 1/2) beside a residual path centred on 2o (3x3/2 padding
+    1): half a position of the stage's input, whose stride is 4, 8 and 16 in stages 2, 3 and 4,
+    so 2, 4 and 8 input pixels, the shortcut's centre the later one."""
     specs = sorted((HERE.parent / "specs").glob("*.yaml"))
     ignoring = [p.stem for p in specs if "alignment:" in p.read_text()]
-    assert ignoring == ["xception"]
+    assert ignoring == ["nf_resnet26", "resnest50d_4s2x40d", "xception"]
+    for name, add, pool in (("nf_resnet26", "stages.{}.0.add", "stages.{}.0.downsample.pool"),
+                            ("resnest50d_4s2x40d", "layer{}.0.add", "layer{}.0.downsample.0")):
+        first = 1 if name == "nf_resnet26" else 2
+        found = [(w.layer, w.get("offset_h"), w.get("offset_w"), w.get("layers"))
+                 for w in analyze(load(name)).warnings if w.is_a("alignment")]
+        assert found == [(add.format(first + i), px, px, (pool.format(first + i),)) for i, px in enumerate((2, 4, 8))]
     r = analyze(load("xception"))
     (w,) = [w for w in r.warnings if w.is_a("alignment")]
     assert (w.layer, w.get("offset_h"), w.get("offset_w"), w.get("layers")) == (

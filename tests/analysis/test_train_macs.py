@@ -118,8 +118,9 @@ def _measure_all(fc, net, r, steps, shapes, grad):
     return out
 
 
-COUNTED = ("Conv2d", "ConvTranspose2d", "Linear", "StdConv2d", "ScaledStdConv2d", "BlurPool2d")  # the modules whose ops
-# FlopCounterMode counts (weight-standardised convs and the blur pool run a convolution)
+COUNTED = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear", "StdConv2d",
+           "ScaledStdConv2d", "BlurPool2d", "EcaConv", "ContextPool")  # the modules whose ops FlopCounterMode
+# counts (weight-standardised convs, the blur pool and ECA run a convolution, context pooling a matmul)
 
 
 def test_depthwise_conv_by_hand():

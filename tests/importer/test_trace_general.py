@@ -367,6 +367,27 @@ def test_each_output_counts_what_it_depends_on(nets, capsys):
     assert "output b: params 300; buffers 8; MACs 18,432 (what it depends on; original = built = engine): ok" in err
 
 
+def test_output_counts_of_a_module_called_twice_and_flops_no_output_holds():
+    from archcalc.importer.roundtrip import output_counts
+
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 3, 1)
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            y = self.c(x)
+            # a constant 2x2 @ 2x2 (2*2*2*2 = 16 FLOPs) depends on no input and no parameter
+            return y, self.c(self.bn(y)) + torch.mm(torch.ones(2, 2), torch.ones(2, 2)).sum()
+
+    r = output_counts(Shared(), (3, 8, 8))
+    # c: 3*3 + 3 = 12 params, 3*64*3 = 576 MACs a call; bn: 6 params, 6 buffers
+    # y: c's first call; the second: c (once: the same parameters), bn, c's two calls
+    assert r["outputs"] == [{"params": 12, "buffers": 0, "macs": 576}, {"params": 18, "buffers": 6, "macs": 1152}]
+    assert r["unattributed"] == 16 and r["flops"] == 2 * 1152 + 16
+
+
 def test_an_output_that_depends_on_other_layers_fails_by_name(nets, capsys):
     text, g, model, _ = _round_trip(f"{nets}:Heads", (3, 8, 8))
     # head a read from relu, past mid: every name, shape and the totals' params stay the same

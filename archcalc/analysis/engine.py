@@ -206,6 +206,8 @@ class Report:
     notes: str = ""
     optimizer: str = "sgd"
     memory: Any = None  # archcalc.analysis.liveness.Memory: .get() gives the peaks' Profile (None: symbolic sizes)
+    # a spec with `outputs:`: the names of every output, the main one (the last layer) first; else ()
+    outputs: tuple = ()
 
     @property
     def symbolic(self) -> bool:
@@ -278,6 +280,7 @@ def analyze(
         notes=net.notes,
         optimizer=optimizer,
         memory=memory,
+        outputs=tuple(walk.names[i] for i in (net.output, *net.outputs)) if net.outputs else (),
     )
 
 

@@ -30,6 +30,11 @@ def _check_lines(result) -> list:
                           f" (engine {'x'.join(map(str, p['engine'] or ())) or 'none'})") for p in per)
         same = all(p["shape"] == p["engine"] for p in per)
         lines.append(f"{len(per)} outputs, shapes at the traced input (original = engine): {shown}: {'ok' if same else 'MISMATCH'}")
+        if result.get("per_output_error"):
+            lines.append(f"each output's params, buffers and MACs: counting them failed: {result['per_output_error']}: MISMATCH")
+        for p in per:
+            if "ok" in p:
+                lines.append(_output_line(p))
     out = result.get("outputs")
     if out is not None:
         shape = "x".join(str(d) for d in out["input"])
@@ -49,6 +54,19 @@ def _check_lines(result) -> list:
     elif result["ok"]:
         lines.append("outputs: not compared (the model has no real weights)")
     return lines
+
+
+def _output_line(p) -> str:
+    """One output's own counts (the layers it depends on): one figure where original, built and
+    engine agree, each of the three where they do not."""
+    def fig(key):
+        v = p[key]
+        if v["original"] is not None and v["original"] == v["built"] == v["engine"]:
+            return f"{v['original']:,}"
+        return ", ".join(f"{w} {'-' if v[w] is None else format(v[w], ',')}" for w in ("original", "built", "engine"))
+
+    return (f"output {p['name']}: params {fig('params')}; buffers {fig('buffers')}; MACs {fig('macs')} "
+            f"(what it depends on; original = built = engine): {'ok' if p['ok'] else 'MISMATCH'}")
 
 
 def _import_target(target):

@@ -139,6 +139,114 @@ def all_outputs(out) -> list:
     return []
 
 
+def _tensors(value) -> list:
+    """The tensors in a module's or a function's result (nested tuples, lists, dicts)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+class _Calls(torch.overrides.TorchFunctionMode):
+    """Every top-level torch function call of a forward (F.conv2d, torch.add, Tensor.__add__, ...;
+    calls a call makes are inside it and not seen again): the FLOPs FlopCounterMode counted while it
+    ran and the autograd nodes of the tensors it returned, at the time it returned them (an in-place
+    op later replaces a tensor's grad_fn; the node it had stays in the graph)."""
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+        self.calls: list = []  # (flops, [grad_fn, ...])
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        before = self.counter.get_total_flops()
+        out = func(*args, **(kwargs or {}))
+        flops = self.counter.get_total_flops() - before
+        nodes = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
+        if flops or nodes:
+            self.calls.append((flops, nodes))
+        return out
+
+
+def _reach(root) -> set:
+    """The autograd nodes output ``root`` (a grad_fn) depends on, itself included (ids)."""
+    seen, todo = set(), [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        todo.extend(n for n, _ in node.next_functions if n is not None)
+    return seen
+
+
+def output_counts(model, input_shape) -> dict:
+    """Per output of ``model`` (every tensor it returns, in order), what that output alone depends
+    on, read from torch's own autograd graph of one forward on the meta device (eval mode, the
+    input and every parameter requiring a gradient) -- never from archcalc's graph:
+
+    - ``params``: the parameters ``torch.autograd.grad(output.sum(), params, allow_unused=True)``
+      gives a gradient for (not None);
+    - ``buffers``: the buffers (num_batches_tracked left out) of the modules whose result output k's
+      graph reaches: a module counts where a tensor it returned (its forward hook's) is an ancestor
+      of the output; a BatchNorm's running mean and variance count with the BatchNorm they normalise;
+    - ``macs``: FlopCounterMode's forward FLOPs / 2 of the torch function calls (F.conv2d, matmul,
+      ...) whose result output k's graph reaches.
+
+    Returns ``{"outputs": [{"params", "buffers", "macs"}, ...], "union": the same counts of what
+    any output reaches (the whole model's counts where every layer feeds an output), "flops": the
+    forward's total, "unattributed": flops of calls whose result is no autograd node (none where
+    every op follows the input or a parameter)}``."""
+    meta = _meta(model)
+    meta = copy.deepcopy(meta) if meta is model else meta  # requires_grad set below: never on the user's model
+    meta.eval()
+    params = [p for p in meta.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    owners: list = []  # (module's id, its own buffers, [grad_fn, ...]) per call of a module holding buffers
+    hooks = []
+    for mod in meta.modules():
+        own = sum(b.numel() for n, b in mod.named_buffers(recurse=False) if not n.endswith("num_batches_tracked"))
+        if own:
+            hooks.append(mod.register_forward_hook(
+                lambda m, i, o, own=own: owners.append((id(m), own, [t.grad_fn for t in _tensors(o) if t.grad_fn is not None]))))
+    counter = FlopCounterMode(display=False)
+    calls = _Calls(counter)
+    x = torch.empty(1, *input_shape, device="meta", requires_grad=True)
+    try:
+        with torch.enable_grad(), counter, calls:
+            out = meta(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    outs = all_outputs(out)
+    total = counter.get_total_flops()
+    unattributed = total - sum(f for f, nodes in calls.calls if nodes)
+    per = []
+    used: set = set()  # parameters, modules and calls some output reaches: the union of the outputs
+    reach_all: set = set()
+    for t in outs:
+        grads = torch.autograd.grad(t.sum(), params, allow_unused=True, retain_graph=True) if t.grad_fn else [None] * len(params)
+        reach = _reach(t.grad_fn)
+        reach_all |= reach
+        used |= {id(p) for p, g in zip(params, grads) if g is not None}
+        flops = sum(f for f, nodes in calls.calls if any(id(n) in reach for n in nodes))
+        per.append({
+            "params": sum(p.numel() for p, g in zip(params, grads) if g is not None),
+            "buffers": sum({m: own for m, own, nodes in owners if any(id(n) in reach for n in nodes)}.values()),
+            "macs": flops // 2 if flops % 2 == 0 else flops / 2,
+        })
+    flops = sum(f for f, nodes in calls.calls if any(id(n) in reach_all for n in nodes))
+    union = {"params": sum(p.numel() for p in params if id(p) in used),
+             "buffers": sum({m: own for m, own, nodes in owners if any(id(n) in reach_all for n in nodes)}.values()),
+             "macs": flops // 2 if flops % 2 == 0 else flops / 2}
+    # every call's nodes are kept alive by ``calls`` until here: ids stay unique
+    return {"outputs": per, "union": union, "flops": total, "unattributed": unattributed}
+
+
 def check(text: str, model, input_shape, file="<imported>", outputs=True, output_input=None, seed=0, names=None) -> dict:
     """The round trip of an imported spec ``text`` against ``model``. ``input_shape`` is the traced
     C x H x W; ``output_input`` the C x H x W for the output comparison (default: :func:`compare_size`,
@@ -172,6 +280,9 @@ def check(text: str, model, input_shape, file="<imported>", outputs=True, output
         per = [{"name": n, "shape": theirs[k] if k < len(theirs) else None, "engine": rows.get(n)} for k, n in enumerate(names)]
         result["per_output"] = per
         ok = ok and len(theirs) == len(names) and all(p["shape"] == p["engine"] for p in per)
+        # each output's own params, buffers and MACs: the original's and the built model's from
+        # torch's autograd graph (output_counts), the engine's from the spec's graph (per_output)
+        ok = _check_per_output(result, per, names, model, built, report, input_shape) and ok
     real = all(t.device.type != "meta" for t in list(model.parameters()) + list(model.buffers()))
     if outputs and real and ok:
         shape = tuple(output_input or compare_size(text, input_shape, file))
@@ -186,6 +297,36 @@ def check(text: str, model, input_shape, file="<imported>", outputs=True, output
         ok = ok and result["outputs"]["ok"]
     result["ok"] = ok
     return result
+
+
+def _check_per_output(result, per, names, model, built, report, input_shape) -> bool:
+    from ..analysis.outputs import per_output
+
+    try:
+        theirs = output_counts(model, input_shape)
+        mine = output_counts(built, input_shape)
+    except Exception as err:  # noqa: BLE001 - the user's model or torch: reported as one line
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        result["per_output_error"] = f"{type(err).__name__}: {first}"
+        return False
+    engine = {o.name: {"params": o.params, "buffers": o.buffers, "macs": o.macs} for o in per_output(report)}
+    # the built model returns the spec's outputs main first (report.outputs' order); the original
+    # in its own order (``names``)
+    built_by_name = dict(zip(report.outputs, mine["outputs"]))
+    if theirs["unattributed"]:  # FLOPs of calls no output's graph holds: no output's MACs are known
+        for o in theirs["outputs"]:
+            o["macs"] = None
+    ok = len(theirs["outputs"]) == len(names)
+    for k, p in enumerate(per):
+        o = theirs["outputs"][k] if k < len(theirs["outputs"]) else {}
+        b, e = built_by_name.get(p["name"], {}), engine.get(p["name"], {})
+        for key in ("params", "buffers", "macs"):
+            p[key] = {"original": o.get(key), "built": b.get(key), "engine": e.get(key)}
+        p["ok"] = all(p[key]["original"] is not None and p[key]["original"] == p[key]["built"] == p[key]["engine"]
+                      for key in ("params", "buffers", "macs"))
+        ok = ok and p["ok"]
+    result["per_output_union"] = {"original": theirs["union"], "built": mine["union"], "unattributed": theirs["unattributed"]}
+    return ok
 
 
 def _compare_outputs(text, file, model, shape, seed, names=None):

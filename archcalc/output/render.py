@@ -177,6 +177,12 @@ def total_lines(report: Report, fit=None, memory: bool = False):
         ("MACs", both(t["macs"]) + "; FLOPs = 2 x MACs"
          + (f"; aux heads add {exact(t['macs_aux'])} in training" if t["macs_aux"] else ""), 0),
     ]
+    if report.outputs:
+        from ..analysis.outputs import per_output
+
+        each = per_output(report)
+        lines.append(("outputs", f"{len(each)}, each counting the layers it depends on (shared ones in each)", 0))
+        lines += [(plain(o.name), f"{shape_text(o.shape)}; params {exact(o.params)}; MACs {exact(o.macs)}", 1) for o in each]
     from .report import _peaks
 
     p = _peaks(report)

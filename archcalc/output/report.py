@@ -70,9 +70,19 @@ def to_dict(report: Report) -> dict:
                    **dict(zip(("params_trainable", "params_frozen"), map(jsonable, param_split(report)))),
                    **{f"size_{k}": jsonable(v) for k, v in sizes(report).items()},
                    **{k: jsonable(v) for k, v in _peaks(report).items()}},
+        **({"outputs": outputs_list(report)} if report.outputs else {}),
         "layers": _Rows(report.rows),
         "warnings": [str(w) for w in report.warnings],  # findings print their message
     }
+
+
+def outputs_list(report: Report) -> list:
+    """A spec with several outputs (``outputs:``): per output, its layer and the counts of the
+    layers it depends on (archcalc.analysis.outputs)."""
+    from ..analysis.outputs import per_output
+
+    return [{"name": o.name, "output": jsonable(o.shape), "params": jsonable(o.params), "buffers": jsonable(o.buffers),
+             "macs": jsonable(o.macs), "layers": o.layers} for o in per_output(report)]
 
 
 def _peaks(report: Report) -> dict:

@@ -119,6 +119,22 @@ NETS = textwrap.dedent('''
             return {"p1": self.lat(a), "p2": b}
 
 
+    class Heads(nn.Module):
+        """Two heads on a shared trunk (a detection backbone in small); head a has a 1x1 conv of its own."""
+
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.mid = nn.Conv2d(4, 4, 1)
+            self.a = nn.Conv2d(4, 2, 1)
+            self.b = nn.Conv2d(4, 5, 3, padding=1, bias=False)
+
+        def forward(self, x):
+            t = torch.relu(self.bn(self.trunk(x)))
+            return {"a": self.a(self.mid(t)), "b": self.b(t)}
+
+
     class BigWindow(nn.Module):
         """Accepts no input below 70x70 (a 70x70 pooling window)."""
 
@@ -320,6 +336,76 @@ def test_several_outputs(nets):
     assert [tuple(o.shape[1:]) for o in outs] == [(6, 16, 16), (8, 8, 8)]  # main first, then the listed one
 
 
+# Heads at 3x8x8, by hand (FlopCounterMode counts convolutions only: batchnorm and relu 0):
+#   trunk 3*4*9 + 4 = 112 params, 4*64*27 = 6,912 MACs; bn 2*4 = 8 params, 8 buffers
+#   mid 4*4 + 4 = 20 params, 4*64*4 = 1,024 MACs; a 4*2 + 2 = 10 params, 2*64*4 = 512 MACs
+#   b 4*5*9 = 180 params (no bias), 5*64*36 = 11,520 MACs
+# output a: trunk, bn, mid, a; output b: trunk, bn, b
+HEADS_A = {"params": 112 + 8 + 20 + 10, "buffers": 8, "macs": 6912 + 1024 + 512}
+HEADS_B = {"params": 112 + 8 + 180, "buffers": 8, "macs": 6912 + 11520}
+HEADS_ALL = {"params": 112 + 8 + 20 + 10 + 180, "buffers": 8, "macs": 6912 + 1024 + 512 + 11520}
+
+
+def test_each_output_counts_what_it_depends_on(nets, capsys):
+    from archcalc.importer.roundtrip import output_counts
+
+    text, g, model, r = _round_trip(f"{nets}:Heads", (3, 8, 8))
+    assert output_names(g) == ["a", "b"]
+    # torch's own graph: each output alone (autograd's gradients, FlopCounterMode per call)
+    theirs = output_counts(model, (3, 8, 8))
+    assert theirs["outputs"] == [HEADS_A, HEADS_B] and theirs["union"] == HEADS_ALL and theirs["unattributed"] == 0
+    assert theirs["flops"] == 2 * HEADS_ALL["macs"]
+    assert all(p.grad is None and not p.device.type == "meta" for p in model.parameters())  # the model is left alone
+    for p, want in zip(r["per_output"], (HEADS_A, HEADS_B)):
+        for key in ("params", "buffers", "macs"):
+            assert p[key] == {"original": want[key], "built": want[key], "engine": want[key]}, (p["name"], key)
+        assert p["ok"]
+    assert r["ok"] and r["per_output_union"]["original"] == r["per_output_union"]["built"] == HEADS_ALL
+    assert main(["import", f"{nets}:Heads", "--input", "3x8x8", "--check"]) == 0
+    err = capsys.readouterr().err
+    assert "output a: params 150; buffers 8; MACs 8,448 (what it depends on; original = built = engine): ok" in err
+    assert "output b: params 300; buffers 8; MACs 18,432 (what it depends on; original = built = engine): ok" in err
+
+
+def test_output_counts_of_a_module_called_twice_and_flops_no_output_holds():
+    from archcalc.importer.roundtrip import output_counts
+
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 3, 1)
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            y = self.c(x)
+            # a constant 2x2 @ 2x2 (2*2*2*2 = 16 FLOPs) depends on no input and no parameter
+            return y, self.c(self.bn(y)) + torch.mm(torch.ones(2, 2), torch.ones(2, 2)).sum()
+
+    r = output_counts(Shared(), (3, 8, 8))
+    # c: 3*3 + 3 = 12 params, 3*64*3 = 576 MACs a call; bn: 6 params, 6 buffers
+    # y: c's first call; the second: c (once: the same parameters), bn, c's two calls
+    assert r["outputs"] == [{"params": 12, "buffers": 0, "macs": 576}, {"params": 18, "buffers": 6, "macs": 1152}]
+    assert r["unattributed"] == 16 and r["flops"] == 2 * 1152 + 16
+
+
+def test_an_output_that_depends_on_other_layers_fails_by_name(nets, capsys):
+    text, g, model, _ = _round_trip(f"{nets}:Heads", (3, 8, 8))
+    # head a read from relu, past mid: every name, shape and the totals' params stay the same
+    broken = text.replace("{conv: {out: 2, kernel: 1}, name: a}", "{conv: {out: 2, kernel: 1}, name: a, from: relu}")
+    assert broken != text
+    r = check(broken, model, (3, 8, 8), names=output_names(g))
+    assert not r["ok"] and r["original"]["params"] == r["engine"]["params"] == HEADS_ALL["params"]
+    a, b = r["per_output"]
+    assert not a["ok"] and b["ok"]
+    # a without mid: 150 - 20 params, 8,448 - 1,024 MACs
+    assert a["params"] == {"original": 150, "built": 130, "engine": 130}
+    assert a["macs"] == {"original": 8448, "built": 7424, "engine": 7424}
+    from archcalc.cli.importer import _check_lines
+
+    line = next(x for x in _check_lines(r) if x.startswith("output a:"))
+    assert line.endswith(": MISMATCH") and "params original 150, built 130, engine 130" in line
+
+
 def test_check_runs_at_a_size_the_network_accepts(nets):
     _, _, _, r = _round_trip(f"{nets}:BigWindow", (3, 96, 96))
     # 64x64 is below the 70x70 window: the outputs are compared at the smallest size that works
@@ -453,6 +539,19 @@ def test_detection_backbone_with_several_outputs(factory):
     assert r["engine"]["macs"] == r["original"]["macs"]
     assert len(r["per_output"]) == n and all(p["shape"] == p["engine"] for p in r["per_output"])
     assert r["ok"] and len(r["outputs"]["several"]) == n
+    # each output's own params, buffers and MACs: torch's autograd graph of the original (gradients
+    # of that output alone, FlopCounterMode per call) = the built spec's = the engine's
+    for p in r["per_output"]:
+        assert p["ok"] and all(p[k]["original"] == p[k]["built"] == p[k]["engine"] for k in ("params", "buffers", "macs"))
+    # the outputs together reach every parameter, buffer and FLOP of the original
+    assert r["per_output_union"]["original"] == r["original"] and r["per_output_union"]["unattributed"] == 0
+    # and the per-output figures are torch's: params with a gradient from output k alone
+    params = [q for q in model.parameters()]
+    with torch.enable_grad():
+        outs = list(model.eval()(torch.zeros(1, *shape)).values())
+    for k, p in enumerate(r["per_output"]):
+        grads = torch.autograd.grad(outs[k].sum(), params, allow_unused=True, retain_graph=True)
+        assert p["params"]["original"] == sum(q.numel() for q, gr in zip(params, grads) if gr is not None)
 
 
 def test_outputs_key_of_the_spec_format(tmp_path, capsys):

@@ -457,8 +457,10 @@ class L2Norm(Pointwise):
         return as_int(2 * prod(xs[0][1:]))
 
     def scratch(self, a, xs, y, itemsize, training):
-        # the norm per position and its clamp, alive together before the division
-        return 0 if training else as_int(2 * prod(xs[0][1:]) * itemsize)
+        # the norm per position, then its clamp (the divisor, 1 x H x W) beside the output while it
+        # divides: one such map at the peak, as norm and clamp together (before the output) are
+        # never more than the divisor and the output (C >= 1); in training both are kept (workspace)
+        return 0 if training else as_int(prod(xs[0][1:]) * itemsize)
 
     def torch(self, a, xs, y):
         return [("L2Norm", {"eps": a["eps"]})]

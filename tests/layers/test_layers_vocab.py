@@ -69,6 +69,9 @@ CASES = {
     "instancenorm_stats": ("{instancenorm: {affine: true, track_running_stats: true}}",
                            lambda: nn.InstanceNorm2d(C, affine=True, track_running_stats=True)),
     "grn": ("{grn: {eps: 1.0e-6}}", lambda: GRNRef(C)),
+    # x / max(||x||_2, eps), the norm over the channels at each position (SSD's L2Norm without its scale)
+    "l2norm": ("l2norm", lambda: Fn(lambda x: x / x.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12))),
+    "l2norm_eps": ("{l2norm: {eps: 0.5}}", lambda: Fn(lambda x: F.normalize(x, p=2.0, dim=1, eps=0.5))),
     # --- convolutions: weight standardisation, padding modes; explicit padding; the fixed-filter blur pool
     "std_conv": ("{std_conv: {out: 6, kernel: 3, padding: 1, eps: 1.0e-5}}", lambda: StdConvRef(C, 6, 3, 1, eps=1e-5)),
     "std_conv_gain": ("{std_conv: {out: 6, kernel: 3, stride: 2, padding: 1, gain: true, gamma: 1.7, bias: false}}",
@@ -271,7 +274,7 @@ IMPORTS = {
     "prelu_channel": "prelu", "groupnorm": "groupnorm", "instancenorm_stats": "instancenorm",
     "conv_reflect": "padding_mode: reflect", "conv_replicate": "padding_mode: replicate", "pad": "pad",
     "pad_value": "pad", "pad_reflect": "mode: reflect", "pixel_shuffle": "pixel_shuffle", "pixel_unshuffle": "pixel_unshuffle",
-    "adaptive_maxpool": "adaptive_maxpool", "avgpool_divisor": "divisor_override: 4", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
+    "adaptive_maxpool": "adaptive_maxpool", "l2norm_eps": "l2norm: {eps: 0.5}", "avgpool_divisor": "divisor_override: 4", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
 }
 
 
@@ -292,7 +295,7 @@ ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "h
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
         "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "scale_per_axis_bilinear", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
         "global_maxpool", "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}",
-        "learnable_affine", "star_relu", "square"]  # case names, or YAML
+        "learnable_affine", "star_relu", "square", "l2norm"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
 

@@ -467,6 +467,48 @@ def test_layer_scale_weight_has_the_shape_torch_models_use():
     assert "layer_scale: {init: 0.5}" in text, text
 
 
+class SSDNorm(nn.Module):
+    """SSD's L2Norm as torchvision's SSDFeatureExtractorVGG writes it (torchvision/models/detection/
+    ssd.py): ``self.scale_weight.view(1, -1, 1, 1) * F.normalize(x)``, scale_weight of shape C (init 20)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(C, 8, 3, padding=1)
+        self.scale_weight = nn.Parameter(torch.ones(8) * 20)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.scale_weight.view(1, -1, 1, 1) * F.normalize(x)
+
+
+def test_ssd_l2norm_imports_as_l2norm_and_a_bare_scale_whose_state_dict_loads():
+    """The importer reads F.normalize as l2norm and the product with the viewed C-vector as a bare
+    layer_scale named scale_weight: the spec's params are torch's (conv 8*8*9 + 8 = 584, scale 8:
+    592), MACs FlopCounterMode's (8*9*9*8*9 = 46,656; normalize counts 0), the state_dict loads
+    (key scale_weight, shape (8,)) and the outputs agree."""
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    model = SSDNorm()
+    with torch.no_grad():
+        model.scale_weight.copy_(torch.arange(1.0, 9.0))  # distinct scales: a wrong channel order shows
+    text, _, _ = import_target("tests:ssd", None, (C, H, W), model=model)
+    assert "{l2norm: {}, name: l2norm}" in text, text
+    assert "layer_scale: {bare: true, vector: true}, name: scale_weight}" in text, text
+    r = check(text, model, (C, H, W))
+    assert r["ok"] and r["outputs"]["ok"], r
+    assert r["original"]["params"] == r["engine"]["params"] == 592 == sum(p.numel() for p in model.parameters())
+    assert r["original"]["macs"] == r["engine"]["macs"] == 46_656
+    built = build(loads(text, "ssd.yaml")).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    assert tuple(built.state_dict()["scale_weight"].shape) == (8,)
+    x = torch.randn(2, C, H, W)
+    with torch.no_grad():
+        y = model.conv(x)
+        want = torch.arange(1.0, 9.0).view(1, 8, 1, 1) * y / y.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+        torch.testing.assert_close(built(x), want, rtol=1e-5, atol=1e-5)
+
+
 def test_onnx_import_reads_the_new_ops(tmp_path):
     """An exported net of Mish, Sub, Max, a concat along the width, PRelu, Pad (reflect), DepthToSpace
     (CRD) and a global max pool (ReduceMax) comes back from the ONNX file as those layers, with the

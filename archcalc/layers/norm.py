@@ -444,15 +444,11 @@ class L2Norm(Pointwise):
     keys = (Key("eps", "float", 1e-12, "the smallest norm divided by (torch's default 1e-12)", lo=0, lo_open=True),)
     formulas = {"shape": "unchanged", "params": "0", "buffers": "0", "macs": "0 (not a conv or linear)"}
 
-    def out(self, a, xs):
-        from .base import spatial
-
-        return spatial(xs[0], self.name)
-
     def saves(self, a, training):
         return ("input",)
 
     def workspace(self, a, xs, y):
+        # (any rank; a flat vector: one norm per image, the empty product 1)
         # backward keeps the norm per position and its clamp (the divisor), each 1 x H x W
         return as_int(2 * prod(xs[0][1:]))
 
@@ -470,7 +466,7 @@ class L2Norm(Pointwise):
     def from_torch(self, op, kw, xs, y):
         if op == "L2Norm":
             return {"eps": kw["eps"]}
-        if len(xs) != 1 or len(xs[0]) < 2 or kw.get("out") is not None:
+        if len(xs) != 1 or kw.get("out") is not None:
             return None
         p, dim = kw.get("p", 2.0), kw.get("dim", 1)
         if float(p) != 2.0 or dim not in (1, 1 - len(xs[0]) - 1):

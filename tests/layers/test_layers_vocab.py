@@ -509,6 +509,29 @@ def test_ssd_l2norm_imports_as_l2norm_and_a_bare_scale_whose_state_dict_loads():
         torch.testing.assert_close(built(x), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,before", [((12,), "{linear: {out: 12}}"), ((4, 7), "{conv: {out: 4, kernel: 3, padding: 1}}"),
+                                           ((4, 3, 5, 5), "{conv: {out: 4, kernel: 3, padding: 1}}")])
+def test_l2norm_on_every_rank(shape, before):
+    """l2norm on a flat vector, a 1-D and a 3-D map (F.normalize's dim 1 is the channels at any
+    rank): the built layer computes x / max(||x||_2, eps) written out, the net verifies against torch,
+    and the bytes backward keeps and the live bytes at inference equal torch's."""
+    inp = list(shape)
+    net = loads(f"input: {inp}\nlayers:\n  - {before}\n  - {{l2norm: {{eps: 0.01}}, name: n}}\n", "case.yaml")
+    report = analyze(net)
+    result = verify(net, device="cpu")
+    assert result["ok"], result["totals"]
+    m = memory(net, report, device="cpu")
+    assert m["saved_bytes"]["torch"] == m["saved_bytes"]["engine"] == report.totals["train_saved_bytes"]
+    live = m["live"]["inference_live_bytes"]
+    assert live["torch"] == live["engine"], live
+    alone = build(loads(f"input: {inp}\nlayers:\n  - {{l2norm: {{eps: 0.01}}}}\n", "case.yaml")).eval()
+    x = torch.randn(2, *shape)
+    x[0, :, ...] *= 1e-3  # the first image's norms fall below eps: the clamp acts
+    with torch.no_grad():
+        want = x / x.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(0.01)
+        torch.testing.assert_close(alone(x), want, rtol=1e-6, atol=1e-6)
+
+
 def test_onnx_import_reads_the_new_ops(tmp_path):
     """An exported net of Mish, Sub, Max, a concat along the width, PRelu, Pad (reflect), DepthToSpace
     (CRD) and a global max pool (ReduceMax) comes back from the ONNX file as those layers, with the

@@ -428,3 +428,47 @@ class GRN(Pointwise):
 
     def from_torch(self, op, kw, xs, y):
         return {"eps": kw["eps"]} if len(xs[0]) == 3 else None
+
+
+@register
+class L2Norm(Pointwise):
+    torch_module = "norm_torch"  # its own nn.Module classes
+    name = "l2norm"
+    doc = (
+        "L2 normalisation over the channels at each position (torch.nn.functional.normalize(x, p=2, dim=1): "
+        "x / max(||x||_2, eps), the norm over C at each position; SSD's L2Norm before its learnable "
+        "per-channel scale). No parameters: SSD's scale (a bare parameter of shape C, its `scale_weight`) "
+        "is a `layer_scale: {bare: true, vector: true}` after it, named after that parameter, so its "
+        "state_dict loads. MACs 0, as for the other norms (FlopCounterMode counts 0 for normalize)."
+    )
+    keys = (Key("eps", "float", 1e-12, "the smallest norm divided by (torch's default 1e-12)", lo=0, lo_open=True),)
+    formulas = {"shape": "unchanged", "params": "0", "buffers": "0", "macs": "0 (not a conv or linear)"}
+
+    def saves(self, a, training):
+        return ("input",)
+
+    def workspace(self, a, xs, y):
+        # (any rank; a flat vector: one norm per image, the empty product 1)
+        # backward keeps the norm per position and its clamp (the divisor), each 1 x H x W
+        return as_int(2 * prod(xs[0][1:]))
+
+    def scratch(self, a, xs, y, itemsize, training):
+        # the norm per position, then its clamp (the divisor, 1 x H x W) beside the output while it
+        # divides: one such map at the peak, as norm and clamp together (before the output) are
+        # never more than the divisor and the output (C >= 1); in training both are kept (workspace)
+        return 0 if training else as_int(prod(xs[0][1:]) * itemsize)
+
+    def torch(self, a, xs, y):
+        return [("L2Norm", {"eps": a["eps"]})]
+
+    torch_ops = ("normalize", "L2Norm")
+
+    def from_torch(self, op, kw, xs, y):
+        if op == "L2Norm":
+            return {"eps": kw["eps"]}
+        if len(xs) != 1 or kw.get("out") is not None:
+            return None
+        p, dim = kw.get("p", 2.0), kw.get("dim", 1)
+        if float(p) != 2.0 or dim not in (1, 1 - len(xs[0]) - 1):
+            return None
+        return {"eps": float(kw.get("eps", 1e-12))}

@@ -67,3 +67,14 @@ class GlobalResponseNorm(nn.Module):
         x_n = x_g / (x_g.mean(dim=1, keepdim=True) + self.eps)
         shape = (1, -1, 1, 1)
         return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)
+
+
+class L2Norm(nn.Module):
+    """L2 normalisation over the channels at each position: F.normalize(x, p=2, dim=1, eps=eps)."""
+
+    def __init__(self, eps=1e-12):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        return F.normalize(x, p=2.0, dim=1, eps=self.eps)

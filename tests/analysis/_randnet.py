@@ -705,6 +705,14 @@ def _grn(a, x):
     return GlobalResponseNorm(x.shape[1], eps=a.get("eps", 1e-6), channels_last=False)
 
 
+def _l2norm(a, x):
+    if x.dim() < 3:
+        raise Invalid("needs a feature map")
+    eps = a.get("eps", 1e-12)
+    # x / max(||x||_2, eps), the norm over the channels at each position, written out
+    return _Lambda(lambda t: t / t.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(eps))
+
+
 def _prelu(a, x):
     return nn.PReLU(x.shape[1] if a.get("per_channel") else 1, init=a.get("init", 0.25))
 
@@ -775,6 +783,7 @@ TORCH = {
     "groupnorm": _pointwise(_groupnorm),
     "instancenorm": _pointwise(_instancenorm),
     "grn": _pointwise(_grn),
+    "l2norm": _pointwise(_l2norm),
     "std_conv": t_std_conv,
     "pad": t_pad,
     "blur_pool": t_blur_pool,
@@ -1263,6 +1272,12 @@ def g_grn(g, x):
     return {"eps": 1e-5} if g.rng.random() < 0.3 else {}
 
 
+def g_l2norm(g, x):
+    if not g.fmap(x):
+        return None
+    return {"eps": 1e-6} if g.rng.random() < 0.3 else {}
+
+
 def g_pad(g, x):
     if not g.fmap(x):
         return None
@@ -1495,6 +1510,7 @@ GEN = {
     "groupnorm": g_groupnorm,
     "instancenorm": g_instancenorm,
     "grn": g_grn,
+    "l2norm": g_l2norm,
     "std_conv": g_std_conv,
     "pad": g_pad,
     "blur_pool": g_blur_pool,

@@ -522,6 +522,7 @@ DETECTION = {  # factory -> (input, outputs)
     "retinanet_resnet50_fpn": ((3, 224, 224), 5),
     "fcos_resnet50_fpn": ((3, 224, 224), 5),
     "ssdlite320_mobilenet_v3_large": ((3, 320, 320), 6),
+    "ssd300_vgg16": ((3, 300, 300), 6),
 }
 
 

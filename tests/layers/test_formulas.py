@@ -162,7 +162,7 @@ def test_the_builder_finds_each_type_s_own_modules():
     names = {"Concat", "Add", "Mean", "Mul", "NegInfPad2d", "Crop2d", "ProbeSumPool", "ChannelBias", "LayerNorm2d",
              "LayerScale", "ChannelScale", "Scale", "StochasticDepth", "PadChannels", "ResizeLike", "CentreCrop", "ChannelSlice",
              "ChannelShuffle", "ChannelLinear", "ProbeSpatialConv", "ProbeSpatialConvTranspose",
-             "RadixSoftmax", "GlobalResponseNorm", "StdConv2d", "ScaledStdConv2d", "Pad", "BlurPool2d", "ProbeDepthwise", "SpaceToDepth", "GlobalMaxPool", "Sub", "Maximum", "EcaConv", "ContextPool", "LearnableAffine", "StarReLU", "Square",
+             "RadixSoftmax", "GlobalResponseNorm", "StdConv2d", "ScaledStdConv2d", "Pad", "BlurPool2d", "ProbeDepthwise", "SpaceToDepth", "GlobalMaxPool", "Sub", "Maximum", "EcaConv", "ContextPool", "LearnableAffine", "StarReLU", "Square", "L2Norm",
              "GlobalMaxPoolNd", "ConstantPadNd", "CropNd", "PixelShuffleNd", "PixelUnshuffleNd", "CentreCropNd"}  # 1-D and 3-D maps
     assert set(CUSTOM) == names
     assert all(c.__module__.startswith("archcalc.layers.") and c.__module__.endswith("_torch") for c in CUSTOM.values())

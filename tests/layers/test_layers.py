@@ -100,6 +100,7 @@ CASES.update({
     "instancenorm": ([8, 3, 3], "instancenorm", (8, 3, 3), 0, 0, 0),  # torch's defaults: no affine, no running stats
     "instancenorm2": ([8, 3, 3], "instancenorm: {affine: true, track_running_stats: true}", (8, 3, 3), 16, 16, 0),  # 2C, 2C
     "grn": ([8, 3, 3], "grn", (8, 3, 3), 16, 0, 0),  # weight and bias of C each
+    "l2norm": ([8, 3, 3], "l2norm", (8, 3, 3), 0, 0, 0),  # x / max(||x||, eps) over C: nothing learnable
     # std_conv: conv's 6*8*9 + 6 = 438 params, and with gain + 6 = 444; MACs a conv's: 6*9*9*8*9 = 34,992
     "std_conv": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1}", (6, 9, 9), 438, 0, 34_992),
     "std_conv2": ([8, 9, 9], "std_conv: {out: 6, kernel: 3, padding: 1, gain: true}", (6, 9, 9), 444, 0, 34_992),

@@ -69,6 +69,9 @@ CASES = {
     "instancenorm_stats": ("{instancenorm: {affine: true, track_running_stats: true}}",
                            lambda: nn.InstanceNorm2d(C, affine=True, track_running_stats=True)),
     "grn": ("{grn: {eps: 1.0e-6}}", lambda: GRNRef(C)),
+    # x / max(||x||_2, eps), the norm over the channels at each position (SSD's L2Norm without its scale)
+    "l2norm": ("l2norm", lambda: Fn(lambda x: x / x.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12))),
+    "l2norm_eps": ("{l2norm: {eps: 0.5}}", lambda: Fn(lambda x: F.normalize(x, p=2.0, dim=1, eps=0.5))),
     # --- convolutions: weight standardisation, padding modes; explicit padding; the fixed-filter blur pool
     "std_conv": ("{std_conv: {out: 6, kernel: 3, padding: 1, eps: 1.0e-5}}", lambda: StdConvRef(C, 6, 3, 1, eps=1e-5)),
     "std_conv_gain": ("{std_conv: {out: 6, kernel: 3, stride: 2, padding: 1, gain: true, gamma: 1.7, bias: false}}",
@@ -271,7 +274,7 @@ IMPORTS = {
     "prelu_channel": "prelu", "groupnorm": "groupnorm", "instancenorm_stats": "instancenorm",
     "conv_reflect": "padding_mode: reflect", "conv_replicate": "padding_mode: replicate", "pad": "pad",
     "pad_value": "pad", "pad_reflect": "mode: reflect", "pixel_shuffle": "pixel_shuffle", "pixel_unshuffle": "pixel_unshuffle",
-    "adaptive_maxpool": "adaptive_maxpool", "avgpool_divisor": "divisor_override: 4", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
+    "adaptive_maxpool": "adaptive_maxpool", "l2norm_eps": "l2norm: {eps: 0.5}", "avgpool_divisor": "divisor_override: 4", "pad_replicate": "mode: replicate", "pad_circular": "mode: circular",
 }
 
 
@@ -292,7 +295,7 @@ ONNX = ["mish", "softplus", "selu", "celu_inplace", "softsign", "tanhshrink", "h
         "pixel_shuffle", "std_conv_gain", "conv_reflect", "conv_circular", "pad_reflect", "pad_replicate", "pad_value",
         "sub", "maximum", "concat_w", "bicubic", "nearest_exact", "scale_per_axis_bilinear", "blur_pool", "{adaptive_maxpool: {size: [1, 2]}}", "{upsample: {size: [9, 9]}}", "pixel_unshuffle", "space_to_depth",
         "global_maxpool", "mul: {trunk: identity, gate: [global_avgpool, {eca_conv: {kernel: 3}}, sigmoid]}",
-        "learnable_affine", "star_relu", "square"]  # case names, or YAML
+        "learnable_affine", "star_relu", "square", "l2norm"]  # case names, or YAML
 # not in ONNX: avgpool's divisor_override (torch.onnx.export drops it: the file divides by the window),
 # adaptive_maxpool to a size that does not divide the input (the exporter refuses it)
 
@@ -462,6 +465,71 @@ def test_layer_scale_weight_has_the_shape_torch_models_use():
 
     text, _, _ = import_target("tests:ls", None, (C, H, W), model=nn.Sequential(nn.Conv2d(C, C, 1), theirs))
     assert "layer_scale: {init: 0.5}" in text, text
+
+
+class SSDNorm(nn.Module):
+    """SSD's L2Norm as torchvision's SSDFeatureExtractorVGG writes it (torchvision/models/detection/
+    ssd.py): ``self.scale_weight.view(1, -1, 1, 1) * F.normalize(x)``, scale_weight of shape C (init 20)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(C, 8, 3, padding=1)
+        self.scale_weight = nn.Parameter(torch.ones(8) * 20)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.scale_weight.view(1, -1, 1, 1) * F.normalize(x)
+
+
+def test_ssd_l2norm_imports_as_l2norm_and_a_bare_scale_whose_state_dict_loads():
+    """The importer reads F.normalize as l2norm and the product with the viewed C-vector as a bare
+    layer_scale named scale_weight: the spec's params are torch's (conv 8*8*9 + 8 = 584, scale 8:
+    592), MACs FlopCounterMode's (8*9*9*8*9 = 46,656; normalize counts 0), the state_dict loads
+    (key scale_weight, shape (8,)) and the outputs agree."""
+    from archcalc.importer import import_target
+    from archcalc.importer.roundtrip import check
+
+    model = SSDNorm()
+    with torch.no_grad():
+        model.scale_weight.copy_(torch.arange(1.0, 9.0))  # distinct scales: a wrong channel order shows
+    text, _, _ = import_target("tests:ssd", None, (C, H, W), model=model)
+    assert "{l2norm: {}, name: l2norm}" in text, text
+    assert "layer_scale: {bare: true, vector: true}, name: scale_weight}" in text, text
+    r = check(text, model, (C, H, W))
+    assert r["ok"] and r["outputs"]["ok"], r
+    assert r["original"]["params"] == r["engine"]["params"] == 592 == sum(p.numel() for p in model.parameters())
+    assert r["original"]["macs"] == r["engine"]["macs"] == 46_656
+    built = build(loads(text, "ssd.yaml")).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    assert tuple(built.state_dict()["scale_weight"].shape) == (8,)
+    x = torch.randn(2, C, H, W)
+    with torch.no_grad():
+        y = model.conv(x)
+        want = torch.arange(1.0, 9.0).view(1, 8, 1, 1) * y / y.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+        torch.testing.assert_close(built(x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,before", [((12,), "{linear: {out: 12}}"), ((4, 7), "{conv: {out: 4, kernel: 3, padding: 1}}"),
+                                           ((4, 3, 5, 5), "{conv: {out: 4, kernel: 3, padding: 1}}")])
+def test_l2norm_on_every_rank(shape, before):
+    """l2norm on a flat vector, a 1-D and a 3-D map (F.normalize's dim 1 is the channels at any
+    rank): the built layer computes x / max(||x||_2, eps) written out, the net verifies against torch,
+    and the bytes backward keeps and the live bytes at inference equal torch's."""
+    inp = list(shape)
+    net = loads(f"input: {inp}\nlayers:\n  - {before}\n  - {{l2norm: {{eps: 0.01}}, name: n}}\n", "case.yaml")
+    report = analyze(net)
+    result = verify(net, device="cpu")
+    assert result["ok"], result["totals"]
+    m = memory(net, report, device="cpu")
+    assert m["saved_bytes"]["torch"] == m["saved_bytes"]["engine"] == report.totals["train_saved_bytes"]
+    live = m["live"]["inference_live_bytes"]
+    assert live["torch"] == live["engine"], live
+    alone = build(loads(f"input: {inp}\nlayers:\n  - {{l2norm: {{eps: 0.01}}}}\n", "case.yaml")).eval()
+    x = torch.randn(2, *shape)
+    x[0, :, ...] *= 1e-3  # the first image's norms fall below eps: the clamp acts
+    with torch.no_grad():
+        want = x / x.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(0.01)
+        torch.testing.assert_close(alone(x), want, rtol=1e-6, atol=1e-6)
 
 
 def test_onnx_import_reads_the_new_ops(tmp_path):

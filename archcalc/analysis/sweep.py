@@ -26,6 +26,9 @@ class Sweep:
     points: list  # per value: {metric: int} ("rf": None where no field is known) or None where the network does not apply
     invalid: list  # per value: None, or why the network does not apply there
     rf_layer: str | None
+    # a 1-D / 3-D spec's axes (("l",) / ("d", "h", "w")): each point then also holds rf_<axis>, and
+    # "rf" is the L axis (1-D) or the H axis (3-D); () on a 2-D spec ("rf": the H axis)
+    rf_axes: tuple = ()
 
 
 def sweep(load_free, names: tuple, values: list) -> Sweep:
@@ -39,10 +42,16 @@ def sweep(load_free, names: tuple, values: list) -> Sweep:
     exprs = {m: t[m] for m in METRICS if m != "rf"}
     # the receptive field of the last layer whose map still depends on the swept size (before a
     # global or fixed-size pool, whose field is the whole input by construction)
-    rf_row = next((r for r in reversed(report.rows) if r.rf is not None and len(r.shape) == 3 and not r.aux
+    rf_row = next((r for r in reversed(report.rows) if r.rf is not None and len(r.shape) in (2, 3, 4)
+                   and len(r.rf) == len(r.shape) - 1 and not r.aux
                    and any(is_symbolic(d) for d in r.shape[1:])), None)
+    rf_axes: tuple = ()
     if rf_row is not None:
-        exprs["rf"] = rf_row.rf[0].size
+        exprs["rf"] = rf_row.rf[0 if len(rf_row.rf) < 3 else -2].size  # H (2-D, 3-D) or L (1-D)
+        if len(rf_row.rf) != 2:
+            rf_axes = ("l",) if len(rf_row.rf) == 1 else ("d", "h", "w")
+            for axis, field_ in zip(rf_axes, rf_row.rf):
+                exprs["rf_" + axis] = field_.size
     # validity: every spatial output at least 1 (the same forms, compiled); each distinct form once,
     # under the first layer that has it (the first layer found below 1 is the same)
     forms: dict = {}
@@ -76,7 +85,7 @@ def sweep(load_free, names: tuple, values: list) -> Sweep:
         point.setdefault("rf", None)  # no layer whose map depends on the swept size has a known field
         points.append(point)
         invalid.append(None)
-    return Sweep(report.name, tuple(names), list(values), points, invalid, rf_row.name if rf_row else None)
+    return Sweep(report.name, tuple(names), list(values), points, invalid, rf_row.name if rf_row else None, rf_axes)
 
 
 def _nodes(expr, cap) -> int:

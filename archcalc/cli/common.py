@@ -238,7 +238,9 @@ def parse_sets(items: Optional[List[str]]) -> dict:
     return values
 
 
-def parse_input(text: Optional[str]):
+def parse_input(text: Optional[str], ranks=(1, 3)):
+    """``--input`` as a tuple of sizes; ``ranks``: the numbers of entries accepted (the importer's:
+    2, 3, 4 for CxL, CxHxW, CxDxHxW)."""
     if text is None:
         return None
     from ..errors import plain
@@ -246,8 +248,9 @@ def parse_input(text: Optional[str]):
 
     parts = re.split(r"[x,]", text.strip().lower())
     sizes = [_positive(p.strip()) for p in parts]
-    if len(parts) not in (1, 3) or any(v is None for v in sizes):
-        raise UsageError(f"--input {plain(text)}: expected CxHxW with integers from 1 to {MAX_SIZE:,}, e.g. 3x224x224")
+    if len(parts) not in ranks or any(v is None for v in sizes):
+        what = "CxHxW" if tuple(ranks) == (1, 3) else "CxL, CxHxW or CxDxHxW"
+        raise UsageError(f"--input {plain(text)}: expected {what} with integers from 1 to {MAX_SIZE:,}, e.g. 3x224x224")
     return tuple(sizes)
 
 

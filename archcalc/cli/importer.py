@@ -107,7 +107,7 @@ def register(app):
         output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the spec here (default: stdout)."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
         input: Optional[str] = typer.Option(None, "--input", "-i", metavar="CxHxW",
-                                            help="The input to trace at (default 3x224x224); the spec's H and W default to it."),
+                                            help="The input to trace at (default 3x224x224; CxL or CxDxHxW for a 1-D or 3-D model); the spec's L / H, W / D, H, W default to it."),
         name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="The spec's name (default: the factory's or file's name)."),
         arg: Optional[List[str]] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
                                                 help="A keyword argument of the factory (a Python literal; repeatable)."),
@@ -119,9 +119,7 @@ def register(app):
         from ..importer import import_target, parse_args
 
         _import_target(target)
-        shape = parse_input(input)
-        if shape is not None and len(shape) != 3:
-            raise UsageError("import --input takes CxHxW, e.g. 3x224x224")
+        shape = parse_input(input, ranks=(2, 3, 4))
         args = parse_args(arg)
         if output:  # refused before the import's work: a link, folder, FIFO, device, or a file without --force
             from ..safeio import check_target

@@ -200,6 +200,6 @@ def load_target(ref, values=None, input_override=None, free=()):
         ref = resolve(ref, targets=True)
     if ref.kind not in (ONNX, TARGET):
         raise UsageError(f"{short(ref.text)} is not an import target", hint="give pkg.module:factory, path/to/file.py:Name or model.onnx")
-    shape = tuple(input_override) if input_override is not None and len(input_override) == 3 else None
+    shape = tuple(input_override) if input_override is not None and len(input_override) in (2, 3, 4) else None
     text, _, _ = import_target(ref.text, None, shape)
     return loads(text, ref.text, values, None, free)

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 
 from .. import layers as L
+from .ir import symbol_names
 
 _GENERIC = ("Sequential", "ModuleList", "ModuleDict", "IntermediateLayerGetter", None)
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -391,9 +392,10 @@ def to_yaml(g, name, title, source, notes=None) -> str:
     lines.append(f"source: {scalar(source)}")
     if notes:
         lines.append(f"notes: {scalar(notes)}")
-    if len(g.input) == 3:
-        lines.append(f"input: [{g.input[0]}, H, W]")
-        lines.append(f"symbols: {{H: {g.input[1]}, W: {g.input[2]}}}")
+    axes = symbol_names(g.input)
+    if axes:
+        lines.append(f"input: [{g.input[0]}, {', '.join(axes)}]")
+        lines.append("symbols: {" + ", ".join(f"{a}: {v}" for a, v in zip(axes, g.input[1:])) + "}")
     else:
         lines.append(f"input: [{', '.join(str(d) for d in g.input)}]")
     if blocks:

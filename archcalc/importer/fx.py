@@ -259,10 +259,16 @@ def _scope(node):
 
 def _module_kw(mod):
     kw = {}
-    try:
-        params = inspect.signature(type(mod).__init__).parameters
-    except (TypeError, ValueError):
-        params = {}
+    params: dict = {}
+    # the class's own constructor, then its bases' (torchvision's Conv3DSimple(in_planes, out_planes,
+    # midplanes, ...) is an nn.Conv3d: its kernel_size, dilation, groups are Conv3d's)
+    for c in type(mod).__mro__[:-1]:
+        if "__init__" not in vars(c):
+            continue
+        try:
+            params.update({k: v for k, v in inspect.signature(c.__init__).parameters.items() if k not in params})
+        except (TypeError, ValueError):
+            pass
     for name in params:
         if name in ("self", "device", "dtype") or not hasattr(mod, name):
             continue
@@ -929,6 +935,7 @@ def _advice(op_name, params=()):
 # torch's operator names (some are also layer type names: written as the functions' own names)
 _ADD, _MUL = operator.add.__name__, operator.mul.__name__
 _CONV2D, _LINEAR = torch.nn.functional.conv2d.__name__, torch.nn.functional.linear.__name__
+_CONVS = {torch.nn.functional.conv1d.__name__: "Conv1d", _CONV2D: "Conv2d", torch.nn.functional.conv3d.__name__: "Conv3d"}
 _ADDS = {_ADD, "iadd", operator.sub.__name__, "isub"}
 _MULS = {_MUL, "imul", "truediv", "itruediv"}
 _CONST_OPS = _ADDS | _MULS
@@ -1190,7 +1197,7 @@ def _channel_slice(index, x):
 # (the tensor arguments, in the module's attribute names)
 FUNCTIONAL = {
     "batch_norm": ("running_mean", "running_var", "weight", "bias"),
-    _CONV2D: ("weight", "bias"),
+    **{conv: ("weight", "bias") for conv in _CONVS},
     _LINEAR: ("weight", "bias"),
     "layer_norm": ("weight", "bias"),
     "group_norm": ("weight", "bias"),
@@ -1204,11 +1211,11 @@ def _module_of_functional(name, kw, x, tensors):
     if name == "batch_norm":
         if kw.get("training") or tensors.get("running_mean") is None:
             return "(batch statistics: training mode or no running statistics)"
-        return ("BatchNorm2d" if len(x) == 3 else "BatchNorm1d",
+        return ({3: "BatchNorm2d", 4: "BatchNorm3d"}.get(len(x), "BatchNorm1d"),
                 {"num_features": x[0], "eps": kw.get("eps", 1e-5), "momentum": kw.get("momentum", 0.1),
                  "affine": w is not None, "track_running_stats": True})
-    if name == _CONV2D:
-        return "Conv2d", {"in_channels": x[0], "out_channels": w[0], "kernel_size": tuple(w[2:]),
+    if name in _CONVS:
+        return _CONVS[name], {"in_channels": x[0], "out_channels": w[0], "kernel_size": tuple(w[2:]),
                           "stride": kw.get("stride", 1), "padding": kw.get("padding", 0), "dilation": kw.get("dilation", 1),
                           "groups": kw.get("groups", 1), "bias": tensors.get("bias") is not None, "padding_mode": "zeros"}
     if name == _LINEAR:

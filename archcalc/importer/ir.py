@@ -181,3 +181,12 @@ def need(package: str, what: str):
         from ..errors import UsageError
 
         raise UsageError(f"{what} needs the '{package}' package, which is not installed", hint=f"install it with: {extra}") from None
+
+
+SYMBOLS = {2: ("L",), 3: ("H", "W"), 4: ("D", "H", "W")}
+
+
+def symbol_names(shape) -> tuple:
+    """The spec's symbols for the spatial sizes of an imported input (C, L / C, H, W / C, D, H, W),
+    or () for another input (a vector)."""
+    return SYMBOLS.get(len(tuple(shape)), ())

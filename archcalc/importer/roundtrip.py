@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..analysis.engine import analyze
 from ..spec.load import loads
+from .ir import symbol_names
 from ..torchside.build import build
 
 
@@ -60,6 +61,14 @@ def compare_size(text, traced, file="<imported>", cap=64):
     from ..errors import ArchcalcError
 
     traced = tuple(traced)
+    axes = symbol_names(traced)
+    if axes and len(traced) != 3:  # 1-D / 3-D: each axis cut to the cap where the spec accepts that
+        want = (traced[0],) + tuple(min(v, cap) for v in traced[1:])
+        try:
+            analyze(loads(text, file, dict(zip(axes, want[1:]))))
+            return want
+        except ArchcalcError:
+            return traced
     if len(traced) != 3:
         return traced
     c, h, w = traced
@@ -330,7 +339,8 @@ def _check_per_output(result, per, names, model, built, report, input_shape) -> 
 
 
 def _compare_outputs(text, file, model, shape, seed, names=None):
-    values = {"H": shape[1], "W": shape[2]} if len(shape) == 3 else None
+    axes = symbol_names(shape)
+    values = dict(zip(axes, shape[1:])) if axes else None
     net2 = loads(text, file, values) if values else loads(text, file)
     mine_model = build(net2)
     mine_model.load_state_dict(model.state_dict(), strict=True)

@@ -6,6 +6,8 @@ Everything the rest of archcalc knows about a layer type is declared on its clas
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -677,8 +679,26 @@ def pair_of(v):
     """A torch size argument as the spec writes it: an int, or [h, w] when they differ."""
     if isinstance(v, (tuple, list)):
         v = tuple(int(x) for x in v)
-        return v[0] if len(v) == 1 or (len(v) == 2 and v[0] == v[1]) else v
+        return v[0] if len(v) == 1 or (len(v) in (2, 3) and len(set(v)) == 1) else v
     return int(v)
+
+
+def torch_rank(op: str, x) -> bool:
+    """Whether a torch name with a rank suffix (Conv1d, max_pool3d) fits an input ``x`` (C, L /
+    C, H, W / C, D, H, W); a name without one fits a 2-D map. BatchNorm1d also fits a vector (C)."""
+    m = re.search(r"([123])d$", op)
+    n = int(m.group(1)) if m else 2
+    return len(x) == n + 1 or (op == "BatchNorm1d" and len(x) == 1)
+
+
+def rank_ops(*names: str) -> tuple:
+    """Each torch name ending in 2d (or 2d_suffix-free) with its 1d and 3d forms: one type, one place."""
+    out = []
+    for name in names:
+        out.append(name)
+        if re.search(r"2d$", name) and "." not in name:
+            out += [name[:-2] + "1d", name[:-2] + "3d"]
+    return tuple(out)
 
 
 def args_of(kw: dict) -> list:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..expr import as_int, is_symbolic
-from .base import (AXIS_NAMES, REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, Resample, ShapeError, Term, Text, eff,
+from .base import (rank_ops, torch_rank, AXIS_NAMES, REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, Resample, ShapeError, Term, Text, eff,
                    hw, pads, pair_of, prod, register, same_out, shape_text, spatial, torch_nd, torch_pad, window_out,
                    window_sizes)
 from .base import EngineWorkspace
@@ -252,11 +252,11 @@ class Conv(_ConvBase):
                          for i in range(len(k)))
         return tuple(Axis(k[i], a["stride"][i], p[2 * i], p[2 * i + 1], dil=d[i]) for i in range(len(k)))
 
-    torch_ops = ("Conv2d",)
+    torch_ops = rank_ops("Conv2d")
 
     def from_torch(self, op, kw, xs, y):
         mode = kw.get("padding_mode", "zeros")
-        if mode not in ("zeros", "reflect", "replicate", "circular") or len(xs[0]) != 3:
+        if mode not in ("zeros", "reflect", "replicate", "circular") or not torch_rank(op, xs[0]):
             return None
         pad = kw["padding"]
         g = kw["groups"]
@@ -556,10 +556,10 @@ class ConvTranspose(_ConvBase):
             "dilation": tuple(a["dilation"]),
         })]
 
-    torch_ops = ("ConvTranspose2d",)
+    torch_ops = rank_ops("ConvTranspose2d")
 
     def from_torch(self, op, kw, xs, y):
-        if kw.get("padding_mode", "zeros") != "zeros" or len(xs[0]) != 3:
+        if kw.get("padding_mode", "zeros") != "zeros" or not torch_rank(op, xs[0]):
             return None
         g = kw["groups"]
         return {"out": kw["out_channels"], "kernel": pair_of(kw["kernel_size"]), "stride": pair_of(kw["stride"]),

@@ -112,6 +112,10 @@ class Concat(_Join):
 
     def from_torch(self, op, kw, xs, y):
         dim = kw.get("dim", 1 if op == "Concat" else 0)
+        ranks = {len(x) for x in xs}
+        if len(ranks) == 1 and ranks <= {2, 4} and isinstance(dim, int):  # 1-D, 3-D: along channels only
+            n = len(xs[0]) + 1  # N, C, ...
+            return {} if -n <= dim < n and dim % n == 1 else None
         if not all(len(x) == 3 for x in xs) or not -3 <= dim <= 3 or dim == 0:
             return None
         dim = dim % 4 if dim < 0 else dim

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import REQUIRED, TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
+from .base import rank_ops, torch_rank, REQUIRED, TENSOR, Count, Counts, Factor, Key, Param, Pointwise, Term, args_of, hw, prod, register
 
 
 @register
@@ -63,10 +63,10 @@ class BatchNorm(Pointwise):
         bn = (cls, {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"] and not shift_only})
         return [bn, ("ChannelBias", {"num_features": xs[0][0]})] if shift_only else [bn]
 
-    torch_ops = ("BatchNorm2d", "BatchNorm1d")
+    torch_ops = rank_ops("BatchNorm2d")
 
     def from_torch(self, op, kw, xs, y):
-        if not kw.get("track_running_stats", True) or kw.get("momentum") is None or (op == "BatchNorm1d") != (len(xs[0]) == 1):
+        if not kw.get("track_running_stats", True) or kw.get("momentum") is None or not torch_rank(op, xs[0]):
             return None
         return {"eps": kw["eps"], "momentum": kw["momentum"], "affine": bool(kw["affine"])}
 
@@ -379,10 +379,10 @@ class InstanceNorm(Pointwise):
         return [({2: "InstanceNorm1d", 4: "InstanceNorm3d"}.get(len(xs[0]), "InstanceNorm2d"), {"num_features": xs[0][0], "eps": a["eps"], "momentum": a["momentum"],
                                     "affine": a["affine"], "track_running_stats": a["track_running_stats"]})]
 
-    torch_ops = ("InstanceNorm2d",)
+    torch_ops = rank_ops("InstanceNorm2d")
 
     def from_torch(self, op, kw, xs, y):
-        if len(xs[0]) != 3 or kw.get("momentum") is None:
+        if not torch_rank(op, xs[0]) or kw.get("momentum") is None:
             return None
         return {"eps": kw["eps"], "momentum": kw["momentum"], "affine": bool(kw["affine"]),
                 "track_running_stats": bool(kw["track_running_stats"])}

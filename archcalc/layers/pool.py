@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
 from ..findings import Finding, declare
-from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, pads, pair_of, pair_text, prod, register,
+from .base import (rank_ops, torch_rank, REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, pads, pair_of, pair_text, prod, register,
                    same_out, spatial, torch_nd, torch_pad, window_out, window_sizes)
 
 _AXIS_WORDS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
@@ -191,10 +191,10 @@ class MaxPool(_Pool):
     def torch(self, a, xs, y):
         return self._ops(a, xs, y, self._pool(a), "NegInfPad2d")
 
-    torch_ops = ("MaxPool2d", "max_pool2d")
+    torch_ops = rank_ops("MaxPool2d", "max_pool2d")
 
     def from_torch(self, op, kw, xs, y):
-        if kw.get("return_indices") or len(xs[0]) != 3:
+        if kw.get("return_indices") or not torch_rank(op, xs[0]):
             return None
         return {**self._from(kw), "dilation": pair_of(kw.get("dilation", 1))}
 
@@ -275,10 +275,10 @@ class AvgPool(_Pool):
             pool["divisor_override"] = a["divisor_override"]
         return self._ops(a, xs, y, pool, "ZeroPad2d")
 
-    torch_ops = ("AvgPool2d", "avg_pool2d")
+    torch_ops = rank_ops("AvgPool2d", "avg_pool2d")
 
     def from_torch(self, op, kw, xs, y):
-        if len(xs[0]) != 3:
+        if not torch_rank(op, xs[0]):
             return None
         out = {**self._from(kw), "count_include_pad": bool(kw.get("count_include_pad", True))}
         if kw.get("divisor_override") is not None:
@@ -385,14 +385,14 @@ class AdaptiveAvgPool(LayerType):
     def torch(self, a, xs, y):
         return [(torch_nd("AdaptiveAvgPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]
 
-    torch_ops = ("AdaptiveAvgPool2d", "adaptive_avg_pool2d")
+    torch_ops = rank_ops("AdaptiveAvgPool2d", "adaptive_avg_pool2d")
 
     def from_torch(self, op, kw, xs, y):
         size = kw["output_size"]
-        if len(xs[0]) != 3:
+        if not torch_rank(op, xs[0]):
             return None
         if isinstance(size, (tuple, list)) and None in size:
-            size = (y[1], y[2])
+            size = tuple(y[1:])
         return {"size": pair_of(size)}
 
 
@@ -432,6 +432,7 @@ class GlobalAvgPool(WholeMap):
     def from_torch(self, op, kw, xs, y):
         dims = kw.get("dim")
         dims = [dims] if isinstance(dims, int) else list(dims or ())
-        if len(xs[0]) != 3 or sorted(d % 4 for d in dims) != [2, 3] or kw.get("dtype") is not None:
+        n = len(xs[0])  # the spatial dims of an N, C, ... tensor: 2 .. n
+        if n not in (2, 3, 4) or sorted(d % (n + 1) for d in dims) != list(range(2, n + 1)) or kw.get("dtype") is not None:
             return None
         return {} if kw.get("keepdim") else [("global_avgpool", {}), ("flatten", {})]

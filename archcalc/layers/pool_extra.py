@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
+from .base import rank_ops, torch_rank, Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
 from .pool import AdaptiveAvgPool, WholeMap
 
 
@@ -50,14 +50,14 @@ class AdaptiveMaxPool(LayerType):
     def probe(self, a, xs, y, collapse):
         return [(torch_nd("AdaptiveAvgPool2d", len(xs[0]) - 1), {"output_size": tuple(a["size"])})]  # every window position weighted
 
-    torch_ops = ("AdaptiveMaxPool2d", "adaptive_max_pool2d")
+    torch_ops = rank_ops("AdaptiveMaxPool2d", "adaptive_max_pool2d")
 
     def from_torch(self, op, kw, xs, y):
         size = kw["output_size"]
-        if len(xs[0]) != 3 or kw.get("return_indices"):
+        if not torch_rank(op, xs[0]) or kw.get("return_indices"):
             return None
         if isinstance(size, (tuple, list)) and None in size:
-            size = (y[1], y[2])
+            size = tuple(y[1:])
         return {"size": pair_of(size)}
 
 
@@ -89,6 +89,7 @@ class GlobalMaxPool(WholeMap):
             return {}
         dims = kw.get("dim")
         dims = [dims] if isinstance(dims, int) else list(dims or ())
-        if len(xs[0]) != 3 or sorted(d % 4 for d in dims) != [2, 3]:
+        n = len(xs[0])
+        if n not in (2, 3, 4) or sorted(d % (n + 1) for d in dims) != list(range(2, n + 1)):
             return None
         return {} if kw.get("keepdim") else [("global_maxpool", {}), ("flatten", {})]

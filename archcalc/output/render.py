@@ -122,23 +122,35 @@ def iter_summary_json(report: Report, extra: dict | None = None):
     yield "\n"
 
 
+_RF_AXES = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}  # a field's axes by its length (1-D, 2-D, 3-D)
+
+
+def _csv_rf_axes(rows) -> tuple:
+    """The axes the CSV's field columns name: h, w (a 2-D spec, or no field), or every axis the
+    rows' fields have, in the order d, h, w, l (a 1-D or 3-D spec)."""
+    seen = {len(r.rf) for r in rows if r.rf is not None}
+    if seen <= {2}:
+        return ("h", "w")
+    have = {a for n in seen for a in _RF_AXES.get(n, ())}
+    return tuple(a for a in ("d", "h", "w", "l") if a in have)
+
+
 def summary_csv(report: Report, depth=None, net=None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    rows = list(fold(report.rows, depth))
+    axes = _csv_rf_axes(rows)
     w.writerow(
         ["name", "type", "inputs", "output", "params", "buffers", "macs", "activations",
-         "rf_h", "rf_w", "rf_stride_h", "rf_stride_w", "rf_padding_h", "rf_padding_w", "aux", "warnings",
+         *(f"rf_{what}{a}" for what in ("", "stride_", "padding_") for a in axes), "aux", "warnings",
          "trainable", "details"]
     )
     dmap = _details_map(report, net)
-    for r in fold(report.rows, depth):
+    for r in rows:
         rf = r.rf
-        rfv = ["", "", "", "", "", ""] if rf is None else [
-            jsonable(rf[0].size), jsonable(rf[1].size), jsonable(rf[0].stride),
-            jsonable(rf[1].stride), jsonable(rf[0].padding), jsonable(rf[1].padding),
-        ] if len(rf) == 2 else [  # 1-D, 3-D: the columns of H and W hold every axis, "DxHxW" (1-D: L) in rf_h
-            "x".join(str(jsonable(a.size)) for a in rf), "", "x".join(str(jsonable(a.stride)) for a in rf), "",
-            "x".join(str(jsonable(a.padding)) for a in rf), ""]
+        by_axis = {} if rf is None else dict(zip(_RF_AXES.get(len(rf), ()), rf))
+        rfv = [jsonable(getattr(by_axis[a], what)) if a in by_axis else ""
+               for what in ("size", "stride", "padding") for a in axes]
         w.writerow(
             [plain(r.name), r.type, " ".join(plain(x) for x in r.inputs), shape_text(r.shape), jsonable(r.params),
              jsonable(r.buffers), jsonable(r.macs), jsonable(r.values), *rfv, int(r.aux),
@@ -146,7 +158,7 @@ def summary_csv(report: Report, depth=None, net=None) -> str:
         )
     t = report.totals
     w.writerow(["total", "", "", shape_text(report.output), jsonable(t["params"]), jsonable(t["buffers"]),
-                jsonable(t["macs"]), jsonable(t["activations"]), "", "", "", "", "", "", "", "", "", ""])
+                jsonable(t["macs"]), jsonable(t["activations"]), *[""] * (3 * len(axes)), "", "", "", ""])
     return buf.getvalue()
 
 
@@ -733,7 +745,8 @@ BAR = "█"
 
 def sweep_dict(result) -> dict:
     """An :class:`archcalc.analysis.sweep.Sweep` as JSON data."""
-    return {"network": result.name, "swept": list(result.symbols), "rf_layer": result.rf_layer,
+    axes = {"rf_axes": list(result.rf_axes)} if result.rf_axes else {}
+    return {"network": result.name, "swept": list(result.symbols), "rf_layer": result.rf_layer, **axes,
             "points": [{"value": v, **(p or {}), **({"invalid": why} if why else {})}
                        for v, p, why in zip(result.values, result.points, result.invalid)]}
 
@@ -742,9 +755,16 @@ def sweep_csv(stream, result) -> None:
     from ..analysis.sweep import METRICS
 
     w = csv.writer(stream, lineterminator="\n")
-    w.writerow([",".join(result.symbols)] + list(METRICS) + ["invalid"])
+    cols = list(METRICS) + [f"rf_{a}" for a in result.rf_axes]  # a 1-D / 3-D spec: the field per axis too
+    w.writerow([",".join(result.symbols)] + cols + ["invalid"])
     for v, p, why in zip(result.values, result.points, result.invalid):
-        w.writerow([v] + [("" if p is None else p[m]) for m in METRICS] + [why or ""])
+        w.writerow([v] + [("" if p is None else p.get(m)) for m in cols] + [why or ""])
+
+
+def _sweep_rf(p, axes) -> str:
+    """A sweep point's field: one number (2-D: H; 1-D: L), or D x H x W where the axes differ."""
+    sizes = [p["rf_" + a] for a in axes] if len(axes) > 1 else [p["rf"]]
+    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
 
 
 def sweep_table(out: Out, result, metric: str) -> None:
@@ -761,9 +781,10 @@ def sweep_table(out: Out, result, metric: str) -> None:
             continue
         n = round(width * p[metric] / top)
         rows.append([str(v), exact(p["params"]), human(p["macs"]), human(p["activations"]),
-                     "-" if p["rf"] is None else str(p["rf"]),
+                     "-" if p["rf"] is None else _sweep_rf(p, result.rf_axes),
                      bar * n + (" " if n else "") + human(p[metric], "B" if metric.endswith("bytes") else "")])
     print_table(out, cols, rows, title=f"sweep {plain(result.name)}: {swept}")
     if result.rf_layer:
-        out.para(f"RF: receptive field size (H axis) at '{plain(result.rf_layer)}', the last layer whose map depends on "
+        axis = {("l",): "L axis", ("d", "h", "w"): "D x H x W; charted: the H axis"}.get(tuple(result.rf_axes), "H axis")
+        out.para(f"RF: receptive field size ({axis}) at '{plain(result.rf_layer)}', the last layer whose map depends on "
                  "the swept size; one symbolic analysis, its closed forms evaluated at each point")

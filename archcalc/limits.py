@@ -252,6 +252,8 @@ MAX_EXPAND_TERMS = 300  # terms an expansion may build (the zoo's largest estima
 MAX_FACTOR_TERMS = 64  # terms of a polynomial handed to sympy.factor (the zoo's most: 5)
 MAX_FACTOR_SYMBOLS = 4  # free symbols of a polynomial handed to sympy.factor (the zoo's most: 3)
 MAX_FREE_SYMBOLS = 32  # free symbols in one analysis (checked before the engine's walk)
+MAX_SYMBOLIC_LAYERS = 10_000  # layers of one closed-form analysis (free symbols): sympy takes about 1.5 ms a
+# layer on a plain chain, more on branches (the zoo's most: preact-resnet1001, 3,339); checked before the walk
 
 # Work that repeats an analysis or an evaluation: refused before it starts (or, for a scan whose
 # length is not known, as soon as it would pass the limit), with the numbers and the limit.

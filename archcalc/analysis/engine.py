@@ -16,6 +16,7 @@ from ..errors import SpecError, Where
 from ..findings import Finding
 from ..expr import as_int, is_symbolic
 from ..limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
+from ..limits import MAX_SYMBOLIC_LAYERS as _MAX_SYMBOLIC_LAYERS
 from ..limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
 
 _REGISTRY = L.REGISTRY
@@ -246,6 +247,13 @@ def analyze(
             f"{len(free):,} symbols are free (no value), above the limit of {_MAX_FREE_SYMBOLS} for one analysis",
             Where(file=net.file) if net.file else None,
             f"give them values with --set or defaults in 'symbols:' (free: {', '.join(free[:3])}, ...)",
+        )
+    if free and len(net.nodes) > _MAX_SYMBOLIC_LAYERS:
+        raise SpecError(
+            f"{len(net.nodes):,} layers with free symbols ({', '.join(free[:3])}), above the limit of "
+            f"{_MAX_SYMBOLIC_LAYERS:,} layers for one closed-form analysis",
+            Where(file=net.file) if net.file else None,
+            "give the symbols values with --set (or defaults in 'symbols:') for numbers",
         )
     walk = _Walk(net, DTYPES[dtype])
     rows = []

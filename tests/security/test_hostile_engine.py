@@ -186,6 +186,19 @@ def test_a_thousand_free_widths_are_refused(tmp_path):
     _case(tmp_path, ["summary", str(path)], 2, "1,000 symbols are free", "limit of 32")
 
 
+def test_a_closed_form_of_two_hundred_thousand_layers_is_refused_before_the_walk(tmp_path):
+    # found by test_fuzz: stack3x3 (input [C, H, W], no values) with `repeat: 99999` is 2 x 99,999 =
+    # 199,998 layers, legal to load (MAX_NODES 200,000) but minutes of sympy; refused before the walk
+    path = _spec(tmp_path, "input: [C, H, W]\nlayers:\n  - repeat: 99999\n    layers:\n"
+                           "      - {conv: {kernel: 3, padding: 1, bias: false}}\n      - relu\n")
+    _case(tmp_path, ["summary", str(path)], 2, "199,998 layers with free symbols (C, H, W)", "limit of 10,000 layers")
+    # a network under the limit keeps its closed forms (500 layers, C, H and W free)
+    small = _spec(tmp_path, "input: [C, H, W]\nlayers:\n  - repeat: 250\n    layers:\n"
+                            "      - {conv: {kernel: 3, padding: 1, bias: false}}\n      - relu\n")
+    out, _ = _case(tmp_path, ["summary", str(small), "--format", "json"], 0)
+    assert json.loads(out)["totals"]["params"] == "2250*C**2"  # 250 x 9 C^2 (3x3, C to C, no bias)
+
+
 def test_twenty_free_widths_are_not_factored(tmp_path):
     # multivariate factoring of 20 symbols took 37 s; the polynomial is shown expanded
     path = _spec(tmp_path, _widths(20))

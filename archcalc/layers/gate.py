@@ -4,7 +4,7 @@ over the channels (a file of its own; its nn.Module lives in gate_torch.py)."""
 from __future__ import annotations
 
 from ..expr import as_int, vmax
-from .base import Axis, Count, Counts, Factor, Key, LayerType, Pointwise, REQUIRED, ShapeError, Term, Text, hw, prod, register
+from .base import Axis, Count, Counts, Factor, Key, LayerType, Pointwise, REQUIRED, ShapeError, Term, Text, hw, prod, register, shape_text
 
 
 @register
@@ -24,7 +24,7 @@ class EcaConv(Pointwise):
     def out(self, a, xs):
         x = xs[0]
         if len(x) != 3 or x[1:] != (1, 1):
-            got = "a flat vector of " + str(x[0]) if len(x) != 3 else "x".join(map(str, x))
+            got = f"a flat vector of {x[0]}" if len(x) == 1 else f"a {len(x) - 1}-D map {shape_text(x)}"
             raise ShapeError(f"eca_conv needs a pooled C x 1 x 1 map, got {got}", hint="put global_avgpool before it")
         if a["kernel"] % 2 == 0:
             raise ShapeError(f"eca_conv needs an odd kernel (the output keeps C channels), got {a['kernel']}")

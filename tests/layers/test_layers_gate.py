@@ -66,7 +66,9 @@ def test_eca_gate_receptive_field_and_bytes_equal_torch():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("input: [8, 9, 9]\nlayers:\n  - {eca_conv: {kernel: 3}}\n", "eca_conv needs a pooled C x 1 x 1 map, got 8x9x9"),
+    ("input: [8, 9, 9]\nlayers:\n  - {eca_conv: {kernel: 3}}\n", "eca_conv needs a pooled C x 1 x 1 map, got a 2-D map 8x9x9"),
+    ("input: [8, 4, 4, 4]\nlayers:\n  - {eca_conv: {kernel: 3}}\n", "got a 3-D map 8x4x4x4"),  # not 'a flat vector'
+    ("input: [8]\nlayers:\n  - {eca_conv: {kernel: 3}}\n", "got a flat vector of 8"),
     ("input: [8, 1, 1]\nlayers:\n  - {eca_conv: {kernel: 4}}\n", "eca_conv needs an odd kernel"),
 ])
 def test_eca_conv_errors_are_one_line(text, message):

@@ -852,6 +852,43 @@ def _exact(expr, env):
     raise ValueError(f"not quasi-affine: {type(expr).__name__}")
 
 
+def value_at(expr, env):
+    """``expr`` (sums, products, integer powers, floor, ceiling, Min, Max of rationals and
+    symbols) at integer values of its symbols (``env``: symbol -> int), exactly as a Fraction;
+    None for any other form. A cheap evaluation (no substitution, no simplification)."""
+    sp = sympy()
+    if expr.is_Symbol:
+        v = env.get(expr)
+        return None if v is None else Fraction(v)
+    if expr.is_Rational:
+        return Fraction(int(expr.p), int(expr.q))
+    if expr.is_Pow:
+        base, exp = expr.args
+        b = value_at(base, env)
+        if b is None or not exp.is_Integer or (b == 0 and exp < 0):
+            return None
+        return b ** int(exp)
+    args = [value_at(x, env) for x in expr.args]
+    if any(v is None for v in args):
+        return None
+    if expr.is_Add:
+        return sum(args, Fraction(0))
+    if expr.is_Mul:
+        out = Fraction(1)
+        for v in args:
+            out *= v
+        return out
+    if isinstance(expr, sp.floor):
+        return Fraction(math.floor(args[0]))
+    if isinstance(expr, sp.ceiling):
+        return Fraction(math.ceil(args[0]))
+    if isinstance(expr, sp.Max):
+        return max(args)
+    if isinstance(expr, sp.Min):
+        return min(args)
+    return None
+
+
 def equal(a, b) -> bool:
     """Exact equality of two sizes, symbolic or not (structural after expansion: bounded time;
     False where equality would need a proof beyond that)."""

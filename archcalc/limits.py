@@ -243,6 +243,12 @@ MAX_FOLDER_DEPTH = 100  # folders below a folder given to check (refused beyond,
 # closed form and takes none.
 MAX_RF_POSITIONS = 1_000_000
 
+# The field of a slice of the channels is worked out back through the layers that keep channels
+# apart (activations, norms, pools, depthwise convs, concats) to the nearest that mixes them all:
+# at most this many layers back (one Python frame each), beyond which the field is unknown, never
+# guessed. Each (layer, channel range) is worked out once per network.
+MAX_CHANNEL_DEPTH = 256
+
 # Symbolic closed forms (sympy), checked before the work: expanding a product of sums can make
 # exponentially many terms ((H + W + K + 1)**40: 12,341; 62 s for (H + W + 1)**60 before this bound)
 # and multivariate factoring is exponential in the symbols (20 free widths: 37 s). The estimate

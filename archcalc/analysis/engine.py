@@ -17,6 +17,7 @@ from ..findings import Finding
 from ..expr import as_int, is_symbolic
 from ..limits import MAX_FREE_SYMBOLS as _MAX_FREE_SYMBOLS
 from ..limits import MAX_SYMBOLIC_LAYERS as _MAX_SYMBOLIC_LAYERS
+from ..limits import MAX_CHANNEL_DEPTH as _MAX_CHANNEL_DEPTH
 from ..limits import MAX_RF_POSITIONS as _MAX_RF_POSITIONS
 
 _REGISTRY = L.REGISTRY
@@ -69,8 +70,11 @@ class RF:
     extended as the affine case extends it (Araujo et al.): ``ext`` works out the field of any
     position outside the map from the layer's window and the fields it reads (:class:`_Ext`), so a
     padded window after an upsample or a gate counts its padding exactly as it does on an affine
-    field. ``n`` is the number of positions of the map (for a fixed field; the length of ``first``
-    otherwise).
+    field. A global value alone (``fixed`` without ``ext`` or ``local``: a 1-position map spread
+    over a map) is not a map that extends: its padding reads no input where ``n``, its number of
+    positions, is known (at sizes that are numbers; at symbolic sizes a window over its padding
+    gives no closed form). ``n`` is the number of positions of the map (for a fixed field; the
+    length of ``first`` otherwise).
 
     Immutable by convention; equality and hash use (size, stride, padding). A slotted class, not a
     frozen dataclass: one is made per layer and axis, and a frozen dataclass's constructor costs
@@ -126,7 +130,13 @@ class RF:
                 if f.__class__ is int and last.__class__ is int and fixed[0].__class__ is int and fixed[1].__class__ is int:
                     return (fixed[0] if fixed[0] < f else f), (fixed[1] if fixed[1] > last else last)
                 return fixed  # symbolic sizes: a gated field is kept only where the global part covers the map's
-            if self.ext is None or 0 <= o < self.n:
+            if self.ext is None:
+                n = self.n
+                # a global value's padding (a window over it past its positions) reads no input
+                if n is not None and not 0 <= o < n:
+                    return _NO_FIRST, _NO_LAST
+                return fixed
+            if 0 <= o < self.n:
                 return fixed
             return self.ext.at(self, o)
         first = self.first
@@ -324,6 +334,7 @@ class _Walk:
         self.records: list = [None] * n  # per node, what `local` gave it (shared by nodes of one cache entry)
         self.warned: list = []  # nodes with warnings
         self.rf_budget = [_MAX_RF_POSITIONS]  # position steps left for position-by-position fields
+        self.sliced: dict = {}  # (node, first, stop) -> the field of those channels of its output
 
     def step(self, i, node) -> Row:
         ltype = _REGISTRY[node.type]
@@ -358,6 +369,8 @@ class _Walk:
             rf, notes = self.receptive_field(i, ltype, node, xs, y, win)
             if notes:
                 warnings = (*warnings, *notes)
+        if ltype.narrows_channels and rf is not None:  # a slice of the channels: the kept ones' field
+            rf = self.kept_channels(i, node, ltype, rf)
         self.rfs[i] = rf
         if warnings:
             self.warned.append(i)
@@ -487,6 +500,120 @@ class _Walk:
             return None, None
         return rf, None
 
+    # -- the field of some channels (docs/conventions.md, 'Channels')
+    def kept_channels(self, i, node, ltype, own):
+        """The field of a layer whose output channels read parts of its input channels, worked out
+        from those parts' fields (``own``: the field over every input channel): a slice of the
+        channels keeps channels that may read less of the input than the map they are cut from (a
+        concat's branch, a pixel unshuffle's phase), and a pixel shuffle's output position reads
+        one phase's channels. Worked out back through the layers (each type's ``channel_reads``) to
+        the nearest layer that mixes every channel; exact where the channel counts are numbers
+        (else ``own``)."""
+        y, xs = self.shapes[i], [self.shapes[j] for j in node.inputs]
+        if y[0].__class__ is not int or any(len(x) == 1 or x[0].__class__ is not int for x in xs):
+            return own
+        return self._channel_field(i, node, ltype, 0, y[0], 0, own)
+
+    def _channels_of(self, j, lo, hi, depth):
+        """The field of channels ``lo`` .. ``hi`` - 1 of node ``j``'s output (-1: the input, whose
+        channels all have the same field)."""
+        own = self.rfs[j]
+        if j < 0 or own is None:
+            return own
+        y = self.shapes[j]
+        if (lo == 0 and hi == y[0]) or y[0].__class__ is not int:
+            return own
+        key = (j, lo, hi)
+        if key in self.sliced:
+            return self.sliced[key]
+        node = self.net.nodes[j]
+        xs = [self.shapes[k] for k in node.inputs]
+        if any(len(x) == 1 or x[0].__class__ is not int for x in xs):
+            rf = own
+        else:
+            rf = self._channel_field(j, node, _REGISTRY[node.type], lo, hi, depth, own)
+        self.sliced[key] = rf
+        return rf
+
+    def _channel_field(self, j, node, ltype, lo, hi, depth, own):
+        """:meth:`_channels_of` worked out from the channels the layer reads (``own``: the layer's
+        field over every channel, for a layer that reads them all)."""
+        if depth > _MAX_CHANNEL_DEPTH:  # unknown rather than guessed
+            return None
+        ins = node.inputs
+        xs = [self.shapes[k] for k in ins]
+        y = self.shapes[j]
+        reads = ltype.channel_reads(node.args, xs, y, lo, hi)
+        if reads is None:
+            return own
+        if not reads:  # channels that read no input (pad_channels' zeros)
+            return _no_field(y, own)
+        subs = []
+        whole = True  # every part read has its input's whole field
+        for idx, first, stop, w in reads:
+            sub = self._channels_of(ins[idx], first, stop, depth + 1)
+            if sub is None:
+                return None
+            whole = whole and sub is self.rfs[ins[idx]]
+            subs.append((idx, sub, w))
+        if whole and own is not None and (
+                (lo == 0 and hi == y[0])  # every channel, each reading its input's field: the layer's own
+                or (not ltype.joins and all(w is None for _, _, w in subs))  # its window over that field
+                or (ltype.joins and len({idx for idx, _, _ in subs}) == len(ins))):  # every branch's field
+            return own
+        budget = self.rf_budget
+        if ltype.joins:
+            states = [None] * len(ins)
+            for idx, sub, _ in subs:
+                states[idx] = sub
+            win = ltype.window(node.args, xs, y)
+            if win == "unknown":
+                return None
+            if isinstance(win, tuple) and any(isinstance(a, L.Stack) for a in win):
+                return _rf_stack(states, xs, y, win, budget)
+            used = [k for k in range(len(ins)) if states[k] is not None]
+            if len(used) == 1:
+                return states[used[0]]
+            return _rf_join([states[k] for k in used], [xs[k] for k in used], y, budget)[0]
+        rec = self.records[j]
+        by_window: dict = {}  # window -> the fields read through it
+        done = set()
+        for _, sub, w in subs:
+            key = (id(sub), w)  # a pixel shuffle reads each phase's window over many channels' one field
+            if key in done:
+                continue
+            done.add(key)
+            if w is None and rec.same_field:
+                f = sub
+            else:
+                f = self._window_field(sub, rec.window if w is None else w, xs, y)
+            if f is None:
+                return None
+            fields = by_window.setdefault(w, [])
+            if not any(f is g for g in fields):
+                fields.append(f)
+        if len(by_window) > 1 and any(w is not None and any(isinstance(a, L.Resample) for a in w) for w in by_window):
+            # each input channel is read at some positions only (a pixel shuffle's phase): the
+            # field of each axis, the union over the other axes, is exact here; but a later window
+            # that reads some positions only (a stride) would read some phases only, so it holds
+            # only where each axis's field depends on that axis's phase alone
+            phases = {w: _union(fields, y, budget) for w, fields in by_window.items()}
+            if any(f is None for f in phases.values()) or not _separable(phases, y):
+                return None
+            return _union(list(phases.values()), y, budget)
+        return _union([f for fields in by_window.values() for f in fields], y, budget)
+
+    def _window_field(self, src, win, xs, y):
+        """The field after a layer's window over the field ``src`` of its input (on a map)."""
+        if win is None:
+            return src
+        if win == "unknown" or win == "global" or len(y) == 1:
+            return None
+        if len(src) != 2 or len(win) != 2:
+            return self._rf_axes(src, win, xs, y)[0]
+        rf = tuple(_rf_step(a, w, n_out, n_in, self.rf_budget) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
+        return None if any(r is None for r in rf) else rf
+
     def _rf_axes(self, src, win, xs, y):
         """The field of a window on a map of any rank, axis by axis (the 2-D walk's rules)."""
         out = []
@@ -579,9 +706,7 @@ class _Walk:
         elif new_eval is False:
             values = 0
         else:  # depends on unresolved sizes: exact as a piecewise expression
-            from ..expr import sympy
-
-            values = sympy().Piecewise((numel[i], new_eval), (0, True))
+            values = _where(new_eval, numel[i])
         tensor = self.tensor
         tensor[i] = i if (decl.new_train is not False) else tensor[ins[0]]
         # a layer with no trainable parameters on inputs that need no gradient is not recorded: it keeps nothing
@@ -627,6 +752,37 @@ class _Walk:
         """Backward keeps node j's output: the whole storage it lives in (a slice keeps its parent)."""
         t = self.tensor[j]
         self.saved[t] = self.numel[t]
+
+
+def _where(cond, value):
+    """``value`` where the condition on unresolved sizes holds, else 0: Piecewise((value, cond),
+    (0, True)); on sizes that are themselves piecewise (a decimal upsample scale's pieces: sympy
+    rewrites such a condition into nested if-then-else beyond Python's stack) the same function as
+    value times an indicator built from KroneckerDelta (1 where its two arguments are equal)."""
+    from ..expr import sympy
+
+    sp = sympy()
+    if cond.has(sp.Piecewise):
+        indicator = _indicator(sp, cond)
+        if indicator is not None:
+            return value * indicator
+    return sp.Piecewise((value, cond), (0, True))
+
+
+def _indicator(sp, cond):
+    """1 where ``cond`` (Eq, Ne, And, Or, Not of them) holds, 0 elsewhere; None for other conditions."""
+    if isinstance(cond, sp.Eq):
+        return sp.KroneckerDelta(*cond.args)
+    if isinstance(cond, sp.Ne):
+        return 1 - sp.KroneckerDelta(*cond.args)
+    parts = [_indicator(sp, c) for c in cond.args] if isinstance(cond, (sp.And, sp.Or, sp.Not)) else [None]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(cond, sp.Not):
+        return 1 - parts[0]
+    if isinstance(cond, sp.And):
+        return sp.Mul(*parts)
+    return 1 - sp.Mul(*(1 - p for p in parts))  # Or
 
 
 def _positive(value) -> bool:
@@ -905,6 +1061,8 @@ def _reads_some(w, n_out, n_in, budget) -> bool:
     transposed conv's rows between its taps (kernel below the stride, or stride and dilation both
     above 1). Concrete sizes: each position, clamped to the input; symbolic: one period of the
     window's pattern (the stride's denominator), away from the ends."""
+    if isinstance(w, L.Axis):
+        return _axis_reads_some(w, n_out, n_in, budget)
     if not isinstance(w, L.Resample):
         return True
     if any(v.__class__ not in (int, Fraction) for v in (w.s, w.a, w.b)):
@@ -932,6 +1090,37 @@ def _reads_some(w, n_out, n_in, budget) -> bool:
     return True
 
 
+def _axis_reads_some(w, n_out, n_in, budget) -> bool:
+    """:func:`_reads_some` for an integer window: a padded window may read only padding (a 1x1
+    window with padding 1 at its first and last positions; such a position reads no input, torch's
+    output there is the bias alone). Concrete sizes: each position's taps; symbolic: without
+    dilation, every window reads the map when neither padding reaches a whole window (the first
+    window ends at k - 1 - before >= 0, the last starts at or before the map's last position, and
+    every window between them starts between the two); otherwise not shown (False)."""
+    if w.__class__ is L.PadCopy:  # its padding copies positions of the map
+        return True
+    k, before, after, d = w.k, w.before, w.after, getattr(w, "dil", 1)
+    if any(v.__class__ is not int for v in (k, before, after, d, w.s)):
+        return False
+    if before <= 0 and after <= 0:
+        return True
+    if n_out.__class__ is not int or n_in.__class__ is not int:
+        return d == 1 and before < k and after < k
+    _spend(budget, n_out)
+    top, s = n_in - 1, w.s
+    for o in range(n_out):
+        lo = o * s - before
+        if lo >= 0:
+            if lo > top:
+                return False
+            continue
+        # the first tap at or past 0: lo + ceil(-lo / d) * d, which must be a tap and inside the map
+        first_in = lo + (-(lo // d)) * d
+        if first_in > lo + k - 1 or first_in > top:
+            return False
+    return True
+
+
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
     """The field after a window. Affine (Araujo et al., Distill 2019): r' = r + (k-1) j,
     j' = j s, p' = p + pad j. An adaptive pool over an affine field in closed form. Otherwise
@@ -952,20 +1141,23 @@ def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
         # symbolic: a window that reads only the map's positions keeps the global part covering
         # the map's field (as the join made sure); padding would widen the first and last fields
         return RF(a.size, stride, a.padding, fixed=a.fixed, local=local) if inner else None
-    if a.fixed is not None and a.ext is None and _reads_some(w, n_out, n_in, budget):
-        # a global value: the same at every position, padding too (a transposed conv's empty rows
-        # read nothing: stepped position by position below)
-        return RF(a.size, stride, a.padding, fixed=a.fixed)
+    if a.fixed is not None and a.ext is None and (concrete or inner) and _reads_some(w, n_out, n_in, budget):
+        # a global value: the same at every position that reads one (a transposed conv's empty
+        # rows, or a padded window's positions over padding alone, are stepped position by position
+        # below); its padding reads no input (RF.at). At a symbolic size only a window within the
+        # map: one that reads padding has a closed form at no size where the map has one position
+        # (there it is the 1-position map's own, affine, field: docs/conventions.md)
+        return RF(a.size, stride, a.padding, fixed=a.fixed, n=n_out if concrete else None)
     if a.fixed is not None and inner and _reads_some(w, n_out, n_in, budget):
         # every position reads the same inputs, so does every window over them (that reads any:
         # a transposed conv's empty rows are stepped position by position below)
         ext = _Ext((a,), w, n_in if isinstance(w, L.Resample) else None) if concrete else None
         return RF(a.size, stride, a.padding, fixed=a.fixed, ext=ext, n=n_out if ext else None)
     if n_in == 1 and inner and _reads_the_one(w, n_out, budget):
-        # a 1x1 map (a pooled gate, ASPP's image features): every output reads it, and so does
-        # the padding beside them (a global value, not a map that extends)
+        # a 1x1 map (a pooled gate, ASPP's image features): every output reads it; the padding
+        # beside them reads nothing (a global value, not a map that extends: RF.at)
         lo, hi = a.at(0)
-        return RF(as_int(hi - lo + 1), _mul(a.stride, w.s), as_int(-lo), fixed=(lo, hi))
+        return RF(as_int(hi - lo + 1), _mul(a.stride, w.s), as_int(-lo), fixed=(lo, hi), n=n_out if concrete else None)
     if not concrete or any(is_symbolic(v) for v in (a.stride, a.padding, a.size, w.s)):
         return None
     closed = _rf_adaptive(a, w, n_out, n_in)
@@ -1045,11 +1237,19 @@ def _le(a, b) -> bool:
     """Is a <= b for every value of the symbols? (False when it cannot be shown.)"""
     if not is_symbolic(a) and not is_symbolic(b):
         return a <= b
-    from ..expr import expandable, sympy
+    from ..expr import expandable, sympy, value_at
 
     if not expandable(b - a):  # sympy's simplify is open-ended: only on small differences
         return False
-    d = sympy().simplify(b - a)
+    diff = sympy().sympify(b - a)
+    names = sorted(diff.free_symbols, key=str)
+    # a size where b < a disproves it at once (simplify takes a second on xception's 'same'
+    # paddings, and _extreme asks both ways round): sizes from 224 on, across a period of 32
+    for k in range(0, 64, 3):
+        value = value_at(diff, {n: 224 + k + 5 * i for i, n in enumerate(names)})
+        if value is not None and value < 0:
+            return False
+    d = sympy().simplify(diff)
     if d.is_number:
         return bool(d >= 0)
     return d.is_nonnegative is True  # from the sizes' assumptions (positive integers): 2H - H
@@ -1093,6 +1293,39 @@ def _rf_join(states, xs=None, y=None, budget=None):
             return None, offsets
         out.append(rf)
     return tuple(out), offsets
+
+
+def _no_field(y, own):
+    """The field of channels that read no input (pad_channels' zero channels): no position reads
+    any (None where the sizes are symbols)."""
+    if own is None or any(is_symbolic(n) for n in y[1:]):
+        return None
+    return tuple(RF(0, f.stride, 0, (_NO_FIRST,) * n, (_NO_LAST,) * n) for f, n in zip(own, y[1:]))
+
+
+def _union(fields, y, budget):
+    """The union of fields of one map (the channels of a slice, a pixel shuffle's phases), position
+    by position where sizes are numbers: a part may read nothing at some positions (a phase away
+    from its own), where a gate it carries is not read either."""
+    if len(fields) == 1:
+        return fields[0]
+    if any(is_symbolic(n) for n in y[1:]):
+        return _rf_join(fields, [y] * len(fields), y, budget)[0]
+    out = tuple(_join_positions([f[axis] for f in fields], [False] * len(fields), n, fields[0][axis].stride, budget)
+                for axis, n in enumerate(y[1:]))
+    return None if any(r is None for r in out) else out
+
+
+def _separable(phases, y):
+    """Does each axis's field of a pixel shuffle's phases (window -> field) depend on that axis's
+    phase alone (its window on that axis), at every position?"""
+    for axis, n in enumerate(y[1:]):
+        seen: dict = {}
+        for w, f in phases.items():
+            ends = [f[axis].at(o) for o in range(n)]
+            if seen.setdefault(w[axis], ends) != ends:
+                return False
+    return True
 
 
 def _rf_stack(states, xs, y, win, budget=None):
@@ -1195,7 +1428,7 @@ def _join_gated(col, broadcast, n, stride, budget):
         return None  # symbolic: _join_fixed, where the global part covers the maps at every position
     lo, hi = min(g[0] for g in globs), max(g[1] for g in globs)
     if not maps:
-        return RF(hi - lo + 1, stride, -lo, fixed=(lo, hi))
+        return RF(hi - lo + 1, stride, -lo, fixed=(lo, hi), n=n)
     if len(maps) == 1:
         local = maps[0]
     elif all(m.affine for m in maps):
@@ -1245,6 +1478,8 @@ def _join_fixed(col, broadcast, n, stride, ext=None):
     if any(not m.affine for m in maps) or len({(m.size, m.stride, m.padding) for m in maps}) > 1:
         return None  # symbolic: no single spatial part to step on
     local = maps[0] if maps else None
+    if local is None:  # global values alone: their padding reads nothing (RF.at), where n is a number
+        return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi), n=None if is_symbolic(n) else n)
     return RF(as_int(hi - lo + 1), stride, as_int(-lo), fixed=(lo, hi), local=local)
 
 

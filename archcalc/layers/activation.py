@@ -310,6 +310,22 @@ class RadixSoftmax(Pointwise):
     def details(self, a, xs, y):
         return f"radix {a['radix']}" + (f" g={a['groups']}" if a.get("groups", 1) != 1 else "")
 
+    def channel_reads(self, a, xs, y, lo, hi):
+        # timm's view (groups, radix, C') transposed to (radix, groups, C'): output block r*groups + g
+        # of C' channels is input block g*radix + r (the softmax across the radix is a statistic:
+        # not counted, as a norm's)
+        k, g = a["radix"], a["groups"]
+        if k == 1:
+            return [(0, lo, hi, None)]
+        part = xs[0][0] // (k * g)
+        reads = []
+        for block in range(lo // part, (hi - 1) // part + 1):
+            r, gi = divmod(block, g)
+            first, stop = max(lo, block * part), min(hi, (block + 1) * part)
+            src = (gi * k + r) * part
+            reads.append((0, src + first - block * part, src + stop - block * part, None))
+        return reads
+
     def saves(self, a, training):
         return ("output",)
 

@@ -506,6 +506,22 @@ class LayerType:
         return None
 
     # -- what the report and ``archcalc explain`` show (archcalc/output/: generic printers)
+    # the receptive field of some channels (docs/conventions.md, 'Channels'): is the layer's field
+    # less than its window over the union of its input channels' fields (a slice of the channels
+    # keeps some; a pixel shuffle's position reads one phase's)? The engine then works it out from
+    # the fields of the channels it reads (``channel_reads``).
+    narrows_channels: ClassVar[bool] = False
+
+    def channel_reads(self, a: dict, xs: list, y, lo: int, hi: int) -> list | None:
+        """The input channels that output channels ``lo`` .. ``hi`` - 1 read, for the receptive field
+        of a slice of the channels: a list of ``(input index, first, stop, window)``, ``window``
+        None for the layer's own (:meth:`window`) or the window those channels are read through (a
+        pixel unshuffle's phase); an empty list: channels that read no input; None: every channel
+        of every input (the default: the layer's field is the channels' union). Called with concrete channel counts only. Under archcalc's
+        convention a layer that mixes channels only through statistics (a norm, a softmax) reads
+        the channel itself."""
+        return None
+
     def details(self, a: dict, xs, y) -> str:
         """The layer's settings in a few characters, as a summary row shows them ('7x7/2 p3',
         'g=32', 'p=0.5'); '' when there is nothing to say. Reads only ``a`` (the summary calls it
@@ -711,6 +727,16 @@ class Pointwise(LayerType):
 
     def probe(self, a, xs, y, collapse):
         return [("Identity", {})]
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        # each channel its own (a norm's or a softmax's statistics are not counted: the convention)
+        return [(0, lo, hi, None)] if xs[0][0] == y[0] else None
+
+
+def same_channels(self, a, xs, y, lo, hi):
+    """:meth:`LayerType.channel_reads` of a layer that works on each channel alone (a pool, a
+    resampling, padding): output channel c reads input channel c."""
+    return [(0, lo, hi, None)]
 
 
 REGISTRY: dict[str, LayerType] = {}

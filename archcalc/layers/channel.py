@@ -48,6 +48,10 @@ class Channels(LayerType):
     )
     formulas = {"shape": "(stop - start) x H x W", "params": "0", "macs": "0"}
     view = True
+    narrows_channels = True  # its field is the kept channels' (docs/conventions.md, 'Channels')
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        return [(0, a["start"] + lo, a["start"] + hi, None)]
 
     def out(self, a, xs):
         x = xs[0]
@@ -101,6 +105,17 @@ class ChannelShuffle(LayerType):
             raise ShapeError(f"channel_shuffle: {x[0]} channels are not divisible by groups={a['groups']}")
         return x
 
+    def channel_reads(self, a, xs, y, lo, hi):
+        # output channel k is input channel (k mod g) * C/g + k div g: each residue's channels are
+        # consecutive inputs
+        g, per = a["groups"], xs[0][0] // a["groups"]
+        reads = []
+        for r in range(g):
+            ks = range(lo + (r - lo) % g, hi, g)  # the outputs of residue r
+            if ks:
+                reads.append((0, r * per + ks[0] // g, r * per + ks[-1] // g + 1, None))
+        return reads
+
     def new_tensor(self, a, xs, y, training):
         # view, transpose, contiguous, view: with one group, or one channel per group, the
         # transpose swaps a dimension of size 1, the result is still contiguous and .contiguous()
@@ -144,6 +159,21 @@ class PixelShuffle(LayerType):
     def window(self, a, xs, y):
         q = Fraction(1, a["factor"])  # output o reads input floor(o / r)
         return tuple(Resample(q) for _ in xs[0][1:])
+
+    narrows_channels = True  # each output position reads one phase's channels
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        # output channel c is input channels c r^n + q, q the block phase (row-major over the axes)
+        # of the output position: input channel c r^n + q is read at the positions of phase q alone,
+        # position o reading input (o - q) / r where r divides o - q (nothing elsewhere)
+        r, n = a["factor"], len(xs[0]) - 1
+        m = r ** n
+        reads = []
+        for q in range(m):
+            phase = [(q // r ** (n - 1 - i)) % r for i in range(n)]
+            win = tuple(Resample(Fraction(1, r), Fraction(-p, r), Fraction(-p, r), a_up=True) for p in phase)
+            reads += [(0, c * m + q, c * m + q + 1, win) for c in range(lo, hi)]
+        return reads
 
     def torch(self, a, xs, y):
         if len(xs[0]) != 3:  # 1-D, 3-D: torch's channel order, generalised (archcalc's own module)
@@ -204,6 +234,22 @@ class PixelUnshuffle(LayerType):
     def window(self, a, xs, y):
         r = a["factor"]
         return tuple(Axis(r, r, 0, 0) for _ in xs[0][1:])
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        # output channel c r^n + q (order: channels; q C + c with order: blocks) is input channel c
+        # at block phase q (row-major over the axes): position o reads input o r + q_axis alone
+        r, n, c = a["factor"], len(xs[0]) - 1, xs[0][0]
+        m = r ** n
+        reads = []
+        for q in range(m):
+            if a["order"] == "blocks":
+                first, stop = max(lo - q * c, 0), min(hi - q * c, c)
+            else:  # the channels c with lo <= c m + q < hi
+                first, stop = max(-((q - lo) // m), 0), min((hi - 1 - q) // m + 1, c)
+            if first < stop:
+                phase = [(q // r ** (n - 1 - i)) % r for i in range(n)]
+                reads.append((0, first, stop, tuple(Axis(1, r, -p, p - r + 1, False) for p in phase)))
+        return reads
 
     def torch(self, a, xs, y):
         if len(xs[0]) != 3:

@@ -68,6 +68,14 @@ class _ConvBase(LayerType):
     def cout(self, a, x):
         return x[0] if a["out"] is None else a["out"]
 
+    def channel_reads(self, a, xs, y, lo, hi):
+        # output group i (cout / g channels) reads input group i (C_in / g channels) alone
+        g, cin, cout = self.groups(a, xs[0]), xs[0][0], y[0]
+        if not all(isinstance(v, int) for v in (g, cin, cout)):
+            return None
+        per_out, per_in = cout // g, cin // g
+        return [(0, lo // per_out * per_in, ((hi - 1) // per_out + 1) * per_in, None)]
+
     def check_groups(self, a, x, cout):
         g = self.groups(a, x)
         for what, c in (("input", x[0]), ("output", cout)):

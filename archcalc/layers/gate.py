@@ -19,6 +19,10 @@ class EcaConv(Pointwise):
         "(state_dict key `weight`, as the Conv1d's); a new tensor."
     )
     keys = (Key("kernel", "size", REQUIRED, "the odd number of neighbouring channels each output weighs"),)
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        half = (a["kernel"] - 1) // 2  # channel c weighs channels c - half .. c + half
+        return [(0, max(lo - half, 0), min(hi + half, xs[0][0]), None)]
     formulas = {"shape": "unchanged (C x 1 x 1)", "params": "kernel", "buffers": "0", "macs": "C * kernel"}
 
     def out(self, a, xs):

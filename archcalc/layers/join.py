@@ -10,6 +10,10 @@ class _Join(LayerType):
     torch_module = "join_torch"  # its own nn.Module classes
     joins = True
 
+    def channel_reads(self, a, xs, y, lo, hi):
+        # an elementwise join: output channel c reads channel c of every branch (a C x 1 x 1 gate's too)
+        return [(i, lo, hi, None) for i in range(len(xs))]
+
     def mismatch(self, a, xs, i):
         names = a.get("branches") or [f"b{k + 1}" for k in range(len(xs))]
         return f"branch '{names[0]}' gives {shape_text(xs[0])} but branch '{names[i]}' gives {shape_text(xs[i])}"
@@ -86,6 +90,17 @@ class Concat(_Join):
 
     def details(self, a, xs, y):
         return "" if a.get("dim", 1) == 1 else f"dim {a['dim']}"
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        if a.get("dim", 1) != 1:  # stacked along H or W: channel c of every branch
+            return [(i, lo, hi, None) for i in range(len(xs))]
+        reads, off = [], 0
+        for i, x in enumerate(xs):  # the branches whose channels fall in lo .. hi - 1
+            first, stop = max(lo - off, 0), min(hi - off, x[0])
+            if first < stop:
+                reads.append((i, first, stop, None))
+            off += x[0]
+        return reads
 
     def window(self, a, xs, y):
         # along channels the field is the branches' union; along H or W each output position reads one

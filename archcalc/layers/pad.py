@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..expr import as_int, is_symbolic
-from .base import (REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, ShapeError, SizeOf, Term, hw, prod, register,
+from .base import (same_channels, REQUIRED, Axis, Count, Counts, Factor, Key, LayerType, PadCopy, ShapeError, SizeOf, Term, hw, prod, register,
                    spatial, torch_pad, window_out)
 
 MODES = ("constant", "reflect", "replicate", "circular")
@@ -29,6 +29,7 @@ def check_mode(layer, mode, pad, x):
 @register
 class Pad(LayerType):
     torch_module = "pad_torch"  # its own nn.Module classes
+    channel_reads = same_channels  # each channel its own
     name = "pad"
     doc = (
         "Explicit padding of the spatial axes, of a map of any rank (torch.nn.functional.pad; nn.ZeroPad2d, ConstantPad2d, "
@@ -127,6 +128,7 @@ def blur_padding(f, s):
 @register
 class BlurPool(LayerType):
     torch_module = "pad_torch"  # its own nn.Module classes
+    channel_reads = same_channels  # each channel its own
     name = "blur_pool"
     doc = (
         "Anti-aliased downsampling (timm's BlurPool2d; Zhang 2019): pad by ((stride - 1) + (filter - 1)) // 2 "

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..expr import ceildiv, floordiv, is_symbolic
 from ..findings import Finding, declare
-from .base import (rank_ops, torch_rank, REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, pads, pair_of, pair_text, prod, register,
+from .base import (same_channels, rank_ops, torch_rank, REQUIRED, Axis, Key, LayerType, Resample, ShapeError, Text, eff, pads, pair_of, pair_text, prod, register,
                    same_out, spatial, torch_nd, torch_pad, window_out, window_sizes)
 
 _AXIS_WORDS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
@@ -22,6 +22,7 @@ def _explicit_pad(x, p):
 
 
 class _Pool(LayerType):
+    channel_reads = same_channels  # each channel its own
     torch_module = "pool_torch"  # its own nn.Module classes
     torch_name: ClassVar[str]
 
@@ -293,6 +294,7 @@ _UPSAMPLES = declare("layer.adaptive-upsample", "an adaptive average pool to a s
 
 @register
 class AdaptiveAvgPool(LayerType):
+    channel_reads = same_channels  # each channel its own
     name = "adaptive_avgpool"
     doc = (
         "Adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d; 1d / 3d on 1-D / 3-D "
@@ -399,6 +401,8 @@ class AdaptiveAvgPool(LayerType):
 class WholeMap(LayerType):
     """A reduction over the whole map (global average or max pooling): C x H x W to C x 1 x 1, one
     window of the map's size."""
+
+    channel_reads = same_channels  # each channel its own
 
     def out(self, a, xs):
         x = spatial(xs[0], self.name)

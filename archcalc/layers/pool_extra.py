@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ..expr import as_int
-from .base import rank_ops, torch_rank, Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
+from .base import same_channels, rank_ops, torch_rank, Key, LayerType, REQUIRED, pair_of, pair_text, prod, register, spatial, torch_nd
 from .pool import AdaptiveAvgPool, WholeMap
 
 
 @register
 class AdaptiveMaxPool(LayerType):
+    channel_reads = same_channels  # each channel its own
     name = "adaptive_maxpool"
     doc = (
         "Adaptive max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d; 1d / 3d on 1-D / 3-D maps): "

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from ..expr import as_int, ceildiv, floordiv, is_symbolic
 from ..limits import MAX_SIZE
-from .base import (REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register,
+from .base import (same_channels, REQUIRED, Axis, Key, LayerType, Resample, ShapeError, SizeOf, concrete, hw, pair_of, rational, register,
                    shape_text, spatial)
 
 
@@ -145,6 +145,7 @@ _MODES_23 = {"nearest-exact": _nearest_exact, "bicubic": _bicubic, "area": _area
 @register
 class Upsample(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
+    channel_reads = same_channels  # each channel its own
     name = "upsample"
     doc = (
         "Upsampling (torch.nn.Upsample / F.interpolate), nearest or bilinear (linear on a 1-D map, "
@@ -291,6 +292,7 @@ class Upsample(LayerType):
 @register
 class Crop(LayerType):
     torch_module = "resample_torch"  # its own nn.Module classes
+    channel_reads = same_channels  # each channel its own
     name = "crop"
     doc = (
         "Centre crop (every spatial axis, of a map of any rank) to the spatial size of an earlier layer's "
@@ -380,6 +382,13 @@ class PadChannels(LayerType):
     def window(self, a, xs, y):
         s = a["stride"]
         return Axis(1, s, 0, 0, False), Axis(1, s, 0, 0, False)
+
+    def channel_reads(self, a, xs, y, lo, hi):
+        # output channel c is input channel c - before (before: half the added channels, as torch()
+        # pads them); the zero channels read nothing
+        before = (y[0] - xs[0][0]) // 2
+        first, stop = max(lo - before, 0), min(hi - before, xs[0][0])
+        return [(0, first, stop, None)] if first < stop else []
 
     def torch(self, a, xs, y):
         extra = a["out"] - xs[0][0]

@@ -71,6 +71,7 @@ def _evaluate(e, at):
         return args[0] ** int(args[1])
     ops = {sympy.floor: lambda x: Fraction(math.floor(x)), sympy.ceiling: lambda x: Fraction(math.ceil(x)),
            sympy.Max: max, sympy.Min: min, sympy.Ne: lambda a, b: a != b, sympy.Eq: lambda a, b: a == b,
+           sympy.KroneckerDelta: lambda a, b: Fraction(int(a == b)),
            sympy.Or: lambda *a: any(a), sympy.And: lambda *a: all(a), sympy.Not: lambda a: not a,
            sympy.StrictLessThan: lambda a, b: a < b, sympy.LessThan: lambda a, b: a <= b,
            sympy.StrictGreaterThan: lambda a, b: a > b, sympy.GreaterThan: lambda a, b: a >= b}

@@ -1,4 +1,5 @@
 import atexit
+import functools
 import compileall
 import json
 import os
@@ -59,6 +60,21 @@ def run_subprocess(*args, env=None):
 # --------------------------------------------------------------------------- samples of the zoo
 
 DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_symbols() -> dict:
+    """Per zoo name (in the zoo's order), ``(its symbols, the symbols with a value)``: each spec
+    loaded once per process. Three test modules choose their specs (those with H and W) from it at
+    collection, which each of the two workers does: 111 loads, not 333."""
+    from archcalc import load
+    from archcalc.spec import zoo
+
+    out = {}
+    for name in zoo.names():
+        net = load(name)
+        out[name] = (frozenset(net.symbols), frozenset(net.values))
+    return out
 
 
 def zoo_sample(names):

@@ -283,7 +283,19 @@ def explain_layer(net, report: Report, index: int) -> list[str]:
     lines.append("")
     prev = report.rows[node.inputs[0]].rf if node.inputs and node.inputs[0] >= 0 else (
         tuple(RF(1, 1, 0) for _ in net.input[1:]) if len(net.input) > 1 else None)
-    if row.rf is None and len(row.shape) > 1:
+    if lt.narrows_channels and len(row.shape) > 1:
+        # a slice keeps some channels, a pixel shuffle's position reads one phase's channels: their
+        # own fields, worked out back to the nearest layer that mixes every channel
+        what = "receptive field of the channels each output position reads (docs/conventions.md, 'Channels')"
+        if row.rf is None:
+            lines.append(f"{what}: unknown (the sizes are symbols, or a pixel shuffle's phases read rows that a "
+                         "later window could tell apart, or the channels' layers go back further than archcalc "
+                         "follows)")
+        elif all(a.size == 0 for a in row.rf):
+            lines.append(f"{what}: none, these channels read no input (zeros that padding added), {rf_text(row.rf)}")
+        else:
+            lines.append(f"{what}: {rf_text(row.rf)}")
+    elif row.rf is None and len(row.shape) > 1:
         lines.append("receptive field: unknown (it depends on the output position and the sizes are symbols: "
                      "give them values for the exact field)")
     elif row.rf is None:

@@ -213,3 +213,49 @@ layers:
     assert claimed(w, 5) == measured(net, (1, 6, 6), 1) == want
     sym = fields(text.format(h="H", w="W"), free=("H", "W"))
     assert sym[-2].rf is not None and sym[-1].rf is None
+
+
+def test_explain_names_the_kept_channels_field(cli, tmp_path):
+    """`archcalc explain` says where a slice's field comes from and prints it (1/1/0: the third
+    branch's 1x1 conv, not the concat's 5/1/2); zeros that padding added read no input (0/1/0)."""
+    spec = tmp_path / "slice.yaml"
+    spec.write_text("""name: slice
+input: [3, 9, 9]
+layers:
+  - concat:
+    - [{conv: {out: 6, kernel: 3, padding: 1}}]
+    - [{conv: {out: 6, kernel: 5, padding: 2}}]
+    - [{conv: {out: 6, kernel: 1}}]
+  - channels: {start: 12, stop: 15}
+  - pad_channels: {out: 7}
+  - channels: {start: 0, stop: 2}
+""")
+    code, out, err = cli("explain", str(spec), "channels1")
+    assert code == 0, err
+    assert "receptive field of the channels each output position reads (docs/conventions.md, 'Channels'): 1/1/0" in out
+    code, out, err = cli("explain", str(spec), "channels2")
+    assert code == 0, err
+    assert "none, these channels read no input (zeros that padding added), 0/1/0" in out
+
+
+@pytest.mark.parametrize("depth, known", [(250, True), (300, False)])
+def test_the_walk_back_is_bounded(depth, known):
+    """A slice's field is worked out back through at most MAX_CHANNEL_DEPTH (256) layers: after
+    250 relus it is the 1x1 branch's own (size 1, hand-worked as in the first test), after 300
+    unknown (never the concat's 5/1/2 guessed, never a RecursionError)."""
+    from archcalc.limits import MAX_CHANNEL_DEPTH
+
+    assert MAX_CHANNEL_DEPTH == 256
+    rows = fields(f"""input: [3, 9, 9]
+layers:
+  - concat:
+    - [{{conv: {{out: 6, kernel: 5, padding: 2}}}}]
+    - [{{conv: {{out: 6, kernel: 1}}}}]
+  - repeat: {depth}
+    layers: [relu]
+  - channels: {{start: 6, stop: 12}}
+""")
+    rf = rows[-1].rf
+    assert (rf is not None) == known
+    if known:
+        assert (rf[0].size, rf[0].stride, rf[0].padding) == (1, 1, 0)

@@ -4,10 +4,11 @@ concrete result, for every zoo spec with size symbols."""
 import pytest
 
 from archcalc import analyze, load
-from archcalc.spec import zoo
 from archcalc.expr import substitute
 
-SIZE_SPECS = [n for n in zoo.names() if {"H", "W"} <= set(load(n).symbols)]
+from conftest import zoo_symbols  # noqa: E402
+
+SIZE_SPECS = [n for n, (symbols, _) in zoo_symbols().items() if {"H", "W"} <= symbols]
 
 
 @pytest.mark.parametrize("name", [n for n in SIZE_SPECS if n in ("vgg16", "alexnet", "alexnet-paper", "zfnet", "vgg11_bn")]

@@ -15,13 +15,12 @@ import pytest
 
 from archcalc import analyze, load
 from archcalc.output.report import to_dict
-from archcalc.spec import zoo
 
-from conftest import DEEP, zoo_sample  # noqa: E402
+from conftest import DEEP, zoo_sample, zoo_symbols  # noqa: E402
 
 sympy = pytest.importorskip("sympy")
 
-SPATIAL = [n for n in zoo.names() if {"H", "W"} <= set(load(n).values)]
+SPATIAL = [n for n, (_, values) in zoo_symbols().items() if {"H", "W"} <= values]
 
 
 # sympy's Max and Min, told not to simplify on construction (the same functions)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 
 from archcalc import analyze, load
-from archcalc.spec import zoo
 from archcalc.expr import substitute
 from archcalc.analysis.solve import compile_expr
 
-from conftest import zoo_sample  # noqa: E402
+from conftest import zoo_sample, zoo_symbols  # noqa: E402
 
-SPATIAL = [n for n in zoo.names() if {"H", "W"} <= set(load(n).values)]
+SPATIAL = [n for n, (_, values) in zoo_symbols().items() if {"H", "W"} <= values]
 
 
 def test_most_of_the_zoo_has_symbolic_input():

@@ -784,7 +784,7 @@ def decide_equal(a, b):
 
     for point in itertools.product(range(1, period + 2), repeat=len(names)):
         env = dict(zip(names, point))
-        if _exact(h, env) != 0:
+        if value_at(h, env) != 0:
             return False, {str(n): v for n, v in env.items()}
     return True, None
 
@@ -828,28 +828,6 @@ def _period(expr, names):
     if slopes(expr) is None:
         return None
     return lcm[0]
-
-
-def _exact(expr, env):
-    """``expr`` at integer values of its symbols, exactly (Fractions); used by decide_equal."""
-    sp = sympy()
-    if expr.is_Symbol:
-        return Fraction(env[expr])
-    if expr.is_Rational:
-        return Fraction(int(expr.p), int(expr.q))
-    args = [_exact(x, env) for x in expr.args]
-    if expr.is_Add:
-        return sum(args, Fraction(0))
-    if expr.is_Mul:
-        out = Fraction(1)
-        for v in args:
-            out *= v
-        return out
-    if isinstance(expr, sp.floor):
-        return Fraction(math.floor(args[0]))
-    if isinstance(expr, sp.ceiling):
-        return Fraction(math.ceil(args[0]))
-    raise ValueError(f"not quasi-affine: {type(expr).__name__}")
 
 
 def value_at(expr, env):

@@ -58,17 +58,21 @@ def fields(text, free=()):
     return analyze(loads("name: t\n" + text, free=free)).rows
 
 
-def test_a_slice_of_a_concat_reads_its_branches_alone():
-    """Channels 12..14 of three 6-channel branches are the third branch's, a 1x1 conv: row o reads
-    row o alone, not the 5x5 branch's rows o - 2 .. o + 2 (the map's union)."""
-    rows = fields("""input: [3, 9, 9]
+# three 6-channel branches (3x3, 5x5, 1x1 convs), then the third's channels
+SLICE = """input: [3, 9, 9]
 layers:
   - concat:
     - [{conv: {out: 6, kernel: 3, padding: 1}}]
     - [{conv: {out: 6, kernel: 5, padding: 2}}]
     - [{conv: {out: 6, kernel: 1}}]
   - channels: {start: 12, stop: 15}
-""")
+"""
+
+
+def test_a_slice_of_a_concat_reads_its_branches_alone():
+    """Channels 12..14 of three 6-channel branches are the third branch's, a 1x1 conv: row o reads
+    row o alone, not the 5x5 branch's rows o - 2 .. o + 2 (the map's union)."""
+    rows = fields(SLICE)
     rf = rows[-1].rf
     assert (rf[0].size, rf[0].stride, rf[0].padding) == (1, 1, 0)
     assert (rows[-2].rf[0].size, rows[-2].rf[0].padding) == (5, 2)  # the concat itself: the union
@@ -219,17 +223,7 @@ def test_explain_names_the_kept_channels_field(cli, tmp_path):
     """`archcalc explain` says where a slice's field comes from and prints it (1/1/0: the third
     branch's 1x1 conv, not the concat's 5/1/2); zeros that padding added read no input (0/1/0)."""
     spec = tmp_path / "slice.yaml"
-    spec.write_text("""name: slice
-input: [3, 9, 9]
-layers:
-  - concat:
-    - [{conv: {out: 6, kernel: 3, padding: 1}}]
-    - [{conv: {out: 6, kernel: 5, padding: 2}}]
-    - [{conv: {out: 6, kernel: 1}}]
-  - channels: {start: 12, stop: 15}
-  - pad_channels: {out: 7}
-  - channels: {start: 0, stop: 2}
-""")
+    spec.write_text("name: slice\n" + SLICE + "  - pad_channels: {out: 7}\n  - channels: {start: 0, stop: 2}\n")
     code, out, err = cli("explain", str(spec), "channels1")
     assert code == 0, err
     assert "receptive field of the channels each output position reads (docs/conventions.md, 'Channels'): 1/1/0" in out

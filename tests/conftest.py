@@ -31,6 +31,10 @@ atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 # set (as on CI machines) each start would compile archcalc's modules again (60 ms a process):
 # they are byte-compiled once here, into the usual __pycache__ folders (git ignores them).
 compileall.compile_dir(str(ROOT / "archcalc"), quiet=1)
+# Likewise pytest's rewritten test modules (its assertion rewriting caches them beside the tests,
+# in __pycache__, only where bytecode may be written): each worker would rewrite all 250 modules
+# again on every run (about 3 s each)
+sys.dont_write_bytecode = False
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "torchvision.json").read_text())["models"]
 
 
@@ -63,35 +67,42 @@ DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
 
 
 @functools.lru_cache(maxsize=None)
-def zoo_symbols() -> dict:
-    """Per zoo name (in the zoo's order), ``(its symbols, the symbols with a value)``: each spec
-    loaded once per process. Three test modules choose their specs (those with H and W) from it at
-    collection, which each of the two workers does: 111 loads, not 333."""
+def _zoo_facts() -> dict:
+    """Per zoo name (in the zoo's order), ``(its symbols, the symbols with a value, its layers)``:
+    each spec loaded once per process. Test modules choose their specs from it at collection, which
+    each of the two workers does: 111 loads, not 333."""
     from archcalc import load
     from archcalc.spec import zoo
 
     out = {}
     for name in zoo.names():
         net = load(name)
-        out[name] = (frozenset(net.symbols), frozenset(net.values))
+        out[name] = (frozenset(net.symbols), frozenset(net.values), len(net.nodes))
     return out
+
+
+def zoo_symbols() -> dict:
+    """Per zoo name (in the zoo's order), ``(its symbols, the symbols with a value)``."""
+    return {name: (symbols, values) for name, (symbols, values, _) in _zoo_facts().items()}
 
 
 def zoo_sample(names):
     """The zoo names a whole-zoo torch or closed-form test runs by default: one per family (the
-    name with its digits and suffix cut: resnet, vgg, efficientnet_b, ...; the first in sorted
-    order), so every kind of construct is met while the suite stays within its 3 minutes.
-    ``ARCHCALC_DEEP=1`` runs every name. The zoo's numbers themselves are checked for every
-    network in the default run (tests/zoo/test_zoo_numbers.py, tests/zoo/test_zoo_*.py)."""
+    name with its digits and suffix cut, and a size word: resnet, vgg, efficientnet_b, convnext,
+    ...; the member with the
+    fewest layers, the first in sorted order among equals), so every kind of construct is met
+    while the suite stays within its 3 minutes. ``ARCHCALC_DEEP=1`` runs every name. The zoo's
+    numbers themselves are checked for every network in the default run
+    (tests/zoo/test_zoo_numbers.py, tests/zoo/test_zoo_*.py)."""
     import re
 
     names = sorted(names)
     if DEEP:
         return names
-    seen, out = set(), []
+    layers = {name: facts[2] for name, facts in _zoo_facts().items()}
+    best: dict = {}
     for name in names:
-        family = re.sub(r"[0-9].*$", "", name).rstrip("_-.") or name
-        if family not in seen:
-            seen.add(family)
-            out.append(name)
-    return out
+        family = re.sub(r"_(tiny|small|base|large)$", "", re.sub(r"[0-9].*$", "", name).rstrip("_-.") or name)
+        if family not in best or layers.get(name, 0) < layers.get(best[family], 0):
+            best[family] = name
+    return sorted(best.values())

@@ -41,7 +41,7 @@ def imports(path: Path) -> set[str]:
     """Every archcalc module ``path`` imports (absolute names), wherever the import stands."""
     mod = module_name(path)
     pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-    known = {module_name(p) for p in PKG.rglob("*.py")}
+    known = KNOWN
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -61,6 +61,7 @@ def imports(path: Path) -> set[str]:
     return {m for m in out if m in known}
 
 
+KNOWN = {module_name(p) for p in PKG.rglob("*.py")}  # every archcalc module, found once
 GRAPH = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 
 

@@ -444,7 +444,10 @@ class _Walk:
     # -- receptive field
     def receptive_field(self, i, ltype, node, xs, y, win):
         try:
-            return self._receptive_field(i, ltype, node, xs, y, win)
+            rf, notes = self._receptive_field(i, ltype, node, xs, y, win)
+            if rf is not None and not ltype.joins:
+                rf = _padding_alone(rf, win, xs, y)
+            return rf, notes
         except RFWorkLimit as err:
             raise SpecError(
                 f"its receptive field needs {err.needed:,} position steps after {err.spent:,} already taken, "
@@ -610,9 +613,11 @@ class _Walk:
         if win == "unknown" or win == "global" or len(y) == 1:
             return None
         if len(src) != 2 or len(win) != 2:
-            return self._rf_axes(src, win, xs, y)[0]
-        rf = tuple(_rf_step(a, w, n_out, n_in, self.rf_budget) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
-        return None if any(r is None for r in rf) else rf
+            rf = self._rf_axes(src, win, xs, y)[0]
+        else:
+            rf = tuple(_rf_step(a, w, n_out, n_in, self.rf_budget) for a, w, n_out, n_in in zip(src, win, y[1:], xs[0][1:]))
+            rf = None if any(r is None for r in rf) else rf
+        return None if rf is None else _padding_alone(rf, win, xs, y)
 
     def _rf_axes(self, src, win, xs, y):
         """The field of a window on a map of any rank, axis by axis (the 2-D walk's rules)."""
@@ -1107,18 +1112,8 @@ def _axis_reads_some(w, n_out, n_in, budget) -> bool:
     if n_out.__class__ is not int or n_in.__class__ is not int:
         return d == 1 and before < k and after < k
     _spend(budget, n_out)
-    top, s = n_in - 1, w.s
-    for o in range(n_out):
-        lo = o * s - before
-        if lo >= 0:
-            if lo > top:
-                return False
-            continue
-        # the first tap at or past 0: lo + ceil(-lo / d) * d, which must be a tap and inside the map
-        first_in = lo + (-(lo // d)) * d
-        if first_in > lo + k - 1 or first_in > top:
-            return False
-    return True
+    s = w.s
+    return all(_tap_inside(o * s - before, k, d, n_in) for o in range(n_out))
 
 
 def _rf_step(a: RF, w, n_out=None, n_in=None, budget=None) -> RF | None:
@@ -1293,6 +1288,38 @@ def _rf_join(states, xs=None, y=None, budget=None):
             return None, offsets
         out.append(rf)
     return tuple(out), offsets
+
+
+def _padding_alone(rf, win, xs, y):
+    """The field of a layer whose window, on some axis, reads only padding at every position (a
+    1x1 conv at stride 3 with padding 1 on a 2-column map reads columns -1 and 2): no position
+    reads any input on any axis (torch's output there is the bias alone), so every axis's field
+    is empty, though each axis alone extends into the padding as usual. At symbolic sizes a window
+    whose first position reads only padding and whose stride is above 1 can do so at some sizes:
+    the field is unknown there (with stride 1 some position always reads the map; a window whose
+    padding is a closed form, 'same' padding, pads less than the window, so its first position
+    reads row 0)."""
+    if not isinstance(win, tuple):
+        return rf
+    for w, n_out, n_in in zip(win, y[1:], xs[0][1:]):
+        if w.__class__ is not _Axis:  # resampling clamps to the map; PadCopy's padding copies it
+            continue
+        k, s, before, d = w.k, w.s, w.before, getattr(w, "dil", 1)
+        if any(v.__class__ is not int for v in (k, s, before, d)):
+            continue  # 'same' padding at symbolic sizes: below the window (k - 1 in all), so row 0 is read
+        if before < k or s == 1:  # position 0 reads row 0 or later, or a stride-1 window reaches the map
+            continue
+        if n_out.__class__ is not int or n_in.__class__ is not int:
+            return None
+        if not any(_tap_inside(o * s - before, k, d, n_in) for o in range(n_out)):
+            return _no_field(y, rf)
+    return rf
+
+
+def _tap_inside(lo, k, d, n_in) -> bool:
+    """Does a window whose taps are lo, lo + d, ..., lo + k - 1 read a position of 0 .. n_in - 1?"""
+    first = lo if lo >= 0 else lo + (-(lo // d)) * d  # the first tap at or past 0
+    return first <= lo + k - 1 and first <= n_in - 1
 
 
 def _no_field(y, own):

@@ -230,7 +230,10 @@ class Upsample(LayerType):
                 # elsewhere the field depends on the position (as adaptive_avgpool): unknown
                 return "unknown"
             q = self._q(_on_axis(a, i), size, n)
-            if a["mode"] in ("nearest",) + _LINEAR and concrete(size, n) and n == size:
+            if a["mode"] in ("nearest",) + _LINEAR and concrete(size, n) and n == size and not (
+                    a["align_corners"] and n == 1 and a["mode"] in _CORNERS):
+                # (align_corners to one position: torch's scale is 0, as the closed form's for a
+                # size that is one: the stride of such a map is then 0 at every size)
                 # an axis that keeps its size is a copy in torch's CPU kernels whatever the scale
                 # (nearest_idx returns the output index when output size == input size; the
                 # bilinear kernel interpolates only the axes whose size changes): 1.16 on 2 rows

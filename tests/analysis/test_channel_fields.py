@@ -253,3 +253,25 @@ layers:
     assert (rf is not None) == known
     if known:
         assert (rf[0].size, rf[0].stride, rf[0].padding) == (1, 1, 0)
+
+
+def test_a_window_over_padding_alone_on_one_axis_reads_nothing_on_any():
+    """A 1x1 conv at stride 3 with padding 1 on a 2-column map reads columns -1 and 2: padding at
+    both positions, so no output position reads any input, whatever its row (torch's output is
+    the bias alone). Each axis alone would extend into the padding (rows 2, 5, ... are map rows):
+    the row field must be empty too. At symbolic sizes the field is unknown (it is empty at some)."""
+    text = """input: [1, {h}, {w}]
+layers:
+  - conv: {{out: 1, kernel: 3}}
+  - conv: {{out: 1, kernel: 1, stride: 3, padding: 1}}
+"""
+    rows = fields(text.format(h=12, w=4))
+    h, w = rows[-1].rf
+
+    def net(x):
+        return conv(conv(x, 1, 3), 1, 1, 1)[:, :, ::3, ::3]  # stride 3: every third of the padded positions
+
+    assert claimed(h, 4) == measured(net, (1, 12, 4), 0) == [None] * 4
+    assert claimed(w, 2) == measured(net, (1, 12, 4), 1) == [None, None]
+    sym = fields(text.format(h="H", w="W"), free=("H", "W"))
+    assert sym[-2].rf is not None and sym[-1].rf is None

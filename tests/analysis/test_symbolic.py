@@ -6,13 +6,17 @@ import pytest
 from archcalc import analyze, load
 from archcalc.expr import substitute
 
-from conftest import zoo_symbols  # noqa: E402
+from conftest import zoo_sample, zoo_symbols  # noqa: E402
 
 SIZE_SPECS = [n for n, (symbols, _) in zoo_symbols().items() if {"H", "W"} <= symbols]
+# tests/zoo/test_symbolic_zoo.py checks every row of one network per family (of those with H and
+# W values): here the listed networks it does not run
+SAMPLED = set(zoo_sample([n for n, (_, values) in zoo_symbols().items() if {"H", "W"} <= values]))
 
 
-@pytest.mark.parametrize("name", [n for n in SIZE_SPECS if n in ("vgg16", "alexnet", "alexnet-paper", "zfnet", "vgg11_bn")]
-                         + [n for n in SIZE_SPECS if n in ("resnet18", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0")])
+@pytest.mark.parametrize("name", [n for n in SIZE_SPECS if n in ("vgg16", "alexnet", "alexnet-paper", "zfnet", "vgg11_bn",
+                                                                 "resnet18", "googlenet", "densenet121", "mobilenet_v2",
+                                                                 "squeezenet1_0") and n not in SAMPLED])
 def test_symbolic_equals_concrete(name):
     concrete = analyze(load(name))
     values = {k: v for k, v in concrete.values.items() if k in ("H", "W")}

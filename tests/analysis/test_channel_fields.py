@@ -275,3 +275,24 @@ layers:
     assert claimed(w, 2) == measured(net, (1, 12, 4), 1) == [None, None]
     sym = fields(text.format(h="H", w="W"), free=("H", "W"))
     assert sym[-2].rf is not None and sym[-1].rf is None
+
+
+def test_align_corners_to_one_position_has_stride_zero_at_every_size():
+    """A pooled value upsampled with align_corners to the input's size: torch's scale is
+    (1 - 1)/(O - 1) = 0, and 0 for a single output (area_pixel_compute_scale), so every output
+    reads input 0 and the stride is 0 at every size, H = 1 included (where the output keeps one
+    position: before, a copy of stride 1 at that size only, against the closed form's 0)."""
+    text = """input: [1, {h}, {w}]
+layers:
+  - global_avgpool: {{}}
+  - upsample: {{like: input, mode: bilinear, align_corners: true}}
+"""
+    sym = fields(text.format(h="H", w="W"), free=("H", "W"))[-1].rf
+    for h in (1, 2, 5):
+        conc = fields(text.format(h=h, w=h))[-1].rf
+        assert conc[0].stride == 0 == sym[0].stride
+
+        def net(x):
+            return F.interpolate(F.adaptive_avg_pool2d(x, 1), size=(h, h), mode="bilinear", align_corners=True)
+
+        assert claimed(conc[0], h) == measured(net, (1, h, h), 0) == [(0, h - 1)] * h

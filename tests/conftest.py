@@ -81,6 +81,25 @@ def _zoo_facts() -> dict:
     return out
 
 
+def randomise(model, seed=0, scale=0.2):
+    """Non-trivial weights and BN statistics, so that equal outputs mean something: every floating
+    tensor drawn (running variances in 0.5 .. 1.5, the rest normal times ``scale``), every other
+    one (BN's num_batches_tracked) zeroed; a model made on the meta device and moved with
+    to_empty needs no initialisation. Returns the model."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if not t.dtype.is_floating_point:
+                t.zero_()
+            elif name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen) * scale)
+    return model
+
+
 def zoo_symbols() -> dict:
     """Per zoo name (in the zoo's order), ``(its symbols, the symbols with a value)``."""
     return {name: (symbols, values) for name, (symbols, values, _) in _zoo_facts().items()}

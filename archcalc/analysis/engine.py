@@ -449,12 +449,7 @@ class _Walk:
                 rf = _padding_alone(rf, win, xs, y)
             return rf, notes
         except RFWorkLimit as err:
-            raise SpecError(
-                f"its receptive field needs {err.needed:,} position steps after {err.spent:,} already taken, "
-                f"above the limit of {_MAX_RF_POSITIONS:,} for one network",
-                node.where,
-                "resampled fields are computed position by position: use a smaller input or output size",
-            ) from None
+            raise _work_limit(err, node) from None
 
     def _receptive_field(self, i, ltype, node, xs, y, win):
         first = node.inputs[0]
@@ -515,7 +510,10 @@ class _Walk:
         y, xs = self.shapes[i], [self.shapes[j] for j in node.inputs]
         if y[0].__class__ is not int or any(len(x) == 1 or x[0].__class__ is not int for x in xs):
             return own
-        return self._channel_field(i, node, ltype, 0, y[0], 0, own)
+        try:
+            return self._channel_field(i, node, ltype, 0, y[0], 0, own)
+        except RFWorkLimit as err:
+            raise _work_limit(err, node) from None
 
     def _channels_of(self, j, lo, hi, depth):
         """The field of channels ``lo`` .. ``hi`` - 1 of node ``j``'s output (-1: the input, whose
@@ -549,22 +547,25 @@ class _Walk:
         reads = ltype.channel_reads(node.args, xs, y, lo, hi)
         if reads is None:
             return own
-        if not reads:  # channels that read no input (pad_channels' zeros)
-            return _no_field(y, own)
         subs = []
         whole = True  # every part read has its input's whole field
+        budget = self.rf_budget
         for idx, first, stop, w in reads:
+            # each part (a pixel shuffle has one per input channel, given one at a time) is a step of
+            # the network's budget, taken before its work: a spec may have 10**6 channels
+            _spend(budget, 1)
             sub = self._channels_of(ins[idx], first, stop, depth + 1)
             if sub is None:
                 return None
             whole = whole and sub is self.rfs[ins[idx]]
             subs.append((idx, sub, w))
+        if not subs:  # channels that read no input (pad_channels' zeros)
+            return _no_field(y, own)
         if whole and own is not None and (
                 (lo == 0 and hi == y[0])  # every channel, each reading its input's field: the layer's own
                 or (not ltype.joins and all(w is None for _, _, w in subs))  # its window over that field
                 or (ltype.joins and len({idx for idx, _, _ in subs}) == len(ins))):  # every branch's field
             return own
-        budget = self.rf_budget
         if ltype.joins:
             states = [None] * len(ins)
             for idx, sub, _ in subs:
@@ -850,6 +851,16 @@ def _rf_start(shape):
     if len(shape) == 1:
         return None
     return tuple(RF(1, 1, 0) for _ in shape[1:])  # one field per spatial axis
+
+
+def _work_limit(err, node) -> SpecError:
+    return SpecError(
+        f"its receptive field needs {err.needed:,} position steps after {err.spent:,} already taken, "
+        f"above the limit of {_MAX_RF_POSITIONS:,} for one network",
+        node.where,
+        "resampled fields and the fields of some channels are computed step by step: use a smaller input or "
+        "output size, or fewer channels",
+    )
 
 
 class RFWorkLimit(Exception):

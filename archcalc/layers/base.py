@@ -514,7 +514,7 @@ class LayerType:
 
     def channel_reads(self, a: dict, xs: list, y, lo: int, hi: int) -> list | None:
         """The input channels that output channels ``lo`` .. ``hi`` - 1 read, for the receptive field
-        of a slice of the channels: a list of ``(input index, first, stop, window)``, ``window``
+        of a slice of the channels: a list (or an iterator) of ``(input index, first, stop, window)``, ``window``
         None for the layer's own (:meth:`window`) or the window those channels are read through (a
         pixel unshuffle's phase); an empty list: channels that read no input; None: every channel
         of every input (the default: the layer's field is the channels' union). Called with concrete channel counts only. Under archcalc's

@@ -168,12 +168,11 @@ class PixelShuffle(LayerType):
         # position o reading input (o - q) / r where r divides o - q (nothing elsewhere)
         r, n = a["factor"], len(xs[0]) - 1
         m = r ** n
-        reads = []
-        for q in range(m):
+        for q in range(m):  # one at a time: the engine counts each against its budget before the next
             phase = [(q // r ** (n - 1 - i)) % r for i in range(n)]
             win = tuple(Resample(Fraction(1, r), Fraction(-p, r), Fraction(-p, r), a_up=True) for p in phase)
-            reads += [(0, c * m + q, c * m + q + 1, win) for c in range(lo, hi)]
-        return reads
+            for c in range(lo, hi):
+                yield (0, c * m + q, c * m + q + 1, win)
 
     def torch(self, a, xs, y):
         if len(xs[0]) != 3:  # 1-D, 3-D: torch's channel order, generalised (archcalc's own module)

@@ -296,3 +296,19 @@ layers:
             return F.interpolate(F.adaptive_avg_pool2d(x, 1), size=(h, h), mode="bilinear", align_corners=True)
 
         assert claimed(conc[0], h) == measured(net, (1, h, h), 0) == [(0, h - 1)] * h
+
+
+def test_a_walk_over_millions_of_channels_is_refused_before_the_work():
+    """A pixel shuffle reads one part per input channel: each of the 4,000,000 is a step of the
+    network's 1,000,000 receptive-field steps, taken before its work (a spec is untrusted input):
+    a clean error naming the layer once the budget is spent (about 2.5 s here)."""
+    import time
+
+    from archcalc.errors import SpecError
+
+    start = time.process_time()
+    with pytest.raises(SpecError) as err:
+        fields("input: [3, 8, 8]\nlayers:\n  - conv: {out: 4000000, kernel: 1}\n  - pixel_shuffle: {factor: 2}\n")
+    assert "'pixel_shuffle1'" in str(err.value) and "after 1,000,000 already taken" in str(err.value)
+    assert "above the limit of 1,000,000" in str(err.value)
+    assert time.process_time() - start < 30  # a hang detector: bounded by the budget, not the channels

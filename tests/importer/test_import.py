@@ -26,7 +26,7 @@ from archcalc import analyze, load  # noqa: E402
 from archcalc.cli.main import main  # noqa: E402
 from archcalc.importer import import_target, is_target, model_of, parse_args  # noqa: E402
 from archcalc.importer.roundtrip import check  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, randomise  # noqa: E402
 
 DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "torchvision.json").read_text())["models"]
@@ -131,22 +131,6 @@ def netfile(tmp_path):
     return path
 
 
-def _randomise(model, seed=0):
-    """Non-trivial weights and BN statistics, so that equal outputs mean something (every tensor is
-    set: a model made on the meta device and moved with to_empty needs no initialisation)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if t.dtype.is_floating_point:
-                if name.endswith("running_var"):
-                    t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-                else:
-                    t.copy_(torch.randn(t.shape, generator=gen) * 0.2)
-            else:
-                t.zero_()  # BN's num_batches_tracked
-    return model
-
-
 # --------------------------------------------------------------------------- torch only
 
 
@@ -177,7 +161,7 @@ def test_targets_and_args_are_parsed_as_data():
 
 def test_custom_model_round_trips_with_its_weights(netfile):
     target = f"{netfile}:Net"
-    model = _randomise(model_of(target, {"width": 8}))
+    model = randomise(model_of(target, {"width": 8}))
     text, g, _ = import_target(target, {"width": 8}, (3, 32, 32), model=model)
     r = check(text, model, (3, 32, 32))
     assert r["ok"], r
@@ -239,7 +223,7 @@ def test_export_to_torch_loads_the_original_weights(netfile):
     from archcalc.spec.load import loads
     from archcalc.torchside.build import export_source
 
-    model = _randomise(model_of(f"{netfile}:Net"))
+    model = randomise(model_of(f"{netfile}:Net"))
     text, _, _ = import_target(f"{netfile}:Net", None, (3, 32, 32), model=model)
     space: dict = {"__name__": "exported"}
     exec(compile(export_source(loads(text)), "exported.py", "exec"), space)
@@ -259,7 +243,7 @@ def test_channels_last_block_round_trips_with_its_weights(netfile):
     from archcalc.torchside.verify import verify
 
     target = f"{netfile}:ChannelsLast"
-    model = _randomise(model_of(target))
+    model = randomise(model_of(target))
     text, _, _ = import_target(target, None, (3, 32, 32), model=model)
     assert "channel_linear: {out: $out * 4}" in text or "channel_linear: {out: 32}" in text, text
     assert "{layer_scale: {bare: true}, name: gamma}" in text and "permute" not in text, text
@@ -366,7 +350,7 @@ def test_torchvision_model_round_trips(name):
     real = name in REAL or DEEP
     target, model = _torchvision_model(name, None if real else "meta")
     if real:
-        _randomise(model)
+        randomise(model)
     shape = tuple(REFERENCE[name]["input"])
     text, g, _ = import_target(target, None, shape, model=model)
     small = (3, 96, 96) if name == "inception_v3" else (3, 64, 64)  # Inception v3 needs 75x75 at least
@@ -419,7 +403,7 @@ def test_onnx_export_round_trips_without_torch_in_the_import(name, tmp_path):
 
     pytest.importorskip("onnx")
     target, model = _torchvision_model(name, None)
-    _randomise(model)
+    randomise(model)
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

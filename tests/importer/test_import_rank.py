@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from archcalc.cli.main import main  # noqa: E402
 from archcalc.importer import import_target, model_of  # noqa: E402
 from archcalc.importer.roundtrip import check  # noqa: E402
+from conftest import randomise  # noqa: E402
 
 DEEP = os.environ.get("ARCHCALC_DEEP") == "1"
 
@@ -29,18 +30,9 @@ def netfile(tmp_path):
     return path
 
 
-def _randomise(model, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if t.dtype.is_floating_point:
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if name.endswith("running_var")
-                        else torch.randn(t.shape, generator=gen) * 0.2)
-
-
 def _round_trip(netfile, cls, shape):
     model = model_of(f"{netfile}:{cls}", None, None)
-    _randomise(model)
+    randomise(model)
     text, _, _ = import_target(f"{netfile}:{cls}", None, shape, model=model)
     r = check(text, model, shape)
     assert r["ok"], {k: r[k] for k in r if k != "state_dict"}
@@ -112,7 +104,7 @@ def test_torchvision_video_models_import(name):
     shape, params, macs = VIDEO[name]
     target = f"torchvision.models.video:{name}"
     model = model_of(target, {"weights": None}, None)
-    _randomise(model)
+    randomise(model)
     text, _, _ = import_target(target, None, shape, model=model)
     r = check(text, model, shape)
     assert r["ok"], {k: r[k] for k in r if k != "state_dict"}

@@ -20,6 +20,11 @@ from archcalc.cli.main import main  # noqa: E402
 from archcalc.importer import ImportFailed, import_target, model_of  # noqa: E402
 from archcalc.importer.roundtrip import check, output_names  # noqa: E402
 from archcalc.spec.load import loads  # noqa: E402
+from conftest import randomise  # noqa: E402
+
+
+def randomise_half(model):
+    return randomise(model, scale=0.5)  # larger weights than the torchvision tests' (the small nets here)
 
 NETS = textwrap.dedent('''
     import torch
@@ -199,17 +204,8 @@ def nets(tmp_path):
     return path
 
 
-def _randomise(model, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if t.dtype.is_floating_point:
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if name.endswith("running_var") else torch.randn(t.shape, generator=gen) * 0.5)
-    return model
-
-
 def _round_trip(target, shape):
-    model = _randomise(model_of(target))
+    model = randomise_half(model_of(target))
     text, g, _ = import_target(target, None, shape, model=model)
     return text, g, model, check(text, model, shape, names=output_names(g))
 
@@ -284,7 +280,7 @@ def test_timm_max_pool_same_and_nasnet_shift():
     # NASNet's path_2 shifts by one (ZeroPad2d((-1, 1, -1, 1))) before a 1x1 pool of stride 2
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), MaxPool2dSame(3, 2), torch.nn.ZeroPad2d((-1, 1, -1, 1)),
                                 torch.nn.AvgPool2d(1, stride=2, count_include_pad=False))
-    text, g, _ = import_target("timm.layers:MaxPool2dSame", None, (3, 8, 8), model=_randomise(model))
+    text, g, _ = import_target("timm.layers:MaxPool2dSame", None, (3, 8, 8), model=randomise_half(model))
     assert g.notes and "maxpool: {kernel: 3, stride: 2, padding: [0, 1, 0, 1]}" in text and "crop" in text
     r = check(text, model, (3, 8, 8), output_input=(3, 8, 8))
     assert r["ok"] and r["outputs"]["max_abs_diff"] == 0

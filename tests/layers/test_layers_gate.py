@@ -52,9 +52,9 @@ def test_eca_gate_verifies_against_torch():
     assert analyze(net).totals["params"] == 1173 and analyze(net).totals["macs"] == 93312 + 80
 
 
-def test_eca_gate_receptive_field_and_bytes_equal_torch():
-    net = loads(GATE, "gate.yaml")
-    report = analyze(net)
+def _fields_and_bytes_equal_torch(net, report):
+    """Every map's receptive field measured by torch's gradients (verify --rf), and the bytes
+    autograd saves and a no-grad forward keeps live on CPU, equal the engine's."""
     names = [r.name for r in report.rows if r.rf is not None and len(r.shape) == 3]
     res = receptive_fields(net, names, report)
     assert res and all(r["status"] == "ok" for r in res), [r for r in res if r["status"] != "ok"]
@@ -63,6 +63,12 @@ def test_eca_gate_receptive_field_and_bytes_equal_torch():
     assert m["saved_bytes"]["torch"] == m["saved_bytes"]["engine"] == report.totals["train_saved_bytes"]
     live = m["live"]["inference_live_bytes"]
     assert live["torch"] == live["engine"], live
+
+
+def test_eca_gate_receptive_field_and_bytes_equal_torch():
+    net = loads(GATE, "gate.yaml")
+    report = analyze(net)
+    _fields_and_bytes_equal_torch(net, report)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -132,14 +138,7 @@ def test_context_pool_gate_verifies_rf_and_bytes():
     bad = [(r["name"], k, c) for r in result["layers"] for k, c in r["checks"].items() if c["status"] != "ok"]
     assert not bad and result["ok"], bad or result["totals"]
     report = analyze(net)
-    names = [r.name for r in report.rows if r.rf is not None and len(r.shape) == 3]
-    res = receptive_fields(net, names, report)
-    assert res and all(r["status"] == "ok" for r in res), [r for r in res if r["status"] != "ok"]
-    torch.manual_seed(0)
-    m = memory(net, report, device="cpu")
-    assert m["saved_bytes"]["torch"] == m["saved_bytes"]["engine"] == report.totals["train_saved_bytes"]
-    live = m["live"]["inference_live_bytes"]
-    assert live["torch"] == live["engine"], live
+    _fields_and_bytes_equal_torch(net, report)
 
 
 def test_timm_global_context_imports_as_context_pool():
